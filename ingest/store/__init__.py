@@ -1,0 +1,26 @@
+"""The storage layer: the only SQL in the system, shared by ingest, the clinical runner and the api.
+
+Modules by concern; import the names from here (``from ingest import store``). Functions take
+an ``AsyncConnection`` (or pool) and plain values, and return plain values.
+"""
+
+from ingest.store.db import connect, connection, open_pool, redact_url
+from ingest.store.errors import MigrationError, StoreError, StoreUnavailable
+from ingest.store.migrate import MigrationReport, current_version, discover, migrate
+from ingest.store.status import Status, read_status
+
+__all__ = [
+    "MigrationError",
+    "MigrationReport",
+    "Status",
+    "StoreError",
+    "StoreUnavailable",
+    "connect",
+    "connection",
+    "current_version",
+    "discover",
+    "migrate",
+    "open_pool",
+    "read_status",
+    "redact_url",
+]

@@ -1,0 +1,71 @@
+"""What ``daon status`` reports: schema version, backend, and the counts staff care about."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import psycopg
+
+from ingest.store.migrate import current_version
+
+# (report key, table, WHERE clause). A table that a later capability has not created yet
+# is reported as None rather than 0, so an operator can tell "none" from "not there".
+_COUNTS: tuple[tuple[str, str, str], ...] = (
+    ("observations", "observation", "TRUE"),
+    ("open_flags", "risk_flag", "state IN ('open', 'acknowledged', 'escalated')"),
+    ("unbound_readings", "unbound_reading", "state = 'pending'"),
+    ("dead_letters", "dead_letter", "TRUE"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    schema_version: int
+    backend: str
+    backend_version: str
+    server_version: str
+    counts: dict[str, int | None]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def read_status(conn: psycopg.AsyncConnection[Any]) -> Status:
+    """Read the status; works on an empty (unmigrated) database too."""
+    version = await current_version(conn)
+    backend = "postgresql"
+    if version:
+        row = await (
+            await conn.execute("SELECT value FROM daon_meta WHERE key = 'backend'")
+        ).fetchone()
+        backend = str(row[0]) if row else "postgresql"
+    server = await (await conn.execute("SHOW server_version")).fetchone()
+    server_version = str(server[0]) if server else "?"
+    backend_version = f"PostgreSQL {server_version}"
+    if backend == "timescaledb":
+        ext = await (
+            await conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+        ).fetchone()
+        backend_version = f"TimescaleDB {ext[0] if ext else '?'} on PostgreSQL {server_version}"
+    counts: dict[str, int | None] = {}
+    for key, table, where in _COUNTS:
+        exists = await (await conn.execute("SELECT to_regclass(%s)", (table,))).fetchone()
+        if exists is None or exists[0] is None:
+            counts[key] = None
+            continue
+        try:
+            row = await (
+                await conn.execute(f"SELECT count(*) FROM {table} WHERE {where}".encode())
+            ).fetchone()
+        except psycopg.errors.UndefinedColumn:
+            await conn.rollback()
+            row = await (await conn.execute(f"SELECT count(*) FROM {table}".encode())).fetchone()
+        counts[key] = int(row[0]) if row else 0
+    return Status(
+        schema_version=version,
+        backend=backend,
+        backend_version=backend_version,
+        server_version=server_version,
+        counts=counts,
+    )

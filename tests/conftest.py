@@ -1,0 +1,3 @@
+"""Test harness: fixture plugins in psycopg's style (tests/fix_*.py)."""
+
+pytest_plugins = ("tests.fix_db", "tests.fix_mqtt")

@@ -1,0 +1,101 @@
+"""Real PostgreSQL for tests: every test that touches the database gets its own database.
+
+Server, in order: ``DAON_TEST_DATABASE_URL`` (any database on the server to use; test
+databases are created beside it), else PostgreSQL answering on 127.0.0.1:5432 as user
+postgres, else a private server started with the demo's embedded mechanism.
+
+Each xdist worker migrates one template database once; each test gets
+``CREATE DATABASE ... TEMPLATE`` (fast) and it is dropped afterwards, so tests run in parallel
+without interfering. No mocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from daon.embedded import EmbeddedPostgres, free_port, port_open
+from ingest import store
+
+
+def _with_dbname(url: str, dbname: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{dbname}", parts.query, parts.fragment))
+
+
+def _admin(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(_with_dbname(url, "postgres"), autocommit=True, connect_timeout=10)
+
+
+def _drop(server_url: str, name: str) -> None:
+    with _admin(server_url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """URL of a PostgreSQL server the tests may create databases on."""
+    configured = os.environ.get("DAON_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    if port_open("127.0.0.1", 5432):
+        yield "postgresql://postgres@127.0.0.1:5432/postgres"
+        return
+    root = Path(tempfile.mkdtemp(prefix="daon-test-pg-"))
+    server = EmbeddedPostgres(root / "data", free_port(), database="postgres")
+    server.start()
+    try:
+        yield server.admin_url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg_server_url: str, worker_id: str) -> Iterator[str]:
+    """Name of a database with every migration applied, to clone per test."""
+    name = f"daon_tpl_{worker_id}_{os.getpid()}"
+    _drop(pg_server_url, name)
+    with _admin(pg_server_url) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"'.encode())
+    asyncio.run(store.migrate(_with_dbname(pg_server_url, name)))
+    try:
+        yield name
+    finally:
+        _drop(pg_server_url, name)
+
+
+def _fresh_database(server_url: str, template: str | None) -> tuple[str, str]:
+    name = f"daon_t_{uuid.uuid4().hex[:16]}"
+    with _admin(server_url) as conn:
+        clause = f' TEMPLATE "{template}"' if template else ""
+        conn.execute(f'CREATE DATABASE "{name}"{clause}'.encode())
+    return name, _with_dbname(server_url, name)
+
+
+@pytest.fixture
+def db_url(pg_server_url: str, migrated_template: str) -> Iterator[str]:
+    """A migrated database of this test's own, dropped afterwards."""
+    name, url = _fresh_database(pg_server_url, migrated_template)
+    try:
+        yield url
+    finally:
+        _drop(pg_server_url, name)
+
+
+@pytest.fixture
+def empty_db_url(pg_server_url: str) -> Iterator[str]:
+    """An empty database of this test's own (for migration tests), dropped afterwards."""
+    name, url = _fresh_database(pg_server_url, None)
+    try:
+        yield url
+    finally:
+        _drop(pg_server_url, name)

@@ -1,0 +1,181 @@
+"""The dependency direction of house-style.md §3.2, enforced by walking every module's imports.
+
+    devices          -> stdlib only
+    clinical (core)  -> numpy, stdlib
+    gateway          -> devices                      (+ bleak, paho-mqtt, ...)
+    simulators       -> devices                      (+ paho-mqtt, dbus-fast, ...)
+    ingest           -> devices                      (+ paho-mqtt, psycopg, fhir.resources)
+    clinical/runner  -> clinical core, ingest.store
+    api              -> ingest.store, ingest.fhir, devices.model, clinical.flags   (+ fastapi)
+    daon             -> anything (the composition root: CLI, settings, embedded servers, demo)
+
+Nothing imports ``daon``. Function-level and ``TYPE_CHECKING`` imports count too.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("devices", "clinical", "gateway", "simulators", "ingest", "api", "daon")
+STDLIB = frozenset(sys.stdlib_module_names)
+
+
+@dataclass(frozen=True)
+class Violation:
+    module: str
+    line: int
+    imported: str
+    rule: str
+
+    def __str__(self) -> str:
+        return f"{self.module}:{self.line} imports {self.imported} ({self.rule})"
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(source: str, module: str, *, is_package: bool = False) -> list[tuple[int, str]]:
+    """Absolute names of everything ``source`` imports (relative imports resolved)."""
+    tree = ast.parse(source)
+    # the package a relative import starts from: the module itself for an __init__.py
+    package_parts = module.split(".") if is_package else module.split(".")[:-1]
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package_parts[: len(package_parts) - node.level + 1]
+                prefix = ".".join(base)
+                name = f"{prefix}.{node.module}" if node.module else prefix
+            else:
+                name = node.module or ""
+            found.append((node.lineno, name))
+            # "from pkg import sub" may import a submodule: check pkg.sub too
+            found.extend((node.lineno, f"{name}.{alias.name}") for alias in node.names)
+    return found
+
+
+def _is_under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def check(module: str, imported: str) -> str | None:
+    """The rule ``module`` breaks by importing ``imported``, or None when allowed."""
+    top = imported.split(".")[0]
+    if top in STDLIB or top == "__future__":
+        return None
+    project = top in PACKAGES
+    if project and top == "daon" and not _is_under(module, "daon"):
+        return "nothing imports the composition root daon"
+    if _is_under(module, "daon"):
+        return None
+    if _is_under(module, "devices"):
+        if project and top != "devices":
+            return "devices imports only devices and the stdlib"
+        return None if project else "devices imports only the stdlib"
+    if _is_under(module, "clinical"):
+        if module == "clinical.runner":
+            if top in ("clinical",) or _is_under(imported, "ingest.store") or imported == "ingest":
+                return None
+            return None if not project else "clinical.runner imports only clinical and ingest.store"
+        if project:
+            return None if top == "clinical" else "clinical core imports only clinical, numpy, stdlib"
+        return None if top == "numpy" else "clinical core imports only numpy and the stdlib"
+    if _is_under(module, "gateway"):
+        return None if not project or top in ("gateway", "devices") else "gateway imports only devices"
+    if _is_under(module, "simulators"):
+        ok = not project or top in ("simulators", "devices")
+        return None if ok else "simulators imports only devices"
+    if _is_under(module, "ingest"):
+        return None if not project or top in ("ingest", "devices") else "ingest imports only devices"
+    if _is_under(module, "api"):
+        if not project or top == "api":
+            return None
+        allowed = ("ingest.store", "ingest.fhir", "devices.model", "clinical.flags")
+        if imported in ("ingest", "devices", "clinical"):
+            return None  # "from ingest import store" is checked through its submodule entry
+        if any(_is_under(imported, prefix) for prefix in allowed):
+            return None
+        return "api imports only ingest.store, ingest.fhir, devices.model, clinical.flags"
+    return None
+
+
+def violations_in(path: Path) -> list[Violation]:
+    module = module_name(path)
+    found = []
+    source = path.read_text(encoding="utf-8")
+    for line, imported in imports_of(source, module, is_package=path.name == "__init__.py"):
+        rule = check(module, imported)
+        if rule is not None:
+            found.append(Violation(module, line, imported, rule))
+    return found
+
+
+def all_sources() -> list[Path]:
+    return sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py"))
+
+
+def test_packages_follow_the_dependency_direction() -> None:
+    problems = [str(v) for path in all_sources() for v in violations_in(path)]
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("module", "imported", "allowed"),
+    [
+        ("devices.gatt.blood_pressure", "bleak", False),
+        ("devices.gatt.blood_pressure", "paho.mqtt.client", False),
+        ("devices.gatt.blood_pressure", "numpy", False),
+        ("devices.gatt.blood_pressure", "ingest.fhir", False),
+        ("devices.gatt.blood_pressure", "struct", True),
+        ("clinical.bp", "numpy", True),
+        ("clinical.bp", "psycopg", False),
+        ("clinical.bp", "ingest.store", False),
+        ("clinical.runner", "ingest.store", True),
+        ("clinical.runner", "gateway.ble", False),
+        ("gateway.ble", "bleak", True),
+        ("gateway.ble", "ingest.consumer", False),
+        ("gateway.service", "clinical.flags", False),
+        ("ingest.consumer", "api.main", False),
+        ("ingest.consumer", "clinical.runner", False),
+        ("api.routes.fhir", "ingest.store", True),
+        ("api.routes.fhir", "ingest.consumer", False),
+        ("api.routes.fhir", "devices.model", True),
+        ("api.routes.fhir", "devices.gatt.glucose", False),
+        ("api.main", "daon.settings", False),
+        ("simulators.stations", "gateway.mqtt", False),
+        ("daon.cli", "gateway.service", True),
+    ],
+)
+def test_rules(module: str, imported: str, allowed: bool) -> None:
+    assert (check(module, imported) is None) is allowed
+
+
+def test_a_forbidden_import_fails_the_check(tmp_path: Path) -> None:
+    """Plant a module that imports an I/O library into devices/ and see the walk catch it."""
+    planted = ROOT / "devices" / f"_planted_{tmp_path.name}.py"
+    planted.write_text("from __future__ import annotations\n\ndef f():\n    import bleak\n")
+    try:
+        found = violations_in(planted)
+    finally:
+        planted.unlink()
+    assert [(v.imported, v.line) for v in found] == [("bleak", 4)]
+
+
+def test_relative_imports_are_resolved() -> None:
+    found = imports_of("from ..store import series\n", "api.routes.fhir")
+    assert (1, "api.store") in found
+    found = imports_of("from .db import connect\n", "ingest.store", is_package=True)
+    assert (1, "ingest.store.db") in found
