@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 PACKAGES = ("devices", "clinical", "gateway", "simulators", "ingest", "api", "daon")
 STDLIB = frozenset(sys.stdlib_module_names)
 
