@@ -1,0 +1,81 @@
+"""The errors ``devices`` raises. Pure code raises; the service boundary decides what to do.
+
+::
+
+    DeviceError                      base of everything this package raises on purpose
+    ├── DecodeError (ValueError)     bytes that are not a valid value of a characteristic
+    │   └── UnknownCharacteristic    a UUID we have no decoder for
+    ├── EncodeError (ValueError)     a value an encoder cannot put on the wire exactly
+    ├── InvalidUuid (ValueError)     text that is not a 16-, 32- or 128-bit Bluetooth UUID
+    ├── StationPayloadError (ValueError)   a station MQTT payload that breaks its schema
+    └── WireError (ValueError)       a gateway → ingest wire message that breaks its schema
+
+Every error carries the facts a log line needs (characteristic, payload hex, field, reason), so
+the caller can log it at WARNING with the device address and carry on (house-style.md §3.4).
+"""
+
+from __future__ import annotations
+
+
+class DeviceError(Exception):
+    """Base class of every error raised by ``devices``."""
+
+
+class DecodeError(DeviceError, ValueError):
+    """A payload that is not a valid value of ``characteristic``; never a partial record.
+
+    ``characteristic`` is the 128-bit lowercase UUID, or ``""`` when a field decoder
+    (for example :func:`devices.ieee11073.decode_date_time`) is used on its own.
+    """
+
+    def __init__(self, characteristic: str, payload_hex: str, reason: str) -> None:
+        self.characteristic = characteristic
+        self.payload_hex = payload_hex
+        self.reason = reason
+        super().__init__(characteristic, payload_hex, reason)
+
+    def __str__(self) -> str:
+        from devices.uuids import describe  # local: uuids imports nothing from here
+
+        where = describe(self.characteristic) if self.characteristic else "value"
+        return f"{where}: {self.reason}"
+
+    def for_characteristic(self, characteristic: str, payload: bytes) -> DecodeError:
+        """The same reason, re-attributed to the characteristic whose payload held the field."""
+        return type(self)(characteristic, payload.hex(), self.reason)
+
+
+class UnknownCharacteristic(DecodeError):
+    """No decoder exists for this characteristic UUID."""
+
+
+class EncodeError(DeviceError, ValueError):
+    """A value that cannot be written exactly in the requested wire format (never rounded)."""
+
+
+class InvalidUuid(DeviceError, ValueError):
+    """Text that is not a Bluetooth UUID in any accepted spelling."""
+
+
+class StationPayloadError(DeviceError, ValueError):
+    """A station payload that breaks the schema; ``field`` is a path like ``values[1].unit``."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(field, reason)
+
+    def __str__(self) -> str:
+        return f"station payload field {self.field!r}: {self.reason}"
+
+
+class WireError(DeviceError, ValueError):
+    """A wire message (batch, reading or ack) that breaks the schema; ``field`` names where."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(field, reason)
+
+    def __str__(self) -> str:
+        return f"wire message field {self.field!r}: {self.reason}"
