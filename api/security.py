@@ -1,0 +1,126 @@
+"""Password hashing with the standard library's scrypt, and the session cookie's name.
+
+Hashes are self-describing (``scrypt$n$r$p$salt$hash``, base64 without padding) so the work
+factor can be raised later without invalidating stored passwords: :func:`needs_rehash` tells
+the login path to re-hash on the next successful login.
+
+Default parameters follow the OWASP Password Storage Cheat Sheet for scrypt (N=2^17, r=8,
+p=1, about 128 MiB and a few hundred milliseconds); hashing runs in a worker thread so the
+event loop is not blocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+SESSION_COOKIE = "daon_session"
+
+
+@dataclass(frozen=True, slots=True)
+class ScryptParams:
+    n: int = 2**17
+    r: int = 8
+    p: int = 1
+    salt_bytes: int = 16
+    key_bytes: int = 32
+
+    @property
+    def maxmem(self) -> int:
+        return 128 * self.n * self.r * self.p + 16 * 1024 * 1024
+
+
+DEFAULT_PARAMS = ScryptParams()
+_PREFIX = "scrypt"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4))
+
+
+def hash_password(password: str, params: ScryptParams = DEFAULT_PARAMS) -> str:
+    """A new salted hash of ``password``."""
+    salt = secrets.token_bytes(params.salt_bytes)
+    key = hashlib.scrypt(
+        password.encode(),
+        salt=salt,
+        n=params.n,
+        r=params.r,
+        p=params.p,
+        maxmem=params.maxmem,
+        dklen=params.key_bytes,
+    )
+    return f"{_PREFIX}${params.n}${params.r}${params.p}${_b64(salt)}${_b64(key)}"
+
+
+def _parse(stored: str) -> tuple[ScryptParams, bytes, bytes] | None:
+    parts = stored.split("$")
+    if len(parts) != 6 or parts[0] != _PREFIX:
+        return None
+    try:
+        n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
+        salt, key = _unb64(parts[4]), _unb64(parts[5])
+    except ValueError:
+        return None
+    if n < 2 or n & (n - 1) or not 0 < r <= 32 or not 0 < p <= 16 or n > 2**20:
+        return None
+    return ScryptParams(n=n, r=r, p=p, salt_bytes=len(salt), key_bytes=len(key)), salt, key
+
+
+def verify_password(password: str, stored: str | None) -> bool:
+    """True when ``password`` matches ``stored``; False for malformed or missing hashes."""
+    parsed = _parse(stored) if stored else None
+    if parsed is None:
+        return False
+    params, salt, key = parsed
+    candidate = hashlib.scrypt(
+        password.encode(),
+        salt=salt,
+        n=params.n,
+        r=params.r,
+        p=params.p,
+        maxmem=params.maxmem,
+        dklen=len(key),
+    )
+    return hmac.compare_digest(candidate, key)
+
+
+def needs_rehash(stored: str, params: ScryptParams = DEFAULT_PARAMS) -> bool:
+    """True when ``stored`` was made with weaker parameters than ``params``."""
+    parsed = _parse(stored)
+    if parsed is None:
+        return True
+    old = parsed[0]
+    return (old.n, old.r, old.p) < (params.n, params.r, params.p)
+
+
+#: A hash of a random password, verified against when a login name is unknown, so that an
+#: unknown name and a wrong password take the same time.
+_DUMMY: dict[ScryptParams, str] = {}
+
+
+async def verify_password_async(
+    password: str, stored: str | None, params: ScryptParams = DEFAULT_PARAMS
+) -> bool:
+    """:func:`verify_password` in a worker thread; spends the same time when ``stored`` is None."""
+    if stored is None:
+        dummy = _DUMMY.get(params)
+        if dummy is None:
+            dummy = _DUMMY[params] = await asyncio.to_thread(
+                hash_password, secrets.token_urlsafe(16), params
+            )
+        await asyncio.to_thread(verify_password, password, dummy)
+        return False
+    return await asyncio.to_thread(verify_password, password, stored)
+
+
+async def hash_password_async(password: str, params: ScryptParams = DEFAULT_PARAMS) -> str:
+    return await asyncio.to_thread(hash_password, password, params)

@@ -1,0 +1,799 @@
+"""Who may see what: users, sessions, tokens, login throttling, consent, scope and the audit trail.
+
+Access is decided here, in the data layer, not in templates: every function that reads a
+resident's data takes the acting user (:class:`Actor`), checks the role's capability
+(:data:`ROLE_CAPABILITIES`), restricts its SQL with :func:`scope_predicate` and writes an
+``audit_event`` row (FHIR AuditEvent shaped) in the same transaction.
+
+Scope by role (who a member of staff may see at all)::
+
+    admin      every resident
+    nurse      residents of her neighbourhoods, and those assigned to her (resident.nurse_id)
+    therapist  rehabilitation-room residents (resident.rehab), in her neighbourhoods if she has any
+    liaison    residents assigned to her (resident.liaison_id) WITH an active consent whose
+               purpose is 'liaison-sharing' and whose recipients include 'liaison'; withdrawal
+               or the end of the period removes them at the next query
+    station    the resident checked in at this station in the last few minutes
+    gateway    nobody (service account: writes readings, reads its centre's devices)
+
+What each role may do is :data:`ROLE_CAPABILITIES`; a liaison officer never has READ_HEALTH,
+only READ_NEEDS (plain-language category and due date, never values).
+
+Errors (subclasses of :class:`ingest.store.errors.StoreError`)::
+
+    StoreError
+    ├── AccessDenied     the actor may not do this, or not for this resident (carries both)
+    ├── NotFound         no such resident / resource (or not visible to anyone)
+    └── InvalidRequest   the request itself cannot be satisfied (bad transition, bad value)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from ingest.store.errors import StoreError
+
+Conn = AsyncConnection[Any]
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class AccessDenied(StoreError):
+    """The actor's role or scope does not allow this. ``resident`` is set when one is involved."""
+
+    def __init__(self, actor: Actor, what: str, resident: str | None = None) -> None:
+        self.actor = actor
+        self.what = what
+        self.resident = resident
+        super().__init__(f"{actor.role} {actor.user_id} may not {what}")
+
+
+class NotFound(StoreError):
+    """Nothing with this id exists."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        super().__init__(f"{what} not found")
+
+
+class InvalidRequest(StoreError):
+    """The request cannot be carried out as asked; the message says why."""
+
+
+# --- roles and capabilities -------------------------------------------------------------------
+
+
+class Role(StrEnum):
+    NURSE = "nurse"
+    THERAPIST = "therapist"
+    LIAISON = "liaison"
+    STATION = "station"
+    GATEWAY = "gateway"
+    ADMIN = "admin"
+
+
+class Capability(StrEnum):
+    READ_HEALTH = "read health data"  # observations, flags, tasks, risk assessments
+    READ_PATIENT = "read resident details"
+    READ_NEEDS = "read follow-up needs"  # liaison projection: category and due date only
+    WRITE_READINGS = "enter readings"
+    UPDATE_TASKS = "update tasks"
+    MANAGE_FLAGS = "acknowledge, snooze or resolve flags"
+    RESOLVE_UNBOUND = "assign or discard unbound readings"
+    CASE_REPORT = "print case-meeting reports"
+    CHECK_IN = "check residents in at a station"
+    READ_DEVICES = "read devices"
+    MANAGE_CONSENT = "record consent"
+    WITHDRAW_CONSENT = "record consent withdrawal"
+    READ_AUDIT = "read the audit trail"
+    MANAGE_USERS = "manage users"
+
+
+_C = Capability
+ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
+    Role.ADMIN: frozenset(_C) - {_C.CHECK_IN},
+    Role.NURSE: frozenset(
+        {
+            _C.READ_HEALTH,
+            _C.READ_PATIENT,
+            _C.READ_NEEDS,
+            _C.WRITE_READINGS,
+            _C.UPDATE_TASKS,
+            _C.MANAGE_FLAGS,
+            _C.RESOLVE_UNBOUND,
+            _C.CASE_REPORT,
+            _C.READ_DEVICES,
+            _C.MANAGE_CONSENT,
+            _C.WITHDRAW_CONSENT,
+        }
+    ),
+    Role.THERAPIST: frozenset(
+        {_C.READ_HEALTH, _C.READ_PATIENT, _C.UPDATE_TASKS, _C.MANAGE_FLAGS, _C.READ_DEVICES}
+    ),
+    Role.LIAISON: frozenset({_C.READ_NEEDS, _C.WITHDRAW_CONSENT}),
+    Role.STATION: frozenset({_C.CHECK_IN, _C.READ_HEALTH}),
+    Role.GATEWAY: frozenset({_C.WRITE_READINGS, _C.READ_DEVICES}),
+}
+
+#: v3 PurposeOfUse recorded in the audit trail for each role's reads.
+PURPOSE_OF_USE: dict[Role, str] = {
+    Role.NURSE: "TREAT",
+    Role.THERAPIST: "TREAT",
+    Role.LIAISON: "COC",  # coordination of care
+    Role.STATION: "PATRQT",  # the resident asked, at the station
+    Role.GATEWAY: "HOPERAT",
+    Role.ADMIN: "HOPERAT",
+}
+
+#: How long a station check-in lets the station screen show that resident's readings.
+CHECKIN_WINDOW = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The authenticated user a request acts as."""
+
+    user_id: str
+    role: Role
+    display_name: str
+    neighbourhoods: tuple[str, ...] = ()
+    station_id: str | None = None
+    gateway_id: str | None = None
+    client_digest: bytes | None = field(default=None, repr=False)
+
+    def can(self, capability: Capability) -> bool:
+        return capability in ROLE_CAPABILITIES[self.role]
+
+    def require(self, capability: Capability, resident: str | None = None) -> None:
+        """Raise :class:`AccessDenied` unless the role has ``capability``."""
+        if not self.can(capability):
+            raise AccessDenied(self, str(capability), resident)
+
+    @property
+    def purpose_of_use(self) -> str:
+        return PURPOSE_OF_USE[self.role]
+
+    def with_client(self, client: str | None) -> Actor:
+        """A copy carrying the (hashed) network address for the audit trail."""
+        return replace(self, client_digest=digest(client) if client else None)
+
+
+def digest(text: str) -> bytes:
+    """SHA-256 of ``text``: how login names, addresses and tokens are stored."""
+    return hashlib.sha256(text.encode()).digest()
+
+
+def scope_predicate(actor: Actor, resident: str = "r") -> tuple[str, dict[str, Any]]:
+    """SQL condition over the ``resident`` table alias ``resident`` that the actor may see.
+
+    Returns the condition and its named parameters (all prefixed ``scope_``), to be merged
+    into the caller's parameters. Evaluated at query time, so consent withdrawal and the end
+    of a check-in window take effect on the next query.
+    """
+    r = resident
+    params: dict[str, Any] = {"scope_actor": actor.user_id}
+    if actor.role is Role.ADMIN:
+        return "TRUE", {}
+    if actor.role is Role.NURSE:
+        params["scope_nbs"] = list(actor.neighbourhoods)
+        sql = (
+            f"({r}.active AND ({r}.nurse_id = %(scope_actor)s"
+            f" OR {r}.neighbourhood = ANY(%(scope_nbs)s)))"
+        )
+        return sql, params
+    if actor.role is Role.THERAPIST:
+        params["scope_nbs"] = list(actor.neighbourhoods)
+        sql = (
+            f"({r}.active AND {r}.rehab AND "
+            f"(cardinality(%(scope_nbs)s::text[]) = 0 OR {r}.neighbourhood = ANY(%(scope_nbs)s)))"
+        )
+        return sql, params
+    if actor.role is Role.LIAISON:
+        sql = (
+            f"({r}.active AND {r}.liaison_id = %(scope_actor)s AND EXISTS ("
+            f"SELECT 1 FROM consent sc WHERE sc.resident_id = {r}.id"
+            " AND sc.purpose = 'liaison-sharing' AND 'liaison' = ANY(sc.recipient_roles)"
+            " AND sc.withdrawn_at IS NULL AND sc.period_start <= now()"
+            " AND (sc.period_end IS NULL OR sc.period_end > now())))"
+        )
+        return sql, params
+    if actor.role is Role.STATION:
+        params["scope_station"] = actor.station_id
+        sql = (
+            f"EXISTS (SELECT 1 FROM station_checkin sk WHERE sk.resident_id = {r}.id"
+            " AND sk.station_id = %(scope_station)s AND sk.ended_at IS NULL"
+            " AND sk.expires_at > now())"
+        )
+        return sql, params
+    return "FALSE", {}
+
+
+async def require_resident(
+    conn: Conn, actor: Actor, resident_id: str, capability: Capability
+) -> None:
+    """Check that ``resident_id`` exists and is in the actor's scope for ``capability``."""
+    actor.require(capability, resident_id)
+    where, params = scope_predicate(actor)
+    cur = await conn.execute(
+        f"SELECT {where} FROM resident r WHERE r.id = %(rid)s".encode(),
+        {**params, "rid": resident_id},
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"resident {resident_id}")
+    if not row[0]:
+        raise AccessDenied(actor, str(capability), resident_id)
+
+
+# --- users ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    user_id: str
+    password_hash: str | None
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UserSummary:
+    user_id: str
+    username: str
+    display_name: str
+    role: Role
+    neighbourhoods: tuple[str, ...]
+    station_id: str | None
+    gateway_id: str | None
+    active: bool
+
+
+async def upsert_user(
+    conn: Conn,
+    *,
+    user_id: str,
+    username: str,
+    display_name: str,
+    role: Role,
+    password_hash: str | None,
+    neighbourhoods: Iterable[str] = (),
+    station_id: str | None = None,
+    gateway_id: str | None = None,
+    active: bool = True,
+) -> None:
+    """Create or replace a user and their neighbourhoods (idempotent; used by seeding and admin)."""
+    await conn.execute(
+        """INSERT INTO app_user (id, username, display_name, role, password_hash, station_id,
+                                 gateway_id, active)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username,
+               display_name = EXCLUDED.display_name, role = EXCLUDED.role,
+               password_hash = EXCLUDED.password_hash, station_id = EXCLUDED.station_id,
+               gateway_id = EXCLUDED.gateway_id, active = EXCLUDED.active""",
+        (
+            user_id,
+            username.lower(),
+            display_name,
+            str(role),
+            password_hash,
+            station_id,
+            gateway_id,
+            active,
+        ),
+    )
+    await conn.execute("DELETE FROM user_neighbourhood WHERE user_id = %s", (user_id,))
+    nbs = sorted(set(neighbourhoods))
+    if nbs:
+        await conn.execute(
+            "INSERT INTO user_neighbourhood (user_id, neighbourhood) SELECT %s, unnest(%s::text[])",
+            (user_id, nbs),
+        )
+
+
+async def credentials(conn: Conn, username: str) -> Credentials | None:
+    """The stored password hash for a login name (None when there is no such user)."""
+    cur = await conn.execute(
+        "SELECT id, password_hash, active FROM app_user WHERE username = %s",
+        (username.strip().lower(),),
+    )
+    row = await cur.fetchone()
+    return Credentials(str(row[0]), row[1], bool(row[2])) if row else None
+
+
+async def set_password_hash(conn: Conn, user_id: str, password_hash: str) -> None:
+    await conn.execute(
+        "UPDATE app_user SET password_hash = %s WHERE id = %s", (password_hash, user_id)
+    )
+
+
+_ACTOR_SQL = """
+    SELECT u.id, u.role, u.display_name, u.station_id, u.gateway_id,
+           coalesce(array_agg(n.neighbourhood ORDER BY n.neighbourhood)
+                    FILTER (WHERE n.neighbourhood IS NOT NULL), '{}')
+    FROM app_user u LEFT JOIN user_neighbourhood n ON n.user_id = u.id
+"""
+
+
+def _actor_from_row(row: Sequence[Any]) -> Actor:
+    return Actor(
+        user_id=str(row[0]),
+        role=Role(row[1]),
+        display_name=str(row[2]),
+        station_id=row[3],
+        gateway_id=row[4],
+        neighbourhoods=tuple(row[5]),
+    )
+
+
+async def load_actor(conn: Conn, user_id: str) -> Actor | None:
+    """The active user ``user_id`` as an Actor, or None."""
+    cur = await conn.execute(
+        (_ACTOR_SQL + " WHERE u.id = %s AND u.active GROUP BY u.id").encode(), (user_id,)
+    )
+    row = await cur.fetchone()
+    return _actor_from_row(row) if row else None
+
+
+async def list_users(conn: Conn, actor: Actor) -> tuple[UserSummary, ...]:
+    actor.require(Capability.MANAGE_USERS)
+    cur = await conn.execute(
+        """SELECT u.id, u.username, u.display_name, u.role,
+                  coalesce(array_agg(n.neighbourhood ORDER BY n.neighbourhood)
+                           FILTER (WHERE n.neighbourhood IS NOT NULL), '{}'),
+                  u.station_id, u.gateway_id, u.active
+           FROM app_user u LEFT JOIN user_neighbourhood n ON n.user_id = u.id
+           GROUP BY u.id ORDER BY u.role, u.id"""
+    )
+    return tuple(
+        UserSummary(str(r[0]), str(r[1]), str(r[2]), Role(r[3]), tuple(r[4]), r[5], r[6], r[7])
+        for r in await cur.fetchall()
+    )
+
+
+# --- sessions and tokens ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    token: str  # goes in the cookie, never stored
+    csrf_token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    actor: Actor
+    csrf_token: str
+
+
+async def create_session(conn: Conn, user_id: str, *, lifetime: timedelta) -> NewSession:
+    """Start a web session; the caller sets ``token`` as an HttpOnly cookie."""
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(24)
+    cur = await conn.execute(
+        """INSERT INTO user_session (token_hash, user_id, csrf_token, expires_at)
+           VALUES (%s, %s, %s, now() + %s) RETURNING expires_at""",
+        (digest(token), user_id, csrf, lifetime),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return NewSession(token=token, csrf_token=csrf, expires_at=row[0])
+
+
+async def session_actor(conn: Conn, token: str, *, idle: timedelta) -> SessionInfo | None:
+    """The actor of a live session (not expired, used within ``idle``), touching it."""
+    cur = await conn.execute(
+        """UPDATE user_session s SET last_seen_at = now()
+           FROM app_user u
+           WHERE s.token_hash = %s AND u.id = s.user_id AND u.active
+             AND s.expires_at > now() AND s.last_seen_at > now() - %s
+           RETURNING s.user_id, s.csrf_token""",
+        (digest(token), idle),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    actor = await load_actor(conn, str(row[0]))
+    return SessionInfo(actor, str(row[1])) if actor else None
+
+
+async def end_session(conn: Conn, token: str) -> None:
+    await conn.execute("DELETE FROM user_session WHERE token_hash = %s", (digest(token),))
+
+
+async def purge_expired_sessions(conn: Conn) -> int:
+    cur = await conn.execute("DELETE FROM user_session WHERE expires_at <= now()")
+    return cur.rowcount
+
+
+@dataclass(frozen=True, slots=True)
+class NewToken:
+    token_id: str  # public handle
+    token: str  # shown once
+    expires_at: datetime | None
+
+
+async def create_token(
+    conn: Conn, user_id: str, name: str, *, lifetime: timedelta | None = None
+) -> NewToken:
+    """Issue a bearer token for a service account or a staff tablet (shown once)."""
+    token_id = secrets.token_hex(4)
+    token = f"daon_{token_id}_{secrets.token_urlsafe(32)}"
+    cur = await conn.execute(
+        """INSERT INTO api_token (token_hash, id, user_id, name, expires_at)
+           VALUES (%s, %s, %s, %s, now() + %s) RETURNING expires_at""",
+        (digest(token), token_id, user_id, name, lifetime),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return NewToken(token_id=token_id, token=token, expires_at=row[0])
+
+
+async def token_actor(conn: Conn, token: str) -> Actor | None:
+    """The actor of a valid (unexpired, unrevoked) bearer token."""
+    cur = await conn.execute(
+        """UPDATE api_token t SET last_used_at = now()
+           FROM app_user u
+           WHERE t.token_hash = %s AND u.id = t.user_id AND u.active
+             AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
+           RETURNING t.user_id""",
+        (digest(token),),
+    )
+    row = await cur.fetchone()
+    return await load_actor(conn, str(row[0])) if row else None
+
+
+async def revoke_token(conn: Conn, actor: Actor, token_id: str) -> None:
+    actor.require(Capability.MANAGE_USERS)
+    cur = await conn.execute(
+        "UPDATE api_token SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL",
+        (token_id,),
+    )
+    if cur.rowcount == 0:
+        raise NotFound(f"token {token_id}")
+
+
+# --- login throttling -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoginPolicy:
+    """Failed attempts allowed per login name and per client address within ``window``."""
+
+    per_name: int = 5
+    per_client: int = 20
+    window: timedelta = timedelta(minutes=15)
+
+
+async def login_retry_after(
+    conn: Conn, name: str, client: str, policy: LoginPolicy
+) -> timedelta | None:
+    """How long this name/client must wait before trying again, or None when allowed."""
+    cur = await conn.execute(
+        """SELECT
+             (SELECT count(*) FROM login_attempt
+              WHERE name_digest = %(n)s AND NOT success AND at > now() - %(w)s),
+             (SELECT min(at) FROM (SELECT at FROM login_attempt
+              WHERE name_digest = %(n)s AND NOT success AND at > now() - %(w)s
+              ORDER BY at DESC LIMIT %(pn)s) x),
+             (SELECT count(*) FROM login_attempt
+              WHERE client_digest = %(c)s AND NOT success AND at > now() - %(w)s),
+             (SELECT min(at) FROM (SELECT at FROM login_attempt
+              WHERE client_digest = %(c)s AND NOT success AND at > now() - %(w)s
+              ORDER BY at DESC LIMIT %(pc)s) x),
+             now()""",
+        {
+            "n": digest(name.strip().lower()),
+            "c": digest(client),
+            "w": policy.window,
+            "pn": policy.per_name,
+            "pc": policy.per_client,
+        },
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    by_name, oldest_name, by_client, oldest_client, now = row
+    waits = []
+    if by_name >= policy.per_name:
+        waits.append(oldest_name + policy.window - now)
+    if by_client >= policy.per_client:
+        waits.append(oldest_client + policy.window - now)
+    if not waits:
+        return None
+    wait: timedelta = max(max(waits), timedelta(seconds=1))
+    return wait
+
+
+async def record_login_attempt(conn: Conn, name: str, client: str, *, success: bool) -> None:
+    """Record an attempt; a success clears the name's earlier failures."""
+    name_digest = digest(name.strip().lower())
+    if success:
+        await conn.execute(
+            "DELETE FROM login_attempt WHERE name_digest = %s AND NOT success", (name_digest,)
+        )
+    await conn.execute(
+        "INSERT INTO login_attempt (name_digest, client_digest, success) VALUES (%s, %s, %s)",
+        (name_digest, digest(client), success),
+    )
+
+
+# --- consent ----------------------------------------------------------------------------------
+
+
+class ConsentPurpose(StrEnum):
+    # 개인정보제공동의서: share follow-up needs (never values) with the liaison officer
+    LIAISON_SHARING = "liaison-sharing"
+    CARE_COORDINATION = "care-coordination"
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    id: str
+    resident_id: str
+    purpose: ConsentPurpose
+    recipient_roles: tuple[str, ...]
+    period_start: datetime
+    period_end: datetime | None
+    source: str | None
+    recorded_by: str | None
+    recorded_at: datetime
+    withdrawn_at: datetime | None
+    withdrawn_by: str | None
+
+    def active_at(self, when: datetime) -> bool:
+        return (
+            self.withdrawn_at is None
+            and self.period_start <= when
+            and (self.period_end is None or self.period_end > when)
+        )
+
+
+_CONSENT_COLUMNS = (
+    "id::text, resident_id, purpose, recipient_roles, period_start, period_end, source, "
+    "recorded_by, recorded_at, withdrawn_at, withdrawn_by"
+)
+
+
+def _consent(row: Sequence[Any]) -> Consent:
+    return Consent(
+        id=str(row[0]),
+        resident_id=str(row[1]),
+        purpose=ConsentPurpose(row[2]),
+        recipient_roles=tuple(row[3]),
+        period_start=row[4],
+        period_end=row[5],
+        source=row[6],
+        recorded_by=row[7],
+        recorded_at=row[8],
+        withdrawn_at=row[9],
+        withdrawn_by=row[10],
+    )
+
+
+async def _require_consent_authority(
+    conn: Conn, actor: Actor, resident_id: str, capability: Capability
+) -> None:
+    """Nurses and admins within their scope; a liaison officer for her assigned residents."""
+    actor.require(capability, resident_id)
+    if actor.role is Role.LIAISON:
+        cur = await conn.execute("SELECT liaison_id FROM resident WHERE id = %s", (resident_id,))
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"resident {resident_id}")
+        if row[0] != actor.user_id:
+            raise AccessDenied(actor, str(capability), resident_id)
+        return
+    await require_resident(conn, actor, resident_id, capability)
+
+
+async def record_consent(
+    conn: Conn,
+    actor: Actor,
+    *,
+    resident_id: str,
+    purpose: ConsentPurpose,
+    recipient_roles: Sequence[str],
+    period_start: datetime,
+    period_end: datetime | None = None,
+    source: str | None = None,
+) -> Consent:
+    """Record a signed consent form for a resident."""
+    await _require_consent_authority(conn, actor, resident_id, Capability.MANAGE_CONSENT)
+    roles = tuple(dict.fromkeys(recipient_roles))
+    unknown = [r for r in roles if r not in Role.__members__.values()]
+    if not roles or unknown:
+        raise InvalidRequest(f"consent recipients must be roles, got {list(recipient_roles)}")
+    if period_end is not None and period_end <= period_start:
+        raise InvalidRequest("consent period must end after it starts")
+    cur = await conn.execute(
+        f"""INSERT INTO consent (resident_id, purpose, recipient_roles, period_start, period_end,
+                                 source, recorded_by)
+            VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_CONSENT_COLUMNS}""".encode(),
+        (resident_id, str(purpose), list(roles), period_start, period_end, source, actor.user_id),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    await record_audit(
+        conn, actor, subtype="create", action="C", entity="Consent", residents=(resident_id,)
+    )
+    return _consent(row)
+
+
+async def withdraw_consent(conn: Conn, actor: Actor, consent_id: str) -> Consent:
+    """Record withdrawal now; every later query sees it (no caching anywhere)."""
+    cur = await conn.execute("SELECT resident_id FROM consent WHERE id::text = %s", (consent_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"consent {consent_id}")
+    resident_id = str(row[0])
+    await _require_consent_authority(conn, actor, resident_id, Capability.WITHDRAW_CONSENT)
+    cur = await conn.execute(
+        f"""UPDATE consent SET withdrawn_at = now(), withdrawn_by = %s
+            WHERE id::text = %s AND withdrawn_at IS NULL RETURNING {_CONSENT_COLUMNS}""".encode(),
+        (actor.user_id, consent_id),
+    )
+    updated = await cur.fetchone()
+    if updated is None:
+        raise InvalidRequest(f"consent {consent_id} was already withdrawn")
+    await record_audit(
+        conn,
+        actor,
+        subtype="update",
+        action="U",
+        entity="Consent/withdraw",
+        residents=(resident_id,),
+    )
+    return _consent(updated)
+
+
+async def consents_for(conn: Conn, actor: Actor, resident_id: str) -> tuple[Consent, ...]:
+    """A resident's consent records, newest first."""
+    await _require_consent_authority(conn, actor, resident_id, Capability.WITHDRAW_CONSENT)
+    cur = await conn.execute(
+        f"SELECT {_CONSENT_COLUMNS} FROM consent WHERE resident_id = %s "
+        "ORDER BY recorded_at DESC".encode(),
+        (resident_id,),
+    )
+    return tuple(_consent(r) for r in await cur.fetchall())
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+class Outcome(StrEnum):
+    """FHIR AuditEvent.outcome."""
+
+    SUCCESS = "0"
+    MINOR_FAILURE = "4"  # e.g. access denied
+    SERIOUS_FAILURE = "8"
+    MAJOR_FAILURE = "12"
+
+
+#: DICOM event types used in AuditEvent.type.
+TYPE_PATIENT_RECORD = "110110"
+TYPE_USER_AUTHENTICATION = "110114"
+
+
+async def record_audit(
+    conn: Conn,
+    actor: Actor | None,
+    *,
+    subtype: str,
+    action: str,
+    entity: str,
+    residents: Iterable[str] = (),
+    outcome: Outcome = Outcome.SUCCESS,
+    type_code: str = TYPE_PATIENT_RECORD,
+    client_digest: bytes | None = None,
+) -> None:
+    """Append audit events: one per resident touched (or one with no resident).
+
+    ``entity`` names what was read without personal data: a resource type and the search
+    parameter names, or a page name.
+    """
+    ids: list[str | None] = [*sorted(set(residents))]
+    params = {
+        "type": type_code,
+        "subtype": subtype,
+        "action": action,
+        "outcome": str(outcome),
+        "agent": actor.user_id if actor else None,
+        "role": str(actor.role) if actor else None,
+        "purpose": actor.purpose_of_use if actor else None,
+        "entity": entity,
+        "client": client_digest if client_digest is not None else _client_of(actor),
+        "residents": ids if ids else [None],
+    }
+    await conn.execute(
+        """INSERT INTO audit_event (type_code, subtype, action, outcome, agent_user_id,
+                                    agent_role, purpose_of_use, resident_id, entity, client_digest)
+           SELECT %(type)s, %(subtype)s, %(action)s, %(outcome)s, %(agent)s, %(role)s,
+                  %(purpose)s, rid, %(entity)s, %(client)s
+           FROM unnest(%(residents)s::text[]) AS rid""",
+        params,
+    )
+
+
+def _client_of(actor: Actor | None) -> bytes | None:
+    return actor.client_digest if actor is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    recorded: datetime
+    type_code: str
+    subtype: str
+    action: str
+    outcome: Outcome
+    agent_user_id: str | None
+    agent_role: str | None
+    agent_name: str | None
+    purpose_of_use: str | None
+    resident_id: str | None
+    entity: str
+
+
+async def audit_events(
+    conn: Conn,
+    actor: Actor,
+    *,
+    resident_id: str | None = None,
+    agent_user_id: str | None = None,
+    since: datetime | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> tuple[AuditRecord, ...]:
+    """The audit trail, newest first (admins only). Reading it is itself audited."""
+    actor.require(Capability.READ_AUDIT)
+    cur = await conn.execute(
+        """SELECT a.id, a.recorded, a.type_code, a.subtype, a.action, a.outcome,
+                  a.agent_user_id, a.agent_role, u.display_name, a.purpose_of_use,
+                  a.resident_id, a.entity
+           FROM audit_event a LEFT JOIN app_user u ON u.id = a.agent_user_id
+           WHERE (%(rid)s::text IS NULL OR a.resident_id = %(rid)s)
+             AND (%(agent)s::text IS NULL OR a.agent_user_id = %(agent)s)
+             AND (%(since)s::timestamptz IS NULL OR a.recorded >= %(since)s)
+             AND (%(before)s::bigint IS NULL OR a.id < %(before)s)
+           ORDER BY a.id DESC LIMIT %(limit)s""",
+        {
+            "rid": resident_id,
+            "agent": agent_user_id,
+            "since": since,
+            "before": before_id,
+            "limit": max(1, min(limit, 1000)),
+        },
+    )
+    rows = await cur.fetchall()
+    await record_audit(
+        conn,
+        actor,
+        subtype="search-type",
+        action="E",
+        entity="AuditEvent",
+        residents=(resident_id,) if resident_id else (),
+    )
+    return tuple(
+        AuditRecord(
+            id=int(r[0]),
+            recorded=r[1],
+            type_code=r[2],
+            subtype=r[3],
+            action=r[4],
+            outcome=Outcome(r[5]),
+            agent_user_id=r[6],
+            agent_role=r[7],
+            agent_name=r[8],
+            purpose_of_use=r[9],
+            resident_id=r[10],
+            entity=r[11],
+        )
+        for r in rows
+    )
