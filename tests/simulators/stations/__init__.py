@@ -1,0 +1,1 @@
+"""Tests of the MQTT station simulator (simulators/stations.py)."""

@@ -1,0 +1,113 @@
+"""The demo's fixed world matches the district's facts (junggu-district.md) and the brief."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from devices.model import Kind
+from simulators.demo_data import CENTRES, STATIONS, DemoWorld, demo_world
+
+
+@pytest.fixture(scope="module")
+def world() -> DemoWorld:
+    return demo_world()
+
+
+def test_three_u_health_centres_in_their_neighbourhoods() -> None:
+    # junggu-district.md: U-health centres operate at 약수, 황학, 필동.
+    assert {(c.id, c.neighbourhood) for c in CENTRES} == {
+        ("yaksu", "약수동"),
+        ("hwanghak", "황학동"),
+        ("pil", "필동"),
+    }
+
+
+def test_rehabilitation_rooms_at_yaksu_and_hwanghak() -> None:
+    # junggu-district.md: rehabilitation rooms at 약수동 and 황학동.
+    assert {c.id for c in CENTRES if c.rehab_room} == {"yaksu", "hwanghak"}
+
+
+def test_each_centre_has_one_station_with_four_devices() -> None:
+    assert [s.id for s in STATIONS] == ["yaksu-station-1", "hwanghak-station-1", "pil-station-1"]
+    for station in STATIONS:
+        kinds = Counter(device.kind for device in station.devices)
+        assert kinds == {
+            Kind.BLOOD_PRESSURE: 1,
+            Kind.GLUCOSE: 1,
+            Kind.BODY_WEIGHT: 1,
+            Kind.BODY_COMPOSITION: 1,
+        }
+        assert station.device("cuff").model == "UA-651BLE"
+        assert all(d.station == station.id and d.owner is None for d in station.devices)
+
+
+def test_device_addresses_are_unique_and_random_static(world: DemoWorld) -> None:
+    addresses = [d.address for d in world.devices]
+    assert len(set(addresses)) == len(addresses)
+    for address in addresses:
+        octets = [int(part, 16) for part in address.split(":")]
+        assert len(octets) == 6
+        assert octets[0] & 0xC0 == 0xC0  # random static: the two top bits set
+    names = [d.local_name for d in world.devices if d.role == "cuff"]
+    assert len(set(names)) == len(names)
+
+
+def test_glucose_meters_say_how_they_are_calibrated(world: DemoWorld) -> None:
+    for device in world.devices:
+        if device.kind is Kind.GLUCOSE:
+            assert device.calibration == "plasma"
+        else:
+            assert device.calibration is None
+
+
+def test_residents_are_spread_over_the_three_centres(world: DemoWorld) -> None:
+    assert Counter(r.centre for r in world.residents) == {"yaksu": 20, "hwanghak": 20, "pil": 20}
+    cards = [r.card_number for r in world.residents]
+    assert len(set(cards)) == len(cards)
+    assert world.resident_by_card(cards[0]) == world.residents[0]
+    assert world.resident_by_card("000000000000") is None
+
+
+def test_residents_are_rows_of_the_demo_population(world: DemoWorld) -> None:
+    rows = world.population.residents
+    for resident in world.residents:
+        i = resident.population_index
+        assert rows.id[i] == resident.id
+        assert rows.card_number[i] == resident.card_number
+        assert bool(rows.hypertension[i]) == resident.hypertension
+
+
+def test_home_devices_belong_to_residents_who_need_them(world: DemoWorld) -> None:
+    assert 3 <= len(world.home_devices) <= 12
+    assert {d.centre for d in world.home_devices} == {"yaksu", "hwanghak", "pil"}
+    need = {"cuff": "hypertension", "glucose_meter": "diabetes", "scale": "obesity"}
+    for device in world.home_devices:
+        assert device.station is None
+        assert device.owner is not None
+        owner = world.resident(device.owner)
+        assert getattr(owner, need[device.role])
+        assert device.id in owner.home_devices
+
+
+def test_staff(world: DemoWorld) -> None:
+    assert len(world.nurses) == 12
+    assert {n.role for n in world.nurses} == {"nurse"}
+    assert len(world.therapists) == 1
+    assert world.therapists[0].centres == ("yaksu", "hwanghak")
+    assert world.liaisons
+    nurse_ids = {n.id for n in world.nurses}
+    liaison_ids = {o.id for o in world.liaisons}
+    for resident in world.residents:
+        assert resident.nurse in nurse_ids
+        assert resident.liaison == "" or resident.liaison in liaison_ids
+
+
+def test_the_world_is_built_once_and_deterministically(world: DemoWorld) -> None:
+    assert demo_world() is world
+    other = demo_world(99)
+    assert other.centres == world.centres
+    assert [r.id for r in other.residents] != [r.id for r in world.residents] or [
+        r.card_number for r in other.residents
+    ] != [r.card_number for r in world.residents]
