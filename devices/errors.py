@@ -7,6 +7,7 @@
     │   └── UnknownCharacteristic    a UUID we have no decoder for
     ├── EncodeError (ValueError)     a value an encoder cannot put on the wire exactly
     ├── InvalidUuid (ValueError)     text that is not a 16-, 32- or 128-bit Bluetooth UUID
+    ├── UnknownQuirk (ValueError)    a quirk name that is not in devices.quirks.QUIRKS
     ├── StationPayloadError (ValueError)   a station MQTT payload that breaks its schema
     └── WireError (ValueError)       a gateway → ingest wire message that breaks its schema
 
@@ -55,6 +56,18 @@ class EncodeError(DeviceError, ValueError):
 
 class InvalidUuid(DeviceError, ValueError):
     """Text that is not a Bluetooth UUID in any accepted spelling."""
+
+
+class UnknownQuirk(DeviceError, ValueError):
+    """A quirk name that :data:`devices.quirks.QUIRKS` does not define."""
+
+    def __init__(self, name: str, known: tuple[str, ...]) -> None:
+        self.name = name
+        self.known = known
+        super().__init__(name, known)
+
+    def __str__(self) -> str:
+        return f"unknown quirk {self.name!r} (known: {', '.join(self.known)})"
 
 
 class StationPayloadError(DeviceError, ValueError):

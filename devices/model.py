@@ -82,6 +82,7 @@ COMPONENT_CODES: dict[str, str] = {
     "body_water_mass": "body water mass",
     "impedance": "bio-electrical impedance (Ohm)",
     "temperature": "body temperature",
+    "ketone": "blood ketone in mmol/L, from meters that report it in the glucose field (quirk)",
 }
 
 

@@ -1,0 +1,401 @@
+"""Characteristic values → normalised :class:`~devices.model.Measurement` (the Normalize stage).
+
+:func:`decode_record` takes the values that make one record, in received order:
+
+- one Blood Pressure Measurement (0x2A35);
+- one Intermediate Cuff Pressure (0x2A36): returned as :attr:`Kind.CUFF_PRESSURE`, a live
+  value that is never a result (:func:`devices.quirks.is_patient_result` is False);
+- one Glucose Measurement (0x2A18), followed by its Context (0x2A34) when the measurement
+  announces one (flags bit 4); they are joined on the sequence number;
+- one Weight Measurement (0x2A9D);
+- the packets of one Body Composition Measurement (0x2A9C): a single packet, or two or more
+  packets with flags bit 12 set, merged;
+- one CGM Measurement (0x2AA7): one Measurement per record in the notification;
+- one Temperature Measurement (0x2A1C).
+
+Components use :data:`devices.model.COMPONENT_CODES` keys and UCUM units as sent (``mm[Hg]``,
+``kPa``, ``/min``, ``mg/dL``, ``mmol/L``, ``kg``, ``[lb_av]``, ``kg/m2``, ``m``, ``[in_i]``,
+``%``, ``kJ``, ``Ohm``, ``Cel``, ``[degF]``). Glucose is rescaled exactly (kg/L × 100 000 →
+mg/dL, mol/L × 1000 → mmol/L) keeping the Decimal's precision. IEEE-11073 special values become
+components with ``special`` set and no value. Context facts are strings under the keys
+``meal``, ``sample_type``, ``sample_location``, ``tester``, ``health``, ``calibration``
+(vocabulary names; a reserved code is its decimal text).
+
+Spec-defined non-results are marked, never dropped: a control-solution glucose (type 10 or
+location 4) gets ``control_solution``, a weight or body fat of 0xFFFF gets
+``measurement_unsuccessful`` (see :data:`devices.quirks.NOT_A_RESULT`).
+
+Any problem raises :class:`DecodeError` naming the characteristic whose bytes were at fault;
+there is never a partial record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+from devices.errors import DecodeError, InvalidUuid, UnknownCharacteristic
+from devices.gatt import blood_pressure as bp
+from devices.gatt import body_composition as bcs
+from devices.gatt import cgm
+from devices.gatt import glucose as gls
+from devices.gatt import thermometer as htm
+from devices.gatt import weight_scale as wss
+from devices.model import Component, Kind, Measurement, Special
+from devices.quirks import (
+    CONTROL_SOLUTION,
+    MEASUREMENT_UNSUCCESSFUL,
+    Quirk,
+    apply_payload_fixes,
+    apply_record_fixes,
+    apply_value_fixes,
+    resolve,
+)
+from devices.uuids import (
+    BLOOD_PRESSURE_MEASUREMENT,
+    BODY_COMPOSITION_MEASUREMENT,
+    CGM_MEASUREMENT,
+    GLUCOSE_MEASUREMENT,
+    GLUCOSE_MEASUREMENT_CONTEXT,
+    INTERMEDIATE_CUFF_PRESSURE,
+    TEMPERATURE_MEASUREMENT,
+    WEIGHT_MEASUREMENT,
+    describe,
+    normalize_uuid,
+)
+
+CALIBRATIONS = ("plasma", "whole_blood")
+
+PRESSURE_UCUM = {bp.PressureUnit.MMHG: "mm[Hg]", bp.PressureUnit.KPA: "kPa"}
+MASS_UCUM = {wss.MassUnit.KG: "kg", wss.MassUnit.LB: "[lb_av]"}
+LENGTH_UCUM = {wss.MassUnit.KG: "m", wss.MassUnit.LB: "[in_i]"}
+TEMPERATURE_UCUM = {htm.TemperatureUnit.CELSIUS: "Cel", htm.TemperatureUnit.FAHRENHEIT: "[degF]"}
+PULSE_UCUM = "/min"
+BMI_UCUM = "kg/m2"
+
+
+def component(code: str, value: Decimal | Special, unit: str) -> Component:
+    """A component from a decoded value that may be an IEEE-11073 special."""
+    if isinstance(value, Special):
+        return Component(code, None, unit, value)
+    return Component(code, value, unit)
+
+
+def _prepare(uuid: str, data: bytes, quirks: Sequence[Quirk]) -> bytes:
+    return apply_payload_fixes(quirks, uuid, data) if quirks else data
+
+
+def _blood_pressure(uuid: str, data: bytes, quirks: Sequence[Quirk]) -> Measurement:
+    value = bp.decode_measurement(_prepare(uuid, data, quirks))
+    if quirks:
+        fixed = apply_value_fixes(quirks, uuid, value)
+        assert isinstance(fixed, bp.BloodPressureMeasurement)
+        value = fixed
+    unit = PRESSURE_UCUM[value.unit]
+    components = [
+        component("systolic", value.systolic, unit),
+        component("diastolic", value.diastolic, unit),
+    ]
+    if value.mean_arterial_pressure is not None:
+        components.append(component("mean", value.mean_arterial_pressure, unit))
+    if value.pulse_rate is not None:
+        components.append(component("pulse", value.pulse_rate, PULSE_UCUM))
+    return Measurement(
+        kind=Kind.BLOOD_PRESSURE,
+        components=tuple(components),
+        device_time=None if value.timestamp is None else value.timestamp.to_datetime(),
+        user_index=value.user_id,
+        status=value.status or (),
+        characteristic=uuid,
+        raw=data,
+    )
+
+
+def _cuff_pressure(uuid: str, data: bytes, quirks: Sequence[Quirk]) -> Measurement:
+    value = bp.decode_intermediate_cuff_pressure(_prepare(uuid, data, quirks))
+    components = [component("cuff", value.cuff_pressure, PRESSURE_UCUM[value.unit])]
+    if value.pulse_rate is not None:
+        components.append(component("pulse", value.pulse_rate, PULSE_UCUM))
+    return Measurement(
+        kind=Kind.CUFF_PRESSURE,
+        components=tuple(components),
+        device_time=None if value.timestamp is None else value.timestamp.to_datetime(),
+        user_index=value.user_id,
+        status=value.status or (),
+        characteristic=uuid,
+        raw=data,
+    )
+
+
+def _glucose(
+    values: Sequence[tuple[str, bytes]], quirks: Sequence[Quirk], calibration: str | None
+) -> Measurement:
+    uuid, data = values[0]
+    value = gls.decode_measurement(_prepare(uuid, data, quirks))
+    contexts = values[1:]
+    if any(ctx_uuid != GLUCOSE_MEASUREMENT_CONTEXT for ctx_uuid, _ in contexts):
+        raise DecodeError(
+            uuid, data.hex(), "a glucose record is one measurement followed by its context only"
+        )
+    if len(contexts) > 1:
+        raise DecodeError(uuid, data.hex(), f"{len(contexts)} contexts given for one measurement")
+    context = None
+    if contexts:
+        ctx_uuid, ctx_data = contexts[0]
+        context = gls.decode_context(ctx_data)
+        if context.sequence_number != value.sequence_number:
+            raise DecodeError(
+                ctx_uuid,
+                ctx_data.hex(),
+                f"context sequence number {context.sequence_number} does not match the "
+                f"measurement's {value.sequence_number}",
+            )
+    elif value.context_follows:
+        raise DecodeError(
+            uuid,
+            data.hex(),
+            f"measurement {value.sequence_number} announces a context (flags bit 4) "
+            "but none was given",
+        )
+    if value.concentration is None or value.unit is None:
+        raise DecodeError(
+            uuid,
+            data.hex(),
+            f"record {value.sequence_number} carries no glucose concentration (flags bit 1 "
+            "clear): not a result",
+        )
+    if value.unit is gls.ConcentrationUnit.KG_PER_L:
+        unit, scaled = "mg/dL", value.mg_dl
+    else:
+        unit, scaled = "mmol/L", value.mmol_l
+    reading = component("glucose", value.concentration if scaled is None else scaled, unit)
+    pairs: list[tuple[str, str]] = []
+    for key, table, code in (
+        ("sample_type", gls.SAMPLE_TYPES, value.sample_type),
+        ("sample_location", gls.SAMPLE_LOCATIONS, value.sample_location),
+    ):
+        name = gls.enum_name(table, code)
+        if name is not None:
+            pairs.append((key, name))
+    if context is not None:
+        for key, table, code in (
+            ("meal", gls.MEALS, context.meal),
+            ("tester", gls.TESTERS, context.tester),
+            ("health", gls.HEALTH, context.health),
+        ):
+            name = gls.enum_name(table, code)
+            if name is not None:
+                pairs.append((key, name))
+    if calibration is not None:
+        pairs.append(("calibration", calibration))
+    status = value.sensor_status or ()
+    if value.is_control_solution:
+        status = (*status, CONTROL_SOLUTION)
+    return Measurement(
+        kind=Kind.GLUCOSE,
+        components=(reading,),
+        device_time=value.timestamp,
+        sequence_number=value.sequence_number,
+        status=status,
+        context=tuple(pairs),
+        characteristic=uuid,
+        raw=data,
+    )
+
+
+def _weight(uuid: str, data: bytes, quirks: Sequence[Quirk]) -> Measurement:
+    value = wss.decode_measurement(_prepare(uuid, data, quirks))
+    mass = MASS_UCUM[value.unit]
+    components: list[Component] = []
+    status: tuple[str, ...] = ()
+    if value.weight is None:
+        components.append(Component("weight", None, mass, Special.NAN))
+        status = (MEASUREMENT_UNSUCCESSFUL,)
+    else:
+        components.append(Component("weight", value.weight, mass))
+    if value.height is not None:
+        components.append(Component("height", value.height, LENGTH_UCUM[value.unit]))
+    if value.bmi is not None:
+        components.append(Component("bmi", value.bmi, BMI_UCUM))
+    return Measurement(
+        kind=Kind.BODY_WEIGHT,
+        components=tuple(components),
+        device_time=None if value.timestamp is None else value.timestamp.to_datetime(),
+        user_index=value.user_id,
+        status=status,
+        characteristic=uuid,
+        raw=data,
+    )
+
+
+_BCS_COMPONENTS = (
+    ("basal_metabolism_kj", "basal_metabolism", "kJ"),
+    ("muscle_pct", "muscle_pct", "%"),
+    ("muscle_mass", "muscle_mass", None),
+    ("fat_free_mass", "fat_free_mass", None),
+    ("soft_lean_mass", "soft_lean_mass", None),
+    ("body_water_mass", "body_water_mass", None),
+    ("impedance_ohm", "impedance", "Ohm"),
+    ("weight", "weight", None),
+    ("height", "height", "length"),
+)
+
+
+def _body_composition(values: Sequence[tuple[str, bytes]], quirks: Sequence[Quirk]) -> Measurement:
+    packets = []
+    for uuid, data in values:
+        if uuid != BODY_COMPOSITION_MEASUREMENT:
+            raise DecodeError(
+                uuid, data.hex(), "a body composition record is made of 0x2A9C packets only"
+            )
+        packets.append(bcs.decode_measurement(_prepare(uuid, data, quirks)))
+    raw = b"".join(data for _, data in values)
+    if len(packets) == 1:
+        value = packets[0]
+        if value.multiple_packet:
+            raise DecodeError(
+                BODY_COMPOSITION_MEASUREMENT,
+                raw.hex(),
+                "packet has flags bit 12 (multiple packet measurement) but no other packet "
+                "was given: the record would be partial",
+            )
+    else:
+        try:
+            value = bcs.merge_packets(packets)
+        except DecodeError as exc:
+            raise DecodeError(BODY_COMPOSITION_MEASUREMENT, raw.hex(), exc.reason) from None
+    components: list[Component] = []
+    status: tuple[str, ...] = ()
+    if value.body_fat_pct is None:
+        components.append(Component("body_fat", None, "%", Special.NAN))
+        status = (MEASUREMENT_UNSUCCESSFUL,)
+    else:
+        components.append(Component("body_fat", value.body_fat_pct, "%"))
+    for attribute, code, unit in _BCS_COMPONENTS:
+        amount = getattr(value, attribute)
+        if amount is None:
+            continue
+        if unit is None:
+            unit = MASS_UCUM[value.unit]
+        elif unit == "length":
+            unit = LENGTH_UCUM[value.unit]
+        components.append(Component(code, amount, unit))
+    return Measurement(
+        kind=Kind.BODY_COMPOSITION,
+        components=tuple(components),
+        device_time=None if value.timestamp is None else value.timestamp.to_datetime(),
+        user_index=value.user_id,
+        status=status,
+        characteristic=BODY_COMPOSITION_MEASUREMENT,
+        raw=raw,
+    )
+
+
+def _cgm(uuid: str, data: bytes, quirks: Sequence[Quirk]) -> tuple[Measurement, ...]:
+    value = cgm.decode_measurement(_prepare(uuid, data, quirks))
+    out = []
+    for record in value.records:
+        status: list[str] = []
+        for names in (record.annunciation or {}).values():
+            status.extend(names or ())
+        context = [("time_offset_min", str(record.time_offset_min))]
+        for key, extra in (
+            ("trend_mg_dl_min", record.trend_mg_dl_min),
+            ("quality_pct", record.quality_pct),
+        ):
+            if extra is not None:
+                context.append((key, str(extra)))
+        out.append(
+            Measurement(
+                kind=Kind.CGM,
+                components=(component("glucose", record.glucose_mg_dl, "mg/dL"),),
+                device_time=None,
+                status=tuple(status),
+                context=tuple(context),
+                characteristic=uuid,
+                raw=data,
+            )
+        )
+    return tuple(out)
+
+
+def _temperature(uuid: str, data: bytes, quirks: Sequence[Quirk]) -> Measurement:
+    value = htm.decode_measurement(_prepare(uuid, data, quirks))
+    context: tuple[tuple[str, str], ...] = ()
+    if value.temperature_type is not None:
+        context = (("temperature_type", str(value.temperature_type)),)
+    return Measurement(
+        kind=Kind.BODY_TEMPERATURE,
+        components=(component("temperature", value.temperature, TEMPERATURE_UCUM[value.unit]),),
+        device_time=None if value.timestamp is None else value.timestamp.to_datetime(),
+        context=context,
+        characteristic=uuid,
+        raw=data,
+    )
+
+
+_SINGLE = {
+    BLOOD_PRESSURE_MEASUREMENT: _blood_pressure,
+    INTERMEDIATE_CUFF_PRESSURE: _cuff_pressure,
+    WEIGHT_MEASUREMENT: _weight,
+    TEMPERATURE_MEASUREMENT: _temperature,
+}
+
+
+def _normalized(values: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    out = []
+    for uuid, data in values:
+        try:
+            out.append((normalize_uuid(uuid), bytes(data)))
+        except InvalidUuid as exc:
+            raise UnknownCharacteristic(uuid, bytes(data).hex(), str(exc)) from None
+    return out
+
+
+def decode_record(
+    values: Sequence[tuple[str, bytes]],
+    *,
+    quirks: Sequence[str] = (),
+    calibration: str | None = None,
+) -> tuple[Measurement, ...]:
+    """The Measurements of one record (one per record; a CGM notification may hold several).
+
+    ``quirks`` are names from :data:`devices.quirks.QUIRKS`; ``calibration`` (``"plasma"`` or
+    ``"whole_blood"``, from the device catalogue or registry) is added to glucose context.
+    Raises :class:`DecodeError` (never returns a partial record) and
+    :class:`devices.errors.UnknownQuirk` for an unknown quirk name.
+    """
+    if calibration is not None and calibration not in CALIBRATIONS:
+        raise ValueError(f"calibration {calibration!r} is not one of {CALIBRATIONS}")
+    resolved = resolve(quirks) if quirks else ()
+    pairs = _normalized(values)
+    if not pairs:
+        raise DecodeError("", "", "no characteristic values given for the record")
+    uuid, data = pairs[0]
+    measurements: tuple[Measurement, ...]
+    single = _SINGLE.get(uuid)
+    if single is not None:
+        if len(pairs) > 1:
+            raise DecodeError(
+                pairs[1][0],
+                pairs[1][1].hex(),
+                f"a {describe(uuid)} record is one value; got {len(pairs)}",
+            )
+        measurements = (single(uuid, data, resolved),)
+    elif uuid == GLUCOSE_MEASUREMENT:
+        measurements = (_glucose(pairs, resolved, calibration),)
+    elif uuid == BODY_COMPOSITION_MEASUREMENT:
+        measurements = (_body_composition(pairs, resolved),)
+    elif uuid == CGM_MEASUREMENT:
+        if len(pairs) > 1:
+            raise DecodeError(
+                pairs[1][0], pairs[1][1].hex(), "a CGM record is one 0x2AA7 notification"
+            )
+        measurements = _cgm(uuid, data, resolved)
+    else:
+        raise UnknownCharacteristic(
+            uuid, data.hex(), f"{describe(uuid)} does not start a measurement record"
+        )
+    if resolved:
+        measurements = tuple(apply_record_fixes(resolved, m) for m in measurements)
+    return measurements
