@@ -1,0 +1,78 @@
+"""The virtual BlueZ for tests: a private dbus-daemon, and a fresh org.bluez per test.
+
+``ble_bus`` (session scope, so one daemon per pytest-xdist worker) starts ``dbus-daemon`` on a
+socket in a short /tmp directory, in about 10 ms, and skips with the reason when the program
+is not installed. ``bluez`` (function scope) points ``DBUS_SYSTEM_BUS_ADDRESS`` and ``PATH``
+(for the fake ``bluetoothctl``) at it, starts a :class:`~simulators.bluez.VirtualBlueZ` in the
+test's own event loop, and stops it afterwards: every object is removed and every link
+dropped, so the next test starts from an empty adapter. Mark BLE tests ``@pytest.mark.ble``.
+
+bleak keeps one D-Bus manager per event loop and never re-reads BlueZ's objects; with
+pytest-asyncio's function-scoped loops each test gets a new one, and ``bluez`` closes it at
+teardown so no manager outlives its loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from simulators.bluez import PrivateBus, VirtualBlueZ, find_dbus_daemon
+
+
+@pytest.fixture(scope="session")
+def ble_bus() -> Iterator[PrivateBus]:
+    """A private dbus-daemon for this session (this xdist worker)."""
+    if find_dbus_daemon() is None:
+        pytest.skip(
+            "dbus-daemon is not installed: the virtual BlueZ needs it "
+            "(apt-get install dbus-daemon, or run `make test`, which tries to install it)"
+        )
+    bus = PrivateBus()
+    bus.start()
+    try:
+        yield bus
+    finally:
+        bus.stop()
+
+
+@pytest.fixture
+async def bluez(
+    ble_bus: PrivateBus, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[VirtualBlueZ]:
+    """A running virtual org.bluez with adapter hci0 and no peripherals yet."""
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", ble_bus.address)
+    monkeypatch.setenv("PATH", f"{ble_bus.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    service = VirtualBlueZ(ble_bus.address, temporary_timeout=5.0, connect_timeout=5.0)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
+        await close_bleak_manager()
+
+
+async def close_bleak_manager() -> None:
+    """Close bleak's per-loop BlueZ manager of the running loop, if the test made one."""
+    with contextlib.suppress(ImportError):
+        from bleak.backends.bluezdbus import manager as bleak_manager
+
+        instance = bleak_manager._global_instances.pop(asyncio.get_running_loop(), None)
+        watcher = getattr(instance, "_bus_watcher_task", None)
+        if watcher is not None:  # first, so it does not report the bus as lost
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        bus = getattr(instance, "_bus", None)
+        if bus is not None:
+            # The watcher awaited the bus's disconnect future, so cancelling it cancelled
+            # that future: wait for the socket to close by polling instead.
+            bus.disconnect()
+            for _ in range(100):
+                if not bus.connected:
+                    break
+                await asyncio.sleep(0.001)
