@@ -1,0 +1,114 @@
+"""Request dependencies as Annotated aliases, so routes declare only domain parameters.
+
+Config         the ApiConfig the app was created with
+Conn           a pooled connection; one transaction per request, committed when the route
+               returns (before the response is sent), rolled back if it raises
+CurrentActor   the user of a bearer token or a web session (401 / login redirect if none)
+WebSession     the web session's user and CSRF token (cookie only)
+CsrfChecked    a WebSession whose form carried the right CSRF token (POST forms)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from api.config import ApiConfig
+from api.security import SESSION_COOKIE
+from ingest.store import access
+from ingest.store.access import Actor
+
+
+class NotAuthenticated(Exception):
+    """No valid session or token came with the request."""
+
+
+class CsrfFailed(Exception):
+    """A form was posted without the session's CSRF token."""
+
+
+class ServiceBusy(Exception):
+    """No database connection became free in time."""
+
+
+def get_config(request: Request) -> ApiConfig:
+    config: ApiConfig = request.app.state.config
+    return config
+
+
+Config = Annotated[ApiConfig, Depends(get_config)]
+
+
+async def get_conn(request: Request) -> AsyncIterator[AsyncConnection[Any]]:
+    pool: AsyncConnectionPool = request.app.state.pool
+    config: ApiConfig = request.app.state.config
+    try:
+        async with pool.connection(timeout=config.pool_timeout_s) as conn:
+            yield conn
+    except PoolTimeout as exc:
+        raise ServiceBusy() from exc
+
+
+Conn = Annotated[AsyncConnection[Any], Depends(get_conn, scope="function")]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    actor: Actor
+    csrf_token: str
+
+
+async def _session(request: Request, conn: AsyncConnection[Any]) -> Session | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    config = get_config(request)
+    info = await access.session_actor(conn, token, idle=config.session_idle)
+    if info is None:
+        return None
+    return Session(info.actor.with_client(client_address(request)), info.csrf_token)
+
+
+async def get_actor(request: Request, conn: Conn) -> Actor:
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        actor = await access.token_actor(conn, header[7:].strip())
+        if actor is None:
+            raise NotAuthenticated()
+        return actor.with_client(client_address(request))
+    session = await _session(request, conn)
+    if session is None:
+        raise NotAuthenticated()
+    return session.actor
+
+
+CurrentActor = Annotated[Actor, Depends(get_actor, scope="function")]
+
+
+async def get_web_session(request: Request, conn: Conn) -> Session:
+    session = await _session(request, conn)
+    if session is None:
+        raise NotAuthenticated()
+    return session
+
+
+WebSession = Annotated[Session, Depends(get_web_session, scope="function")]
+
+
+async def get_checked_session(request: Request, session: WebSession) -> Session:
+    form = await request.form()
+    if form.get("csrf_token") != session.csrf_token:
+        raise CsrfFailed()
+    return session
+
+
+CsrfChecked = Annotated[Session, Depends(get_checked_session, scope="function")]

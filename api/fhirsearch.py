@@ -1,0 +1,173 @@
+"""FHIR search syntax → plain query values (pure; raises :class:`SearchError` on bad input).
+
+Dates follow FHIR R4 §3.1.1.4.2 ("search on date"): the parameter value is an implicit range
+given by its precision (``2026`` is the whole year, ``2026-03-04`` the whole local day), and
+the prefix compares that range with the observation's instant:
+
+    eq  lo <= t < hi        ge  t >= lo        gt / sa  t >= hi
+    le  t < hi              lt / eb  t < lo
+
+Values without a time zone are read in Asia/Seoul (the district's clock; Korea has no DST).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from ingest.store.queries import Comparison, Token
+
+SEOUL = ZoneInfo("Asia/Seoul")
+
+
+class SearchError(ValueError):
+    """A search parameter cannot be understood; the message names it (Korean / English)."""
+
+    def __init__(self, parameter: str, reason: str) -> None:
+        self.parameter = parameter
+        super().__init__(f"검색 조건 오류 / bad search parameter {parameter}: {reason}")
+
+
+_DATE = re.compile(
+    r"^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
+    r"(?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?P<f>\.\d+)?)?"
+    r"(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
+_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+
+
+def _add_months(when: datetime, months: int) -> datetime:
+    month = when.month - 1 + months
+    return when.replace(year=when.year + month // 12, month=month % 12 + 1)
+
+
+def date_range(value: str) -> tuple[datetime, datetime]:
+    """The [lo, hi) range a FHIR date/dateTime value stands for."""
+    match = _DATE.match(value)
+    if not match:
+        raise SearchError("date", f"{value!r} is not a FHIR date (YYYY, YYYY-MM-DD, ...)")
+    g = match.groupdict()
+    tz = SEOUL
+    if g["tz"]:
+        tz_text = g["tz"]
+        zone = "+00:00" if tz_text == "Z" else tz_text
+        parsed = datetime.fromisoformat(f"2000-01-01T00:00:00{zone}")
+        assert parsed.tzinfo is not None
+        tz = parsed.tzinfo  # type: ignore[assignment]
+    try:
+        lo = datetime(
+            int(g["y"]),
+            int(g["m"] or 1),
+            int(g["d"] or 1),
+            int(g["H"] or 0),
+            int(g["M"] or 0),
+            int(g["S"] or 0),
+            int(float(g["f"]) * 1_000_000) if g["f"] else 0,
+            tzinfo=tz,
+        )
+    except ValueError as exc:
+        raise SearchError("date", f"{value!r}: {exc}") from exc
+    if g["f"]:
+        hi = lo + timedelta(microseconds=1)
+    elif g["S"]:
+        hi = lo + timedelta(seconds=1)
+    elif g["M"]:
+        hi = lo + timedelta(minutes=1)
+    elif g["d"]:
+        hi = lo + timedelta(days=1)
+    elif g["m"]:
+        hi = _add_months(lo, 1)
+    else:
+        hi = lo.replace(year=lo.year + 1)
+    return lo, hi
+
+
+def date_conditions(values: Iterable[str]) -> tuple[tuple[Comparison, datetime], ...]:
+    """All ``date`` parameters (ANDed) as comparisons on the observation instant."""
+    out: list[tuple[Comparison, datetime]] = []
+    for value in values:
+        if "," in value:
+            raise SearchError("date", "comma-separated dates (OR) are not supported")
+        prefix = value[:2] if value[:2] in _PREFIXES else "eq"
+        lo, hi = date_range(value[2:] if value[:2] in _PREFIXES else value)
+        if prefix == "eq":
+            out += [("ge", lo), ("lt", hi)]
+        elif prefix == "ge":
+            out.append(("ge", lo))
+        elif prefix in ("gt", "sa"):
+            out.append(("ge", hi))
+        elif prefix == "le":
+            out.append(("lt", hi))
+        elif prefix in ("lt", "eb"):
+            out.append(("lt", lo))
+        else:
+            raise SearchError("date", f"prefix {prefix!r} is not supported")
+    return tuple(out)
+
+
+def tokens(parameter: str, values: Iterable[str]) -> tuple[Token, ...]:
+    """``system|code``, ``|code`` (no system) or ``code`` (any system); commas OR."""
+    out: list[Token] = []
+    for raw in values:
+        for value in raw.split(","):
+            if "|" in value:
+                system, _, code = value.partition("|")
+            else:
+                system, code = None, value
+            if not code:
+                raise SearchError(parameter, f"{value!r} has no code")
+            out.append(Token(code=code, system=system))
+    return tuple(out)
+
+
+def references(parameter: str, values: Iterable[str], resource_type: str) -> tuple[str, ...]:
+    """Ids from ``Type/id``, ``id`` or an absolute URL ending in ``Type/id``; commas OR."""
+    out: list[str] = []
+    for raw in values:
+        for value in raw.split(","):
+            ref = value.strip()
+            if "/" in ref:
+                kind, _, ident = ref.rstrip("/").rpartition("/")
+                if kind.rsplit("/", 1)[-1] != resource_type:
+                    raise SearchError(parameter, f"expected a {resource_type} reference")
+                ref = ident
+            if not re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", ref):
+                raise SearchError(parameter, "not a valid id")
+            out.append(ref)
+    return tuple(out)
+
+
+def count(values: Iterable[str], default: int, maximum: int) -> int:
+    given = list(values)
+    if not given:
+        return default
+    try:
+        number = int(given[-1])
+    except ValueError as exc:
+        raise SearchError("_count", "must be a whole number") from exc
+    if number < 1:
+        raise SearchError("_count", "must be at least 1")
+    return min(number, maximum)
+
+
+def encode_cursor(after: tuple[datetime, str]) -> str:
+    """An opaque page cursor (the last row's time and id; no personal data)."""
+    text = json.dumps([after[0].isoformat(), after[1]])
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(value: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        at, ident = json.loads(raw)
+        when = datetime.fromisoformat(at)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise SearchError("_cursor", "not a cursor this server issued") from exc
+    if when.tzinfo is None or not isinstance(ident, str):
+        raise SearchError("_cursor", "not a cursor this server issued")
+    return when, ident

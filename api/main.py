@@ -1,0 +1,252 @@
+"""The FastAPI application: ``create_app(config)``.
+
+The lifespan opens the database pool and the check-in publisher and keeps them on
+``app.state`` (never import-time globals). Errors become OperationOutcome under /fhir and
+Korean-first pages elsewhere; access denials are written to the audit trail on a connection
+of their own, because the request's transaction is rolled back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import AsyncConnectionPool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api import fhirjson, ui
+from api.checkin import CheckinPublisher
+from api.config import ApiConfig
+from api.deps import CsrfFailed, NotAuthenticated, ServiceBusy
+from api.fhirsearch import SearchError
+from api.routes import fhir as fhir_routes
+from api.routes import web as web_routes
+from ingest import store
+from ingest.store import access
+
+logger = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+
+
+def _is_fhir(request: Request) -> bool:
+    return request.url.path.startswith("/fhir")
+
+
+def create_app(config: ApiConfig) -> FastAPI:
+    """Build the application; nothing connects until the lifespan starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        conninfo = make_conninfo(
+            config.database_url,
+            options=f"-c statement_timeout={config.statement_timeout_ms}",
+            application_name="daon-api",
+        )
+        pool = await store.open_pool(
+            conninfo,
+            min_size=config.pool_min,
+            max_size=config.pool_max,
+            name="daon-api",
+            timeout=config.pool_timeout_s,
+        )
+        publisher = CheckinPublisher(config.mqtt, config.topic_root, config.mqtt_timeout_s)
+        await publisher.start()
+        app.state.pool = pool
+        app.state.publisher = publisher
+        try:
+            yield
+        finally:
+            await publisher.stop()
+            await pool.close()
+
+    app = FastAPI(
+        title="Daon",
+        summary="행복다온 U-health: FHIR R4 API and the staff and station web application",
+        version=version("daon"),
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    templates = Jinja2Templates(directory=HERE / "templates")
+    ui.install(templates)
+    app.state.templates = templates
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(fhir_routes.router)
+    app.include_router(web_routes.router)
+    _install_error_handlers(app)
+    _install_request_log(app)
+    return app
+
+
+def _install_request_log(app: FastAPI) -> None:
+    """One INFO line per request with the route template, never the concrete path or query
+    (which may carry resident ids)."""
+
+    @app.middleware("http")
+    async def log_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "(unrouted)")
+        logger.info(
+            "%s %s -> %d in %.1f ms",
+            request.method,
+            template,
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def _error_page(request: Request, status: int, title: str, message: str) -> Response:
+    templates: Jinja2Templates = request.app.state.templates
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"title": title, "message": message, "actor": None},
+        status_code=status,
+    )
+
+
+def _outcome(status: int, code: str, text: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        fhirjson.dumps(fhirjson.operation_outcome(code, text)),
+        status_code=status,
+        media_type=fhirjson.MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+async def _audit_denial(request: Request, exc: access.AccessDenied) -> None:
+    pool: AsyncConnectionPool | None = getattr(request.app.state, "pool", None)
+    if pool is None:
+        return
+    route = request.scope.get("route")
+    try:
+        async with pool.connection(timeout=5.0) as conn:
+            await access.record_audit(
+                conn,
+                exc.actor,
+                subtype="denied",
+                action="E",
+                entity=f"{request.method} {getattr(route, 'path', '?')}",
+                residents=[exc.resident] if exc.resident else [],
+                outcome=access.Outcome.MINOR_FAILURE,
+            )
+    except (psycopg.Error, TimeoutError) as failure:  # the denial stands either way
+        logger.warning("could not audit an access denial: %s", failure)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def denied(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, access.AccessDenied)
+        await _audit_denial(request, exc)
+        text = f"권한이 없습니다 / forbidden: {exc.actor.role} may not {exc.what}"
+        if _is_fhir(request):
+            return _outcome(403, "forbidden", text)
+        return _error_page(request, 403, "권한 없음 / Forbidden", text)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        text = f"찾을 수 없습니다 / not found: {exc}"
+        if _is_fhir(request):
+            return _outcome(404, "not-found", text)
+        return _error_page(request, 404, "없음 / Not found", text)
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        text = str(exc)
+        if _is_fhir(request):
+            return _outcome(400, "invalid", text)
+        return _error_page(request, 400, "잘못된 요청 / Bad request", text)
+
+    async def unauthenticated(request: Request, exc: Exception) -> Response:
+        if _is_fhir(request) or request.method != "GET":
+            text = "로그인이 필요합니다 / authentication required (Bearer token or session)"
+            if _is_fhir(request):
+                return _outcome(401, "login", text, {"WWW-Authenticate": "Bearer"})
+            return _error_page(request, 401, "로그인 필요 / Login required", text)
+        return RedirectResponse("/login", status_code=303)
+
+    async def csrf(request: Request, exc: Exception) -> Response:
+        return _error_page(
+            request,
+            403,
+            "다시 시도해 주세요 / Please try again",
+            "양식이 만료되었습니다. 페이지를 새로 고친 뒤 다시 보내 주세요. "
+            "/ The form expired; reload the page and submit again.",
+        )
+
+    async def busy(request: Request, exc: Exception) -> Response:
+        text = "잠시 후 다시 시도해 주세요 / the service is busy, retry shortly"
+        if _is_fhir(request):
+            return _outcome(503, "transient", text, {"Retry-After": "5"})
+        return _error_page(request, 503, "잠시 후 / Busy", text)
+
+    async def database_down(request: Request, exc: Exception) -> Response:
+        logger.error("database error: %s", type(exc).__name__)
+        text = "데이터베이스에 연결할 수 없습니다 / database unavailable"
+        if _is_fhir(request):
+            return _outcome(503, "transient", text, {"Retry-After": "10"})
+        return _error_page(request, 503, "일시적 오류 / Unavailable", text)
+
+    async def validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        parts = [
+            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', '')}"
+            for err in exc.errors()
+        ]
+        text = "잘못된 요청 / invalid request: " + "; ".join(parts)
+        if _is_fhir(request):
+            return _outcome(400, "invalid", text)
+        return _error_page(request, 400, "잘못된 요청 / Bad request", text)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if _is_fhir(request):
+            code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+            return _outcome(exc.status_code, code, str(exc.detail))
+        if exc.status_code == 404:
+            return _error_page(request, 404, "없음 / Not found", "페이지가 없습니다 / no such page")
+        return HTMLResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        logger.exception("unhandled error on %s %s", request.method, request.scope.get("route"))
+        text = "서버 오류 / internal error (logged)"
+        if _is_fhir(request):
+            return _outcome(500, "exception", text)
+        return _error_page(request, 500, "오류 / Error", text)
+
+    handlers: list[tuple[Any, Callable[[Request, Exception], Awaitable[Response]]]] = [
+        (access.AccessDenied, denied),
+        (access.NotFound, not_found),
+        (access.InvalidRequest, invalid),
+        (SearchError, invalid),
+        (NotAuthenticated, unauthenticated),
+        (CsrfFailed, csrf),
+        (ServiceBusy, busy),
+        (store.StoreUnavailable, database_down),
+        (psycopg.OperationalError, database_down),
+        (RequestValidationError, validation),
+        (StarletteHTTPException, http_error),
+        (Exception, unexpected),
+    ]
+    for exc_class, handler in handlers:
+        app.add_exception_handler(exc_class, handler)

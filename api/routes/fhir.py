@@ -1,0 +1,219 @@
+"""FHIR R4 REST under /fhir (application/fhir+json; errors are OperationOutcome).
+
+Reads and searches go through :mod:`ingest.store.queries`, which enforces scope and writes the
+audit trail; this module only translates HTTP and FHIR syntax.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from api import fhirjson, fhirsearch
+from api.deps import Config, Conn, CurrentActor
+from ingest.store import access, queries
+
+router = APIRouter(prefix="/fhir", tags=["FHIR"])
+
+ListParam = Annotated[list[str] | None, Query()]
+_FHIR_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {fhirjson.MEDIA_TYPE: {}}, "description": "FHIR resource or Bundle"},
+}
+
+#: Resource types whose read is wired (the CapabilityStatement lists exactly these).
+READABLE: list[str] = ["Patient", "Observation", "Device", "AuditEvent"]
+
+
+def fhir(body: str | dict[str, object], status: int = 200) -> Response:
+    text = body if isinstance(body, str) else fhirjson.dumps(body)
+    return Response(content=text, status_code=status, media_type=fhirjson.MEDIA_TYPE)
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/fhir"
+
+
+@router.get("/metadata", responses=_FHIR_RESPONSES, summary="CapabilityStatement")
+async def metadata(request: Request) -> Response:
+    statement = fhirjson.capability_statement(base_url(request), READABLE, version("daon"))
+    return fhir(statement)
+
+
+@router.get("/Patient/{resident_id}", responses=_FHIR_RESPONSES, summary="Patient read")
+async def read_patient(resident_id: str, conn: Conn, actor: CurrentActor) -> Response:
+    record = await queries.read_resident(conn, actor, resident_id)
+    return fhir(fhirjson.patient(record))
+
+
+def _observation_query(
+    request: Request,
+    config: Config,
+    *,
+    patient: list[str] | None,
+    subject: list[str] | None,
+    code: list[str] | None,
+    category: list[str] | None,
+    date: list[str] | None,
+    device: list[str] | None,
+    identifier: list[str] | None,
+    status: list[str] | None,
+    count: list[str] | None,
+    sort: list[str] | None,
+    cursor: str | None,
+) -> queries.ObservationQuery:
+    residents = fhirsearch.references("patient", patient or [], "Patient")
+    residents += fhirsearch.references("subject", subject or [], "Patient")
+    sorts = sort or ["-date"]
+    if sorts[-1] not in ("date", "-date"):
+        raise fhirsearch.SearchError("_sort", "only date and -date are supported")
+    return queries.ObservationQuery(
+        residents=residents,
+        codes=fhirsearch.tokens("code", code or []),
+        categories=fhirsearch.tokens("category", category or []),
+        dates=fhirsearch.date_conditions(date or []),
+        devices=fhirsearch.references("device", device or [], "Device"),
+        identifiers=fhirsearch.tokens("identifier", identifier or []),
+        statuses=tuple(s for value in status or [] for s in value.split(",") if s),
+        newest_first=sorts[-1] == "-date",
+        count=fhirsearch.count(count or [], config.page_size, config.max_page_size),
+        after=fhirsearch.decode_cursor(cursor) if cursor else None,
+    )
+
+
+@router.get("/Observation", responses=_FHIR_RESPONSES, summary="Observation search")
+async def search_observations(
+    request: Request,
+    conn: Conn,
+    actor: CurrentActor,
+    config: Config,
+    patient: ListParam = None,
+    subject: ListParam = None,
+    code: ListParam = None,
+    category: ListParam = None,
+    date: ListParam = None,
+    device: ListParam = None,
+    identifier: ListParam = None,
+    status: ListParam = None,
+    count: Annotated[list[str] | None, Query(alias="_count")] = None,
+    sort: Annotated[list[str] | None, Query(alias="_sort")] = None,
+    cursor: Annotated[str | None, Query(alias="_cursor")] = None,
+) -> Response:
+    query = _observation_query(
+        request,
+        config,
+        patient=patient,
+        subject=subject,
+        code=code,
+        category=category,
+        date=date,
+        device=device,
+        identifier=identifier,
+        status=status,
+        count=count,
+        sort=sort,
+        cursor=cursor,
+    )
+    page = await queries.search_observations(conn, actor, query)
+    base = base_url(request)
+    next_url = None
+    if page.next_after is not None:
+        next_url = str(
+            request.url.include_query_params(_cursor=fhirsearch.encode_cursor(page.next_after))
+        )
+    body = fhirjson.searchset(
+        str(request.url),
+        next_url,
+        ((f"{base}/Observation/{r.id}", r.json) for r in page.resources),
+    )
+    return fhir(body)
+
+
+@router.get("/Observation/$lastn", responses=_FHIR_RESPONSES, summary="Observation $lastn")
+async def observation_lastn(
+    request: Request,
+    conn: Conn,
+    actor: CurrentActor,
+    patient: ListParam = None,
+    subject: ListParam = None,
+    code: ListParam = None,
+    category: ListParam = None,
+    max: Annotated[str | None, Query()] = None,
+) -> Response:
+    residents = fhirsearch.references("patient", patient or [], "Patient")
+    residents += fhirsearch.references("subject", subject or [], "Patient")
+    if len(set(residents)) != 1:
+        raise fhirsearch.SearchError("patient", "$lastn needs exactly one patient")
+    try:
+        max_per_code = int(max) if max is not None else 1
+    except ValueError as exc:
+        raise fhirsearch.SearchError("max", "must be a whole number") from exc
+    if not 1 <= max_per_code <= 100:
+        raise fhirsearch.SearchError("max", "must be between 1 and 100")
+    found = await queries.last_n(
+        conn,
+        actor,
+        residents[0],
+        max_per_code=max_per_code,
+        codes=fhirsearch.tokens("code", code or []),
+        categories=fhirsearch.tokens("category", category or []),
+    )
+    base = base_url(request)
+    body = fhirjson.searchset(
+        str(request.url),
+        None,
+        ((f"{base}/Observation/{r.id}", r.json) for r in found),
+        total=len(found),
+    )
+    return fhir(body)
+
+
+@router.get("/Observation/{observation_id}", responses=_FHIR_RESPONSES, summary="Observation read")
+async def read_observation(observation_id: str, conn: Conn, actor: CurrentActor) -> Response:
+    stored = await queries.read_observation(conn, actor, observation_id)
+    return fhir(stored.json)
+
+
+@router.get("/Device/{device_id}", responses=_FHIR_RESPONSES, summary="Device read")
+async def read_device(device_id: str, conn: Conn, actor: CurrentActor) -> Response:
+    record = await queries.read_device(conn, actor, device_id)
+    if record.resource_json is not None:
+        return fhir(record.resource_json)
+    return fhir(fhirjson.device(record))
+
+
+@router.get("/AuditEvent", responses=_FHIR_RESPONSES, summary="AuditEvent search (admins)")
+async def search_audit(
+    request: Request,
+    conn: Conn,
+    actor: CurrentActor,
+    config: Config,
+    patient: ListParam = None,
+    agent: Annotated[str | None, Query()] = None,
+    date: Annotated[str | None, Query()] = None,
+    count: Annotated[list[str] | None, Query(alias="_count")] = None,
+) -> Response:
+    residents = fhirsearch.references("patient", patient or [], "Patient")
+    if len(residents) > 1:
+        raise fhirsearch.SearchError("patient", "one patient at a time")
+    since = None
+    if date is not None:
+        if not date.startswith("ge"):
+            raise fhirsearch.SearchError("date", "only ge is supported")
+        since = fhirsearch.date_range(date[2:])[0]
+    records = await access.audit_events(
+        conn,
+        actor,
+        resident_id=residents[0] if residents else None,
+        agent_user_id=agent.rpartition("/")[2] if agent else None,
+        since=since,
+        limit=fhirsearch.count(count or [], config.page_size, config.max_page_size),
+    )
+    base = base_url(request)
+    body = fhirjson.searchset(
+        str(request.url),
+        None,
+        ((f"{base}/AuditEvent/{r.id}", fhirjson.dumps(fhirjson.audit_event(r))) for r in records),
+    )
+    return fhir(body)

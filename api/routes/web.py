@@ -1,0 +1,148 @@
+"""Sign-in, sign-out and the role's home page.
+
+The other pages live in their own modules (worklist, resident, rehab, liaison, station,
+unbound, reports, admin) and are included from here, so ``api.main`` includes one router.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from api.deps import Config, Conn, CsrfChecked, WebSession, client_address
+from api.security import (
+    SESSION_COOKIE,
+    hash_password_async,
+    needs_rehash,
+    verify_password_async,
+)
+from ingest.store import access
+from ingest.store.access import Role
+
+router = APIRouter(include_in_schema=False)
+
+LOGIN_CSRF_COOKIE = "daon_login_csrf"
+
+HOME: dict[Role, str] = {
+    Role.NURSE: "/worklist",
+    Role.ADMIN: "/worklist",
+    Role.THERAPIST: "/rehab",
+    Role.LIAISON: "/liaison",
+    Role.STATION: "/station",
+}
+
+
+def templates(request: Request) -> Jinja2Templates:
+    found: Jinja2Templates = request.app.state.templates
+    return found
+
+
+def render(
+    request: Request, name: str, context: dict[str, object], status_code: int = 200
+) -> Response:
+    return templates(request).TemplateResponse(request, name, context, status_code=status_code)
+
+
+def _login_page(request: Request, error: str | None = None, status: int = 200) -> Response:
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+    response = render(
+        request, "login.html", {"actor": None, "error": error, "login_csrf": token}, status
+    )
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict")
+    return response
+
+
+@router.get("/login")
+async def login_form(request: Request) -> Response:
+    return _login_page(request)
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    conn: Conn,
+    config: Config,
+    username: Annotated[str, Form(max_length=100)] = "",
+    password: Annotated[str, Form(max_length=200)] = "",
+    login_csrf: Annotated[str, Form()] = "",
+) -> Response:
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
+    if not cookie or not secrets.compare_digest(cookie, login_csrf):
+        return _login_page(
+            request, "양식이 만료되었습니다. 다시 입력해 주세요. / Form expired.", 400
+        )
+    client = client_address(request)
+    wait = await access.login_retry_after(conn, username, client, config.login_policy)
+    if wait is not None:
+        minutes = max(1, round(wait.total_seconds() / 60))
+        response = _login_page(
+            request,
+            f"로그인 시도가 너무 많습니다. {minutes}분 뒤에 다시 시도해 주세요. "
+            f"/ Too many attempts; try again in {minutes} min.",
+            429,
+        )
+        response.headers["Retry-After"] = str(int(wait.total_seconds()))
+        return response
+    found = await access.credentials(conn, username)
+    ok = await verify_password_async(
+        password, found.password_hash if found else None, config.password_params
+    )
+    ok = ok and found is not None and found.active
+    await access.record_login_attempt(conn, username, client, success=ok)
+    actor = await access.load_actor(conn, found.user_id) if ok and found else None
+    await access.record_audit(
+        conn,
+        actor,
+        subtype="login",
+        action="E",
+        entity="Session",
+        outcome=access.Outcome.SUCCESS if actor else access.Outcome.MINOR_FAILURE,
+        type_code=access.TYPE_USER_AUTHENTICATION,
+        client_digest=access.digest(client),
+    )
+    if actor is None or found is None:
+        return _login_page(
+            request, "아이디 또는 비밀번호가 맞지 않습니다. / Wrong user name or password.", 401
+        )
+    if found.password_hash and needs_rehash(found.password_hash, config.password_params):
+        await access.set_password_hash(
+            conn, actor.user_id, await hash_password_async(password, config.password_params)
+        )
+    if actor.role is Role.GATEWAY:
+        return _login_page(
+            request, "서비스 계정은 웹에 로그인할 수 없습니다. / Service account.", 403
+        )
+    session = await access.create_session(conn, actor.user_id, lifetime=config.session_lifetime)
+    response = RedirectResponse(HOME[actor.role], status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        session.token,
+        httponly=True,
+        samesite="lax",
+        secure=config.cookie_secure,
+        max_age=int(config.session_lifetime.total_seconds()),
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, conn: Conn, session: CsrfChecked) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        await access.end_session(conn, token)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/")
+async def home(session: WebSession) -> Response:
+    target = HOME.get(session.actor.role)
+    if target is None:
+        raise access.AccessDenied(session.actor, "use the web application")
+    return RedirectResponse(target, status_code=303)

@@ -1,0 +1,90 @@
+"""Template helpers: navigation by role, Korean-first labels, local-time formatting."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi.templating import Jinja2Templates
+
+from ingest.store.access import Actor, Capability, Role
+
+SEOUL = ZoneInfo("Asia/Seoul")
+
+ROLE_LABELS: dict[Role, str] = {
+    Role.NURSE: "방문간호사 / nurse",
+    Role.THERAPIST: "재활운동사 / therapist",
+    Role.LIAISON: "현장소통담당관 / liaison officer",
+    Role.STATION: "측정대 / station",
+    Role.GATEWAY: "게이트웨이 / gateway",
+    Role.ADMIN: "관리자 / admin",
+}
+
+SEVERITY_LABELS: dict[str, str] = {
+    "critical": "위급 / critical",
+    "urgent": "긴급 / urgent",
+    "routine": "정기 / routine",
+    "info": "참고 / info",
+}
+
+
+def role_label(role: Role | str) -> str:
+    return ROLE_LABELS.get(Role(role), str(role))
+
+
+def nav(actor: Actor) -> list[tuple[str, str]]:
+    """The menu for this user's role (pages they cannot use are not offered)."""
+    items: list[tuple[str, str]] = []
+    if actor.role in (Role.NURSE, Role.ADMIN):
+        items += [("/worklist", "작업 목록 / Worklist"), ("/visits", "방문 계획 / Visits")]
+    if actor.role in (Role.THERAPIST, Role.ADMIN):
+        items.append(("/rehab", "재활 / Rehab"))
+    if actor.role is Role.LIAISON:
+        items.append(("/liaison", "담당 주민 / My residents"))
+    if actor.can(Capability.RESOLVE_UNBOUND):
+        items.append(("/unbound", "미배정 측정값 / Unbound"))
+    if actor.can(Capability.CASE_REPORT):
+        items.append(("/reports/case-meeting", "사례회의 / Case meeting"))
+    if actor.role is Role.STATION:
+        items.append(("/station", "측정대 / Station"))
+    if actor.can(Capability.READ_AUDIT):
+        items.append(("/admin/audit", "감사 기록 / Audit"))
+    return items
+
+
+def local(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A time in Asia/Seoul, or an em dash."""
+    if value is None:
+        return "—"
+    return value.astimezone(SEOUL).strftime(fmt)
+
+
+def local_date(value: date | datetime | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        return value.astimezone(SEOUL).strftime("%Y-%m-%d")
+    return value.isoformat()
+
+
+def ago(value: datetime | None, now: datetime | None = None) -> str:
+    """'3일 전 / 3 d ago' style relative time."""
+    if value is None:
+        return "기록 없음 / never"
+    current = now or datetime.now(SEOUL)
+    seconds = (current - value).total_seconds()
+    if seconds < 3600:
+        minutes = max(0, int(seconds // 60))
+        return f"{minutes}분 전 / {minutes} min ago"
+    if seconds < 86400:
+        hours = int(seconds // 3600)
+        return f"{hours}시간 전 / {hours} h ago"
+    days = int(seconds // 86400)
+    return f"{days}일 전 / {days} d ago"
+
+
+def install(templates: Jinja2Templates) -> None:
+    env: Any = templates.env
+    env.globals.update(nav=nav, role_label=role_label, severity_labels=SEVERITY_LABELS)
+    env.filters.update(local=local, local_date=local_date, ago=ago)

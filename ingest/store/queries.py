@@ -1,0 +1,359 @@
+"""Read queries behind the FHIR API: Patient, Observation (read, search, $lastn), Device.
+
+Every function takes the acting user and enforces their scope in SQL (see
+:mod:`ingest.store.access`), and records the read in the audit trail in the same transaction.
+Stored FHIR resources are returned as the JSON text PostgreSQL holds (``resource::text``), so
+the API serves them as stored, without parsing and re-serialising.
+
+Search parameters arrive already parsed (:class:`ObservationQuery`): the HTTP layer turns FHIR
+syntax (prefixes, precisions, references) into these plain values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+from psycopg import AsyncConnection
+
+from ingest.store import access
+from ingest.store.access import Actor, Capability, NotFound, Role
+
+Conn = AsyncConnection[Any]
+
+Comparison = Literal["ge", "gt", "le", "lt"]
+
+#: A registry device id as a FHIR id (``[A-Za-z0-9.-]``): other characters become '-'.
+FHIR_DEVICE_ID_SQL = "regexp_replace(d.id, '[^A-Za-z0-9.-]', '-', 'g')"
+_SQL_OP: dict[str, str] = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A FHIR token: ``system|code``. ``system`` None matches any system, "" means no system."""
+
+    code: str
+    system: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationQuery:
+    """Observation search, ANDed across fields and ORed within each tuple."""
+
+    residents: tuple[str, ...] = ()
+    codes: tuple[Token, ...] = ()
+    categories: tuple[Token, ...] = ()
+    dates: tuple[tuple[Comparison, datetime], ...] = ()  # all must hold
+    devices: tuple[str, ...] = ()
+    identifiers: tuple[Token, ...] = ()
+    statuses: tuple[str, ...] = ()
+    newest_first: bool = True
+    count: int = 50
+    after: tuple[datetime, str] | None = None  # keyset cursor: (effective_at, id) of the last row
+
+    def parameter_names(self) -> str:
+        """Which parameters were used, for the audit trail (never their values)."""
+        names = [
+            name
+            for name, used in (
+                ("patient", self.residents),
+                ("code", self.codes),
+                ("category", self.categories),
+                ("date", self.dates),
+                ("device", self.devices),
+                ("identifier", self.identifiers),
+                ("status", self.statuses),
+            )
+            if used
+        ]
+        return "&".join(names)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResource:
+    """One stored resource as JSON text, with the keys a search page needs."""
+
+    id: str
+    json: str
+    effective_at: datetime | None = None
+    resident_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResourcePage:
+    resources: tuple[StoredResource, ...]
+    next_after: tuple[datetime, str] | None  # cursor for the next page, None on the last
+
+
+def _coding_json(token: Token) -> str:
+    coding: dict[str, str] = {"code": token.code}
+    if token.system:
+        coding["system"] = token.system
+    return json.dumps([coding])
+
+
+def _observation_filters(query: ObservationQuery, params: dict[str, Any]) -> list[str]:
+    """SQL conditions over alias ``o`` for the query's parameters (values go into ``params``)."""
+    where: list[str] = []
+    if query.codes:
+        alternatives = []
+        for i, token in enumerate(query.codes):
+            params[f"code{i}"] = token.code
+            params[f"code_sys{i}"] = token.system
+            params[f"coding{i}"] = _coding_json(token)
+            primary = f"(o.code = %(code{i})s AND (%(code_sys{i})s::text IS NULL"
+            primary += f" OR o.code_system = %(code_sys{i})s))"
+            alternatives.append(primary)
+            alternatives.append(f"o.resource->'code'->'coding' @> %(coding{i})s::jsonb")
+        where.append("(" + " OR ".join(alternatives) + ")")
+    if query.categories:
+        alternatives = []
+        for i, token in enumerate(query.categories):
+            params[f"cat{i}"] = json.dumps([{"coding": json.loads(_coding_json(token))}])
+            alternatives.append(f"o.resource->'category' @> %(cat{i})s::jsonb")
+        where.append("(" + " OR ".join(alternatives) + ")")
+    for i, (op, when) in enumerate(query.dates):
+        params[f"date{i}"] = when
+        where.append(f"o.effective_at {_SQL_OP[op]} %(date{i})s")
+    if query.devices:
+        # FHIR ids cannot hold ':' (registry ids can be BT addresses): match either form
+        params["devices"] = list(query.devices)
+        where.append(
+            "o.device_id = ANY(%(devices)s || ARRAY(SELECT d.id FROM device d"
+            f" WHERE {FHIR_DEVICE_ID_SQL} = ANY(%(devices)s)))"
+        )
+    if query.identifiers:
+        # The conditional-create identifier (the dedup key) is indexed in observation_identity;
+        # a system, when given, must also match the resource's identifier.
+        alternatives = []
+        for i, token in enumerate(query.identifiers):
+            params[f"ident{i}"] = token.code
+            params[f"ident_sys{i}"] = token.system or None
+            params[f"ident_json{i}"] = json.dumps([{"system": token.system, "value": token.code}])
+            alternatives.append(
+                f"((o.id, o.effective_at) IN (SELECT observation_id, effective_at"
+                f" FROM observation_identity WHERE identifier = %(ident{i})s)"
+                f" AND (%(ident_sys{i})s::text IS NULL"
+                f" OR o.resource->'identifier' @> %(ident_json{i})s::jsonb))"
+            )
+        where.append("(" + " OR ".join(alternatives) + ")")
+    if query.statuses:
+        params["statuses"] = list(query.statuses)
+        where.append("o.status = ANY(%(statuses)s)")
+    return where
+
+
+async def _require_residents(
+    conn: Conn, actor: Actor, residents: Sequence[str], capability: Capability
+) -> None:
+    for resident_id in dict.fromkeys(residents):
+        await access.require_resident(conn, actor, resident_id, capability)
+
+
+async def search_observations(conn: Conn, actor: Actor, query: ObservationQuery) -> ResourcePage:
+    """One page of Observations matching ``query`` within the actor's scope.
+
+    Named residents must all be in scope (else :class:`AccessDenied`); without residents the
+    search is restricted to the residents the actor may see (admins also see device-subject
+    observations).
+    """
+    actor.require(Capability.READ_HEALTH)
+    await _require_residents(conn, actor, query.residents, Capability.READ_HEALTH)
+    params: dict[str, Any] = {"limit": query.count + 1}
+    where = _observation_filters(query, params)
+    join = ""
+    if query.residents:
+        params["residents"] = list(query.residents)
+        where.append("o.resident_id = ANY(%(residents)s)")
+    elif actor.role is not Role.ADMIN:
+        scope, scope_params = access.scope_predicate(actor)
+        params.update(scope_params)
+        join = "JOIN resident r ON r.id = o.resident_id"
+        where.append(scope)
+    direction = "DESC" if query.newest_first else "ASC"
+    if query.after is not None:
+        params["after_at"], params["after_id"] = query.after
+        cmp = "<" if query.newest_first else ">"
+        where.append(f"(o.effective_at, o.id::text) {cmp} (%(after_at)s, %(after_id)s)")
+    sql = (
+        f"SELECT o.id::text, o.effective_at, o.resource::text, o.resident_id"
+        f" FROM observation o {join}"
+        f" WHERE {' AND '.join(where) or 'TRUE'}"
+        f" ORDER BY o.effective_at {direction}, o.id::text {direction}"
+        f" LIMIT %(limit)s"
+    )
+    cur = await conn.execute(sql.encode(), params)
+    rows = await cur.fetchall()
+    more = len(rows) > query.count
+    rows = rows[: query.count]
+    resources = tuple(StoredResource(r[0], r[2], r[1], r[3]) for r in rows)
+    await access.record_audit(
+        conn,
+        actor,
+        subtype="search-type",
+        action="E",
+        entity=f"Observation?{query.parameter_names()}",
+        residents=[r.resident_id for r in resources if r.resident_id] or list(query.residents),
+    )
+    next_after = (rows[-1][1], rows[-1][0]) if more and rows else None
+    return ResourcePage(resources, next_after)
+
+
+async def read_observation(conn: Conn, actor: Actor, observation_id: str) -> StoredResource:
+    """One Observation by id, if its resident is in scope."""
+    actor.require(Capability.READ_HEALTH)
+    cur = await conn.execute(
+        "SELECT id::text, effective_at, resource::text, resident_id FROM observation"
+        " WHERE id::text = %s",
+        (observation_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"Observation/{observation_id}")
+    resident_id = row[3]
+    if resident_id is None:
+        if actor.role is not Role.ADMIN:
+            raise access.AccessDenied(actor, "read device-subject observations")
+    else:
+        await access.require_resident(conn, actor, resident_id, Capability.READ_HEALTH)
+    await access.record_audit(
+        conn,
+        actor,
+        subtype="read",
+        action="R",
+        entity="Observation",
+        residents=[resident_id] if resident_id else [],
+    )
+    return StoredResource(row[0], row[2], row[1], resident_id)
+
+
+async def last_n(
+    conn: Conn,
+    actor: Actor,
+    resident_id: str,
+    *,
+    max_per_code: int = 1,
+    codes: Sequence[Token] = (),
+    categories: Sequence[Token] = (),
+) -> tuple[StoredResource, ...]:
+    """``Observation/$lastn``: the newest ``max_per_code`` observations of each code.
+
+    The distinct codes are found with a loose index scan over
+    ``observation_resident_code_time`` (one index probe per code), then each code's newest
+    rows are read from the same index, so the cost does not grow with the history's length.
+    Entered-in-error observations are left out.
+    """
+    await access.require_resident(conn, actor, resident_id, Capability.READ_HEALTH)
+    params: dict[str, Any] = {"rid": resident_id, "max": max_per_code}
+    query = ObservationQuery(codes=tuple(codes), categories=tuple(categories))
+    filters = _observation_filters(query, params)
+    extra = "".join(f" AND {f}" for f in filters)
+    sql = f"""
+        WITH RECURSIVE codes(code) AS (
+            (SELECT code FROM observation WHERE resident_id = %(rid)s ORDER BY code LIMIT 1)
+            UNION ALL
+            SELECT (SELECT o.code FROM observation o
+                    WHERE o.resident_id = %(rid)s AND o.code > c.code ORDER BY o.code LIMIT 1)
+            FROM codes c WHERE c.code IS NOT NULL
+        )
+        SELECT last.id, last.effective_at, last.resource, last.code
+        FROM codes c CROSS JOIN LATERAL (
+            SELECT o.id::text AS id, o.effective_at, o.resource::text AS resource, o.code
+            FROM observation o
+            WHERE o.resident_id = %(rid)s AND o.code = c.code
+              AND o.status <> 'entered-in-error'{extra}
+            ORDER BY o.effective_at DESC LIMIT %(max)s
+        ) last
+        WHERE c.code IS NOT NULL
+        ORDER BY last.code, last.effective_at DESC"""
+    cur = await conn.execute(sql.encode(), params)
+    rows = await cur.fetchall()
+    await access.record_audit(
+        conn,
+        actor,
+        subtype="operation",
+        action="E",
+        entity="Observation/$lastn",
+        residents=[resident_id],
+    )
+    return tuple(StoredResource(r[0], r[2], r[1], resident_id) for r in rows)
+
+
+# --- Patient and Device -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ResidentRecord:
+    """The registry row behind a Patient resource (no card number: it is a credential)."""
+
+    id: str
+    display_name: str
+    neighbourhood: str
+    birth_date: date | None
+    sex: str | None
+    active: bool
+
+
+async def read_resident(conn: Conn, actor: Actor, resident_id: str) -> ResidentRecord:
+    await access.require_resident(conn, actor, resident_id, Capability.READ_PATIENT)
+    cur = await conn.execute(
+        "SELECT id, display_name, neighbourhood, birth_date, sex, active FROM resident"
+        " WHERE id = %s",
+        (resident_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:  # removed between the check and the read
+        raise NotFound(f"Patient/{resident_id}")
+    await access.record_audit(
+        conn, actor, subtype="read", action="R", entity="Patient", residents=[resident_id]
+    )
+    return ResidentRecord(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    id: str
+    resource_json: str | None  # the stored FHIR Device, when the registry has one
+    manufacturer: str | None
+    model: str | None
+    serial: str | None
+    firmware: str | None
+    address: str | None
+    kind: str | None
+    owner_id: str | None
+    station_id: str | None
+
+
+async def read_device(conn: Conn, actor: Actor, device_id: str) -> DeviceRecord:
+    """A registered device. Personal devices follow their owner's scope; a gateway account
+    sees the devices of its own stations."""
+    actor.require(Capability.READ_DEVICES)
+    cur = await conn.execute(
+        f"""SELECT d.id, d.resource::text, d.manufacturer, d.model, d.serial, d.firmware,
+                  d.address, d.kind, d.owner_id, d.station_id, s.gateway_id
+           FROM device d LEFT JOIN station s ON s.id = d.station_id
+           WHERE d.id = %(id)s OR {FHIR_DEVICE_ID_SQL} = %(id)s
+           ORDER BY d.id = %(id)s DESC LIMIT 1""".encode(),
+        {"id": device_id},
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"Device/{device_id}")
+    owner, gateway = row[8], row[10]
+    if actor.role is Role.GATEWAY:
+        if gateway is None or gateway != actor.gateway_id:
+            raise access.AccessDenied(actor, "read devices of other gateways")
+    elif owner is not None:
+        await access.require_resident(conn, actor, owner, Capability.READ_DEVICES)
+    await access.record_audit(
+        conn,
+        actor,
+        subtype="read",
+        action="R",
+        entity="Device",
+        residents=[owner] if owner else [],
+    )
+    return DeviceRecord(*row[:10])
