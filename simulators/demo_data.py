@@ -11,11 +11,17 @@ The world (junggu-district.md): U-health centres at 약수동 (``yaksu``), 황�
 (A&D UA-651BLE), a glucose meter (i-SENS CareSens N Premier), a weight scale (A&D UC-352BLE)
 and a body-composition scale (Beurer BF720); rehabilitation rooms at 약수동 and 황학동 with one
 rotating rehabilitation exercise therapist; 12 visiting nurses; liaison officers; and a few
-residents' own home devices (an Omron HEM-7600T cuff, a CareSens N Premier, an A&D UC-352BLE)
-that nurses read on home visits.
+residents' own home devices (an Omron HEM-7361T cuff, a CareSens N Premier, an A&D UC-352BLE)
+that nurses read on home visits. Every model is a row of :mod:`devices.catalogue`.
 
-Device identity follows the wire format (``devices/wire.py``): ``id`` is the BLE address;
-addresses are random-static (first octet ≥ 0xC0), so they belong to no real device.
+Each station also has a measurement kiosk (측정 키오스크) that reads the resident's card and
+publishes MQTT station payloads (:mod:`devices.station`) for its four measurement devices,
+``<centre>-kiosk-1-bp``, ``-glucose``, ``-scale`` and ``-bca`` (:mod:`simulators.stations`
+plays them).
+
+Device identity follows the wire format (``devices/wire.py``): a BLE device's ``id`` is its
+address; addresses are random-static (first octet ≥ 0xC0), so they belong to no real device.
+A kiosk device's ``id`` is its registry id and it has no address.
 """
 
 from __future__ import annotations
@@ -53,15 +59,16 @@ _FIXED_END = dt.date(2026, 1, 1)  # only the residents are used; readings are ge
 class DemoDevice:
     """One BLE health device of the demo (station-mounted or a resident's own)."""
 
-    id: str  # the BLE address, as in the wire format's device.id
-    address: str
+    id: str  # the BLE address (BLE) or the registry id (MQTT kiosk device)
+    address: str | None  # None for an MQTT kiosk device
+    transport: str  # "ble" | "mqtt"
     kind: Kind
     role: str  # "cuff" | "glucose_meter" | "scale" | "body_composition"
     manufacturer: str
     model: str
     serial: str
     firmware: str
-    local_name: str  # what it advertises
+    local_name: str  # what it advertises ('' for an MQTT device)
     calibration: str | None  # glucose meters: "plasma" | "whole_blood"; others None
     centre: str  # centre id (for home devices: the resident's centre)
     station: str | None  # station id, or None for a home device
@@ -75,11 +82,19 @@ class Station:
     id: str  # "<centre>-station-1"
     centre: str
     name: str
-    devices: tuple[DemoDevice, ...]
+    devices: tuple[DemoDevice, ...]  # BLE devices, read by the centre's gateway
+    kiosk: tuple[DemoDevice, ...] = ()  # MQTT devices of the station's kiosk
 
     def device(self, role: str) -> DemoDevice:
-        """The station's device with ``role`` ('cuff', 'glucose_meter', 'scale', ...)."""
+        """The station's BLE device with ``role`` ('cuff', 'glucose_meter', 'scale', ...)."""
         for device in self.devices:
+            if device.role == role:
+                return device
+        raise KeyError(role)
+
+    def kiosk_device(self, role: str) -> DemoDevice:
+        """The kiosk's MQTT device with ``role``."""
+        for device in self.kiosk:
             if device.role == role:
                 return device
         raise KeyError(role)
@@ -150,9 +165,10 @@ class DemoWorld:
 
     @property
     def devices(self) -> tuple[DemoDevice, ...]:
-        """Every device: station devices first, then home devices."""
+        """Every device: station BLE devices, kiosk devices, then home devices."""
         station_devices = tuple(d for station in self.stations for d in station.devices)
-        return station_devices + self.home_devices
+        kiosk_devices = tuple(d for station in self.stations for d in station.kiosk)
+        return station_devices + kiosk_devices + self.home_devices
 
     def centre(self, centre_id: str) -> Centre:
         for centre in self.centres:
@@ -219,6 +235,7 @@ def _station_device(
     return DemoDevice(
         id=address,
         address=address,
+        transport="ble",
         kind=kind,
         role=role,
         manufacturer=manufacturer,
@@ -234,6 +251,39 @@ def _station_device(
 
 
 STATION_ROLES: tuple[str, ...] = ("cuff", "glucose_meter", "scale", "body_composition")
+_KIOSK_SUFFIX = {
+    "cuff": "bp",
+    "glucose_meter": "glucose",
+    "scale": "scale",
+    "body_composition": "bca",
+}
+_KIOSK_KIND = {
+    "cuff": Kind.BLOOD_PRESSURE,
+    "glucose_meter": Kind.GLUCOSE,
+    "scale": Kind.BODY_WEIGHT,
+    "body_composition": Kind.BODY_COMPOSITION,
+}
+KIOSK_MANUFACTURER = "Daon (synthetic)"
+KIOSK_MODEL = "Daon station kiosk"
+
+
+def _kiosk_device(centre: str, station: str, role: str, serial_base: int, slot: int) -> DemoDevice:
+    return DemoDevice(
+        id=f"{centre}-kiosk-1-{_KIOSK_SUFFIX[role]}",
+        address=None,
+        transport="mqtt",
+        kind=_KIOSK_KIND[role],
+        role=role,
+        manufacturer=KIOSK_MANUFACTURER,
+        model=KIOSK_MODEL,
+        serial=f"{serial_base + 50 + slot:010d}",
+        firmware="1.0",
+        local_name="",
+        calibration="plasma" if role == "glucose_meter" else None,
+        centre=centre,
+        station=station,
+        owner=None,
+    )
 
 
 def _centres() -> tuple[Centre, ...]:
@@ -244,8 +294,16 @@ def _centres() -> tuple[Centre, ...]:
             _station_device(centre_id, station_id, code, slot + 1, role, 5120000000 + code * 100)
             for slot, role in enumerate(STATION_ROLES)
         )
+        kiosk = tuple(
+            _kiosk_device(centre_id, station_id, role, 5120000000 + code * 100, slot + 1)
+            for slot, role in enumerate(STATION_ROLES)
+        )
         station = Station(
-            id=station_id, centre=centre_id, name=f"{name} 측정 스테이션 1", devices=devices
+            id=station_id,
+            centre=centre_id,
+            name=f"{name} 측정 스테이션 1",
+            devices=devices,
+            kiosk=kiosk,
         )
         centres.append(
             Centre(
@@ -283,8 +341,8 @@ def _home_devices(residents: list[DemoResident]) -> dict[str, tuple[DemoDevice, 
             if role == "cuff":
                 spec = (
                     Kind.BLOOD_PRESSURE,
-                    "OMRON",
-                    "HEM-7600T",
+                    "Omron",
+                    "HEM-7361T",
                     "2.0",
                     f"BLESmart_0000015F{address.replace(':', '')}",
                 )
@@ -303,6 +361,7 @@ def _home_devices(residents: list[DemoResident]) -> dict[str, tuple[DemoDevice, 
                 DemoDevice(
                     id=address,
                     address=address,
+                    transport="ble",
                     kind=kind,
                     role=role,
                     manufacturer=manufacturer,

@@ -6,7 +6,9 @@ from collections import Counter
 
 import pytest
 
+from devices.catalogue import find_model
 from devices.model import Kind
+from devices.wire import station_topic
 from simulators.demo_data import CENTRES, STATIONS, DemoWorld, demo_world
 
 
@@ -41,16 +43,39 @@ def test_each_centre_has_one_station_with_four_devices() -> None:
         }
         assert station.device("cuff").model == "UA-651BLE"
         assert all(d.station == station.id and d.owner is None for d in station.devices)
+        assert all(d.transport == "ble" and d.address for d in station.devices)
+
+
+def test_each_station_has_a_kiosk_with_four_mqtt_devices() -> None:
+    for station in STATIONS:
+        assert [d.kind for d in station.kiosk] == [d.kind for d in station.devices]
+        for device in station.kiosk:
+            assert device.transport == "mqtt"
+            assert device.address is None
+            assert device.id.startswith(f"{station.centre}-kiosk-1-")
+            station_topic("daon", station.centre, station.id, device.id)  # a valid topic
+        assert station.kiosk_device("cuff").id == f"{station.centre}-kiosk-1-bp"
+
+
+def test_every_ble_device_model_is_in_the_catalogue(world: DemoWorld) -> None:
+    for device in world.devices:
+        if device.transport != "ble":
+            continue
+        row = find_model(device.manufacturer, device.model)
+        assert row is not None, (device.manufacturer, device.model)
+        assert row.kind == device.kind
 
 
 def test_device_addresses_are_unique_and_random_static(world: DemoWorld) -> None:
-    addresses = [d.address for d in world.devices]
+    addresses = [d.address for d in world.devices if d.address is not None]
     assert len(set(addresses)) == len(addresses)
+    ids = [d.id for d in world.devices]
+    assert len(set(ids)) == len(ids)
     for address in addresses:
         octets = [int(part, 16) for part in address.split(":")]
         assert len(octets) == 6
         assert octets[0] & 0xC0 == 0xC0  # random static: the two top bits set
-    names = [d.local_name for d in world.devices if d.role == "cuff"]
+    names = [d.local_name for d in world.devices if d.role == "cuff" and d.transport == "ble"]
     assert len(set(names)) == len(names)
 
 
