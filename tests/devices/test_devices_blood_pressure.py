@@ -168,7 +168,8 @@ def test_intermediate_cuff_pressure_ignores_diastolic_and_map() -> None:
     # GSS: diastolic and MAP sub-fields are unused; Nordic's tests put 0 there.
     out = decode_value("2a36", bytes.fromhex("005F0000000000"))
     assert out["cuff_pressure"] == 95
-    assert "systolic" not in out and "map" not in out
+    assert "systolic" not in out
+    assert "map" not in out
     value = bp.decode_intermediate_cuff_pressure(bytes.fromhex("045F00FF07FF074800"))
     assert value.cuff_pressure == 95
     assert value.pulse_rate == 72

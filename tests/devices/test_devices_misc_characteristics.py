@@ -64,8 +64,8 @@ def test_battery_level() -> None:
 
 @pytest.mark.parametrize("uuid", ["2a29", "2a24", "2a25", "2a26", "2a27", "2a28"])
 def test_device_information_strings(uuid: str) -> None:
-    assert decode_value(uuid, "A&D Medical".encode())["text"] == "A&D Medical"
-    assert decode_value(uuid, "UA-651BLE\x00\x00".encode())["text"] == "UA-651BLE"
+    assert decode_value(uuid, b"A&D Medical")["text"] == "A&D Medical"
+    assert decode_value(uuid, b"UA-651BLE\x00\x00")["text"] == "UA-651BLE"
     assert decode_value(uuid, "행복다온".encode())["text"] == "행복다온"
     with pytest.raises(DecodeError):
         decode_value(uuid, b"\xff\xfe")

@@ -71,7 +71,9 @@ def test_weight_scale_feature() -> None:
     # bit 0, bit 1, bit 2, weight resolution 7 (0.005 kg), height resolution 3 (0.001 m).
     raw = 0b1 | 0b10 | 0b100 | 7 << 3 | 3 << 7
     out = decode_value("2a9e", raw.to_bytes(4, "little"))
-    assert out["time_stamp_supported"] and out["multiple_users_supported"] and out["bmi_supported"]
+    assert out["time_stamp_supported"]
+    assert out["multiple_users_supported"]
+    assert out["bmi_supported"]
     assert (out["weight_resolution_code"], out["height_resolution_code"]) == (7, 3)
 
 
@@ -93,7 +95,8 @@ def test_body_composition_single_packet() -> None:
 def test_body_composition_packets_decode_and_merge() -> None:
     first = bcs.decode_measurement(BCS_PACKET_1)
     second = bcs.decode_measurement(BCS_PACKET_2)
-    assert first.multiple_packet and second.multiple_packet
+    assert first.multiple_packet
+    assert second.multiple_packet
     merged = bcs.merge_packets([first, second])
     assert merged.body_fat_pct == Decimal("25.0")
     assert merged.user_id == 1
