@@ -433,7 +433,11 @@ def parse_case(obj: Any) -> Case:
     b = ReadingsBuilder()
     for i, r in enumerate(readings):
         add_reading(b, r, i)
-    return Case(profile, evaluated_at, b.build(), len(readings))
+    built = b.build()
+    # cli-assess.md: readings after evaluated_at are ignored (they have not happened yet)
+    cutoff = int(evaluated_at.timestamp())
+    kept = {name: tbl.take(tbl.t <= cutoff) for name, tbl in built.tables().items()}
+    return Case(profile, evaluated_at, Readings(**kept), len(readings))  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- assessment

@@ -292,6 +292,7 @@ class Table:
     t: IntArray
     index: IntArray
     fresh: BoolArray
+    received: IntArray  # when the server received it (epoch s), -1 if unknown (Q-09)
 
     @property
     def size(self) -> int:
@@ -330,6 +331,7 @@ _COLUMN_DTYPES: dict[str, Any] = {
     "t": np.int64,
     "index": np.int64,
     "fresh": bool,
+    "received": np.int64,
     "unit_ok": bool,
     "setting": np.int64,
     "position": np.int64,
@@ -349,6 +351,7 @@ _COLUMN_DTYPES: dict[str, Any] = {
 }
 _COLUMN_DEFAULTS: dict[str, Any] = {
     "fresh": True,
+    "received": -1,
     "unit_ok": True,
     "setting": int(Setting.HOME),
     "position": int(Position.SITTING),
@@ -500,14 +503,18 @@ class ReadingsBuilder:
     """
 
     def __init__(self) -> None:
+        #: receipt time (epoch s) stamped on the rows added next; -1 = unknown. The runner
+        #: sets it from the store so that Q-09 judges a device clock against the server's.
+        self.received = -1
         self._rows: dict[str, list[dict[str, Any]]] = {
             f.name: [] for f in dataclasses.fields(Readings)
         }
 
     def _add(self, table: str, resident: int, t: int, index: int, fresh: bool, **cols: Any) -> None:
-        self._rows[table].append(
-            {"resident": resident, "t": t, "index": index, "fresh": fresh, **cols}
-        )
+        row = {"resident": resident, "t": t, "index": index, "fresh": fresh}
+        row["received"] = self.received
+        row.update(cols)
+        self._rows[table].append(row)
 
     def add_bp(
         self,

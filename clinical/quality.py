@@ -78,8 +78,11 @@ def _same_as_previous(tbl: Table, columns: Sequence[FloatArray], seconds: int) -
     return dup
 
 
-def _future(tbl: Table, now: IntArray) -> BoolArray:
-    return tbl.t > now[tbl.resident]
+def _future(tbl: Table, now: IntArray, tolerance_s: int) -> BoolArray:
+    """Later than the evaluation time, or (when known) than its own receipt + tolerance."""
+    now_row = now[tbl.resident]
+    limit = np.where(tbl.received >= 0, np.minimum(tbl.received + tolerance_s, now_row), now_row)
+    return np.asarray(tbl.t > limit, dtype=bool)
 
 
 def bp_codes(tbl: BpTable, now: IntArray, q: QualityLimits) -> IntArray:
@@ -104,7 +107,7 @@ def bp_codes(tbl: BpTable, now: IntArray, q: QualityLimits) -> IntArray:
             (q02, Q02),
             (q03, Q03),
             (q04, Q04),
-            (_future(tbl, now), Q09_FUTURE),
+            (_future(tbl, now, q.future_tolerance_s), Q09_FUTURE),
             (_same_as_previous(tbl, [s, d, p], q.duplicate_seconds), Q09_DUPLICATE),
             (~tbl.unit_ok, Q09_UNIT),
         ],
@@ -123,7 +126,7 @@ def glucose_codes(tbl: GlucoseTable, now: IntArray, q: QualityLimits) -> IntArra
         [
             (q05, Q05),
             (q06, Q06),
-            (_future(tbl, now), Q09_FUTURE),
+            (_future(tbl, now, q.future_tolerance_s), Q09_FUTURE),
             (
                 _same_as_previous(tbl, [dup_key, tbl.meal.astype(np.float64)], q.duplicate_seconds),
                 Q09_DUPLICATE,
@@ -143,7 +146,7 @@ def weight_codes(tbl: WeightTable, now: IntArray, q: QualityLimits) -> IntArray:
     base = _apply(
         [
             (tbl.unit_ok & _range(tbl.kg, q.weight_min, q.weight_max), Q07),
-            (_future(tbl, now), Q09_FUTURE),
+            (_future(tbl, now, q.future_tolerance_s), Q09_FUTURE),
             (_same_as_previous(tbl, [tbl.kg], q.duplicate_seconds), Q09_DUPLICATE),
             (~tbl.unit_ok, Q09_UNIT),
         ],
@@ -194,7 +197,7 @@ def waist_codes(tbl: WaistTable, now: IntArray, q: QualityLimits) -> IntArray:
     return _apply(
         [
             (tbl.unit_ok & _range(tbl.cm, q.waist_min, q.waist_max), Q07),
-            (_future(tbl, now), Q09_FUTURE),
+            (_future(tbl, now, q.future_tolerance_s), Q09_FUTURE),
             (~tbl.unit_ok, Q09_UNIT),
         ],
         tbl.size,
@@ -205,15 +208,15 @@ def a1c_codes(tbl: A1cTable, now: IntArray, q: QualityLimits) -> IntArray:
     return _apply(
         [
             (tbl.unit_ok & _range(tbl.pct, q.a1c_min, q.a1c_max), Q07),
-            (_future(tbl, now), Q09_FUTURE),
+            (_future(tbl, now, q.future_tolerance_s), Q09_FUTURE),
             (~tbl.unit_ok, Q09_UNIT),
         ],
         tbl.size,
     )
 
 
-def generic_codes(tbl: Table, now: IntArray) -> IntArray:
-    conditions = [(_future(tbl, now), Q09_FUTURE)]
+def generic_codes(tbl: Table, now: IntArray, q: QualityLimits) -> IntArray:
+    conditions = [(_future(tbl, now, q.future_tolerance_s), Q09_FUTURE)]
     unit_ok = getattr(tbl, "unit_ok", None)
     if unit_ok is not None:
         conditions.append((~unit_ok, Q09_UNIT))
@@ -235,5 +238,5 @@ def all_codes(readings: Readings, now: IntArray, q: QualityLimits) -> dict[str, 
         elif isinstance(tbl, A1cTable):
             codes[name] = a1c_codes(tbl, now, q)
         else:
-            codes[name] = generic_codes(tbl, now)
+            codes[name] = generic_codes(tbl, now, q)
     return codes

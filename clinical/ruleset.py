@@ -97,6 +97,7 @@ class QualityLimits:
     weight_jump_kg: float = 5.0  # > 5 kg from the previous valid weight …
     weight_jump_hours: float = 24.0  # … taken ≤ 24 h earlier
     duplicate_seconds: int = 60
+    future_tolerance_s: int = 300  # a device clock ahead of the server by more than this
 
 
 @dataclass(frozen=True, slots=True)
