@@ -151,7 +151,10 @@ class LinkImpl(Link):
     def mtu(self) -> int:
         return self._device.peripheral.mtu
 
-    def _char(self, uuid: str) -> CharState:
+    def _char(self, uuid: str) -> CharState | None:
+        """The characteristic ``uuid``; None until the GATT database is resolved."""
+        if self._device.gatt is None:
+            return None
         wanted = uuid128(uuid)
         found = [c for c in self._device.chars.values() if c.slot.uuid == wanted]
         if not found:
@@ -160,11 +163,12 @@ class LinkImpl(Link):
         return (notifying or found)[0]
 
     def subscribed(self, uuid: str) -> bool:
-        return self._up and self._char(uuid).subscribed
+        char = self._char(uuid)
+        return self._up and char is not None and char.subscribed
 
     async def wait_subscribed(self, uuid: str) -> bool:
         loop = asyncio.get_running_loop()
-        while self._up and not self._char(uuid).subscribed:
+        while self._up and not self.subscribed(uuid):
             waiter: asyncio.Future[None] = loop.create_future()
             self._device.waiters.append(waiter)
             await waiter
@@ -176,7 +180,7 @@ class LinkImpl(Link):
                 f"{len(data)}-byte notification does not fit ATT_MTU {self.mtu}: split it"
             )
         char = self._char(uuid)
-        if not (self._up and char.subscribed):
+        if char is None or not (self._up and char.subscribed):
             return False
         self._hub._deliver(char, bytes(data))
         if char.uses_indication:

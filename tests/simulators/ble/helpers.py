@@ -136,3 +136,27 @@ class Gadget(Peripheral):
         self.subscriptions.append(char.uuid)
         if self.on_sub is not None:
             self.on_sub(link, char.uuid)
+
+
+class Inbox:
+    """Notifications as they arrive, in order, as (uuid, bytes); callbacks only enqueue."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, bytes]] = []
+        self._changed = asyncio.Event()
+
+    def callback(self, uuid: str) -> Callable[[object, bytearray], None]:
+        def on_value(_char: object, data: bytearray) -> None:
+            self.items.append((uuid, bytes(data)))
+            self._changed.set()
+
+        return on_value
+
+    def of(self, uuid: str) -> list[bytes]:
+        return [data for u_, data in self.items if u_ == uuid]
+
+    async def wait_for(self, predicate: Callable[[], bool], within: float = 2.0) -> None:
+        async with asyncio.timeout(within):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
