@@ -66,12 +66,15 @@ class Security:
     link the device answers Insufficient Authentication and bluetoothd pairs on the spot.
     ``pairable``: the device is in pairing mode (Omron: hold the Bluetooth button until "P"
     blinks). ``passkey`` is the 6-digit key for :attr:`PairingMethod.PASSKEY`.
+    ``single_bond``: a new bond replaces the old one (Omron, A&D): the previous host's keys
+    stop working.
     """
 
     required: bool = False
     method: PairingMethod = PairingMethod.JUST_WORKS
     passkey: int | None = None
     pairable: bool = True
+    single_bond: bool = False
 
     def __post_init__(self) -> None:
         if self.method is PairingMethod.PASSKEY and (

@@ -1243,6 +1243,8 @@ class VirtualBlueZ:
             raise BluezError.authentication("Canceled")
         dev.paired = dev.bonded = True
         dev.temporary = False
+        if security.single_bond:
+            peripheral.bonds.clear()
         peripheral.bonds.add(dev.adapter.address)
         link._encrypted = True
         self._changed(dev, DEVICE_IFACE, "Paired", "Bonded")

@@ -36,6 +36,7 @@ from devices.gatt.device_information import (
     encode_string,
     encode_system_id,
 )
+from devices.ieee11073 import encode_date_time
 from devices.uuids import (
     BATTERY_LEVEL,
     BATTERY_SERVICE,
@@ -45,6 +46,8 @@ from devices.uuids import (
     DEVICE_INFORMATION_SERVICE,
     FIRMWARE_REVISION,
     HARDWARE_REVISION,
+    ISENS_CLOCK_CHARACTERISTIC,
+    ISENS_CLOCK_SERVICE,
     LOCAL_TIME_INFORMATION,
     MANUFACTURER_NAME,
     MODEL_NUMBER,
@@ -62,12 +65,14 @@ from simulators.bluez import (
     Security,
     Timing,
 )
-from simulators.bluez.errors import ATT_WRITE_NOT_PERMITTED
+from simulators.bluez.errors import ATT_VALUE_NOT_ALLOWED, ATT_WRITE_NOT_PERMITTED
 from simulators.bluez.peripheral import ADV_FLAGS_GENERAL, ADV_FLAGS_LIMITED, Advertisement
 from simulators.peripherals.faults import DeviceClock, Faults
 
 #: CTS application error "Data field ignored" (CTS 1.1; hass-omron's HEM-6232T log).
 ATT_CTS_DATA_FIELD_IGNORED = 0x80
+#: i-SENS clock command header (get/set time), ble-profiles.md §8.
+ISENS_CLOCK_HEADER = bytes.fromhex("c0030100")
 
 
 class TimeSync(StrEnum):
@@ -75,6 +80,7 @@ class TimeSync(StrEnum):
 
     CTS = "cts"  # Current Time 0x2A2B (read, write, notify) in CTS 0x1805
     DATE_TIME = "date-time"  # Date Time 0x2A08 (write) inside the measurement service
+    ISENS = "isens"  # i-SENS vendor command on 0xFFF1 in service 0xFFF0 (CareSens)
     NONE = "none"  # keeps its own clock; nothing to write
 
 
@@ -164,7 +170,7 @@ class HealthDevice(Peripheral):
         self, method: PairingMethod = PairingMethod.JUST_WORKS, passkey: int | None = None
     ) -> None:
         """Measurement data only over an encrypted (bonded) link."""
-        self.security = Security(required=True, method=method, passkey=passkey)
+        self.security = replace(self.security, required=True, method=method, passkey=passkey)
 
     def set_pairing_mode(self, on: bool) -> None:
         """Pairing mode (hold the Bluetooth button): accepts new bonds, advertises 'limited'."""
@@ -219,6 +225,13 @@ class HealthDevice(Peripheral):
             ),
             GattService(BATTERY_SERVICE, (GattCharacteristic(BATTERY_LEVEL, ("read", "notify")),)),
         ]
+        if self.time_sync is TimeSync.ISENS:
+            services.append(
+                GattService(
+                    ISENS_CLOCK_SERVICE,
+                    (GattCharacteristic(ISENS_CLOCK_CHARACTERISTIC, ("write", "notify")),),
+                )
+            )
         if self.time_sync is TimeSync.CTS:
             services.append(
                 GattService(
@@ -304,7 +317,25 @@ class HealthDevice(Peripheral):
         if char.uuid in (CURRENT_TIME, DATE_TIME):
             self.take_time(char.uuid, data)
             return
+        if char.uuid == ISENS_CLOCK_CHARACTERISTIC:
+            self._isens_clock(link, bytes(data))
+            return
         raise AttError(ATT_WRITE_NOT_PERMITTED)
+
+    def _isens_clock(self, link: Link, data: bytes) -> None:
+        """i-SENS: ``C0 03 01 00`` + Date Time sets the clock (all zeros reads it); the meter
+        answers with a notification of the same header and its time (ble-profiles.md §8; the
+        reply layout is assumed, not captured)."""
+        if len(data) != 11 or data[:4] != ISENS_CLOCK_HEADER:
+            raise AttError(ATT_VALUE_NOT_ALLOWED, "not an i-SENS clock command")
+        if any(data[4:]):
+            self.take_time(DATE_TIME, data[4:])
+        reply = ISENS_CLOCK_HEADER + encode_date_time(self.clock.now())
+        link.spawn(self._notify_later(link, ISENS_CLOCK_CHARACTERISTIC, reply))
+
+    async def _notify_later(self, link: Link, uuid: str, data: bytes) -> None:
+        await asyncio.sleep(0)  # after the write response
+        await link.notify(uuid, data)
 
     async def on_subscribe(self, link: Link, char: GattCharacteristic) -> None:
         self.touch()

@@ -128,8 +128,8 @@ class BloodPressureCuff(HealthDevice):
         firmware: str = "2.0",
         **options: object,
     ) -> BloodPressureCuff:
-        """An Omron cuff: CTS time write, 0x020E manufacturer data, needs a bond."""
-        options.setdefault("security", Security(required=True))
+        """An Omron cuff: CTS time write, 0x020E manufacturer data, one bonded host only."""
+        options.setdefault("security", Security(required=True, single_bond=True))
         cuff = cls(
             address,
             _omron_name(address, pairing=True),
@@ -149,8 +149,9 @@ class BloodPressureCuff(HealthDevice):
         firmware: str = "1.3",
         **options: object,
     ) -> BloodPressureCuff:
-        """An A&D UA-651BLE: Date Time 0x2A08 write before indications, limited adverts."""
-        options.setdefault("security", Security(required=True))
+        """An A&D UA-651BLE: Date Time 0x2A08 write before indications, limited adverts
+        while pairable, one bonded host only."""
+        options.setdefault("security", Security(required=True, single_bond=True))
         options.setdefault("users", 1)
         tail = address.replace(":", "")[-6:]
         cuff = cls(

@@ -25,6 +25,8 @@ Behaviour (ble-profiles.md §4, §7.3):
   services, ``common_att_codes=True``); a request while one is running, or the
   ``racp_busy`` fault → 0x80 / 0xFE "procedure already in progress".
 * After ``idle_timeout`` seconds without a request the meter hangs up.
+* ``month_13_bug`` reproduces the i-SENS firmware that sends January base times as month 13
+  of the year before (Tidepool; the ``isens_month_13`` quirk of ``devices.quirks``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from struct import pack
 
 from devices.errors import DecodeError
 from devices.gatt.glucose import (
@@ -129,6 +132,7 @@ class GlucoseMeter(HealthDevice):
         clock: DeviceClock | None = None,
         faults: Faults | None = None,
         idle_timeout: float = 10.0,
+        month_13_bug: bool = False,
     ) -> None:
         super().__init__(
             address,
@@ -152,6 +156,8 @@ class GlucoseMeter(HealthDevice):
         self.unit = unit
         self.feature = feature
         self.records: list[GlucoseRecord] = []
+        #: i-SENS firmware: January base times go out as month 13 of the year before.
+        self.month_13_bug = month_13_bug
         self._busy_code = (
             ATT_PROCEDURE_IN_PROGRESS if common_att_codes else (ATT_GLS_PROCEDURE_IN_PROGRESS)
         )
@@ -171,9 +177,11 @@ class GlucoseMeter(HealthDevice):
         firmware: str = "2.1",
         **options: object,
     ) -> GlucoseMeter:
-        """An i-SENS CareSens N Premier: GLS + RACP, bonded, plasma-calibrated."""
+        """An i-SENS CareSens N Premier: GLS + RACP, bonded, plasma-calibrated, clock set by
+        the i-SENS vendor command (devices.catalogue: clock ``vendor_command``)."""
         options.setdefault("security", Security(required=True))
-        tail = address.replace(":", "")[-6:]
+        options.setdefault("time_sync", TimeSync.ISENS)
+        tail = address.replace(":", "")[-4:]
         return cls(
             address,
             f"CareSens {tail}",
@@ -333,12 +341,20 @@ class GlucoseMeter(HealthDevice):
             await self._respond(link, op, SUCCESS)
             return
         for record in selected:
-            packets = [(GLUCOSE_MEASUREMENT, encode_measurement(record.measurement))]
+            packets = [(GLUCOSE_MEASUREMENT, self.encode(record.measurement))]
             if record.context is not None:
                 packets.append((GLUCOSE_MEASUREMENT_CONTEXT, encode_context(record.context)))
             if not await self.send_record(link, packets):
                 return
         await self._respond(link, op, SUCCESS)
+
+    def encode(self, measurement: GlucoseMeasurement) -> bytes:
+        """The 0x2A18 payload, with the month-13 firmware bug when this meter has it."""
+        payload = encode_measurement(measurement)
+        if self.month_13_bug and measurement.base_time.month == 1:
+            year = measurement.base_time.year - 1
+            payload = payload[:3] + pack("<HB", year, 13) + payload[6:]
+        return payload
 
     def select(self, request: RacpRequest) -> list[GlucoseRecord] | int:
         """The records an RACP filter designates, or the response code refusing it."""

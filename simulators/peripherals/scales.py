@@ -177,8 +177,9 @@ class WeightScale(HealthDevice):
         firmware: str = "1.1",
         **options: object,
     ) -> WeightScale:
-        """An A&D UC-352BLE: bonded, single user (no UDS), Date Time write, hangs up after."""
-        options.setdefault("security", Security(required=True))
+        """An A&D UC-352BLE: one bonded host, single user (no UDS), Date Time write, hangs
+        up after sending."""
+        options.setdefault("security", Security(required=True, single_bond=True))
         tail = address.replace(":", "")[-6:]
         scale = cls(
             address,

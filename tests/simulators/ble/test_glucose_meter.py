@@ -297,3 +297,34 @@ async def test_the_meter_hangs_up_when_idle(bluez: VirtualBlueZ, connect: OpenMe
     await asyncio.sleep(0.4)
     assert not gateway.client.is_connected
     assert "Device1.Disconnect" not in bluez.calls.names()
+
+
+async def test_the_caresens_clock_is_the_isens_vendor_command(
+    bluez: VirtualBlueZ, connect: OpenMeter
+) -> None:
+    device = bluez.add_peripheral(meter())
+    device.clock.reset()
+    gateway = await connect()
+    clock = u("fff1")
+    await gateway.client.start_notify(clock, gateway.inbox.callback(clock))
+    # ble-profiles.md §8: C0 03 01 00 <year LE> <mon> <day> <h> <m> <s>; zeros read the clock
+    await gateway.client.write_gatt_char(clock, bytes.fromhex("c0030100" + "00" * 7), response=True)
+    await gateway.inbox.wait_for(lambda: len(gateway.inbox.of(clock)) == 1)
+    assert gateway.inbox.of(clock)[0][:8] == bytes.fromhex("c0030100d0070101")  # 2000-01-01
+    await gateway.client.write_gatt_char(
+        clock, bytes.fromhex("c0030100e9070c1f173b00"), response=True
+    )  # 2025-12-31 23:59:00
+    await gateway.inbox.wait_for(lambda: len(gateway.inbox.of(clock)) == 2)
+    assert gateway.inbox.of(clock)[1][:10] == bytes.fromhex("c0030100e9070c1f173b")
+    assert device.clock.host_set
+
+
+async def test_the_month_13_firmware_bug(bluez: VirtualBlueZ, connect: OpenMeter) -> None:
+    device = bluez.add_peripheral(meter(month_13_bug=True))
+    device.take_reading(105, at=datetime(2025, 1, 5, 8, 0, 0))
+    gateway = await connect()
+    await gateway.request("0101")
+    assert await gateway.response() == bytes.fromhex("06000101")
+    (payload,) = gateway.inbox.of(MEASUREMENT)
+    # base time 2024-13-05 08:00:00 instead of 2025-01-05 (Tidepool's i-SENS comment)
+    assert payload[3:10] == bytes.fromhex("e8070d05080000")

@@ -7,6 +7,8 @@ actually uses", "Gotchas", "Edge cases") and bluetoothd's src/error.c / gatt-cli
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import AsyncIterator
 
 import pytest
 from bleak import BleakClient, BleakScanner
@@ -22,8 +24,9 @@ from bleak.exc import (
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 
-from simulators.bluez import Link, Security, Timing, VirtualBlueZ
+from simulators.bluez import Link, PrivateBus, Security, Timing, VirtualBlueZ, virtual_bluez
 from simulators.bluez.peripheral import PairingMethod
+from tests.fix_ble import close_bleak_manager
 from tests.simulators.ble.helpers import Gadget, PasskeyAgent, register_agent, u
 
 pytestmark = pytest.mark.ble
@@ -435,3 +438,36 @@ async def test_passive_scanning_with_or_patterns(bluez: VirtualBlueZ) -> None:
     assert device.address == gadget.address
     assert bluez.calls.find("RegisterMonitor")
     assert not bluez.calls.find("StartDiscovery")
+
+
+@pytest.fixture
+async def two_adapters(
+    ble_bus: PrivateBus, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[VirtualBlueZ]:
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", ble_bus.address)
+    monkeypatch.setenv("PATH", f"{ble_bus.bin_dir}:{os.environ.get('PATH', '')}")
+    async with virtual_bluez(ble_bus.address, adapters=("hci0", "hci1")) as service:
+        yield service
+    await close_bleak_manager()
+
+
+async def test_two_adapters_and_a_device_that_keeps_one_bond(two_adapters: VirtualBlueZ) -> None:
+    bluez = two_adapters
+    gadget = bluez.add_peripheral(Gadget(security=Security(required=True, single_bond=True)))
+    for adapter in ("hci0", "hci1"):
+        device = await BleakScanner.find_device_by_address(
+            gadget.address, timeout=2.0, bluez={"adapter": adapter}
+        )
+        assert device is not None
+        assert device.details["path"] == bluez.device_path(gadget.address, adapter)
+        async with BleakClient(device, pair=True) as client:
+            assert await client.read_gatt_char(u("2a49")) == b"\x00\x00"
+    assert gadget.bonds == {bluez.adapter_address("hci1")}  # the second bond replaced the first
+    device = await BleakScanner.find_device_by_address(
+        gadget.address, timeout=2.0, bluez={"adapter": "hci0"}
+    )
+    assert device is not None
+    with pytest.raises(BleakDBusError) as err:
+        async with BleakClient(device):
+            pass
+    assert err.value.dbus_error_details == "le-connection-key-missing"
