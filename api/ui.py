@@ -86,5 +86,51 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
 
 def install(templates: Jinja2Templates) -> None:
     env: Any = templates.env
-    env.globals.update(nav=nav, role_label=role_label, severity_labels=SEVERITY_LABELS)
+    env.globals.update(
+        nav=nav,
+        role_label=role_label,
+        severity_labels=SEVERITY_LABELS,
+        code_label=code_label,
+        reading_value=reading_value,
+        Capability=Capability,
+    )
     env.filters.update(local=local, local_date=local_date, ago=ago)
+
+
+#: Korean-first labels for the codes staff see most (fhir-mapping-and-anchors.md §1.1).
+CODE_LABELS: dict[str, str] = {
+    "85354-9": "혈압 / Blood pressure",
+    "8867-4": "맥박 / Pulse",
+    "41653-7": "혈당 / Glucose",
+    "14743-9": "혈당 / Glucose",
+    "2339-0": "혈당 / Glucose",
+    "41604-0": "공복혈당 / Fasting glucose",
+    "29463-7": "체중 / Weight",
+    "8302-2": "키 / Height",
+    "39156-5": "체질량지수 / BMI",
+    "41982-0": "체지방률 / Body fat",
+    "73708-0": "체지방량 / Fat mass",
+    "73964-9": "근육량 / Muscle mass",
+    "73965-6": "근육률 / Muscle %",
+    "101683-1": "체수분 / Body water",
+    "8280-0": "허리둘레 / Waist",
+    "56115-9": "허리둘레 / Waist",
+    "4548-4": "당화혈색소 / HbA1c",
+}
+
+
+def code_label(code: str, display: str | None = None) -> str:
+    return CODE_LABELS.get(code) or display or code
+
+
+def reading_value(
+    code: str, value: float | None, unit: str | None, components: dict[str, float]
+) -> str:
+    """'128/82 mmHg' for a BP panel, '104 mg/dL' otherwise, '—' when absent."""
+    if code == "85354-9" and "8480-6" in components and "8462-4" in components:
+        return f"{components['8480-6']:.0f}/{components['8462-4']:.0f} mmHg"
+    if value is None:
+        return "—"
+    shown = f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+    unit_text = {"mm[Hg]": "mmHg", "/min": "회/분", "kg/m2": "kg/m²"}.get(unit or "", unit or "")
+    return f"{shown} {unit_text}".strip()

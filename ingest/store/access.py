@@ -99,7 +99,7 @@ class Capability(StrEnum):
 
 _C = Capability
 ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
-    Role.ADMIN: frozenset(_C) - {_C.CHECK_IN},
+    Role.ADMIN: frozenset(_C),
     Role.NURSE: frozenset(
         {
             _C.READ_HEALTH,
@@ -113,6 +113,7 @@ ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
             _C.READ_DEVICES,
             _C.MANAGE_CONSENT,
             _C.WITHDRAW_CONSENT,
+            _C.CHECK_IN,
         }
     ),
     Role.THERAPIST: frozenset(

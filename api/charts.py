@@ -1,0 +1,197 @@
+"""Server-rendered SVG trend charts with guideline bands (no JavaScript).
+
+Pure: values in, SVG text out. Each chart has ``role="img"`` with a title and a description
+summarising the data, and the page always shows the same readings as a table, so nothing is
+available only as a picture.
+
+Bands (sources in clinical-rules.md): blood pressure uses the KSH categories (§3.1; normal
+<120/80, hypertension ≥140/90) and the home threshold 135/85 (§11 #2); glucose the target
+80-130 mg/dL before meals and the hypoglycaemia line 70 (§4, §11 #9); body fat the
+WHO-suggested 25 % / 35 % (men / women, display only, §5.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from html import escape
+from zoneinfo import ZoneInfo
+
+SEOUL = ZoneInfo("Asia/Seoul")
+
+WIDTH, HEIGHT = 640, 260
+LEFT, RIGHT, TOP, BOTTOM = 48, 12, 14, 30
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    label: str
+    points: Sequence[tuple[datetime, float]]
+    colour: str
+    dashed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """A shaded value range, e.g. the target range."""
+
+    low: float
+    high: float
+    label: str
+    colour: str = "#e3f1e6"
+
+
+@dataclass(frozen=True, slots=True)
+class RefLine:
+    value: float
+    label: str
+    colour: str = "#a4000f"
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    title: str
+    unit: str
+    series: Sequence[Series]
+    start: datetime
+    end: datetime
+    bands: Sequence[Band] = field(default_factory=tuple)
+    lines: Sequence[RefLine] = field(default_factory=tuple)
+    y_floor: float | None = None
+    y_ceiling: float | None = None
+
+
+def _nice_range(
+    values: Sequence[float], floor: float | None, ceiling: float | None
+) -> tuple[float, float]:
+    lo = min(values) if values else 0.0
+    hi = max(values) if values else 1.0
+    if floor is not None:
+        lo = min(lo, floor)
+    if ceiling is not None:
+        hi = max(hi, ceiling)
+    if hi - lo < 1e-9:
+        hi = lo + 1
+    pad = (hi - lo) * 0.08
+    step = _step((hi - lo + 2 * pad) / 5)
+    return (lo - pad) // step * step, -(-(hi + pad) // step) * step
+
+
+def _step(raw: float) -> float:
+    for unit in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500):
+        if raw <= unit:
+            return float(unit)
+    return 1000.0
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.0f}" if abs(value - round(value)) < 1e-9 else f"{value:.1f}"
+
+
+def render(chart: Chart) -> str:
+    """The chart as an inline SVG element."""
+    values = [v for s in chart.series for _, v in s.points]
+    values += [b.low for b in chart.bands] + [b.high for b in chart.bands]
+    values += [line.value for line in chart.lines]
+    y_lo, y_hi = _nice_range(values, chart.y_floor, chart.y_ceiling)
+    span = (chart.end - chart.start).total_seconds() or 1.0
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def x(when: datetime) -> float:
+        return LEFT + plot_w * min(max((when - chart.start).total_seconds() / span, 0.0), 1.0)
+
+    def y(value: float) -> float:
+        clamped = min(max(value, y_lo), y_hi)
+        return TOP + plot_h * (1 - (clamped - y_lo) / (y_hi - y_lo))
+
+    n_points = sum(len(s.points) for s in chart.series)
+    desc = _describe(chart, n_points)
+    out = [
+        f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="t d" '
+        f'xmlns="http://www.w3.org/2000/svg" font-size="12">',
+        f'<title id="t">{escape(chart.title)}</title><desc id="d">{escape(desc)}</desc>',
+    ]
+    for band in chart.bands:
+        top, bottom = y(band.high), y(band.low)
+        out.append(
+            f'<rect x="{LEFT}" y="{top:.1f}" width="{plot_w}" height="{bottom - top:.1f}" '
+            f'fill="{band.colour}"><title>{escape(band.label)}</title></rect>'
+        )
+    step = _step((y_hi - y_lo) / 5)
+    tick = y_lo
+    while tick <= y_hi + 1e-9:
+        ty = y(tick)
+        out.append(
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{ty:.1f}" y2="{ty:.1f}" '
+            f'stroke="#d5d9de"/><text x="{LEFT - 6}" y="{ty + 4:.1f}" text-anchor="end" '
+            f'fill="#333">{_fmt(tick)}</text>'
+        )
+        tick += step
+    days = max(1, round(span / 86400))
+    every = 7 if days <= 45 else 30 if days <= 200 else 60
+    day = chart.start.astimezone(SEOUL).replace(hour=0, minute=0, second=0, microsecond=0)
+    while day <= chart.end:
+        if day >= chart.start and (day.day == 1 if every >= 30 else day.weekday() == 0):
+            tx = x(day)
+            out.append(
+                f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}" '
+                f'stroke="#eceff2"/>'
+                f'<text x="{tx:.1f}" y="{HEIGHT - 10}" text-anchor="middle" fill="#333">'
+                f"{day.month}/{day.day}</text>"
+            )
+        day += timedelta(days=1)
+    for line in chart.lines:
+        ly = y(line.value)
+        out.append(
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{ly:.1f}" y2="{ly:.1f}" '
+            f'stroke="{line.colour}" stroke-dasharray="6 4" stroke-width="1.5"/>'
+            f'<text x="{WIDTH - RIGHT - 4}" y="{ly - 4:.1f}" text-anchor="end" '
+            f'fill="{line.colour}">{escape(line.label)}</text>'
+        )
+    for series in chart.series:
+        pts = sorted(series.points)
+        if not pts:
+            continue
+        path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in pts)
+        dash = ' stroke-dasharray="4 3"' if series.dashed else ""
+        if len(pts) > 1:
+            out.append(
+                f'<polyline points="{path}" fill="none" stroke="{series.colour}" '
+                f'stroke-width="2"{dash}/>'
+            )
+        radius = 3 if len(pts) < 120 else 1.6
+        for t, v in pts:
+            out.append(
+                f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="{radius}" fill="{series.colour}"/>'
+            )
+    out.append(
+        f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" '
+        'stroke="#8a9099"/>'
+    )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _describe(chart: Chart, n_points: int) -> str:
+    if n_points == 0:
+        return f"{chart.title}: 측정값 없음 / no readings in this period"
+    parts = []
+    for series in chart.series:
+        if not series.points:
+            continue
+        latest = max(series.points)
+        vals = [v for _, v in series.points]
+        parts.append(
+            f"{series.label}: {len(vals)}회, 최근 {_fmt(latest[1])} {chart.unit}, "
+            f"범위 {_fmt(min(vals))}-{_fmt(max(vals))}"
+        )
+    return f"{chart.title}. " + "; ".join(parts)
+
+
+def legend(chart: Chart) -> list[tuple[str, str, bool]]:
+    """(label, colour, is_band) for the HTML legend under the chart."""
+    items = [(s.label, s.colour, False) for s in chart.series if s.points]
+    items += [(b.label, b.colour, True) for b in chart.bands]
+    items += [(line.label, line.colour, False) for line in chart.lines]
+    return items

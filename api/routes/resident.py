@@ -1,0 +1,244 @@
+"""The resident page: trend charts with guideline bands, the readings table, reviews, visits,
+consents, and the actions staff take for one resident."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi.responses import RedirectResponse
+from markupsafe import Markup
+
+from api import charts
+from api.deps import Conn, CsrfChecked, WebSession
+from api.routes.station import publish_checkin
+from api.routes.web import render
+from ingest.store import access, web_pages, web_station
+from ingest.store.access import Capability
+from ingest.store.web_station import Reading
+
+router = APIRouter(include_in_schema=False)
+
+PERIODS = (30, 90, 180, 365)
+
+
+def build_charts(
+    readings: tuple[Reading, ...], start: datetime, end: datetime, sex: str | None
+) -> list[tuple[charts.Chart, Markup]]:
+    def points(code: str, component: str | None = None) -> list[tuple[datetime, float]]:
+        out = []
+        for r in readings:
+            if r.code != code or r.status == "entered-in-error":
+                continue
+            value = r.components.get(component) if component else r.value
+            if value is not None:
+                out.append((r.effective_at, float(value)))
+        return out
+
+    glucose = points("41653-7") + points("2339-0") + points("41604-0")
+    built = [
+        charts.Chart(
+            title="혈압 / Blood pressure (mmHg)",
+            unit="mmHg",
+            series=[
+                charts.Series("수축기 / systolic", points("85354-9", "8480-6"), "#0b4f8a"),
+                charts.Series(
+                    "이완기 / diastolic", points("85354-9", "8462-4"), "#7a3e9d", dashed=True
+                ),
+            ],
+            start=start,
+            end=end,
+            bands=[charts.Band(60, 120, "정상 수축기 <120 / normal systolic (KSH)")],
+            lines=[
+                charts.RefLine(140, "고혈압 140 / office hypertension"),
+                charts.RefLine(135, "가정 135 / home threshold", "#8a4b00"),
+                charts.RefLine(90, "이완기 90 / diastolic", "#5b616b"),
+            ],
+            y_floor=50,
+            y_ceiling=160,
+        ),
+        charts.Chart(
+            title="혈당 / Glucose (mg/dL)",
+            unit="mg/dL",
+            series=[charts.Series("혈당 / glucose", glucose, "#1d6b2f")],
+            start=start,
+            end=end,
+            bands=[charts.Band(80, 130, "식전 목표 80-130 / pre-meal target")],
+            lines=[
+                charts.RefLine(70, "저혈당 70 / low"),
+                charts.RefLine(180, "식후 180 / after meals", "#8a4b00"),
+            ],
+            y_floor=50,
+            y_ceiling=200,
+        ),
+        charts.Chart(
+            title="체중 / Weight (kg)",
+            unit="kg",
+            series=[charts.Series("체중 / weight", points("29463-7"), "#0b4f8a")],
+            start=start,
+            end=end,
+        ),
+    ]
+    fat_limit = 25.0 if sex == "M" else 35.0
+    built.append(
+        charts.Chart(
+            title="체성분 / Body composition",
+            unit="% · kg",
+            series=[
+                charts.Series("체지방률 % / body fat", points("41982-0"), "#a4000f"),
+                charts.Series("근육량 kg / muscle", points("73964-9"), "#0b4f8a", dashed=True),
+            ],
+            start=start,
+            end=end,
+            lines=[
+                charts.RefLine(
+                    fat_limit, f"체지방 {fat_limit:.0f}% (WHO 제안 / suggested)", "#8a4b00"
+                )
+            ],
+        )
+    )
+    return [(c, Markup(charts.render(c))) for c in built]
+
+
+@router.get("/residents/{resident_id}")
+async def resident(
+    request: Request,
+    resident_id: str,
+    conn: Conn,
+    session: WebSession,
+    days: Annotated[int, Query(ge=7, le=730)] = 180,
+) -> Response:
+    actor = session.actor
+    page = await web_pages.resident_page(conn, actor, resident_id, days=days)
+    consents: tuple[access.Consent, ...] = ()
+    if actor.can(Capability.MANAGE_CONSENT):
+        consents = await access.consents_for(conn, actor, resident_id)
+    stations: tuple[web_station.Station, ...] = ()
+    if actor.can(Capability.CHECK_IN):
+        stations = await web_station.list_stations(conn)
+    end = datetime.now(UTC)
+    start = end - timedelta(days=days)
+    return render(
+        request,
+        "resident.html",
+        {
+            "actor": actor,
+            "csrf_token": session.csrf_token,
+            "page": page,
+            "r": page.resident,
+            "age": page.resident.age_on(date.today()),
+            "charts": build_charts(page.readings, start, end, page.resident.sex),
+            "legend": charts.legend,
+            "days": days,
+            "periods": PERIODS,
+            "consents": consents,
+            "stations": stations,
+            "today": date.today().isoformat(),
+            "now": end,
+            "message": request.query_params.get("m"),
+        },
+    )
+
+
+def back(resident_id: str, message: str) -> RedirectResponse:
+    return RedirectResponse(f"/residents/{resident_id}?m={message}", status_code=303)
+
+
+@router.post("/residents/{resident_id}/review")
+async def review(
+    resident_id: str,
+    conn: Conn,
+    session: CsrfChecked,
+    note: Annotated[str, Form(max_length=2000)] = "",
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    await web_pages.record_review(conn, session.actor, resident_id, note)
+    if next == "worklist":
+        return RedirectResponse("/worklist", status_code=303)
+    return back(resident_id, "reviewed")
+
+
+@router.post("/residents/{resident_id}/visits")
+async def add_visit(
+    resident_id: str,
+    conn: Conn,
+    session: CsrfChecked,
+    visited_on: Annotated[date, Form()],
+    kind: Annotated[str, Form()] = "home",
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    await web_pages.record_visit(conn, session.actor, resident_id, visited_on, kind, note)
+    return back(resident_id, "visit")
+
+
+@router.post("/visits/{visit_id}/cancel")
+async def cancel_visit(
+    visit_id: int,
+    conn: Conn,
+    session: CsrfChecked,
+    resident_id: Annotated[str, Form()] = "",
+) -> Response:
+    await web_pages.cancel_visit(conn, session.actor, visit_id)
+    return back(resident_id, "visit-cancelled")
+
+
+@router.post("/residents/{resident_id}/consents")
+async def add_consent(
+    resident_id: str,
+    conn: Conn,
+    session: CsrfChecked,
+    purpose: Annotated[str, Form()],
+    period_start: Annotated[date, Form()],
+    period_end: Annotated[date | None, Form()] = None,
+    source: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    try:
+        chosen = access.ConsentPurpose(purpose)
+    except ValueError as exc:
+        raise access.InvalidRequest(f"알 수 없는 목적 / unknown purpose {purpose!r}") from exc
+    roles = (
+        ("liaison",) if chosen is access.ConsentPurpose.LIAISON_SHARING else ("nurse", "therapist")
+    )
+    await access.record_consent(
+        conn,
+        session.actor,
+        resident_id=resident_id,
+        purpose=chosen,
+        recipient_roles=roles,
+        period_start=datetime.combine(period_start, datetime.min.time(), tzinfo=UTC),
+        period_end=datetime.combine(period_end, datetime.min.time(), tzinfo=UTC)
+        if period_end
+        else None,
+        source=source.strip() or None,
+    )
+    return back(resident_id, "consent")
+
+
+@router.post("/consents/{consent_id}/withdraw")
+async def withdraw(
+    consent_id: str,
+    conn: Conn,
+    session: CsrfChecked,
+    resident_id: Annotated[str, Form()] = "",
+) -> Response:
+    await access.withdraw_consent(conn, session.actor, consent_id)
+    if session.actor.role is access.Role.LIAISON:
+        return RedirectResponse("/liaison?m=withdrawn", status_code=303)
+    return back(resident_id, "withdrawn")
+
+
+@router.post("/residents/{resident_id}/checkin")
+async def staff_checkin(
+    request: Request,
+    resident_id: str,
+    conn: Conn,
+    session: CsrfChecked,
+    station_id: Annotated[str, Form()],
+) -> Response:
+    """A nurse checks a resident in at a station from her tablet (same path as the kiosk)."""
+    checkin, card = await web_station.check_in_resident(
+        conn, session.actor, resident_id, station_id
+    )
+    await publish_checkin(request, conn, checkin, card)
+    return back(resident_id, "checked-in" if checkin.delivered else "checkin-not-delivered")

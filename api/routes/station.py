@@ -1,0 +1,114 @@
+"""The resident station screen: check in by card, then the reading just taken, in large type.
+
+The card number travels only in the POST body, never in a URL or a log line. The check-in is
+recorded first, then published to the station's gateway (which opens its binding session);
+if the broker is not configured or does not acknowledge, the screen says so and staff can
+bind the readings from the unbound queue.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import RedirectResponse
+
+from api import explain
+from api.checkin import CheckinPublisher
+from api.deps import Conn, CsrfChecked, WebSession
+from api.routes.web import render
+from ingest.store import access, web_station
+from ingest.store.access import Capability
+
+router = APIRouter(include_in_schema=False)
+
+
+def masked_name(name: str) -> str:
+    """Enough of a name for a resident to recognise it on a shared screen: 김하늘 → 김*늘."""
+    if len(name) <= 1:
+        return name
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def checkin_event(checkin: web_station.CheckIn, card: str) -> dict[str, Any]:
+    """The check-in command of the system contract (devices/station.py event + resident)."""
+    return {
+        "schema": 1,
+        "type": "checkin",
+        "station": checkin.station_id,
+        "card": card,
+        "at": checkin.at.astimezone(UTC).isoformat(),
+        "resident": checkin.resident_id,
+        "session": checkin.id,
+    }
+
+
+async def publish_checkin(
+    request: Request, conn: Any, checkin: web_station.CheckIn, card: str
+) -> None:
+    publisher: CheckinPublisher = request.app.state.publisher
+    if checkin.gateway_id is None:
+        await web_station.record_delivery(
+            conn, checkin.id, False, "측정대에 게이트웨이가 없습니다 / station has no gateway"
+        )
+        return
+    delivery = await publisher.publish(checkin.gateway_id, checkin_event(checkin, card))
+    await web_station.record_delivery(conn, checkin.id, delivery.delivered, delivery.note)
+
+
+@router.get("/station")
+async def station_screen(request: Request, conn: Conn, session: WebSession) -> Response:
+    actor = session.actor
+    actor.require(Capability.CHECK_IN)
+    if actor.station_id is None:
+        raise access.AccessDenied(actor, "use the station screen (not a station account)")
+    checkin = await web_station.active_checkin(conn, actor)
+    shown: list[tuple[web_station.Reading, explain.Explanation]] = []
+    if checkin is not None:
+        for reading in await web_station.station_readings(conn, actor, checkin):
+            explained = explain.explain(
+                reading.code,
+                reading.value,
+                reading.unit,
+                reading.components,
+                height_cm=checkin.height_cm,
+            )
+            if explained is not None:
+                shown.append((reading, explained))
+    return render(
+        request,
+        "station.html",
+        {
+            "actor": actor,
+            "csrf_token": session.csrf_token,
+            "checkin": checkin,
+            "name": masked_name(checkin.display_name) if checkin else "",
+            "readings": shown,
+            "now": datetime.now(UTC),
+            "error": request.query_params.get("e"),
+        },
+    )
+
+
+@router.post("/station/checkin")
+async def station_checkin(
+    request: Request,
+    conn: Conn,
+    session: CsrfChecked,
+    card_number: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    try:
+        checkin = await web_station.check_in(conn, session.actor, card_number)
+    except access.NotFound:
+        return RedirectResponse("/station?e=card", status_code=303)
+    await publish_checkin(request, conn, checkin, "".join(c for c in card_number if c.isdigit()))
+    return RedirectResponse("/station", status_code=303)
+
+
+@router.post("/station/finish")
+async def station_finish(conn: Conn, session: CsrfChecked) -> Response:
+    await web_station.end_checkin(conn, session.actor)
+    return RedirectResponse("/station", status_code=303)

@@ -1,0 +1,180 @@
+"""The staff web pages against the real database: login, resident page, actions, consent."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from api.charts import Band, Chart, RefLine, Series, render
+from tests.api import readings
+from tests.api.conftest import Api
+from tests.api.world import IN_HWANGHAK, IN_YAKSU, PASSWORD
+
+pytestmark = pytest.mark.db
+
+
+def login_form_token(api: Api) -> str:
+    page = api.client.get("/login")
+    match = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
+    assert match
+    return match.group(1)
+
+
+def test_login_sets_a_session_and_sends_each_role_home(api: Api) -> None:
+    api.client.cookies.clear()
+    homes = {"n01": "/worklist", "t01": "/rehab", "l10-01": "/liaison", "s-yaksu-1": "/station"}
+    for name, home in homes.items():
+        api.client.cookies.clear()
+        token = login_form_token(api)
+        response = api.client.post(
+            "/login", data={"username": name, "password": PASSWORD, "login_csrf": token}
+        )
+        assert response.status_code == 303, name
+        assert response.headers["location"] == home
+        cookie = response.headers["set-cookie"]
+        assert "daon_session=" in cookie
+        assert "HttpOnly" in cookie
+        assert "samesite=lax" in cookie.lower()
+
+
+def test_wrong_password_then_throttled(api_factory) -> None:
+    from ingest.store.access import LoginPolicy
+
+    api: Api = api_factory(login_policy=LoginPolicy(per_name=2, per_client=50))
+    api.client.cookies.clear()
+    for _ in range(2):
+        token = login_form_token(api)
+        bad = api.client.post(
+            "/login", data={"username": "n01", "password": "wrong", "login_csrf": token}
+        )
+        assert bad.status_code == 401
+        assert "아이디 또는 비밀번호가 맞지 않습니다" in bad.text
+    token = login_form_token(api)
+    throttled = api.client.post(
+        "/login", data={"username": "n01", "password": PASSWORD, "login_csrf": token}
+    )
+    assert throttled.status_code == 429
+    assert int(throttled.headers["retry-after"]) > 0
+
+
+def test_gateway_accounts_cannot_sign_in_to_the_web(api: Api) -> None:
+    api.client.cookies.clear()
+    token = login_form_token(api)
+    response = api.client.post(
+        "/login", data={"username": "g-yaksu-1", "password": PASSWORD, "login_csrf": token}
+    )
+    assert response.status_code == 403
+
+
+def test_pages_need_a_session(api: Api) -> None:
+    api.client.cookies.clear()
+    response = api.client.get(f"/residents/{IN_YAKSU}")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login"
+
+
+def test_logout_ends_the_session(api: Api) -> None:
+    csrf = api.login_as("N01")
+    assert api.client.get(f"/residents/{IN_YAKSU}").status_code == 200
+    api.client.post("/logout", data={"csrf_token": csrf})
+    api.login_as("N01")  # the same (now ended) token again
+    assert api.client.get(f"/residents/{IN_YAKSU}").status_code == 303
+
+
+def test_resident_page_shows_charts_table_and_history(api: Api) -> None:
+    now = datetime.now(UTC)
+
+    async def work(conn: Any) -> None:
+        for d in range(5):
+            await readings.blood_pressure(conn, IN_YAKSU, now - timedelta(days=d), 142 - d, 91)
+        await readings.simple(conn, IN_YAKSU, now - timedelta(hours=3), "glucose", 112)
+        await readings.simple(conn, IN_YAKSU, now - timedelta(hours=2), "weight", 58.3)
+
+    api.db(work)
+    api.login_as("N01")
+    page = api.client.get(f"/residents/{IN_YAKSU}?days=30")
+    assert page.status_code == 200
+    text = page.text
+    assert text.count("<svg viewBox") == 4
+    assert "142/91 mmHg" in text
+    assert "112 mg/dL" in text
+    assert "58.3 kg" in text
+    assert 'aria-current="page">30일' in text
+    # the therapist sees this rehab-room resident too; another nurse does not
+    api.login_as("T01")
+    assert api.client.get(f"/residents/{IN_YAKSU}").status_code == 200
+    api.login_as("N02")
+    assert api.client.get(f"/residents/{IN_YAKSU}").status_code == 403
+    api.login_as("L10-01")  # liaison officers never see values
+    assert api.client.get(f"/residents/{IN_YAKSU}").status_code == 403
+
+
+def test_review_and_visit_are_recorded_and_shown(api: Api) -> None:
+    csrf = api.login_as("N01")
+    api.client.post(
+        f"/residents/{IN_YAKSU}/review", data={"csrf_token": csrf, "note": "전화 상담함"}
+    )
+    today = date.today().isoformat()
+    api.client.post(
+        f"/residents/{IN_YAKSU}/visits",
+        data={"csrf_token": csrf, "visited_on": today, "kind": "home", "note": "혈압 교육"},
+    )
+    page = api.client.get(f"/residents/{IN_YAKSU}").text
+    assert "전화 상담함" in page
+    assert "혈압 교육" in page
+    assert "테스트 N01" in page  # last reviewed by whom
+    future = (date.today() + timedelta(days=10)).isoformat()
+    bad = api.client.post(
+        f"/residents/{IN_YAKSU}/visits", data={"csrf_token": csrf, "visited_on": future}
+    )
+    assert bad.status_code == 400
+
+
+def test_consent_recorded_and_withdrawn_from_the_resident_page(api: Api) -> None:
+    csrf = api.login_as("N02")
+    response = api.client.post(
+        f"/residents/{IN_HWANGHAK}/consents",
+        data={
+            "csrf_token": csrf,
+            "purpose": "care-coordination",
+            "period_start": date.today().isoformat(),
+            "source": "동의서 2026-077",
+        },
+    )
+    assert response.status_code == 303
+    page = api.client.get(f"/residents/{IN_HWANGHAK}").text
+    consent_ids = re.findall(r'action="/consents/([0-9a-f-]+)/withdraw"', page)
+    assert len(consent_ids) == 2  # the liaison consent from the world and this one
+    for consent_id in consent_ids:
+        api.client.post(
+            f"/consents/{consent_id}/withdraw",
+            data={"csrf_token": csrf, "resident_id": IN_HWANGHAK},
+        )
+    page = api.client.get(f"/residents/{IN_HWANGHAK}").text
+    assert page.count("철회됨 / withdrawn") == 2
+
+
+def test_chart_has_an_accessible_name_and_description() -> None:
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    chart = Chart(
+        title="혈압 / Blood pressure",
+        unit="mmHg",
+        series=[
+            Series("수축기", [(start + timedelta(days=i), 130.0 + i) for i in range(3)], "#000")
+        ],
+        start=start,
+        end=start + timedelta(days=30),
+        bands=[Band(60, 120, "normal")],
+        lines=[RefLine(140, "140")],
+    )
+    svg = render(chart)
+    assert svg.startswith("<svg")
+    assert 'role="img"' in svg
+    assert '<title id="t">혈압 / Blood pressure</title>' in svg
+    assert "수축기: 3회, 최근 132 mmHg, 범위 130-132" in svg
+    assert svg.count("<circle") == 3
+    empty = render(Chart("체중", "kg", [Series("w", [], "#000")], start, start + timedelta(days=7)))
+    assert "측정값 없음" in empty
