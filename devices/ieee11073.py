@@ -44,6 +44,7 @@ from datetime import datetime
 from decimal import Decimal
 from struct import pack, unpack_from
 
+from devices._fast import frozen_maker
 from devices.errors import DecodeError, EncodeError
 from devices.model import Special
 
@@ -256,15 +257,28 @@ def date_time_problem(
     return None
 
 
+# Longest day of each month (index 0 = month unknown); 29 February is checked separately.
+_MAX_DAY = (31, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_make_date_time = frozen_maker(DateTime)
+
+
 def decode_date_time(data: bytes, offset: int = 0) -> DateTime:
     """The 7-byte Date Time at ``offset``; raises :class:`DecodeError` on missing bytes or range."""
     if offset < 0 or len(data) < offset + 7:
         raise DecodeError("", data.hex(), f"Date Time at byte {offset} needs 7 bytes")
     year, month, day, hours, minutes, seconds = unpack_from("<HBBBBB", data, offset)
+    if (
+        (year == 0 or 1582 <= year <= 9999)
+        and month <= 12
+        and day <= _MAX_DAY[month]
+        and hours <= 23
+        and minutes <= 59
+        and seconds <= 59
+        and not (month == 2 and day == 29 and year and not calendar.isleap(year))
+    ):
+        return _make_date_time(year, month, day, hours, minutes, seconds)
     problem = date_time_problem(year, month, day, hours, minutes, seconds)
-    if problem is not None:
-        raise DecodeError("", data.hex(), f"Date Time at byte {offset}: {problem}")
-    return DateTime(year, month, day, hours, minutes, seconds)
+    raise DecodeError("", data.hex(), f"Date Time at byte {offset}: {problem}")
 
 
 def encode_date_time(value: DateTime | datetime) -> bytes:

@@ -57,16 +57,15 @@ Station topics (kiosks and Wi-Fi devices, payloads in :mod:`devices.station`)::
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
+from devices._fast import frozen_maker
 from devices.errors import InvalidUuid, WireError
 from devices.uuids import normalize_uuid
-
-_T = TypeVar("_T")
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMAS = frozenset({1})
@@ -231,29 +230,12 @@ def encode_reading(reading: WireReading) -> bytes:
 _UUID_CACHE: dict[str, str] = {}
 
 
-def _maker(cls: type[_T]) -> Callable[..., _T]:
-    """A positional constructor for a frozen slotted dataclass that skips ``__setattr__``.
-
-    Ingest decodes tens of thousands of readings a second and the generated frozen
-    ``__init__`` (``object.__setattr__`` per field) is half the cost of building them. This
-    writes each slot through its member descriptor instead; the instance is the same frozen,
-    comparable dataclass. Only for values this module has already validated.
-    """
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    args = ", ".join(names)
-    body = "".join(f"    _set_{n}(obj, {n})\n" for n in names)
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    namespace.update({f"_set_{n}": cls.__dict__[n].__set__ for n in names})
-    exec(f"def make({args}):\n    obj = _new(_cls)\n{body}    return obj\n", namespace)
-    maker: Callable[..., _T] = namespace["make"]
-    return maker
-
-
-_make_device = _maker(DeviceInfo)
-_make_value = _maker(CharacteristicValue)
-_make_clock = _maker(ClockSample)
-_make_binding = _maker(Binding)
-_make_reading = _maker(WireReading)
+# Ingest decodes tens of thousands of readings a second: skip the frozen __setattr__ cost.
+_make_device = frozen_maker(DeviceInfo)
+_make_value = frozen_maker(CharacteristicValue)
+_make_clock = frozen_maker(ClockSample)
+_make_binding = frozen_maker(Binding)
+_make_reading = frozen_maker(WireReading)
 
 
 def _aware(value: datetime, field: str) -> datetime:

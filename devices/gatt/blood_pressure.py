@@ -37,6 +37,7 @@ from decimal import Decimal
 from enum import StrEnum
 from struct import pack, unpack_from
 
+from devices._fast import frozen_maker
 from devices.errors import DecodeError, EncodeError
 from devices.gatt._common import bit_names, check_uint, fail
 from devices.ieee11073 import DateTime, decode_date_time, encode_date_time, sfloat_from_raw
@@ -222,12 +223,15 @@ def _decode_common(
     return flags, raw1, raw2, raw3, timestamp, pulse, user, status
 
 
+_make_measurement = frozen_maker(BloodPressureMeasurement)
+
+
 def decode_measurement(data: bytes) -> BloodPressureMeasurement:
     """Decode 0x2A35; raises :class:`DecodeError`."""
     flags, sys_raw, dia_raw, map_raw, timestamp, pulse, user, status = _decode_common(
         BLOOD_PRESSURE_MEASUREMENT, data
     )
-    return BloodPressureMeasurement(
+    return _make_measurement(
         sfloat_from_raw(sys_raw),
         sfloat_from_raw(dia_raw),
         sfloat_from_raw(map_raw),
