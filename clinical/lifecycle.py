@@ -351,6 +351,7 @@ def step(
 
         flag = current
         before = flag
+        mark = len(actions)
         # a snooze that has run out behaves like an acknowledgement whose cool-down has passed
         if (
             flag.status is FlagStatus.SNOOZED
@@ -435,6 +436,8 @@ def step(
                     )
                 )
 
+        if any(a.kind is ActionKind.NOTIFY and a.rule == rule_id for a in actions[mark:]):
+            flag = dataclasses.replace(flag, last_notified_at=now)
         if flag.is_open:
             flag = _duties(flag, spec, now, h, actions)
         out[rule_id] = flag

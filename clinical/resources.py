@@ -16,6 +16,7 @@ the tests validate every shape with ``fhir.resources.R4B``.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -114,6 +115,13 @@ def flag_resource(
 
 def _flag_key(flag: FlagState) -> str:
     return f"{flag.resident}/{flag.rule}/{flag.opened_at.strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def task_key(flag: FlagState, role: str, *, welfare_check: bool = False) -> str:
+    """A stable task identifier. Opaque (a hash), because a liaison officer may see it and a
+    rule id such as SCR-DEP-SUICIDE would itself disclose clinical information."""
+    raw = f"{_flag_key(flag)}/{role}{'/welfare' if welfare_check else ''}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
 def risk_assessment(
@@ -242,7 +250,7 @@ def task_resource(
         "identifier": [
             {
                 "system": f"{SYSTEM}/task",
-                "value": f"{_flag_key(flag)}/{role}{'/welfare' if welfare_check else ''}",
+                "value": task_key(flag, role, welfare_check=welfare_check),
             }
         ],
         "status": status,
@@ -276,7 +284,6 @@ def task_resource(
 def group_change_task(
     resident: str,
     group: Group,
-    previous: Group | None,
     now: datetime,
     *,
     owner: str | None = None,
@@ -318,5 +325,4 @@ def group_change_task(
     }
     if owner:
         res["owner"] = {"reference": f"Practitioner/{owner}"}
-    _ = previous  # the previous group is kept in the runner's audit trail, not shown
     return res
