@@ -226,6 +226,11 @@ def _user_index(data: bytes, value: object) -> Json:
     return {"user_index": value.user_index}
 
 
+def _change_increment(data: bytes, value: object) -> Json:
+    assert isinstance(value, uds.DatabaseChangeIncrement)
+    return {"database_change_increment": value.value}
+
+
 def _user_control_point(data: bytes, value: object) -> Json:
     if isinstance(value, uds.UcpResponse):
         return {
@@ -357,6 +362,7 @@ DECODERS: dict[str, tuple[Callable[[bytes], object], Callable[[bytes, object], J
     u.BODY_COMPOSITION_FEATURE: (bcs.decode_feature, _features),
     u.USER_INDEX: (uds.decode_user_index, _user_index),
     u.USER_CONTROL_POINT: (uds.decode_user_control_point, _user_control_point),
+    u.DATABASE_CHANGE_INCREMENT: (uds.decode_database_change_increment, _change_increment),
     u.CURRENT_TIME: (current_time.decode_current_time, _current_time),
     u.DATE_TIME: (current_time.decode_date_time_characteristic, _date_time),
     u.LOCAL_TIME_INFORMATION: (current_time.decode_local_time_information, _local_time),

@@ -1,6 +1,7 @@
 """User Data Service 0x181C (UDS), ble-profiles.md §5.3: multi-user scales and BLS 1.1 monitors.
 
 User Index 0x2A9A (read): uint8, 255 = unknown user.
+Database Change Increment 0x2A99 (read/write/notify): uint32.
 
 User Control Point 0x2A9F (write + indicate), both directions::
 
@@ -29,7 +30,7 @@ from struct import pack, unpack_from
 
 from devices.errors import EncodeError
 from devices.gatt._common import check_uint, fail
-from devices.uuids import USER_CONTROL_POINT, USER_INDEX
+from devices.uuids import DATABASE_CHANGE_INCREMENT, USER_CONTROL_POINT, USER_INDEX
 
 UNKNOWN_USER = 0xFF
 MAX_CONSENT_CODE = 9999
@@ -61,6 +62,13 @@ class UserIndex:
     """0x2A9A."""
 
     user_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseChangeIncrement:
+    """0x2A99 (uint32): bumped whenever the current user's data changes."""
+
+    value: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +109,18 @@ def decode_user_index(data: bytes) -> UserIndex:
 def encode_user_index(value: UserIndex) -> bytes:
     """The 0x2A9A payload."""
     return bytes([check_uint(value.user_index, 8, "user index")])
+
+
+def decode_database_change_increment(data: bytes) -> DatabaseChangeIncrement:
+    """Decode 0x2A99."""
+    if len(data) < 4:
+        raise fail(DATABASE_CHANGE_INCREMENT, data, f"needs 4 bytes (uint32), got {len(data)}")
+    return DatabaseChangeIncrement(int.from_bytes(data[:4], "little"))
+
+
+def encode_database_change_increment(value: DatabaseChangeIncrement) -> bytes:
+    """The 4 bytes of 0x2A99."""
+    return pack("<I", check_uint(value.value, 32, "database change increment"))
 
 
 def _consent(data: bytes, offset: int) -> int:

@@ -168,3 +168,26 @@ def test_temperature_special_and_fahrenheit() -> None:
     out = decode_value("2a1c", bytes.fromhex("01A20300FF"))  # 930 × 10^-1 = 93.0 °F
     assert out["unit"] == "F"
     assert str(out["temperature"]) == "93.0"
+
+
+# --- vendor commands (ble-profiles.md §8, Tidepool bluetoothLEDriver) ---------------------------
+
+
+def test_isens_clock_commands() -> None:
+    from devices.gatt import vendor
+
+    # "zeros = get": header C0 03 01 00 then a zero year and five zero bytes.
+    assert vendor.isens_clock_command(None) == bytes.fromhex("C003010000000000000000")
+    assert vendor.isens_clock_command(datetime(2026, 3, 4, 10, 2, 11)) == bytes.fromhex(
+        "C0030100EA0703040A020B"
+    )
+    reply = vendor.decode_isens_clock(bytes.fromhex("C0030100E807050E071E00"))
+    assert reply.to_datetime() == datetime(2024, 5, 14, 7, 30)
+    with pytest.raises(DecodeError):
+        vendor.decode_isens_clock(bytes.fromhex("C0030100E807050E071E"))
+
+
+def test_database_change_increment() -> None:
+    assert decode_value("2a99", bytes.fromhex("01000000")) == {"database_change_increment": 1}
+    with pytest.raises(DecodeError):
+        decode_value("2a99", bytes.fromhex("010000"))

@@ -318,6 +318,11 @@ ROUND_TRIPS: dict[
         st.builds(bcs.BodyCompositionFeature, st.integers(0, 0xFFFFFFFF)),
     ),
     "user index": (uds.encode_user_index, uds.decode_user_index, st.builds(uds.UserIndex, uint8)),
+    "database change increment": (
+        uds.encode_database_change_increment,
+        uds.decode_database_change_increment,
+        st.builds(uds.DatabaseChangeIncrement, st.integers(0, 0xFFFFFFFF)),
+    ),
     "user control point": (
         uds.encode_user_control_point,
         uds.decode_user_control_point,
