@@ -1453,7 +1453,9 @@ def prepare(
     values: dict[str, Decimal] = {}
     structure = _PREPARERS[measurement.kind](measurement, values)
     if ctx.patient is None and not structure.control:
-        raise HeldForReview(Reason.NO_BINDING, "no resident is bound to this reading")
+        raise HeldForReview(
+            Reason.NO_BINDING, "배정된 주민이 없습니다 (no resident is bound to this reading)"
+        )
     timing = place_in_time(measurement, ctx, policy)
     if ctx.performer is not None:
         variant = Variant(False, "practitioner", True)

@@ -1,0 +1,123 @@
+"""The ingest service's configuration, built by ``daon ingest`` / ``daon demo`` from the settings.
+
+Never built at import time. The ``[ingest]`` table of the TOML file may set any field below
+except the URLs (those come from ``DAON_DATABASE_URL`` / ``DAON_MQTT_URL``), for example::
+
+    [ingest]
+    client_id = "daon-ingest-2"      # one per worker process; stable across restarts
+    batch_max_readings = 5000
+    batch_max_wait_s = 0.05
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from ingest.errors import IngestError
+from ingest.fhir import DEFAULT_POLICY, Policy
+
+
+class ConfigError(IngestError):
+    """A configuration value that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """Everything the consumer needs. Passwords are never shown (``repr=False``)."""
+
+    database_url: str = field(repr=False)
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_tls: bool = False
+    mqtt_username: str | None = None
+    mqtt_password: str | None = field(default=None, repr=False)
+    topic_root: str = "daon"
+    client_id: str = "daon-ingest-1"
+    share_group: str = "ingest"  # workers sharing the gateways' readings
+    # Batching: a batch is written in one transaction when it holds this many readings or
+    # messages, or when its first message has waited this long.
+    batch_max_readings: int = 5000
+    batch_max_messages: int = 40  # below the broker's in-flight window (max_inflight below)
+    batch_max_wait_s: float = 0.05
+    max_inflight: int = 100  # the shipped mosquitto.conf's max_inflight_messages
+    connect_timeout_s: float = 10.0
+    write_timeout_s: float = 60.0  # one batch transaction
+    retry_max_s: float = 30.0  # backoff ceiling for broker / database outages
+    registry_refresh_s: float = 30.0
+    policy: Policy = DEFAULT_POLICY
+
+    @property
+    def subscription(self) -> str:
+        """The shared subscription every ingest worker uses."""
+        return f"$share/{self.share_group}/{self.topic_root}/gw/+/readings"
+
+    def ack_topic(self, gateway_id: str) -> str:
+        return f"{self.topic_root}/gw/{gateway_id}/ack"
+
+    def mqtt_display(self) -> str:
+        user = f"{self.mqtt_username}@" if self.mqtt_username else ""
+        return f"{'mqtts' if self.mqtt_tls else 'mqtt'}://{user}{self.mqtt_host}:{self.mqtt_port}"
+
+    def __post_init__(self) -> None:
+        if self.batch_max_messages >= self.max_inflight:
+            raise ConfigError(
+                "batch_max_messages must stay below max_inflight (the broker stops sending "
+                "when that many messages wait for their acknowledgement)"
+            )
+        for name in ("batch_max_readings", "batch_max_messages", "max_inflight"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"ingest.{name} must be at least 1")
+        for name in ("batch_max_wait_s", "connect_timeout_s", "write_timeout_s", "retry_max_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"ingest.{name} must be positive")
+
+
+_SETTABLE = frozenset(
+    f.name
+    for f in fields(IngestConfig)
+    if f.name
+    not in (
+        "database_url",
+        "mqtt_host",
+        "mqtt_port",
+        "mqtt_tls",
+        "mqtt_username",
+        "mqtt_password",
+        "topic_root",
+        "policy",
+    )
+)
+
+
+def config_from(
+    database_url: str,
+    mqtt_url: str,
+    *,
+    topic_root: str = "daon",
+    table: Mapping[str, Any] | None = None,
+) -> IngestConfig:
+    """Build the config from the URLs and the ``[ingest]`` table; unknown keys are errors."""
+    parts = urlsplit(mqtt_url)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
+        raise ConfigError(f"MQTT URL {mqtt_url!r} must look like mqtt://host:1883")
+    tls = parts.scheme in ("mqtts", "ssl")
+    config = IngestConfig(
+        database_url=database_url,
+        mqtt_host=parts.hostname,
+        mqtt_port=parts.port or (8883 if tls else 1883),
+        mqtt_tls=tls,
+        mqtt_username=unquote(parts.username) if parts.username else None,
+        mqtt_password=unquote(parts.password) if parts.password else None,
+        topic_root=topic_root,
+    )
+    overrides = dict(table or {})
+    unknown = sorted(set(overrides) - _SETTABLE)
+    if unknown:
+        raise ConfigError(f"unknown [ingest] setting(s): {', '.join(unknown)}")
+    try:
+        return replace(config, **overrides)
+    except TypeError as exc:
+        raise ConfigError(f"[ingest]: {exc}") from None

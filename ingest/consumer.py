@@ -1,0 +1,315 @@
+"""The consumer: gateway batches off the broker → one database transaction per batch → acks.
+
+Two tasks per connection, joined by a one-slot queue so the next batch is decoded and
+transformed while the previous one is being written:
+
+- *collect* takes messages as they arrive, runs each through :func:`ingest.pipeline.
+  process_message` at once (CPU work overlaps the previous batch's database round trips) and
+  closes a batch at ``batch_max_messages`` / ``batch_max_readings`` / ``batch_max_wait_s``;
+- *write* stores a batch in one transaction (:func:`ingest.store.observations.write_outcomes`),
+  and only after the commit publishes each gateway's acknowledgement (``devices.wire.
+  encode_ack``) and acknowledges the messages to the broker.
+
+A database outage makes *write* retry the same batch with bounded backoff until it commits;
+meanwhile the broker's in-flight window stops delivery and the shipped broker configuration
+queues the rest (nothing lost). A batch whose write fails for a reason other than an outage is
+retried message by message, and a message that still cannot be written is dead-lettered with
+its raw bytes: a poison message never blocks the queue and never crashes the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from devices.wire import encode_ack
+from ingest.config import IngestConfig
+from ingest.errors import ConsumerError, Reason
+from ingest.mqtt import Message, MqttLink
+from ingest.pipeline import DeadLetter, MessageOutcome, Registry, process_message
+from ingest.store.deadletter import insert_dead_letters
+from ingest.store.observations import WriteResult, write_outcomes
+from ingest.store.registry import RegistrySnapshot, load_registry
+
+logger = logging.getLogger(__name__)
+
+_MISSES = frozenset({Reason.UNKNOWN_DEVICE, Reason.UNKNOWN_GATEWAY, Reason.UNKNOWN_RESIDENT})
+_MISS_RELOAD_S = 2.0  # reload the registry on an unknown id at most this often
+
+
+@dataclass(slots=True)
+class Batch:
+    messages: list[Message] = field(default_factory=list)
+    outcomes: list[MessageOutcome] = field(default_factory=list)
+    readings: int = 0
+    first_at: float = 0.0
+
+
+@dataclass(slots=True)
+class Stats:
+    """Running totals (logged, and read by tests and the benchmark)."""
+
+    messages: int = 0
+    readings: int = 0
+    observations: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    unbound: int = 0
+    batches: int = 0
+    write_retries: int = 0
+    acked: int = 0
+
+
+def _internal_dead_letter(message: Message, exc: BaseException) -> MessageOutcome:
+    detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    out = MessageOutcome(topic=message.topic, gateway_id=None)
+    out.dead.append(
+        DeadLetter(
+            Reason.INTERNAL_ERROR,
+            f"처리 중 오류 (internal error while processing): {detail}"[:2000],
+            message.payload,
+            message.topic,
+            None,
+            None,
+            None,
+            type(exc).__name__,
+        )
+    )
+    out.dead_readings = 1
+    return out
+
+
+class Consumer:
+    """Batches, writes and acknowledges; one instance lives across reconnections."""
+
+    def __init__(
+        self,
+        config: IngestConfig,
+        pool: AsyncConnectionPool,
+        *,
+        on_commit: Callable[[Batch, WriteResult], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self.stats = Stats()
+        self.registry: RegistrySnapshot | None = None
+        self._registry_at = 0.0
+        self._on_commit = on_commit
+
+    # --- registry ----------------------------------------------------------------------------
+
+    async def refresh_registry(self) -> RegistrySnapshot:
+        async with asyncio.timeout(self.config.write_timeout_s):
+            async with self.pool.connection() as conn:
+                self.registry = await load_registry(conn)
+        self._registry_at = time.monotonic()
+        return self.registry
+
+    async def _registry(self) -> Registry:
+        if self.registry is None or (
+            time.monotonic() - self._registry_at > self.config.registry_refresh_s
+        ):
+            try:
+                await self.refresh_registry()
+            except (psycopg.OperationalError, PoolTimeout, TimeoutError) as exc:
+                if self.registry is None:
+                    raise
+                logger.warning("registry refresh failed, keeping the previous one: %s", exc)
+        assert self.registry is not None
+        return self.registry
+
+    async def _process(self, message: Message) -> MessageOutcome:
+        registry = await self._registry()
+        try:
+            outcome = process_message(message.topic, message.payload, registry, self.config.policy)
+            if _missed(outcome) and time.monotonic() - self._registry_at > _MISS_RELOAD_S:
+                # A device or resident registered moments ago: look again before dead-lettering.
+                registry = await self.refresh_registry()
+                outcome = process_message(
+                    message.topic, message.payload, registry, self.config.policy
+                )
+        except (psycopg.OperationalError, PoolTimeout, TimeoutError):
+            raise
+        except Exception as exc:  # a poison message must not stop the consumer
+            logger.exception("message on %s could not be processed", message.topic)
+            outcome = _internal_dead_letter(message, exc)
+        return outcome
+
+    # --- the two tasks -----------------------------------------------------------------------
+
+    async def serve(self, link: MqttLink, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set (drains the batch in hand) or the link drops."""
+        await link.subscribe(self.config.subscription, qos=1)
+        logger.info("consuming %s", self.config.subscription)
+        batches: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=1)
+        async with asyncio.TaskGroup() as tasks:
+            collector = tasks.create_task(self._collect(link, batches, stop))
+            tasks.create_task(self._write(link, batches))
+            watcher = tasks.create_task(self._watch(link))
+            await collector
+            watcher.cancel()
+
+    async def _watch(self, link: MqttLink) -> None:
+        assert link.closed is not None
+        why = await asyncio.shield(link.closed)
+        raise ConsumerError(f"broker connection lost: {why}")
+
+    async def _next(
+        self, link: MqttLink, stop: asyncio.Event, wait_s: float | None
+    ) -> Message | None:
+        """The next message, or None on stop / timeout."""
+        if not link.messages.empty():
+            return link.messages.get_nowait()
+        getter = asyncio.ensure_future(link.messages.get())
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait(
+                {getter, stopper}, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stopper.cancel()
+            if not getter.done():
+                getter.cancel()
+        if getter.done() and not getter.cancelled():
+            return getter.result()
+        return None
+
+    async def _collect(
+        self, link: MqttLink, batches: asyncio.Queue[Batch | None], stop: asyncio.Event
+    ) -> None:
+        config = self.config
+        while not stop.is_set():
+            first = await self._next(link, stop, None)
+            if first is None:
+                break
+            batch = Batch(first_at=time.monotonic())
+            message: Message | None = first
+            while message is not None:
+                outcome = await self._process(message)
+                batch.messages.append(message)
+                batch.outcomes.append(outcome)
+                batch.readings += max(outcome.received, 1)
+                if (
+                    len(batch.messages) >= config.batch_max_messages
+                    or batch.readings >= config.batch_max_readings
+                ):
+                    break
+                remaining = config.batch_max_wait_s - (time.monotonic() - batch.first_at)
+                if remaining <= 0:
+                    break
+                await asyncio.sleep(0)  # let the writer's I/O progress between messages
+                message = await self._next(link, stop, remaining)
+            await batches.put(batch)
+        await batches.put(None)  # the writer finishes what it holds, then returns
+
+    async def _write(self, link: MqttLink, batches: asyncio.Queue[Batch | None]) -> None:
+        while True:
+            batch = await batches.get()
+            if batch is None:
+                return
+            result = await self._commit(batch)
+            self._acknowledge(link, batch)
+            self._count(batch, result)
+            if self._on_commit is not None:
+                self._on_commit(batch, result)
+
+    async def _commit(self, batch: Batch) -> WriteResult:
+        """Write the batch; retry outages forever (bounded backoff), isolate poison messages."""
+        delay = 0.2
+        while True:
+            try:
+                return await self._transaction(batch.outcomes)
+            except (psycopg.OperationalError, PoolTimeout, TimeoutError) as exc:
+                self.stats.write_retries += 1
+                logger.warning(
+                    "database unavailable (%s); retrying batch of %d messages in %.1f s",
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                    len(batch.messages),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.retry_max_s)
+            except psycopg.Error as exc:
+                logger.error("batch write failed (%s); writing message by message", exc)
+                return await self._commit_one_by_one(batch)
+
+    async def _transaction(self, outcomes: list[MessageOutcome]) -> WriteResult:
+        async with asyncio.timeout(self.config.write_timeout_s):
+            async with self.pool.connection() as conn, conn.transaction():
+                return await write_outcomes(conn, outcomes)
+
+    async def _commit_one_by_one(self, batch: Batch) -> WriteResult:
+        total = WriteResult()
+        for index, (message, outcome) in enumerate(
+            zip(batch.messages, batch.outcomes, strict=True)
+        ):
+            while True:
+                try:
+                    result = await self._transaction([outcome])
+                    break
+                except (psycopg.OperationalError, PoolTimeout, TimeoutError):
+                    await asyncio.sleep(1.0)
+                except psycopg.Error as exc:
+                    logger.error("message on %s cannot be stored: %s", message.topic, exc)
+                    outcome = _internal_dead_letter(message, exc)
+                    batch.outcomes[index] = outcome
+            for gateway, counts in result.counts.items():
+                mine = total.counts.setdefault(gateway, type(counts)())
+                for name in counts.__slots__:
+                    setattr(mine, name, getattr(mine, name) + getattr(counts, name))
+            total.observations += result.observations
+            total.duplicates += result.duplicates
+            total.residents += result.residents
+        return total
+
+    def _acknowledge(self, link: MqttLink, batch: Batch) -> None:
+        """After the commit: each gateway's ack, then the broker acks in arrival order."""
+        ids: dict[str, list[str]] = {}
+        for outcome in batch.outcomes:
+            if outcome.gateway_id and outcome.ack_ids:
+                ids.setdefault(outcome.gateway_id, []).extend(outcome.ack_ids)
+        try:
+            for gateway_id, reading_ids in ids.items():
+                unique = list(dict.fromkeys(reading_ids))
+                link.publish(self.config.ack_topic(gateway_id), encode_ack(gateway_id, unique))
+            for message in batch.messages:
+                if link.ack(message):
+                    self.stats.acked += 1
+        except ConsumerError as exc:
+            # Committed but not acknowledged: the broker and the gateway will send it again
+            # and the store will find it already there.
+            logger.warning("acknowledgement not sent (%s); the batch will be redelivered", exc)
+
+    def _count(self, batch: Batch, result: WriteResult) -> None:
+        s = self.stats
+        s.batches += 1
+        s.messages += len(batch.messages)
+        s.readings += result.total("received")
+        s.observations += result.observations
+        s.duplicates += result.total("duplicate")
+        s.dead_lettered += result.total("dead_lettered")
+        s.unbound += result.total("unbound")
+
+
+def _missed(outcome: MessageOutcome) -> bool:
+    if any(d.reason in _MISSES for d in outcome.dead):
+        return True
+    return any(r.dead is not None and r.dead.reason in _MISSES for r in outcome.readings)
+
+
+async def write_dead_letters(pool: AsyncConnectionPool, letters: list[DeadLetter]) -> None:
+    """Store dead letters on their own (tools and tests)."""
+    async with pool.connection() as conn, conn.transaction():
+        await insert_dead_letters(conn, letters)
+
+
+def describe(stats: Stats) -> dict[str, Any]:
+    return {name: getattr(stats, name) for name in stats.__slots__}

@@ -1,0 +1,106 @@
+"""The ingest service: the reconnection loop around the consumer (``daon ingest``, ``daon demo``).
+
+Outages of the broker or the database pause the service and it resumes by itself, with
+bounded exponential backoff; at start and every time the database comes back it makes sure
+the observation partitions around today exist. ``stop`` ends it cleanly: the batch in hand
+is committed and acknowledged, the rest stays with the broker for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from ingest.config import IngestConfig
+from ingest.consumer import Consumer
+from ingest.errors import ConsumerError
+from ingest.mqtt import MqttLink
+from ingest.store.db import open_pool, redact_url
+from ingest.store.errors import StoreUnavailable
+from ingest.store.observations import ensure_partitions
+
+logger = logging.getLogger(__name__)
+
+_OUTAGES = (
+    ConsumerError,
+    StoreUnavailable,
+    psycopg.OperationalError,
+    PoolTimeout,
+    OSError,
+    TimeoutError,
+)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+
+
+async def _prepare(pool: AsyncConnectionPool, config: IngestConfig) -> None:
+    async with asyncio.timeout(config.write_timeout_s):
+        async with pool.connection() as conn:
+            created = await ensure_partitions(conn)
+    if created:
+        logger.info("created %d observation partitions", created)
+
+
+async def run(
+    config: IngestConfig,
+    *,
+    stop: asyncio.Event | None = None,
+    consumer_ready: asyncio.Future[Consumer] | None = None,
+) -> None:
+    """Run until ``stop`` is set. ``consumer_ready`` receives the Consumer (tests, demo)."""
+    stop = stop or asyncio.Event()
+    delay = 0.5
+    pool: AsyncConnectionPool | None = None
+    consumer: Consumer | None = None
+    try:
+        while not stop.is_set():
+            try:
+                if pool is None:
+                    pool = await open_pool(
+                        config.database_url,
+                        min_size=1,
+                        max_size=3,
+                        name="ingest",
+                        timeout=config.connect_timeout_s,
+                    )
+                    await _prepare(pool, config)
+                    consumer = Consumer(config, pool)
+                    await consumer.refresh_registry()
+                    if consumer_ready is not None and not consumer_ready.done():
+                        consumer_ready.set_result(consumer)
+                assert consumer is not None
+                async with MqttLink(config) as link:
+                    delay = 0.5
+                    await consumer.serve(link, stop)
+            except* _OUTAGES as group:
+                for exc in group.exceptions:
+                    logger.warning("ingest paused: %s; retrying in %.1f s", exc, delay)
+                if pool is not None and _database_failed(group):
+                    with contextlib.suppress(Exception):
+                        await pool.check()
+                await _sleep_or_stop(stop, delay)
+                delay = min(delay * 2, config.retry_max_s)
+            except* Exception:
+                # A bug, not an outage: log it with its traceback and start over (bounded).
+                logger.exception("ingest failed; restarting in %.1f s", delay)
+                await _sleep_or_stop(stop, delay)
+                delay = min(delay * 2, config.retry_max_s)
+    finally:
+        if pool is not None:
+            await pool.close()
+    logger.info("ingest stopped (database %s)", redact_url(config.database_url))
+
+
+def _database_failed(group: BaseExceptionGroup[BaseException]) -> bool:
+    return any(
+        isinstance(e, StoreUnavailable | psycopg.OperationalError | PoolTimeout)
+        for e in group.exceptions
+    )

@@ -1,0 +1,100 @@
+"""Dead letters: what could not be decoded, bound or mapped, kept with its raw bytes and a reason.
+
+Idempotent on the letter's digest (topic, gateway, reading id and bytes): a redelivery after a
+crash, or a gateway resending the same bad reading, increments ``occurrences`` rather than
+adding a row, so the count staff see is the count of distinct problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from ingest.pipeline import DeadLetter
+
+Conn = AsyncConnection[Any]
+
+
+async def insert_dead_letters(conn: Conn, letters: Sequence[DeadLetter]) -> int:
+    """Store (or count again) the letters; call inside the batch's transaction."""
+    if not letters:
+        return 0
+    rows = [
+        (
+            d.digest,
+            d.topic,
+            d.gateway_id,
+            d.reading_id,
+            d.device_id,
+            d.reason.value,
+            d.error_class,
+            d.detail,
+            d.raw,
+        )
+        for d in letters
+    ]
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO dead_letter AS dl (digest, topic, gateway_id, reading_id, device_id, "
+            "reason, error_class, detail, raw) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (digest) DO UPDATE SET occurrences = dl.occurrences + 1, "
+            "last_seen_at = now()",
+            rows,
+        )
+    return len(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRow:
+    id: int
+    received_at: datetime
+    last_seen_at: datetime
+    occurrences: int
+    topic: str | None
+    gateway_id: str | None
+    reading_id: str | None
+    device_id: str | None
+    reason: str
+    error_class: str | None
+    detail: str
+    raw: bytes
+    state: str
+
+    @property
+    def raw_text(self) -> str:
+        """The raw bytes as text for staff (invalid UTF-8 shown with replacement marks)."""
+        return self.raw.decode("utf-8", errors="replace")
+
+
+async def list_dead_letters(
+    conn: Conn, *, state: str | None = "new", gateway_id: str | None = None, limit: int = 100
+) -> list[DeadLetterRow]:
+    cur = await conn.execute(
+        "SELECT id, received_at, last_seen_at, occurrences, topic, gateway_id, reading_id, "
+        "device_id, reason, error_class, detail, raw, state FROM dead_letter "
+        "WHERE (%s::text IS NULL OR state = %s) AND (%s::text IS NULL OR gateway_id = %s) "
+        "ORDER BY received_at DESC, id DESC LIMIT %s",
+        (state, state, gateway_id, gateway_id, limit),
+    )
+    return [DeadLetterRow(*row) for row in await cur.fetchall()]
+
+
+async def counts_by_reason(conn: Conn) -> dict[str, int]:
+    cur = await conn.execute(
+        "SELECT reason, count(*) FROM dead_letter WHERE state = 'new' GROUP BY reason"
+    )
+    return {str(r[0]): int(r[1]) for r in await cur.fetchall()}
+
+
+async def dismiss_dead_letter(conn: Conn, letter_id: int, by_user: str) -> bool:
+    """Mark a letter handled (kept for audit); False when there is no such new letter."""
+    cur = await conn.execute(
+        "UPDATE dead_letter SET state = 'dismissed', resolved_by = %s, resolved_at = now() "
+        "WHERE id = %s AND state = 'new'",
+        (by_user, letter_id),
+    )
+    return cur.rowcount == 1

@@ -1,0 +1,546 @@
+"""Observations: idempotent batched writes, the ingest transaction, NOTIFY, and series reads.
+
+Write path (:func:`insert_observations`, one transaction with everything else of a batch):
+
+1. ``INSERT INTO observation_identity … SELECT FROM unnest(…) ON CONFLICT DO NOTHING
+   RETURNING identifier``: the PHD conditional-create identifiers not seen before. The
+   identity table is an ordinary table (a partitioned or hyper table can only be unique on keys
+   that include the time column, and corrected times differ between gateways); identifiers are
+   sorted so concurrent workers lock them in the same order and cannot deadlock.
+2. Binary ``COPY observation FROM STDIN`` of only those rows.
+
+Replays, redeliveries and whole-memory resends therefore store nothing twice, and the same
+reading arriving through two gateways at once is serialised by the identity key.
+
+:func:`write_outcomes` adds the rest of a consumer batch in the same transaction: unbound-queue
+rows, dead letters (idempotent on their digest), binding provenance, per-gateway counters,
+``last_seen_at`` of gateways and devices, and ``NOTIFY daon_observations`` with the residents
+touched (a JSON array of ids, split below PostgreSQL's 8000-byte payload limit), which wakes
+the clinical runner.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Final
+
+from psycopg import AsyncConnection
+
+from ingest.fhir import StoredObservation
+from ingest.fhirjson import dumps, loads
+from ingest.pipeline import Bound, MessageOutcome
+from ingest.store.deadletter import insert_dead_letters
+
+Conn = AsyncConnection[Any]
+
+NOTIFY_CHANNEL: Final = "daon_observations"
+NOTIFY_LIMIT: Final = 7900  # bytes; PostgreSQL refuses payloads of 8000 bytes or more
+
+_COLUMNS: Final = (
+    "id, effective_at, resident_id, code, code_system, value, unit, component_values, "
+    "device_id, gateway_id, centre_id, status, identifier, resource, received_at, quality, "
+    "context"
+)
+_COPY: Final = f"COPY observation ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_IDENTITY: Final = (
+    "INSERT INTO observation_identity (identifier, observation_id, effective_at) "
+    "SELECT * FROM unnest(%s::text[], %s::uuid[], %s::timestamptz[]) "
+    "ON CONFLICT (identifier) DO NOTHING RETURNING identifier"
+)
+
+
+def _jsonb(text: str | None) -> bytes | None:
+    # Binary jsonb is a version byte (1) followed by the JSON text.
+    return None if text is None else b"\x01" + text.encode()
+
+
+def copy_row(o: StoredObservation) -> tuple[Any, ...]:
+    """The binary COPY row of an Observation (uuid and jsonb as their wire bytes)."""
+    return (
+        bytes.fromhex(o.id.replace("-", "")),
+        o.effective_at,
+        o.resident_id,
+        o.code,
+        o.code_system,
+        o.value,
+        o.unit,
+        _jsonb(o.component_values),
+        o.device_id,
+        o.gateway_id,
+        o.centre_id,
+        o.status,
+        o.identifier,
+        b"\x01" + o.resource.encode(),
+        o.received_at,
+        list(o.quality) if o.quality else None,
+        _jsonb(o.context),
+    )
+
+
+async def insert_observations(
+    conn: Conn, observations: Sequence[StoredObservation]
+) -> tuple[list[StoredObservation], list[StoredObservation]]:
+    """Store what is new; return (new, already stored). Call inside a transaction.
+
+    Duplicates within ``observations`` count as already stored after the first.
+    """
+    unique: dict[str, StoredObservation] = {}
+    repeats: list[StoredObservation] = []
+    for o in observations:
+        if o.identifier in unique:
+            repeats.append(o)
+        else:
+            unique[o.identifier] = o
+    if not unique:
+        return [], repeats
+    ordered = sorted(unique)
+    rows = [unique[i] for i in ordered]
+    cur = await conn.execute(
+        _IDENTITY,
+        (ordered, [o.id for o in rows], [o.effective_at for o in rows]),
+    )
+    fresh = {r[0] for r in await cur.fetchall()}
+    new = [o for o in rows if o.identifier in fresh]
+    old = [o for o in rows if o.identifier not in fresh]
+    if new:
+        async with conn.cursor().copy(_COPY) as copy:
+            for o in new:
+                await copy.write_row(copy_row(o))
+    return new, old + repeats
+
+
+def notify_payloads(residents: Iterable[str], limit: int = NOTIFY_LIMIT) -> list[str]:
+    """JSON arrays of resident ids, each below ``limit`` bytes (PostgreSQL allows < 8000)."""
+    payloads: list[str] = []
+    chunk: list[str] = []
+    size = 2
+    for resident in sorted(set(residents)):
+        item = len(dumps(resident).encode()) + 1
+        if chunk and size + item > limit:
+            payloads.append(dumps(chunk))
+            chunk, size = [], 2
+        chunk.append(resident)
+        size += item
+    if chunk:
+        payloads.append(dumps(chunk))
+    return payloads
+
+
+def parse_notify_payload(payload: str) -> list[str]:
+    """The resident ids of one ``daon_observations`` notification."""
+    value = loads(payload)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"not a daon_observations payload: {payload[:80]!r}")
+    return value
+
+
+async def notify_residents(conn: Conn, residents: Iterable[str]) -> int:
+    """Queue the notifications (delivered when the transaction commits)."""
+    payloads = notify_payloads(residents)
+    for payload in payloads:
+        await conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, payload))
+    return len(payloads)
+
+
+# --- the consumer's transaction ----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class GatewayCounts:
+    messages: int = 0
+    received: int = 0
+    stored: int = 0
+    observations: int = 0
+    duplicate: int = 0
+    dead_lettered: int = 0
+    unbound: int = 0
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """What one transaction stored, per gateway and in total."""
+
+    counts: dict[str, GatewayCounts] = field(default_factory=dict)
+    observations: int = 0
+    duplicates: int = 0
+    residents: tuple[str, ...] = ()
+
+    def total(self, name: str) -> int:
+        return sum(getattr(c, name) for c in self.counts.values())
+
+
+@dataclass(frozen=True, slots=True)
+class ProvenanceRow:
+    id: str
+    resident_id: str
+    method: str
+    session_id: str | None
+    gateway_id: str | None
+    station_id: str | None
+    by_user: str | None
+    reading_ids: tuple[str, ...]
+    observation_ids: tuple[str, ...]
+
+
+async def insert_provenance(conn: Conn, rows: Sequence[ProvenanceRow]) -> None:
+    if not rows:
+        return
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO binding_provenance (id, resident_id, method, session_id, gateway_id, "
+            "station_id, by_user, reading_ids, observation_ids) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::uuid[])",
+            [
+                (
+                    r.id,
+                    r.resident_id,
+                    r.method,
+                    r.session_id,
+                    r.gateway_id,
+                    r.station_id,
+                    r.by_user,
+                    list(r.reading_ids),
+                    list(r.observation_ids),
+                )
+                for r in rows
+            ],
+        )
+
+
+def provenance_rows(
+    bindings: Iterable[tuple[str, str, Bound, Sequence[str]]],
+) -> list[ProvenanceRow]:
+    """Group (gateway, reading id, binding, new observation ids) by gateway and binding."""
+    groups: dict[tuple[str, Bound], tuple[list[str], list[str]]] = {}
+    for gateway_id, reading_id, bound, observation_ids in bindings:
+        if not observation_ids:
+            continue
+        readings, observations = groups.setdefault((gateway_id, bound), ([], []))
+        readings.append(reading_id)
+        observations.extend(observation_ids)
+    return [
+        ProvenanceRow(
+            str(uuid.uuid4()),
+            bound.resident,
+            bound.method,
+            bound.session,
+            gateway_id or None,
+            bound.station,
+            bound.by_user,
+            tuple(readings),
+            tuple(observations),
+        )
+        for (gateway_id, bound), (readings, observations) in groups.items()
+    ]
+
+
+async def write_outcomes(conn: Conn, messages: Sequence[MessageOutcome]) -> WriteResult:
+    """Store one consumer batch atomically (the caller commits, then acknowledges)."""
+    result = WriteResult()
+    observations: list[StoredObservation] = []
+    unbound = []
+    dead = []
+    devices: set[str] = set()
+    for message in messages:
+        counts = result.counts.setdefault(message.gateway_id or "", GatewayCounts())
+        counts.messages += 1
+        counts.received += message.received
+        counts.dead_lettered += message.dead_readings
+        dead.extend(message.dead)
+        for reading in message.readings:
+            devices.add(reading.device_id)
+            if reading.dead is not None:
+                counts.dead_lettered += 1
+                dead.append(reading.dead)
+            elif reading.unbound is not None:
+                counts.unbound += 1
+                unbound.append((message, reading))
+            observations.extend(reading.observations)
+    new, _ = await insert_observations(conn, observations)
+    new_ids = {o.identifier for o in new}
+    bindings = []
+    residents: set[str] = set()
+    for message in messages:
+        counts = result.counts[message.gateway_id or ""]
+        for reading in message.readings:
+            if not reading.observations:
+                continue
+            # the first reading carrying a new identifier claims it; repeats are duplicates
+            fresh = [o for o in reading.observations if o.identifier in new_ids]
+            new_ids.difference_update(o.identifier for o in fresh)
+            if fresh:
+                counts.stored += 1
+                counts.observations += len(fresh)
+                residents.update(o.resident_id for o in fresh if o.resident_id)
+                if reading.bound is not None:
+                    bindings.append(
+                        (
+                            reading.gateway_id,
+                            reading.reading_id,
+                            reading.bound,
+                            [o.id for o in fresh if o.resident_id],
+                        )
+                    )
+            else:
+                counts.duplicate += 1
+    await insert_provenance(conn, provenance_rows(bindings))
+    await _insert_unbound(conn, unbound)
+    await insert_dead_letters(conn, dead)
+    await _count(conn, result.counts)
+    await _seen(conn, result.counts, {d for d in devices if d})
+    await notify_residents(conn, residents)
+    result.observations = len(new)
+    result.duplicates = len(observations) - len(new)
+    result.residents = tuple(sorted(residents))
+    return result
+
+
+async def _insert_unbound(conn: Conn, items: Sequence[tuple[MessageOutcome, Any]]) -> None:
+    if not items:
+        return
+    rows = []
+    for _message, reading in items:
+        record = reading.unbound
+        rows.append(
+            (
+                reading.gateway_id,
+                reading.reading_id,
+                None,
+                record.station_id,
+                record.device_id,
+                record.kind,
+                record.reason.value,
+                record.detail,
+                record.measured_at,
+                record.received_at,
+                record.summary,
+                dumps(record.as_json()),
+                reading.reading_json,
+                record.suggested_resident,
+            )
+        )
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO unbound_reading (gateway_id, reading_id, centre_id, station_id, "
+            "device_id, kind, reason, detail, measured_at, received_at, summary, record, "
+            "reading, suggested_resident) "
+            "VALUES (%s, %s, coalesce(%s, (SELECT centre_id FROM gateway WHERE id = %s)), %s, "
+            "%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s) "
+            "ON CONFLICT (gateway_id, reading_id) DO NOTHING",
+            [(r[0], r[1], r[2], r[0], *r[3:]) for r in rows],
+        )
+
+
+async def _count(conn: Conn, counts: Mapping[str, GatewayCounts]) -> None:
+    rows = [
+        (
+            g,
+            c.messages,
+            c.received,
+            c.stored,
+            c.observations,
+            c.duplicate,
+            c.dead_lettered,
+            c.unbound,
+            c.stored > 0,
+        )
+        for g, c in counts.items()
+        if g
+    ]
+    if not rows:
+        return
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            """
+            INSERT INTO gateway_counter AS gc (gateway_id, messages, received, stored,
+                observations, duplicate, dead_lettered, unbound, last_message_at, last_stored_at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now(), CASE WHEN %s THEN now() END)
+            ON CONFLICT (gateway_id) DO UPDATE SET
+                messages = gc.messages + excluded.messages,
+                received = gc.received + excluded.received,
+                stored = gc.stored + excluded.stored,
+                observations = gc.observations + excluded.observations,
+                duplicate = gc.duplicate + excluded.duplicate,
+                dead_lettered = gc.dead_lettered + excluded.dead_lettered,
+                unbound = gc.unbound + excluded.unbound,
+                last_message_at = excluded.last_message_at,
+                last_stored_at = coalesce(excluded.last_stored_at, gc.last_stored_at)
+            """,
+            rows,
+        )
+
+
+async def _seen(conn: Conn, counts: Mapping[str, GatewayCounts], devices: set[str]) -> None:
+    gateways = sorted(g for g in counts if g)
+    if gateways:
+        await conn.execute(
+            "UPDATE gateway SET last_seen_at = now() WHERE id = ANY(%s)", (gateways,)
+        )
+    if devices:
+        await conn.execute(
+            "UPDATE device SET last_seen_at = now() WHERE id = ANY(%s)", (sorted(devices),)
+        )
+
+
+async def read_counters(conn: Conn) -> dict[str, dict[str, Any]]:
+    """Per-gateway counters (for ``daon ingest --status`` and the API's device pages)."""
+    cur = await conn.execute(
+        "SELECT gateway_id, messages, received, stored, observations, duplicate, "
+        "dead_lettered, unbound, last_message_at, last_stored_at FROM gateway_counter "
+        "ORDER BY gateway_id"
+    )
+    names = [d.name for d in cur.description or ()]
+    return {row[0]: dict(zip(names[1:], row[1:], strict=True)) for row in await cur.fetchall()}
+
+
+# --- reads for the clinical runner -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """Observations as columns (plain tuples; the clinical runner makes numpy arrays of them).
+
+    Rows are sorted by (resident, time, code). ``components`` holds panel values by LOINC
+    (``{"8480-6": 128.0, "8462-4": 82.0}``); ``quality`` the device status names and
+    ``"questionable"``; ``context`` the reading facts (``setting``, ``meal``, ...).
+    """
+
+    resident_id: tuple[str, ...]
+    id: tuple[str, ...]
+    effective_at: tuple[datetime, ...]
+    stored_at: tuple[datetime, ...]
+    code: tuple[str, ...]
+    value: tuple[float | None, ...]
+    unit: tuple[str | None, ...]
+    components: tuple[dict[str, Any] | None, ...]
+    quality: tuple[tuple[str, ...], ...]
+    context: tuple[dict[str, Any] | None, ...]
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+
+async def series_many(
+    conn: Conn,
+    resident_ids: Sequence[str],
+    codes: Sequence[str],
+    since: datetime,
+    until: datetime | None = None,
+) -> Series:
+    """Observations of ``codes`` for several residents since ``since``.
+
+    ``entered-in-error`` Observations (retracted bindings) are left out.
+    """
+    cur = await conn.execute(
+        "SELECT resident_id, id::text, effective_at, stored_at, code, value, unit, "
+        "component_values, coalesce(quality, '{}'), context FROM observation "
+        "WHERE resident_id = ANY(%s) AND code = ANY(%s) AND effective_at >= %s "
+        "AND (%s::timestamptz IS NULL OR effective_at < %s) "
+        "AND status <> 'entered-in-error' "
+        "ORDER BY resident_id, effective_at, code",
+        (list(resident_ids), list(codes), since, until, until),
+    )
+    rows = await cur.fetchall()
+    if not rows:
+        return Series((), (), (), (), (), (), (), (), (), ())
+    columns = list(zip(*rows, strict=True))
+    return Series(
+        resident_id=tuple(columns[0]),
+        id=tuple(columns[1]),
+        effective_at=tuple(columns[2]),
+        stored_at=tuple(columns[3]),
+        code=tuple(columns[4]),
+        value=tuple(columns[5]),
+        unit=tuple(columns[6]),
+        components=tuple(columns[7]),
+        quality=tuple(tuple(q) for q in columns[8]),
+        context=tuple(columns[9]),
+    )
+
+
+async def series(
+    conn: Conn,
+    resident_id: str,
+    codes: Sequence[str],
+    since: datetime,
+    until: datetime | None = None,
+) -> Series:
+    """One resident's Observations of ``codes`` since ``since``, as columns."""
+    return await series_many(conn, [resident_id], codes, since, until)
+
+
+async def ensure_partitions(conn: Conn, *, months_back: int = 24, months_ahead: int = 13) -> int:
+    """Monthly partitions around today (stock PostgreSQL; a no-op on TimescaleDB)."""
+    cur = await conn.execute(
+        "SELECT daon_ensure_observation_partitions("
+        "(date_trunc('month', now()) - make_interval(months => %s))::date, %s)",
+        (months_back, months_back + months_ahead),
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def provenance_resource(row: ProvenanceRow, recorded: datetime | date) -> dict[str, Any]:
+    """The FHIR Provenance of a binding (targets the Observations, agent = who bound them)."""
+    agents: list[dict[str, Any]] = []
+    if row.gateway_id:
+        agents.append(
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/"
+                            "provenance-participant-type",
+                            "code": "assembler",
+                        }
+                    ]
+                },
+                "who": {"reference": f"Device/phg-{row.gateway_id}"},
+            }
+        )
+    if row.by_user:
+        agents.append(
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/"
+                            "provenance-participant-type",
+                            "code": "verifier",
+                        }
+                    ]
+                },
+                "who": {"display": row.by_user},
+            }
+        )
+    if not agents:
+        agents.append({"who": {"display": "daon ingest"}})
+    method_text = {
+        "check-in": "체크인 세션으로 배정 (bound by station check-in session)",
+        "registry": "기기 등록 정보로 배정 (bound by the device registry)",
+        "staff": "직원이 배정 (assigned by staff)",
+    }[row.method]
+    resource: dict[str, Any] = {
+        "resourceType": "Provenance",
+        "id": row.id,
+        "target": [{"reference": f"Observation/{i}"} for i in row.observation_ids],
+        "recorded": recorded.isoformat(),
+        "activity": {"text": method_text},
+        "agent": agents,
+    }
+    if row.session_id:
+        resource["entity"] = [
+            {
+                "role": "source",
+                "what": {
+                    "identifier": {
+                        "system": "urn:daon:sid:check-in-session",
+                        "value": row.session_id,
+                    }
+                },
+            }
+        ]
+    return resource
