@@ -178,3 +178,37 @@ def test_chart_has_an_accessible_name_and_description() -> None:
     assert svg.count("<circle") == 3
     empty = render(Chart("체중", "kg", [Series("w", [], "#000")], start, start + timedelta(days=7)))
     assert "측정값 없음" in empty
+
+
+def test_rehab_view_lists_rehab_room_residents_with_body_composition(api: Api) -> None:
+    now = datetime.now(UTC)
+
+    async def work(conn: Any) -> None:
+        await readings.simple(conn, IN_YAKSU, now - timedelta(days=40), "muscle_mass", 17.9)
+        await readings.simple(conn, IN_YAKSU, now - timedelta(days=2), "muscle_mass", 17.2)
+        await readings.simple(conn, IN_YAKSU, now - timedelta(days=2), "body_fat", 33.5)
+        await readings.simple(conn, IN_HWANGHAK, now, "muscle_mass", 15.0)
+
+    api.db(work)
+    api.login_as("T01")
+    page = api.client.get("/rehab")
+    assert page.status_code == 200
+    assert "김하늘" in page.text  # R0000001, rehab room
+    assert "최산" in page.text  # R0000004, rehab room
+    assert "이솔" not in page.text  # not a rehab-room resident
+    assert "17.2 kg" in page.text
+    assert 'aria-label="감소 / down"' in page.text  # 17.9 -> 17.2
+    assert "33.5 %" in page.text
+    api.login_as("N01")
+    assert api.client.get("/rehab").status_code == 403
+
+
+def test_admin_reads_the_audit_page(api: Api) -> None:
+    api.login_as("N01")
+    api.client.get(f"/residents/{IN_YAKSU}")
+    api.login_as("A01")
+    page = api.client.get(f"/admin/audit?resident={IN_YAKSU}&agent=N01")
+    assert page.status_code == 200
+    assert "page:resident" in page.text
+    api.login_as("N01")
+    assert api.client.get("/admin/audit").status_code == 403

@@ -1,0 +1,61 @@
+"""Role views: the rehabilitation therapist's overview and the admin audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from api.deps import Conn, WebSession
+from api.routes.web import render
+from ingest.store import access, web_pages
+from ingest.store.access import Capability
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/rehab")
+async def rehab(request: Request, conn: Conn, session: WebSession) -> Response:
+    actor = session.actor
+    if actor.role not in (access.Role.THERAPIST, access.Role.ADMIN):
+        raise access.AccessDenied(actor, "use the rehabilitation view")
+    rows = await web_pages.rehab_overview(conn, actor)
+    return render(
+        request,
+        "rehab.html",
+        {"actor": actor, "csrf_token": session.csrf_token, "rows": rows},
+    )
+
+
+@router.get("/admin/audit")
+async def audit(
+    request: Request,
+    conn: Conn,
+    session: WebSession,
+    resident: Annotated[str | None, Query(max_length=20, pattern=r"^[A-Za-z0-9-]*$")] = None,
+    agent: Annotated[str | None, Query(max_length=40, pattern=r"^[A-Za-z0-9-]*$")] = None,
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    actor = session.actor
+    actor.require(Capability.READ_AUDIT)
+    records = await access.audit_events(
+        conn,
+        actor,
+        resident_id=resident or None,
+        agent_user_id=agent or None,
+        before_id=before,
+        since=datetime.now().astimezone() - timedelta(days=365),
+        limit=100,
+    )
+    return render(
+        request,
+        "audit.html",
+        {
+            "actor": actor,
+            "csrf_token": session.csrf_token,
+            "records": records,
+            "resident": resident or "",
+            "agent": agent or "",
+        },
+    )

@@ -1,0 +1,85 @@
+"""``daon api``: run the web application and FHIR API with uvicorn.
+
+Thin: settings → :class:`api.config.ApiConfig` (:func:`api_config`, also used by ``daon
+demo``), migrate, serve. uvicorn's access log is off: :mod:`api.main` logs one line per
+request with the route template, never the concrete path (which may carry resident ids).
+"""
+
+# ruff: noqa: T201  (a command's job is to print)
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from daon.embedded import EmbeddedError, port_open
+from daon.logsetup import configure_logging
+from daon.runtime import DEMO_MQTT_PORT, demo_broker, endpoints
+from daon.settings import MqttUrl, Settings, SettingsError, load_settings
+from ingest import store
+
+
+def add_parser(sub: Any, name: str, help_text: str) -> None:
+    parser = sub.add_parser(
+        name,
+        help=help_text,
+        description="Serve the staff and station web application and the FHIR R4 API "
+        "(/fhir) on DAON_API_HOST:DAON_API_PORT (default 127.0.0.1:8000). Station check-ins "
+        "are published to DAON_MQTT_URL (or the demo's broker when it is running). Applies "
+        "pending migrations first.",
+    )
+    parser.add_argument("--host", help="bind address (default: settings api_host)")
+    parser.add_argument("--port", type=int, help="port (default: settings api_port)")
+    parser.set_defaults(handler=run)
+
+
+def api_config(settings: Settings, database_url: str, mqtt_url: str | None) -> Any:
+    """The api's configuration from the process settings and the resolved endpoints."""
+    from api.config import ApiConfig, MqttTarget
+
+    mqtt = None
+    if mqtt_url:
+        parsed = MqttUrl.parse(mqtt_url)
+        mqtt = MqttTarget(
+            host=parsed.host,
+            port=parsed.port,
+            tls=parsed.tls,
+            username=parsed.username,
+            password=parsed.password,
+        )
+    config = ApiConfig(database_url=database_url, mqtt=mqtt, topic_root=settings.topic_root)
+    return config.with_overrides(settings.api)
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(max(args.verbose, 1))
+    try:
+        import uvicorn
+
+        from api.main import create_app
+
+        settings = load_settings(args.config)
+        with endpoints(settings, need_mqtt=False) as ep:
+            mqtt_url = ep.mqtt_url or settings.mqtt_url
+            if mqtt_url is None and port_open("127.0.0.1", DEMO_MQTT_PORT):
+                mqtt_url = demo_broker(settings).url
+            asyncio.run(store.migrate(ep.database_url, timescaledb=settings.timescaledb))
+            config = api_config(settings, ep.database_url, mqtt_url)
+            host = args.host or settings.api_host
+            port = args.port or settings.api_port
+            print(f"Daon web application: http://{host}:{port}/  (FHIR: /fhir/metadata)")
+            if mqtt_url is None:
+                print("no MQTT broker: station check-ins are recorded but not sent to gateways")
+            uvicorn.run(
+                create_app(config),
+                host=host,
+                port=port,
+                access_log=False,
+                log_level="info" if args.verbose else "warning",
+                proxy_headers=True,
+            )
+    except (SettingsError, EmbeddedError, store.StoreError, ValueError) as exc:
+        print(f"daon api: {exc}", file=sys.stderr)
+        return 1
+    return 0
