@@ -214,3 +214,18 @@ def test_checkin_event() -> None:
     with pytest.raises(StationPayloadError) as info:
         parse_station_event(BP_EXAMPLE)
     assert info.value.field == "type"
+
+
+def test_every_example_in_the_docs_page_is_valid() -> None:
+    import re
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "station-payload.md"
+    blocks = re.findall(r"```json\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) == 4
+    for block in blocks:
+        if json.loads(block)["type"] == "checkin":
+            parse_station_event(block)
+        else:
+            parse_station_payload(block)
+    assert BP_EXAMPLE.decode() in page.read_text(encoding="utf-8")
