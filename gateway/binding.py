@@ -3,7 +3,8 @@
 Pure: values in, values out; the caller passes the time. (fhir-mapping-and-anchors.md §5.1.)
 
 * A **check-in** (card number or QR at the kiosk, staff on the tablet, or the API's command)
-  opens a session on one station for ``window_s``. A new check-in at the same station closes
+  opens a session on one station for ``window_s``, from the whole second it arrived in
+  (device clocks count whole seconds). A new check-in at the same station closes
   the previous session at that moment, so two residents back to back are never mixed up; a
   card the gateway does not know also ends the previous session (someone else is there now)
   but opens none.
@@ -111,6 +112,9 @@ class Binder:
         sessions = self._sessions.get(request.station)
         if sessions is None:
             return CheckInResult(None, None, f"unknown station {request.station!r}")
+        # Device clocks count whole seconds: a reading stamped in the second of the check-in
+        # belongs to the new session, so sessions start on the second.
+        request = replace(request, at=request.at.replace(microsecond=0))
         resident = request.resident
         if resident is None and request.card is not None:
             resident = self.cards.get(request.card)
@@ -157,6 +161,13 @@ class Binder:
 
     def sessions(self, station: str) -> tuple[Session, ...]:
         return tuple(self._sessions.get(station, ()))
+
+    def bind_card(self, card: str) -> Decision:
+        """A reading that carries its own check-in (a kiosk message with the card it read)."""
+        resident = self.cards.get(card)
+        if resident is None:
+            return Decision(None, "the kiosk's check-in card is not registered")
+        return Decision(Binding(resident, Method.CHECK_IN, None), "kiosk check-in in the message")
 
     def bind(
         self,

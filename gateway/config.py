@@ -84,8 +84,8 @@ class DeviceConfig:
     is never a person unless it is listed here.
     """
 
-    address: str  # upper-case BLE address
-    model: str  # catalogue model name (devices.catalogue)
+    address: str | None  # upper-case BLE address; None for an MQTT (kiosk / Wi-Fi) device
+    model: str  # catalogue model name (devices.catalogue), or the kiosk's model
     id: str  # registry device id (System ID / serial), default the address
     station: str | None = None
     owner: str | None = None
@@ -170,6 +170,11 @@ class GatewayConfig:
     ble: BleConfig = field(default_factory=BleConfig)
     clock: ClockPolicy = field(default_factory=ClockPolicy)
 
+    @property
+    def ble_devices(self) -> tuple[DeviceConfig, ...]:
+        """The BLE allow-list."""
+        return tuple(d for d in self.devices if d.address is not None)
+
     def device(self, address: str) -> DeviceConfig | None:
         """The registered device with this BLE address (any case), or None."""
         wanted = address.upper()
@@ -180,7 +185,7 @@ class GatewayConfig:
 
     def device_by_id(self, device_id: str) -> DeviceConfig | None:
         for dev in self.devices:
-            if device_id in (dev.id, dev.address):
+            if device_id == dev.id or (dev.address is not None and device_id == dev.address):
                 return dev
         return None
 
@@ -344,7 +349,11 @@ def _path(t: _Table, name: str) -> Path | None:
     return Path(value) if value else None
 
 
-def _address(t: _Table) -> str:
+def _address(t: _Table) -> str | None:
+    if not t.has("address"):
+        if not t.has("id"):
+            raise ConfigError(t.key("address"), "a BLE device needs an address, an MQTT one an id")
+        return None
     value = t.str_("address").upper().replace("-", ":")
     if not _ADDRESS_RE.fullmatch(value):
         raise ConfigError(
@@ -411,7 +420,7 @@ def config_from_mapping(
     devices = []
     for dt in top.tables("devices", _DEVICE_KEYS):
         devices.append(_device(dt, station_ids))
-    addresses = [d.address for d in devices]
+    addresses = [d.address for d in devices if d.address is not None]
     if len(set(addresses)) != len(addresses):
         raise ConfigError("devices", "a BLE address is registered twice")
     ids = [d.id for d in devices]
@@ -471,7 +480,7 @@ def _device(t: _Table, station_ids: set[str]) -> DeviceConfig:
     return DeviceConfig(
         address=address,
         model=t.str_("model"),
-        id=t.opt_str("id") or address,
+        id=t.opt_str("id") or str(address),
         station=station,
         owner=owner,
         users=users,

@@ -75,6 +75,7 @@ class MqttLink:
         self._clean_session = clean_session
         self._will = will
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False
         self._client: paho.Client | None = None
         self._connected: asyncio.Future[None] | None = None
         self._closed: asyncio.Future[None] | None = None
@@ -172,6 +173,7 @@ class MqttLink:
         client = self._client
         if client is None:
             return
+        self._closing = True
         if client.is_connected():
             with contextlib.suppress(Exception):
                 client.disconnect()
@@ -244,7 +246,10 @@ class MqttLink:
             fut.set_result(None)
 
     def _lost(self, reason: str) -> None:
-        logger.warning("connection to %s lost: %s", self.where, reason)
+        if self._closing:
+            logger.debug("disconnected from %s", self.where)
+        else:
+            logger.warning("connection to %s lost: %s", self.where, reason)
         self._fail_pending(MqttError(self.where, f"connection lost: {reason}"))
 
     def _published(self, mid: int, failed: bool, reason: str) -> None:

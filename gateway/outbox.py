@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS device_state (
     clock_trusted   INTEGER,
     clock_at        REAL,
     last_sequence   INTEGER,              -- glucose RACP high-water mark
+    sequence_time   TEXT,                 -- device time of that record (tells a reset)
     last_error      TEXT
 );
 CREATE TABLE IF NOT EXISTS dead_letter (
@@ -138,6 +139,7 @@ class DeviceUpdate:
     clock_trusted: bool | None = None
     clock_at: float | None = None
     last_sequence: int | None = None
+    sequence_time: str | None = None
     last_error: str | None = None
 
 
@@ -168,6 +170,7 @@ class DeviceState:
     clock_trusted: bool | None
     clock_at: float | None
     last_sequence: int | None
+    sequence_time: str | None
     last_error: str | None
 
 
@@ -490,6 +493,27 @@ class Outbox:
             db.execute("COMMIT")
 
         await self._run(work)
+
+    async def reschedule_in_flight(self, due_in_s: float, *, now: float | None = None) -> int:
+        """Make every published-but-unacknowledged reading due ``due_in_s`` from now.
+
+        Called when the central link comes back: the new connection knows nothing of the old
+        one's in-flight messages, so whatever ingest has not acknowledged by then (its queued
+        acks arrive first on the persistent session) is published again.
+        """
+        stamp = time.time() if now is None else now
+        due_at = stamp - self.config.resend_after_s + due_in_s
+
+        def work() -> int:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            changed = db.execute(
+                "UPDATE reading SET sent_at = ? WHERE sent_at > ?", (max(due_at, 1e-6), due_at)
+            ).rowcount
+            db.execute("COMMIT")
+            return int(changed)
+
+        return await self._run(work)
 
     async def acknowledge(self, ids: Iterable[str]) -> int:
         """Ingest committed these readings: delete them. Unknown ids (repeated acks) are ignored."""

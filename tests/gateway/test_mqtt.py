@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -91,7 +92,7 @@ async def test_nothing_listening_is_a_connect_error() -> None:
         await link.connect()
 
 
-async def test_password_file_is_read_when_connecting(tmp_path, mqtt_url: str) -> None:
+async def test_password_file_is_read_when_connecting(tmp_path: Path, mqtt_url: str) -> None:
     secret = tmp_path / "pw"
     secret.write_text("anything\n")
     base = broker(mqtt_url)

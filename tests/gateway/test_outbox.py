@@ -203,3 +203,13 @@ async def test_readonly_open_of_a_missing_outbox_says_so(tmp_path: Path) -> None
     with pytest.raises(OutboxError, match="no outbox"):
         async with Outbox(config(tmp_path), readonly=True):
             pass
+
+
+async def test_in_flight_readings_are_rescheduled_after_a_reconnect(tmp_path: Path) -> None:
+    async with Outbox(config(tmp_path, resend_after_s=60.0)) as box:
+        await box.add(entries(3))
+        t = time.time()
+        await box.take(2, now=t)  # two in flight, one never sent
+        assert await box.reschedule_in_flight(2.0, now=t + 1) == 2
+        assert len(await box.take(10, now=t + 2)) == 1  # only the unsent one is due yet
+        assert len(await box.take(10, now=t + 3.5)) == 2  # the in-flight pair, after the grace
