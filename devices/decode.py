@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from devices import uuids as u
-from devices.errors import DecodeError, InvalidUuid, UnknownCharacteristic
+from devices.errors import InvalidUuid, UnknownCharacteristic
 from devices.gatt import battery, cgm, current_time, device_information
 from devices.gatt import blood_pressure as bp
 from devices.gatt import body_composition as bcs
@@ -426,4 +426,4 @@ def dumps(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-__all__ = ["DECODERS", "DecodeError", "decode_value", "dumps", "number", "time_fields"]
+__all__ = ["DECODERS", "decode_value", "dumps", "number", "time_fields"]

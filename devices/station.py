@@ -45,6 +45,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from devices.decode import dumps
 from devices.errors import StationPayloadError
 from devices.gatt import blood_pressure as bp
 from devices.gatt import glucose as gls
@@ -363,8 +364,6 @@ def encode_station_payload(
     obj["checkin"] = checkin
     obj["device_time"] = None if device_time is None else device_time.isoformat()
     obj["measurements"] = items
-    from devices.decode import dumps  # local: decode imports the GATT stack, stations need not
-
     raw = dumps(obj).encode("utf-8")
     parse_station_payload(raw)
     return raw

@@ -25,17 +25,6 @@ def bit_names(bits: int, names: Sequence[str | None]) -> tuple[str, ...]:
     return tuple(name for i, name in enumerate(names) if name is not None and bits >> i & 1)
 
 
-def bits_of(names: Sequence[str], table: Sequence[str | None], what: str) -> int:
-    """The inverse of :func:`bit_names`; raises :class:`EncodeError` for an unknown name."""
-    bits = 0
-    for name in names:
-        try:
-            bits |= 1 << list(table).index(name)
-        except ValueError:
-            raise EncodeError(f"{what}: unknown name {name!r}") from None
-    return bits
-
-
 def check_uint(value: int, bits: int, what: str) -> int:
     """``value`` when it fits an unsigned field of ``bits`` bits, else :class:`EncodeError`."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << bits:

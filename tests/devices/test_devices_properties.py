@@ -406,3 +406,8 @@ def test_split_body_composition_merges_back(
         assert decoded[0] == value
     else:
         assert bcs.merge_packets(decoded) == replace(value, multiple_packet=True)
+
+
+@given(uint16)
+def test_bp_status_names_invert_for_the_defined_bits(raw: int) -> None:
+    assert bp.status_bits(bp.status_names(raw)) == raw & 0x3F
