@@ -75,7 +75,19 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
     stations.add_argument(
         "--visits", type=int, default=None, help="stop after this many visits per station"
     )
-    stations.add_argument("--malformed-every", type=int, default=0, metavar="N")
+    stations.add_argument(
+        "--pace",
+        type=float,
+        default=0.1,
+        help="speed of a visit: 1 = real time (a visit takes minutes), 0 = no pauses (default 0.1)",
+    )
+    stations.add_argument(
+        "--malformed-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="replace every N-th message by a malformed one (default 0: never)",
+    )
     stations.add_argument("--seed", type=int, default=2014)
     stations.set_defaults(handler=run_stations)
 
@@ -198,13 +210,30 @@ def run_stations(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"daon simulate stations: {exc}", file=sys.stderr)
         return 2
-    result: int = stations.run_sync(
-        url,
-        root=root,
-        centres=tuple(args.centres or ()),
-        interval=args.interval,
-        visits=args.visits,
-        malformed_every=args.malformed_every,
-        seed=args.seed,
+    centres = tuple(args.centres or ())
+    print(
+        f"측정 키오스크 시작 / kiosks starting: {', '.join(centres) or 'yaksu, hwanghak, pil'} "
+        f"→ {url} (root {root!r}); Ctrl-C to stop",
+        flush=True,
     )
-    return result
+    try:
+        stats = stations.run_sync(
+            url,
+            root=root,
+            centres=centres,
+            interval=args.interval,
+            visits=args.visits,
+            malformed_every=args.malformed_every,
+            pace=args.pace,
+            seed=args.seed,
+        )
+    except (stations.StationSimError, ValueError) as exc:
+        print(f"daon simulate stations: {exc}", file=sys.stderr)
+        return 1
+    for station_stats in stats.values():
+        print(
+            f"{station_stats.station}: 방문 visits {station_stats.visits}, "
+            f"메시지 messages {station_stats.messages} "
+            f"(malformed {station_stats.malformed}, unknown cards {station_stats.unknown_cards})"
+        )
+    return 0
