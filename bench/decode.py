@@ -131,7 +131,7 @@ def main() -> None:
     wire_ratio = figures["wire_readings_per_s"] / WIRE_AIM
     print(f"blood pressure: {bp_ratio:.2f} × the {BP_AIM:,}/s aim")
     print(f"wire batches:   {wire_ratio:.2f} × the {WIRE_AIM:,}/s aim")
-    summary = {k: round(v) for k, v in figures.items()}
+    summary: dict[str, float] = {k: round(v) for k, v in figures.items()}
     summary["bp_ratio_to_aim"] = round(bp_ratio, 3)
     summary["wire_ratio_to_aim"] = round(wire_ratio, 3)
     print(json.dumps(summary))

@@ -40,7 +40,9 @@ ERR_ALL_NAN = bytes.fromhex("04FF07FF07FF07FF07")
 
 def test_nordic_full() -> None:
     m = bp.decode_measurement(NORDIC_FULL)
-    assert (m.systolic, m.diastolic, m.mean_arterial_pressure) == (138, 88, 120)
+    assert (m.systolic, m.diastolic, m.mean_arterial_pressure) == tuple(
+        map(Decimal, (138, 88, 120))
+    )
     assert m.unit is bp.PressureUnit.MMHG
     assert m.pulse_rate == 60
     assert m.user_id == 1
@@ -128,11 +130,14 @@ def test_pulse_rate_range_3_is_reserved() -> None:
 
 def test_virtual_cuff_reading() -> None:
     m = bp.decode_measurement(VIRTUAL_CUFF_1)
-    assert (m.systolic, m.diastolic, m.mean_arterial_pressure, m.pulse_rate) == (128, 82, 97, 72)
+    assert (m.systolic, m.diastolic, m.mean_arterial_pressure, m.pulse_rate) == tuple(
+        map(Decimal, (128, 82, 97, 72))
+    )
     assert m.user_id == 1
     assert m.timestamp is not None
-    assert m.timestamp.to_datetime() is not None
-    assert m.timestamp.to_datetime().isoformat() == "2024-05-14T07:30:00"
+    when = m.timestamp.to_datetime()
+    assert when is not None
+    assert when.isoformat() == "2024-05-14T07:30:00"
     assert m.status is None
 
 
@@ -144,7 +149,7 @@ def test_err_reading_is_nan_strings_never_2047() -> None:
 def test_reserved_flag_bits_and_trailing_bytes_are_ignored() -> None:
     # Flags 0xE0: bits 5-7 reserved, no optional field; two trailing bytes.
     m = bp.decode_measurement(bytes.fromhex("E0780052006100AABB"))
-    assert (m.systolic, m.diastolic, m.mean_arterial_pressure) == (120, 82, 97)
+    assert (m.systolic, m.diastolic, m.mean_arterial_pressure) == tuple(map(Decimal, (120, 82, 97)))
     assert m.timestamp is None
     assert m.pulse_rate is None
 

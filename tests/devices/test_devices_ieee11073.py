@@ -157,8 +157,9 @@ def test_date_time_from_the_nordic_thermometer_capture() -> None:
     # Nordic TemperatureMeasurementDataCallbackTest: DC 07 0C 05 0B 32 1B = 2012-12-05 11:50:27.
     value = decode_date_time(bytes.fromhex("DC070C050B321B"))
     assert value == DateTime(2012, 12, 5, 11, 50, 27)
-    assert value.to_datetime() is not None
-    assert value.to_datetime().isoformat() == "2012-12-05T11:50:27"
+    when = value.to_datetime()
+    assert when is not None
+    assert when.isoformat() == "2012-12-05T11:50:27"
 
 
 def test_unknown_year_keeps_the_other_fields() -> None:

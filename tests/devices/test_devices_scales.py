@@ -134,7 +134,9 @@ def test_conflicting_packets_are_rejected() -> None:
     other_fat = bytearray(BCS_PACKET_2)
     other_fat[2] = 0xFB
     with pytest.raises(DecodeError):
-        bcs.merge_packets([bcs.decode_measurement(BCS_PACKET_1), bcs.decode_measurement(other_fat)])
+        bcs.merge_packets(
+            [bcs.decode_measurement(BCS_PACKET_1), bcs.decode_measurement(bytes(other_fat))]
+        )
     repeat = bcs.decode_measurement(BCS_PACKET_1)
     with pytest.raises(DecodeError):
         bcs.merge_packets([repeat, replace(repeat, muscle_pct=Decimal("41.0"))])

@@ -64,9 +64,9 @@ def test_blood_pressure_example() -> None:
     (m,) = msg.measurements
     assert m.kind is Kind.BLOOD_PRESSURE
     assert [(c.code, c.value, c.unit) for c in m.components] == [
-        ("systolic", 128, "mm[Hg]"),
-        ("diastolic", 82, "mm[Hg]"),
-        ("pulse", 71, "/min"),
+        ("systolic", Decimal(128), "mm[Hg]"),
+        ("diastolic", Decimal(82), "mm[Hg]"),
+        ("pulse", Decimal(71), "/min"),
     ]
     assert m.device_time == datetime(2026, 3, 4, 10, 1, 55)
     assert m.status == ("irregular_pulse",)
