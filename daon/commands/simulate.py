@@ -91,15 +91,16 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
     stations.add_argument("--seed", type=int, default=2014)
     stations.set_defaults(handler=run_stations)
 
+    # Its options belong to simulators.ble_cli, imported only when this subcommand runs, so
+    # every other `daon` command stays free of D-Bus imports. Everything after `ble` (--help
+    # included: no option prefix is recognised here) is handed to that module's own parser.
     ble = kinds.add_parser(
         "ble",
         help="run the virtual BlueZ with virtual health devices (가상 블루투스)",
-        description="Run a virtual org.bluez service on a private D-Bus with virtual health "
-        "devices, for bleak and the gateway.",
+        add_help=False,
+        prefix_chars="\x00",
     )
-    # Its options belong to simulators.ble_cli, imported only when this subcommand runs, so
-    # every other `daon` command stays free of D-Bus imports.
-    ble.add_argument("ble_args", nargs=argparse.REMAINDER, help="options of the virtual BlueZ")
+    ble.add_argument("ble_args", nargs="*")
     ble.set_defaults(handler=run_ble)
 
     parser.set_defaults(handler=_usage_of(parser))
