@@ -61,7 +61,6 @@ from devices.gatt.current_time import (
     encode_date_time_characteristic,
 )
 from devices.gatt.device_information import decode_string
-from devices.ieee11073 import decode_date_time
 from devices.uuids import (
     BATTERY_LEVEL,
     BLOOD_PRESSURE_MEASUREMENT,
@@ -440,7 +439,7 @@ class Transfer:
         self.quirks: tuple[str, ...] = model.quirks if model else ()
         self.info: DeviceInfo = device_info(config, config.id)
         self.mark: Mark | None = None
-        self.glucose_found: list[tuple[int, datetime | None]] = []
+        self.glucose_found: list[tuple[int, bytes]] = []
         self.filter_mark: int | None = None  # glucose: store only records after this
         self.checking = False
         self.racp: asyncio.Queue[racp.RacpValue] = asyncio.Queue()
@@ -625,16 +624,15 @@ class Transfer:
         if first_uuid == GLUCOSE_MEASUREMENT:
             sequence = glucose_sequence(first)
             if self.checking:
-                base = _base_time(first)
                 if sequence is not None:
-                    self.glucose_found.append((sequence, base))
+                    self.glucose_found.append((sequence, first))
                 return  # the check's record is already stored
             if sequence is not None and not is_new(sequence, self.filter_mark):
                 return  # before the mark: stored in an earlier session
             if sequence is not None:
-                base = _base_time(first)
                 update["last_sequence"] = sequence
-                self.mark = Mark(sequence, None if base is None else base.isoformat())
+                update["sequence_record"] = first.hex()
+                self.mark = Mark(sequence, first.hex())
         gateway = self.side.gateway
         prepared: Prepared = prepare_ble_record(
             record,
@@ -651,8 +649,6 @@ class Transfer:
             self.facts.dead += 1
         else:
             update["last_reading_at"] = time.time()
-        if self.mark is not None and "last_sequence" in update:
-            update["sequence_time"] = self.mark.time
         try:
             await gateway.store([prepared], devices=[DeviceUpdate(self.config.id, **update)])
         except OutboxError as exc:
@@ -664,7 +660,7 @@ class Transfer:
     async def glucose(self) -> None:
         state = await self.side.gateway.outbox.device_state(self.config.id)
         if state is not None and state.last_sequence is not None:
-            self.mark = Mark(state.last_sequence, state.sequence_time)
+            self.mark = Mark(state.last_sequence, state.sequence_record)
         await self.subscribe(GLUCOSE_MEASUREMENT)
         if self.link.has(GLUCOSE_MEASUREMENT_CONTEXT):
             await self.subscribe(GLUCOSE_MEASUREMENT_CONTEXT)
@@ -836,16 +832,6 @@ def _service_filter(models: Any) -> tuple[str, ...]:
             return ()
         wanted.update(health)
     return tuple(sorted(wanted))
-
-
-def _base_time(data: bytes) -> datetime | None:
-    """The base time of a 0x2A18 value (bytes 3-9), or None."""
-    if len(data) < 10:
-        return None
-    try:
-        return decode_date_time(data, 3).to_datetime()
-    except (DecodeError, ValueError):
-        return None
 
 
 def _isens_set_time(now: datetime) -> bytes:

@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS device_state (
     clock_trusted   INTEGER,
     clock_at        REAL,
     last_sequence   INTEGER,              -- glucose RACP high-water mark
-    sequence_time   TEXT,                 -- device time of that record (tells a reset)
+    sequence_record TEXT,                 -- that record's 0x2A18 bytes, hex (tells a reset)
     last_error      TEXT
 );
 CREATE TABLE IF NOT EXISTS dead_letter (
@@ -139,7 +139,7 @@ class DeviceUpdate:
     clock_trusted: bool | None = None
     clock_at: float | None = None
     last_sequence: int | None = None
-    sequence_time: str | None = None
+    sequence_record: str | None = None
     last_error: str | None = None
 
 
@@ -170,7 +170,7 @@ class DeviceState:
     clock_trusted: bool | None
     clock_at: float | None
     last_sequence: int | None
-    sequence_time: str | None
+    sequence_record: str | None
     last_error: str | None
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 
 from devices.gatt import racp
@@ -125,10 +124,14 @@ class Plan(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Mark:
-    """The newest glucose record stored for a device: its sequence number and device time."""
+    """The newest glucose record stored for a device: its sequence number and its bytes.
+
+    The bytes (sequence, base time, value, ...) tell the same record from a new one that got
+    the same number after a memory reset (§7.3: "sequence alone is not enough after a reset").
+    """
 
     sequence: int
-    time: str | None  # ISO device time (naive) of that record, to tell a reset from a gap
+    record: str | None  # hex of that record's 0x2A18 value
 
 
 def plan_glucose(mark: Mark | None) -> Plan:
@@ -156,9 +159,9 @@ def continue_request(mark: Mark) -> bytes:
     return racp.report_records_from(following)
 
 
-def mark_still_valid(mark: Mark, found: Sequence[tuple[int, datetime | None]]) -> bool:
-    """The check found the very record we stored last (same number, same device time)."""
-    for sequence, time in found:
+def mark_still_valid(mark: Mark, found: Sequence[tuple[int, bytes]]) -> bool:
+    """The check found the very record we stored last (same number, same bytes)."""
+    for sequence, data in found:
         if sequence == mark.sequence:
-            return mark.time is None or (time is not None and time.isoformat() == mark.time)
+            return mark.record is None or data.hex() == mark.record
     return False

@@ -1,0 +1,255 @@
+"""End to end over BLE: the real bleak client against the virtual BlueZ and virtual devices,
+the real broker, a stand-in acker (ingest's side of the ack protocol).
+
+Expected values are the ones the virtual devices were told to measure (ble-profiles.md
+layouts, encoded by devices' encoders), never our own decoder's output.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from devices.records import decode_record
+from devices.wire import WireReading, station_checkin_topic
+from gateway.config import BleConfig, DeviceConfig
+from gateway.outbox import Outbox
+from simulators.bluez import Timing, VirtualBlueZ
+from simulators.peripherals import BloodPressureCuff, Faults, GlucoseMeter
+from tests.gateway.helpers import STATION, Acker, eventually, make_config, publish, running
+
+pytestmark = [pytest.mark.ble, pytest.mark.mqtt]
+
+CUFF_ADDRESS = "C0:11:22:33:44:01"
+CARDS = {"9410000000000001": "R0001234", "9410000000000002": "R0001235"}
+
+
+def fast_ble(**overrides: float) -> BleConfig:
+    values = {
+        "connect_timeout_s": 5.0,
+        "safety_timeout_s": 8.0,
+        "attempts": 3,
+        "settle_s": 0.0,
+        "idle_timeout_s": 1.0,
+        "transfer_timeout_s": 20.0,
+        "racp_timeout_s": 5.0,
+        "rescan_s": 0.5,
+        "cooldown_s": 30.0,
+        "backoff_s": 0.05,
+        **overrides,
+    }
+    return BleConfig(**values)  # type: ignore[arg-type]
+
+
+def values_of(reading: WireReading) -> dict[str, Decimal | None]:
+    """What ingest will read from the reading: decode its raw values again."""
+    (m,) = decode_record([(v.uuid, v.data) for v in reading.values])
+    return {c.code: c.value for c in m.components}
+
+
+def checkin(card: str) -> bytes:
+    at = datetime.now(UTC).isoformat()
+    return json.dumps(
+        {"schema": 1, "type": "checkin", "station": STATION, "card": card, "at": at}
+    ).encode()
+
+
+async def test_blood_pressure_transfer_with_time_sync_and_binding(
+    tmp_path: Path, bluez: VirtualBlueZ, mqtt_url: str, topic_root: str
+) -> None:
+    cuff = bluez.add_peripheral(BloodPressureCuff.and_ua651(CUFF_ADDRESS, timing=Timing.fast()))
+    cuff.advertising = False
+    device = DeviceConfig(address=CUFF_ADDRESS, model="UA-651BLE", id="cuff-1", station=STATION)
+    config = make_config(
+        tmp_path,
+        central_url=mqtt_url,
+        topic_root=topic_root,
+        devices=[device],
+        cards=CARDS,
+        ble=fast_ble(),
+    )
+    async with Acker(mqtt_url, config) as acker, running(config):
+        await publish(
+            mqtt_url,
+            station_checkin_topic(topic_root, "yaksu", STATION),
+            checkin("9410000000000001"),
+        )
+        await eventually(lambda: True)
+        cuff.take_reading(128, 82, 72, user=1)
+        cuff.take_reading(121, 79, 68, user=1)
+        readings = await acker.wait_for(2)
+    assert [values_of(r)["systolic"] for r in readings] == [Decimal(128), Decimal(121)]
+    assert [values_of(r)["diastolic"] for r in readings] == [Decimal(82), Decimal(79)]
+    for reading in readings:
+        assert reading.source == "ble"
+        assert reading.device.serial == "5120034871"
+        assert reading.binding is not None
+        assert reading.binding.resident == "R0001234"
+    assert cuff.session is None  # the cuff hung up by itself: a normal end
+    assert [c.member for c in bluez.calls if c.member == "WriteValue"]  # Date Time written
+    async with Outbox(config.outbox, readonly=True) as box:
+        state = await box.device_state("cuff-1")
+    assert state is not None
+    assert state.battery_pct == 90
+
+
+async def test_omron_clock_offset_is_read_corrected_and_set(
+    tmp_path: Path, bluez: VirtualBlueZ, mqtt_url: str, topic_root: str
+) -> None:
+    """CTS: the clock is read before it is set; records are placed with the offset."""
+    address = "C0:11:22:33:44:02"
+    cuff = bluez.add_peripheral(BloodPressureCuff.omron(address, timing=Timing.fast()))
+    cuff.clock.offset = timedelta(seconds=-95)  # the cuff runs 95 s slow
+    cuff.advertising = False
+    device = DeviceConfig(address=address, model="HEM-7600T", id="omron-1", station=STATION)
+    config = make_config(
+        tmp_path,
+        central_url=mqtt_url,
+        topic_root=topic_root,
+        devices=[device],
+        cards=CARDS,
+        ble=fast_ble(),
+    )
+    async with Acker(mqtt_url, config) as acker, running(config):
+        await publish(
+            mqtt_url,
+            station_checkin_topic(topic_root, "yaksu", STATION),
+            checkin("9410000000000002"),
+        )
+        await eventually(lambda: True)
+        cuff.take_reading(135, 85, 75, user=2)  # stamped on the slow clock: 95 s "before" check-in
+        (reading,) = await acker.wait_for(1)
+    assert reading.clock is not None
+    assert reading.clock.offset_s is not None
+    assert -97 <= reading.clock.offset_s <= -93
+    assert reading.clock.trusted
+    assert reading.binding is not None
+    assert reading.binding.resident == "R0001235"
+    assert abs(cuff.clock.error.total_seconds()) < 2  # CTS written: the cuff is right again
+    async with Outbox(config.outbox, readonly=True) as box:
+        state = await box.device_state("omron-1")
+    assert state is not None
+    assert state.clock_offset_s is not None
+    assert -97 <= state.clock_offset_s <= -93
+
+
+METER_ADDRESS = "C0:11:22:33:55:01"
+
+
+def sequences(readings: list[WireReading]) -> list[int]:
+    out = []
+    for r in readings:
+        (m,) = decode_record([(v.uuid, v.data) for v in r.values])
+        assert m.sequence_number is not None
+        out.append(m.sequence_number)
+    return out
+
+
+def meter_config(tmp_path: Path, mqtt_url: str, topic_root: str, **ble: float):
+    device = DeviceConfig(
+        address=METER_ADDRESS,
+        model="CareSens N Premier",
+        id="meter-1",
+        owner="R0001236",
+        calibration="plasma",
+    )
+    return make_config(
+        tmp_path,
+        central_url=mqtt_url,
+        topic_root=topic_root,
+        devices=[device],
+        ble=fast_ble(cooldown_s=0.2, **ble),
+    )
+
+
+async def test_glucose_full_then_incremental_across_sessions(
+    tmp_path: Path, bluez: VirtualBlueZ, mqtt_url: str, topic_root: str
+) -> None:
+    meter = bluez.add_peripheral(GlucoseMeter.caresens(METER_ADDRESS, timing=Timing.fast()))
+    meter.take_reading(105, meal=3)  # fasting, with a context record
+    meter.take_reading(142)
+    meter.take_reading(98, meal=1)
+    config = meter_config(tmp_path, mqtt_url, topic_root)
+    async with Acker(mqtt_url, config) as acker, running(config):
+        first = await acker.wait_for(3)
+        assert sequences(first) == [1, 2, 3]
+        (fasting,) = decode_record(
+            [(v.uuid, v.data) for v in first[0].values], calibration="plasma"
+        )
+        assert fasting.component("glucose") is not None
+        assert fasting.context_value("meal") == "fasting"
+        assert first[0].binding is not None
+        assert first[0].binding.resident == "R0001236"  # personal meter: its owner
+        meter.take_reading(120)
+        meter.take_reading(131)
+        await acker.wait_for(5)
+        await eventually(
+            lambda: _sessions_at_least(bluez, METER_ADDRESS, 4)
+        )  # more sessions, nothing new
+    assert sorted(sequences(acker.readings)) == [1, 2, 3, 4, 5]  # no gap, no duplicate
+    async with Outbox(config.outbox, readonly=True) as box:
+        state = await box.device_state("meter-1")
+    assert state is not None
+    assert state.last_sequence == 5
+
+
+def _sessions_at_least(bluez: VirtualBlueZ, address: str, n: int) -> bool:
+    meter = bluez.peripheral(address)
+    return getattr(meter, "sessions", 0) >= n
+
+
+async def test_glucose_link_drop_mid_transfer_resumes_without_gap_or_duplicate(
+    tmp_path: Path, bluez: VirtualBlueZ, mqtt_url: str, topic_root: str
+) -> None:
+    meter = bluez.add_peripheral(
+        GlucoseMeter.caresens(METER_ADDRESS, timing=Timing.fast(), faults=Faults(drop_after=2))
+    )
+    for value in (101, 102, 103, 104, 105):
+        meter.take_reading(value)
+    config = meter_config(tmp_path, mqtt_url, topic_root)
+    async with Acker(mqtt_url, config) as acker, running(config):
+        await acker.wait_for(2)
+        await eventually(lambda: meter.sessions >= 1)
+        meter.faults = Faults()  # the next session is clean
+        await acker.wait_for(5)
+        await eventually(lambda: meter.sessions >= 3)
+    assert sorted(sequences(acker.readings)) == [1, 2, 3, 4, 5]
+
+
+async def test_glucose_memory_reset_is_noticed_and_everything_read_again(
+    tmp_path: Path, bluez: VirtualBlueZ, mqtt_url: str, topic_root: str
+) -> None:
+    meter = bluez.add_peripheral(GlucoseMeter.caresens(METER_ADDRESS, timing=Timing.fast()))
+    for value in (110, 111, 112):
+        meter.take_reading(value)
+    config = meter_config(tmp_path, mqtt_url, topic_root)
+    async with Acker(mqtt_url, config) as acker, running(config):
+        await acker.wait_for(3)
+        meter.reset_memory()  # battery out: numbering starts again at 1
+        for value in (90, 91, 92, 93):
+            meter.take_reading(value)
+        await acker.wait_for(7)
+    assert sorted(sequences(acker.readings)) == [1, 1, 2, 2, 3, 3, 4]
+    assert sorted(values_of(r)["glucose"] for r in acker.readings[3:]) == [90, 91, 92, 93]
+
+
+async def test_glucose_sequence_wraps_65535_to_0(
+    tmp_path: Path, bluez: VirtualBlueZ, mqtt_url: str, topic_root: str
+) -> None:
+    meter = bluez.add_peripheral(
+        GlucoseMeter.caresens(METER_ADDRESS, timing=Timing.fast(), first_sequence=65533)
+    )
+    for value in (100, 101):
+        meter.take_reading(value)  # 65533, 65534
+    config = meter_config(tmp_path, mqtt_url, topic_root)
+    async with Acker(mqtt_url, config) as acker, running(config):
+        await acker.wait_for(2)
+        for value in (102, 103, 104):
+            meter.take_reading(value)  # 65535, 0, 1
+        await acker.wait_for(5)
+        await eventually(lambda: meter.sessions >= 4)
+    assert sorted(sequences(acker.readings)) == [0, 1, 65533, 65534, 65535]
