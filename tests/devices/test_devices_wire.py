@@ -311,8 +311,8 @@ def readings(draw: st.DrawFn) -> WireReading:
     )
 
 
-@settings(max_examples=150)
-@given(st.lists(readings(), max_size=4), aware_times)
+@settings(max_examples=40)
+@given(st.lists(readings(), max_size=3), aware_times)
 def test_encode_then_decode_batch_is_identity(items: list[WireReading], sent_at: datetime) -> None:
     batch = WireBatch(1, "yaksu-gw-1", "yaksu", sent_at, tuple(items))
     assert decode_batch(encode_batch(batch)) == batch
