@@ -84,7 +84,9 @@ def _service_user() -> pwd.struct_passwd | None:
     for name in ("postgres", "nobody"):
         with contextlib.suppress(KeyError):
             return pwd.getpwnam(name)
-    raise EmbeddedError("running as root and no 'postgres' or 'nobody' user exists to run PostgreSQL")
+    raise EmbeddedError(
+        "running as root and no 'postgres' or 'nobody' user exists to run PostgreSQL"
+    )
 
 
 def _demote(user: pwd.struct_passwd | None) -> Callable[[], None] | None:
@@ -139,10 +141,13 @@ class EmbeddedPostgres:
                 user,
                 [
                     str(bindir / "initdb"),
-                    "-D", str(self.data_dir),
-                    "-U", "postgres",
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
                     "--auth=trust",
-                    "-E", "UTF8",
+                    "-E",
+                    "UTF8",
                     "--locale=C.UTF-8",
                 ],
                 timeout,
@@ -158,8 +163,17 @@ class EmbeddedPostgres:
             self._run(
                 user,
                 [
-                    str(bindir / "pg_ctl"), "start", "-w", "-t", str(int(timeout)),
-                    "-D", str(self.data_dir), "-l", str(log_file), "-o", options,
+                    str(bindir / "pg_ctl"),
+                    "start",
+                    "-w",
+                    "-t",
+                    str(int(timeout)),
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(log_file),
+                    "-o",
+                    options,
                 ],
                 timeout + 5,
             )
@@ -177,7 +191,7 @@ class EmbeddedPostgres:
                 check=True,
                 capture_output=True,
                 timeout=timeout,
-                preexec_fn=_demote(user),  # noqa: PLW1509 - runs before exec, single-threaded here
+                preexec_fn=_demote(user),  # runs between fork and exec
                 cwd="/",
             )
         except subprocess.CalledProcessError as exc:
@@ -214,7 +228,11 @@ class EmbeddedPostgres:
 
 def find_mosquitto() -> Path | None:
     """The mosquitto broker binary, or None."""
-    for candidate in (os.environ.get("DAON_MOSQUITTO"), shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
+    for candidate in (
+        os.environ.get("DAON_MOSQUITTO"),
+        shutil.which("mosquitto"),
+        "/usr/sbin/mosquitto",
+    ):
         if candidate and Path(candidate).exists():
             return Path(candidate)
     return None

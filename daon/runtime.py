@@ -1,4 +1,4 @@
-"""Where the services find their database and broker: configured URLs, else the demo's embedded ones.
+"""Where services find the database and broker: configured URLs, else the demo's embedded ones.
 
 The demo's embedded PostgreSQL and Mosquitto live under ``<state_dir>/pg`` and
 ``<state_dir>/mqtt`` on fixed ports, so ``daon status`` (or a second terminal running

@@ -12,10 +12,10 @@ Environment variables (all optional)::
     DAON_DATABASE_URL   postgresql://user@host:5432/daon     (default: embedded demo database)
     DAON_MQTT_URL       mqtt://user:pass@host:1883  or mqtts://host:8883 (default: embedded broker)
     DAON_TOPIC_ROOT     MQTT topic root (default "daon")
-    DAON_STATE_DIR      where embedded data lives (default $XDG_STATE_HOME/daon, /var/lib/daon as root)
+    DAON_STATE_DIR      embedded servers' data ($XDG_STATE_HOME/daon; /var/lib/daon as root)
     DAON_API_HOST / DAON_API_PORT      web application bind address (default 127.0.0.1:8000)
     DAON_SECRET_KEY     session signing key (default: generated once and kept in the state dir)
-    DAON_CONFIG         path of a TOML file with the same keys (lower case) and [gateway] etc. tables
+    DAON_CONFIG         a TOML file with the same keys (lower case) and [gateway] etc. tables
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class SettingsError(Exception):
 
 
 def default_state_dir() -> Path:
-    """Per-user state directory. Root gets /var/lib/daon so an unprivileged postgres can reach it."""
+    """Per-user state dir; root gets /var/lib/daon, which an unprivileged postgres can reach."""
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         return Path("/var/lib/daon")
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")

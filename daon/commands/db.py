@@ -37,8 +37,10 @@ def run_migrate(args: argparse.Namespace) -> int:
         return 1
     if report.applied:
         applied = ", ".join(f"{v:04d}" for v in report.applied)
-        print(f"applied {len(report.applied)} migration(s) ({applied}); "
-              f"schema version {report.version} on {report.backend}")
+        print(
+            f"applied {len(report.applied)} migration(s) ({applied}); "
+            f"schema version {report.version} on {report.backend}"
+        )
     else:
         print(f"schema is up to date (version {report.version} on {report.backend})")
     return 0

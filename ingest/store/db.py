@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -24,7 +25,7 @@ def _reason(exc: BaseException) -> str:
     return lines[0] if lines else exc.__class__.__name__
 
 
-async def connect(url: str, *, autocommit: bool = False) -> psycopg.AsyncConnection[object]:
+async def connect(url: str, *, autocommit: bool = False) -> psycopg.AsyncConnection[Any]:
     """One connection, with a bounded connect time and a clear error when it fails."""
     try:
         conn = await psycopg.AsyncConnection.connect(
@@ -36,7 +37,9 @@ async def connect(url: str, *, autocommit: bool = False) -> psycopg.AsyncConnect
 
 
 @asynccontextmanager
-async def connection(url: str, *, autocommit: bool = False) -> AsyncIterator[psycopg.AsyncConnection[object]]:
+async def connection(
+    url: str, *, autocommit: bool = False
+) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     """``async with connection(url) as conn``: connect, yield, close."""
     conn = await connect(url, autocommit=autocommit)
     try:
@@ -46,7 +49,7 @@ async def connection(url: str, *, autocommit: bool = False) -> AsyncIterator[psy
 
 
 async def open_pool(
-    url: str, *, min_size: int = 1, max_size: int = 10, name: str = "daon", timeout: float = 30.0
+    url: str, *, min_size: int = 1, max_size: int = 10, name: str = "daon", wait_s: float = 30.0
 ) -> AsyncConnectionPool:
     """Open an async pool (``open=False`` then ``await open()``, as psycopg recommends).
 
@@ -60,9 +63,9 @@ async def open_pool(
         min_size=min_size,
         max_size=max_size,
         name=name,
-        timeout=timeout,
+        timeout=wait_s,
         open=False,
         kwargs={"connect_timeout": int(CONNECT_TIMEOUT_S)},
     )
-    await pool.open(wait=True, timeout=timeout)
+    await pool.open(wait=True, timeout=wait_s)
     return pool

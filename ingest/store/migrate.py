@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 
@@ -62,7 +62,7 @@ def discover(backend: Backend) -> list[Migration]:
     return [by_version[v] for v in sorted(by_version)]
 
 
-async def _choose_backend(conn: psycopg.AsyncConnection[object], timescaledb: str) -> Backend:
+async def _choose_backend(conn: psycopg.AsyncConnection[Any], timescaledb: str) -> Backend:
     row = await (await conn.execute("SELECT value FROM daon_meta WHERE key = 'backend'")).fetchone()
     if row is not None:
         recorded = str(row[0])
@@ -91,12 +91,14 @@ async def _choose_backend(conn: psycopg.AsyncConnection[object], timescaledb: st
     return "timescaledb"
 
 
-async def current_version(conn: psycopg.AsyncConnection[object]) -> int:
+async def current_version(conn: psycopg.AsyncConnection[Any]) -> int:
     """Highest applied migration, 0 for an empty database."""
     exists = await (await conn.execute("SELECT to_regclass('schema_migration')")).fetchone()
     if exists is None or exists[0] is None:
         return 0
-    row = await (await conn.execute("SELECT coalesce(max(version), 0) FROM schema_migration")).fetchone()
+    row = await (
+        await conn.execute("SELECT coalesce(max(version), 0) FROM schema_migration")
+    ).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -133,7 +135,9 @@ async def migrate(
                     if done[migration.version] != migration.checksum:
                         logger.warning(
                             "migration %04d %s changed after it was applied (checksum %s, now %s)",
-                            migration.version, migration.name, done[migration.version],
+                            migration.version,
+                            migration.name,
+                            done[migration.version],
                             migration.checksum,
                         )
                     continue
@@ -146,7 +150,9 @@ async def migrate(
                             (migration.version, migration.name, migration.checksum),
                         )
                 except psycopg.Error as exc:
-                    raise MigrationError(migration.version, migration.name, str(exc).strip()) from exc
+                    raise MigrationError(
+                        migration.version, migration.name, str(exc).strip()
+                    ) from exc
                 logger.info("applied migration %04d %s", migration.version, migration.name)
                 applied.append(migration.version)
             version = await current_version(conn)

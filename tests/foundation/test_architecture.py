@@ -91,15 +91,21 @@ def check(module: str, imported: str) -> str | None:
                 return None
             return None if not project else "clinical.runner imports only clinical and ingest.store"
         if project:
-            return None if top == "clinical" else "clinical core imports only clinical, numpy, stdlib"
+            return (
+                None if top == "clinical" else "clinical core imports only clinical, numpy, stdlib"
+            )
         return None if top == "numpy" else "clinical core imports only numpy and the stdlib"
     if _is_under(module, "gateway"):
-        return None if not project or top in ("gateway", "devices") else "gateway imports only devices"
+        return (
+            None if not project or top in ("gateway", "devices") else "gateway imports only devices"
+        )
     if _is_under(module, "simulators"):
         ok = not project or top in ("simulators", "devices")
         return None if ok else "simulators imports only devices"
     if _is_under(module, "ingest"):
-        return None if not project or top in ("ingest", "devices") else "ingest imports only devices"
+        return (
+            None if not project or top in ("ingest", "devices") else "ingest imports only devices"
+        )
     if _is_under(module, "api"):
         if not project or top == "api":
             return None

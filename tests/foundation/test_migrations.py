@@ -35,7 +35,8 @@ async def test_stock_postgres_gets_monthly_partitions_and_a_daily_view(empty_db_
             await conn.execute("SELECT relkind FROM pg_class WHERE relname = 'observation_daily'")
         ).fetchone()
     assert kind == ("p",)  # declaratively partitioned
-    assert parts is not None and parts[0] >= 37  # 24 months back, 12 ahead, and the default
+    assert parts is not None
+    assert parts[0] >= 37  # 24 months back, 12 ahead, and the default
     assert view == ("m",)
 
 
@@ -50,7 +51,8 @@ async def test_a_failing_migration_leaves_the_previous_version(empty_db_url: str
         half = await (await conn.execute("SELECT to_regclass('half_done')")).fetchone()
         kept = await (await conn.execute("SELECT to_regclass('kept')")).fetchone()
     assert half == (None,)
-    assert kept is not None and kept[0] is not None
+    assert kept is not None
+    assert kept[0] is not None
 
 
 async def test_status_counts_stored_observations(db_url: str) -> None:

@@ -12,7 +12,9 @@ from daon.cli import COMMANDS, build_parser, main
 from daon.settings import MqttUrl, SettingsError, load_settings
 
 
-def test_environment_overrides_the_toml_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_overrides_the_toml_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "daon.toml"
     config.write_text(
         'database_url = "postgresql://file@db/daon"\n'
@@ -36,7 +38,7 @@ def test_a_broken_toml_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match="nope.toml"):
+    with pytest.raises(SettingsError, match=r"nope\.toml"):
         load_settings(tmp_path / "nope.toml")
 
 
@@ -82,7 +84,10 @@ def test_every_landed_subcommand_has_help(capsys: pytest.CaptureFixture[str]) ->
 def test_unreachable_database_gives_one_line_not_a_traceback() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "daon", "status"],
-        env={"DAON_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/daon", "PATH": "/usr/bin:/bin"},
+        env={
+            "DAON_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/daon",
+            "PATH": "/usr/bin:/bin",
+        },
         capture_output=True,
         text=True,
         timeout=60,
@@ -101,16 +106,28 @@ def test_db_migrate_is_idempotent_from_the_command_line(empty_db_url: str) -> No
     env = {"DAON_DATABASE_URL": empty_db_url, "PATH": "/usr/bin:/bin"}
     first = subprocess.run(
         [sys.executable, "-m", "daon", "db", "migrate"],
-        env=env, capture_output=True, text=True, timeout=120, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     assert "applied" in first.stdout
     second = subprocess.run(
         [sys.executable, "-m", "daon", "db", "migrate"],
-        env=env, capture_output=True, text=True, timeout=120, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     assert "up to date" in second.stdout
     status = subprocess.run(
         [sys.executable, "-m", "daon", "status", "--json"],
-        env=env, capture_output=True, text=True, timeout=60, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     assert '"schema_version"' in status.stdout
