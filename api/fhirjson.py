@@ -212,7 +212,9 @@ OBSERVATION_SEARCH: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def capability_statement(base_url: str, resources: Sequence[str], software: str) -> dict[str, Any]:
+def capability_statement(
+    base_url: str, resources: Sequence[str], software: str, *, transaction: bool
+) -> dict[str, Any]:
     """What this server really does (``resources``: the read-capable types that are wired)."""
     entries: list[dict[str, Any]] = []
     for name in sorted(resources):
@@ -262,7 +264,7 @@ def capability_statement(base_url: str, resources: Sequence[str], software: str)
                     "and every read is recorded as an AuditEvent."
                 },
                 "resource": entries,
-                "interaction": [{"code": "transaction"}],
+                **({"interaction": [{"code": "transaction"}]} if transaction else {}),
             }
         ],
     }

@@ -6,14 +6,16 @@ audit trail; this module only translates HTTP and FHIR syntax.
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from importlib.metadata import version
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 
-from api import fhirjson, fhirsearch
+from api import fhirjson, fhirsearch, manual
 from api.deps import Config, Conn, CurrentActor
-from ingest.store import access, queries
+from ingest.store import access, queries, web_readings
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 
@@ -37,7 +39,9 @@ def base_url(request: Request) -> str:
 
 @router.get("/metadata", responses=_FHIR_RESPONSES, summary="CapabilityStatement")
 async def metadata(request: Request) -> Response:
-    statement = fhirjson.capability_statement(base_url(request), READABLE, version("daon"))
+    statement = fhirjson.capability_statement(
+        base_url(request), READABLE, version("daon"), transaction=True
+    )
     return fhir(statement)
 
 
@@ -217,3 +221,72 @@ async def search_audit(
         ((f"{base}/AuditEvent/{r.id}", fhirjson.dumps(fhirjson.audit_event(r))) for r in records),
     )
     return fhir(body)
+
+
+MAX_ENTRIES = 200
+
+
+class BundleError(access.InvalidRequest):
+    """The transaction Bundle is malformed; the message names the entry."""
+
+
+def _entries(bundle: Any) -> list[web_readings.ManualEntry]:
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise BundleError("a Bundle resource is required")
+    if bundle.get("type") != "transaction":
+        raise BundleError("only transaction Bundles are supported (type = transaction)")
+    raw_entries = bundle.get("entry") or []
+    if not isinstance(raw_entries, list) or not raw_entries:
+        raise BundleError("the Bundle has no entries")
+    if len(raw_entries) > MAX_ENTRIES:
+        raise BundleError(f"at most {MAX_ENTRIES} entries per transaction")
+    out = []
+    for i, entry in enumerate(raw_entries):
+        if not isinstance(entry, dict):
+            raise BundleError(f"entry[{i}] is not an object")
+        request = entry.get("request") or {}
+        if request.get("method") != "POST" or request.get("url") != "Observation":
+            raise BundleError(f"entry[{i}]: only POST Observation (create) is supported")
+        tokens: tuple[queries.Token, ...] = ()
+        condition = request.get("ifNoneExist")
+        if condition is not None:
+            name, _, value = str(condition).partition("=")
+            if name != "identifier" or not value:
+                raise BundleError(f"entry[{i}]: ifNoneExist supports identifier=[system|]value")
+            tokens = fhirsearch.tokens("ifNoneExist", [value])
+        try:
+            reading = manual.from_observation(entry.get("resource") or {})
+        except manual.ManualEntryError as exc:
+            raise BundleError(f"entry[{i}]: {exc}") from exc
+        out.append(web_readings.ManualEntry(reading.resident_id, reading.measurement, tokens))
+    return out
+
+
+@router.post("", responses=_FHIR_RESPONSES, summary="transaction Bundle (hand-entered readings)")
+async def transaction(
+    request: Request,
+    conn: Conn,
+    actor: CurrentActor,
+    bundle: Annotated[dict[str, Any], Body(media_type=fhirjson.MEDIA_TYPE)],
+) -> Response:
+    """Observations a nurse entered by hand, with conditional create (``ifNoneExist``).
+
+    All or nothing: any entry that cannot be stored fails the whole transaction (400).
+    """
+    body = await request.body()
+    try:  # re-read with Decimal so the typed precision survives (5.60 stays 5.60)
+        parsed = json.loads(body, parse_float=Decimal)
+    except ValueError as exc:
+        raise BundleError("the body is not JSON") from exc
+    del bundle
+    outcomes = await web_readings.enter_readings(conn, actor, _entries(parsed))
+    entries = [
+        {
+            "response": {
+                "status": "201 Created" if o.created else "200 OK",
+                "location": f"Observation/{o.observation_ids[0]}",
+            }
+        }
+        for o in outcomes
+    ]
+    return fhir(fhirjson.transaction_response(entries))

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from markupsafe import Markup
 
-from api import charts
+from api import charts, manual
 from api.deps import Conn, CsrfChecked, WebSession
 from api.routes.station import publish_checkin
 from api.routes.web import render
-from ingest.store import access, web_pages, web_station
+from ingest.store import access, web_pages, web_readings, web_station
 from ingest.store.access import Capability
 from ingest.store.web_station import Reading
 
@@ -136,6 +136,7 @@ async def resident(
             "stations": stations,
             "today": date.today().isoformat(),
             "now": end,
+            "now_local": end.astimezone(charts.SEOUL).strftime("%Y-%m-%dT%H:%M"),
             "message": request.query_params.get("m"),
         },
     )
@@ -242,3 +243,25 @@ async def staff_checkin(
     )
     await publish_checkin(request, conn, checkin, card)
     return back(resident_id, "checked-in" if checkin.delivered else "checkin-not-delivered")
+
+
+@router.post("/residents/{resident_id}/readings")
+async def enter_reading(
+    request: Request,
+    resident_id: str,
+    conn: Conn,
+    session: CsrfChecked,
+    kind: Annotated[str, Form()],
+    measured_at: Annotated[datetime, Form()],
+) -> Response:
+    """A reading the nurse took on a home visit, typed in (the transaction Bundle's path)."""
+    form = await request.form()
+    values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    try:
+        reading = manual.from_form(resident_id, kind, measured_at, values)
+    except manual.ManualEntryError as exc:
+        raise access.InvalidRequest(str(exc)) from exc
+    [outcome] = await web_readings.enter_readings(
+        conn, session.actor, [web_readings.ManualEntry(resident_id, reading.measurement)]
+    )
+    return back(resident_id, "reading" if outcome.created else "reading-duplicate")

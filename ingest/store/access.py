@@ -14,7 +14,7 @@ Scope by role (who a member of staff may see at all)::
                purpose is 'liaison-sharing' and whose recipients include 'liaison'; withdrawal
                or the end of the period removes them at the next query
     station    the resident checked in at this station in the last few minutes
-    gateway    nobody (service account: writes readings, reads its centre's devices)
+    gateway    nobody (service account: reads the devices of its own stations)
 
 What each role may do is :data:`ROLE_CAPABILITIES`; a liaison officer never has READ_HEALTH,
 only READ_NEEDS (plain-language category and due date, never values).
@@ -121,7 +121,7 @@ ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
     ),
     Role.LIAISON: frozenset({_C.READ_NEEDS, _C.WITHDRAW_CONSENT}),
     Role.STATION: frozenset({_C.CHECK_IN, _C.READ_HEALTH}),
-    Role.GATEWAY: frozenset({_C.WRITE_READINGS, _C.READ_DEVICES}),
+    Role.GATEWAY: frozenset({_C.READ_DEVICES}),  # readings travel over MQTT, not the API
 }
 
 #: v3 PurposeOfUse recorded in the audit trail for each role's reads.
