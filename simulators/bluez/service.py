@@ -318,6 +318,10 @@ class VirtualBlueZ:
         if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
             await self._close_bus()
             raise ServiceError(f"{BLUEZ_NAME} is already owned on {address}")
+        # As bluetoothd does when it (re)starts: announce the objects, so a client that
+        # already cached an earlier org.bluez (bleak's per-loop manager) sees them again.
+        for obj in list(self._objects.values()):
+            self._export(obj)
         logger.info("virtual BlueZ owns %s on %s", BLUEZ_NAME, address)
 
     async def stop(self) -> None:
@@ -333,6 +337,15 @@ class VirtualBlueZ:
             self._cancel_temp_timer(dev)
         for path in sorted(self._objects, key=len, reverse=True):
             self._unexport(path)
+        # What bluetoothd would remember after a restart: bonded devices, not GATT objects.
+        for key, dev in list(self._devices.items()):
+            dev.gatt = None
+            dev.gatt_exported = False
+            dev.adv = None
+            dev.rssi = None
+            if not (dev.paired or dev.trusted):
+                del self._devices[key]
+                dev.exported = False
         current = asyncio.current_task()
         pending = [t for t in self._tasks if t is not current]
         for task in pending:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulators.bluez import Advertisement, GattCharacteristic, GattService, uuid128
@@ -39,7 +39,8 @@ SERVICE = st.builds(
 )
 
 
-@given(st.lists(SERVICE, max_size=8))
+@settings(max_examples=50, deadline=None)
+@given(st.lists(SERVICE, max_size=6))
 def test_layout_paths_parse_back_as_bleak_parses_them(services: list[GattService]) -> None:
     slots = layout(DEVICE, services)
     handles: list[int] = []

@@ -235,6 +235,19 @@ async def test_calls_to_removed_objects_answer_unknown_object(bluez: VirtualBlue
     assert reply.error_name == "org.freedesktop.DBus.Error.UnknownObject"
 
 
+async def test_a_restarted_bluez_is_seen_again_by_the_same_bleak(bluez: VirtualBlueZ) -> None:
+    gadget = bluez.add_peripheral(Gadget())
+    known = bluez.add_peripheral(Gadget("C0:FF:EE:00:00:02"), known=True)
+    await find(gadget.address)
+    await bluez.stop()
+    await bluez.start()  # announces its objects again, as bluetoothd does on a restart
+    await asyncio.sleep(0.02)  # for the InterfacesAdded signals to reach bleak's manager
+    device = await find(known.address)
+    async with BleakClient(device) as client:
+        assert await client.read_gatt_char(u("2a29")) == b"Acme Medical"
+    assert await find(gadget.address)
+
+
 async def test_adapter_powered_off_is_not_available(bluez: VirtualBlueZ) -> None:
     bluez.set_powered(False)
     with pytest.raises(BleakBluetoothNotAvailableError):
