@@ -144,7 +144,9 @@ def classify(exc: BaseException) -> str:
     text = f"{getattr(exc, 'dbus_error', '')} {exc}".lower()
     if isinstance(exc, BleakDeviceNotFoundError) or "unknownobject" in text:
         return "not_found"
-    if "key-missing" in text or "authenticationfailed" in text or "authentication" in text:
+    if "key-missing" in text:
+        return "bond_lost"  # BlueZ has keys, the device has none
+    if "authentication" in text or "rejected" in text:
         return "auth"
     if "abort-by-local" in text:
         return "abort"
@@ -357,11 +359,12 @@ class BleSide:
                 kind = classify(exc)
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 logger.debug("%s: connect attempt %d failed (%s): %s", address, attempt, kind, last)
+                if kind == "bond_lost":
+                    await self._forget(client, address)
+                    raise BondLost(address, "the device forgot our bond") from None
                 if kind == "auth":
                     await self._forget(client, address)
-                    if pair:
-                        raise PairingFailed(address, f"pairing refused ({last})") from None
-                    raise BondLost(address, "the device forgot our bond") from None
+                    raise PairingFailed(address, f"pairing refused ({last})") from None
                 if kind == "not_found":
                     raise DeviceNotFound(address, "gone from BlueZ (stopped advertising)") from None
                 await asyncio.sleep(BACKOFF_S.get(kind, 1.0) * attempt * self.ble.backoff_s / 0.25)

@@ -7,19 +7,27 @@ layouts, encoded by devices' encoders), never our own decoder's output.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from devices.gatt.blood_pressure import encode_measurement
 from devices.records import decode_record
 from devices.wire import WireReading, station_checkin_topic
-from gateway.config import BleConfig, DeviceConfig
+from gateway.config import BleConfig, DeviceConfig, GatewayConfig, UserSlot
 from gateway.outbox import Outbox
-from simulators.bluez import Timing, VirtualBlueZ
-from simulators.peripherals import BloodPressureCuff, Faults, GlucoseMeter
+from simulators.bluez import PairingMethod, Timing, VirtualBlueZ
+from simulators.peripherals import (
+    BloodPressureCuff,
+    BodyCompositionScale,
+    Faults,
+    GlucoseMeter,
+    WeightScale,
+)
 from tests.gateway.helpers import STATION, Acker, eventually, make_config, publish, running
 
 pytestmark = [pytest.mark.ble, pytest.mark.mqtt]
@@ -149,7 +157,7 @@ def sequences(readings: list[WireReading]) -> list[int]:
     return out
 
 
-def meter_config(tmp_path: Path, mqtt_url: str, topic_root: str, **ble: float):
+def meter_config(tmp_path: Path, mqtt_url: str, topic_root: str, **ble: float) -> GatewayConfig:
     device = DeviceConfig(
         address=METER_ADDRESS,
         model="CareSens N Premier",
@@ -234,7 +242,12 @@ async def test_glucose_memory_reset_is_noticed_and_everything_read_again(
             meter.take_reading(value)
         await acker.wait_for(7)
     assert sorted(sequences(acker.readings)) == [1, 1, 2, 2, 3, 3, 4]
-    assert sorted(values_of(r)["glucose"] for r in acker.readings[3:]) == [90, 91, 92, 93]
+    assert sorted(str(values_of(r)["glucose"]) for r in acker.readings[3:]) == [
+        "90",
+        "91",
+        "92",
+        "93",
+    ]
 
 
 async def test_glucose_sequence_wraps_65535_to_0(
@@ -253,3 +266,204 @@ async def test_glucose_sequence_wraps_65535_to_0(
         await acker.wait_for(5)
         await eventually(lambda: meter.sessions >= 4)
     assert sorted(sequences(acker.readings)) == [0, 1, 65533, 65534, 65535]
+
+
+async def test_station_weight_scale_without_uds(
+    tmp_path: Path, bluez: VirtualBlueZ, mqtt_url: str, topic_root: str
+) -> None:
+    address = "C0:11:22:33:66:01"
+    scale = bluez.add_peripheral(WeightScale.and_uc352(address, timing=Timing.fast()))
+    scale.advertising = False
+    device = DeviceConfig(address=address, model="UC-352BLE", id="scale-1", station=STATION)
+    config = make_config(
+        tmp_path,
+        central_url=mqtt_url,
+        topic_root=topic_root,
+        devices=[device],
+        cards=CARDS,
+        ble=fast_ble(),
+    )
+    async with Acker(mqtt_url, config) as acker, running(config):
+        await publish(
+            mqtt_url,
+            station_checkin_topic(topic_root, "yaksu", STATION),
+            checkin("9410000000000001"),
+        )
+        await eventually(lambda: True)
+        scale.weigh(Decimal("72.35"))
+        (reading,) = await acker.wait_for(1)
+    assert values_of(reading)["weight"] == Decimal("72.35")
+    assert reading.binding is not None
+    assert reading.binding.resident == "R0001234"
+
+
+async def test_multi_user_scale_with_uds_consent_binds_slots_through_the_registry(
+    tmp_path: Path, bluez: VirtualBlueZ, mqtt_url: str, topic_root: str
+) -> None:
+    address = "C0:11:22:33:66:02"
+    scale = bluez.add_peripheral(BodyCompositionScale.beurer_bf720(address, timing=Timing.fast()))
+    scale.register_user(1234, index=0, height_m=Decimal("1.62"), gender=1, birth=date(1951, 4, 2))
+    scale.register_user(5678, index=1, height_m=Decimal("1.71"), gender=0, birth=date(1948, 9, 30))
+    scale.register_user(9999, index=2)  # a slot the registry does not map
+    scale.weigh(Decimal("58.4"), user=0)
+    scale.weigh(Decimal("70.2"), user=1)
+    scale.weigh(Decimal("80.0"), user=2)  # never consented: the scale keeps it
+    device = DeviceConfig(
+        address=address,
+        model="BF720",
+        id="home-scale-1",
+        users=(UserSlot(0, "R0001234", 1234), UserSlot(1, "R0001235", 5678)),
+    )
+    config = make_config(
+        tmp_path, central_url=mqtt_url, topic_root=topic_root, devices=[device], ble=fast_ble()
+    )
+    async with Acker(mqtt_url, config) as acker, running(config):
+        readings = await acker.wait_for(4)  # weight + body composition for each of two users
+    by_resident: dict[str, dict[str, Decimal | None]] = {}
+    for reading in readings:
+        assert reading.binding is not None
+        assert reading.binding.method == "registry"
+        by_resident.setdefault(reading.binding.resident, {}).update(values_of(reading))
+    assert by_resident["R0001234"]["weight"] == Decimal("58.4")
+    assert by_resident["R0001235"]["weight"] == Decimal("70.2")
+    assert by_resident["R0001234"]["body_fat"] is not None  # the multi-packet record, merged
+    assert all(w.sent for w in scale.memory if w.user in (0, 1))
+    assert not any(w.sent for w in scale.memory if w.user == 2)
+
+
+async def test_corrupt_and_truncated_records_are_dead_letters_and_the_transfer_goes_on(
+    tmp_path: Path,
+    bluez: VirtualBlueZ,
+    mqtt_url: str,
+    topic_root: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cuff = bluez.add_peripheral(
+        BloodPressureCuff.and_ua651(
+            CUFF_ADDRESS, timing=Timing.fast(), faults=Faults(truncate={0}, corrupt={1})
+        )
+    )
+    cuff.advertising = False
+    device = DeviceConfig(address=CUFF_ADDRESS, model="UA-651BLE", id="cuff-1", station=STATION)
+    config = make_config(
+        tmp_path, central_url=mqtt_url, topic_root=topic_root, devices=[device], ble=fast_ble()
+    )
+    async with Acker(mqtt_url, config) as acker, running(config):
+        first = cuff.take_reading(128, 82, 72)
+        cuff.take_reading(121, 79, 68)
+        cuff.take_reading(117, 76, 64)
+        readings = await acker.wait_for(3)
+    dead = [r for r in readings if r.decoded and "dead_letter" in r.decoded]
+    assert len(dead) == 2
+    truncated = encode_measurement(first)[:-2]
+    assert dead[0].values[0].data == truncated  # forwarded raw, for the central dead letters
+    assert values_of(readings[2])["systolic"] == Decimal(117)
+    async with Outbox(config.outbox, readonly=True) as box:
+        letters = await box.dead_letters()
+    assert {d.origin for d in letters} == {CUFF_ADDRESS}
+    assert any(truncated.hex() in d.raw_hex for d in letters)
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(truncated.hex() in line and CUFF_ADDRESS in line for line in logged)
+
+
+async def test_passkey_pairing_through_the_gateway_agent(
+    tmp_path: Path, bluez: VirtualBlueZ, mqtt_url: str, topic_root: str
+) -> None:
+    cuff = bluez.add_peripheral(BloodPressureCuff.and_ua651(CUFF_ADDRESS, timing=Timing.fast()))
+    cuff.require_pairing(PairingMethod.PASSKEY, passkey=314159)
+    cuff.take_reading(126, 80, 70)
+    device = DeviceConfig(
+        address=CUFF_ADDRESS, model="UA-651BLE", id="cuff-1", owner="R0001236", passkey=314159
+    )
+    config = make_config(
+        tmp_path, central_url=mqtt_url, topic_root=topic_root, devices=[device], ble=fast_ble()
+    )
+    async with Acker(mqtt_url, config) as acker, running(config):
+        (reading,) = await acker.wait_for(1)
+    assert values_of(reading)["systolic"] == Decimal(126)
+    members = [c.member for c in bluez.calls]
+    assert "RegisterAgent" in members  # our agent answered BlueZ's RequestPasskey
+    assert "Pair" in members
+
+
+async def test_wrong_passkey_fails_pairing_and_nothing_is_lost(
+    tmp_path: Path, bluez: VirtualBlueZ, mqtt_url: str, topic_root: str
+) -> None:
+    cuff = bluez.add_peripheral(BloodPressureCuff.and_ua651(CUFF_ADDRESS, timing=Timing.fast()))
+    cuff.require_pairing(PairingMethod.PASSKEY, passkey=314159)
+    cuff.take_reading(126, 80, 70)
+    device = DeviceConfig(
+        address=CUFF_ADDRESS, model="UA-651BLE", id="cuff-1", owner="R0001236", passkey=111111
+    )
+    config = make_config(
+        tmp_path, central_url=mqtt_url, topic_root=topic_root, devices=[device], ble=fast_ble()
+    )
+    async with Acker(mqtt_url, config), running(config):
+        await eventually(lambda: _last_error(config), within=10)
+    assert "pairing refused" in (await _last_error(config) or "")
+    assert cuff.pending()  # the reading is still in the cuff
+
+
+async def _last_error(config: GatewayConfig) -> str | None:
+    async with Outbox(config.outbox, readonly=True) as box:
+        state = await box.device_state("cuff-1")
+    return state.last_error if state is not None else None
+
+
+async def test_lost_bond_is_removed_and_paired_again(
+    tmp_path: Path, bluez: VirtualBlueZ, mqtt_url: str, topic_root: str
+) -> None:
+    cuff = bluez.add_peripheral(
+        BloodPressureCuff.and_ua651(CUFF_ADDRESS, timing=Timing.fast()), known=True
+    )
+    cuff.forget_bonds()  # battery change / factory reset: the cuff no longer knows us
+    cuff.take_reading(119, 77, 66)
+    device = DeviceConfig(address=CUFF_ADDRESS, model="UA-651BLE", id="cuff-1", owner="R0001236")
+    config = make_config(
+        tmp_path,
+        central_url=mqtt_url,
+        topic_root=topic_root,
+        devices=[device],
+        ble=fast_ble(cooldown_s=0.2),
+    )
+    async with Acker(mqtt_url, config) as acker, running(config):
+        (reading,) = await acker.wait_for(1, within=20)
+    assert values_of(reading)["systolic"] == Decimal(119)
+    members = [c.member for c in bluez.calls]
+    assert "RemoveDevice" in members
+    assert "Pair" in members
+
+
+async def test_several_devices_at_one_station_one_connection_at_a_time(
+    tmp_path: Path, bluez: VirtualBlueZ, mqtt_url: str, topic_root: str
+) -> None:
+    cuff = bluez.add_peripheral(BloodPressureCuff.and_ua651(CUFF_ADDRESS, timing=Timing.fast()))
+    scale = bluez.add_peripheral(WeightScale.and_uc352("C0:11:22:33:66:01", timing=Timing.fast()))
+    meter = bluez.add_peripheral(GlucoseMeter.caresens(METER_ADDRESS, timing=Timing.fast()))
+    cuff.take_reading(130, 84, 71)
+    scale.weigh(Decimal("66.5"))
+    meter.take_reading(111)
+    devices = [
+        DeviceConfig(address=CUFF_ADDRESS, model="UA-651BLE", id="cuff-1", station=STATION),
+        DeviceConfig(address="C0:11:22:33:66:01", model="UC-352BLE", id="scale-1", station=STATION),
+        DeviceConfig(
+            address=METER_ADDRESS, model="CareSens N Premier", id="meter-1", station=STATION
+        ),
+    ]
+    config = make_config(
+        tmp_path, central_url=mqtt_url, topic_root=topic_root, devices=devices, ble=fast_ble()
+    )
+    peak = 0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, sum(1 for p in (cuff, scale, meter) if p.link is not None))
+            await asyncio.sleep(0.002)
+
+    watcher = asyncio.create_task(watch())
+    async with Acker(mqtt_url, config) as acker, running(config):
+        readings = await acker.wait_for(3, within=20)
+    watcher.cancel()
+    assert {r.device.id for r in readings} == {"cuff-1", "scale-1", "meter-1"}
+    assert peak == 1  # the adapter never held two connections at once
