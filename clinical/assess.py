@@ -446,6 +446,8 @@ def parse_case(obj: Any) -> Case:
 def _flags_out(result: ResidentResult, ruleset: RuleSet) -> list[dict[str, Any]]:
     by_rule: dict[str, list[Finding]] = {}
     for f in result.findings:
+        if f.rule.startswith("Q-"):
+            continue  # quality prompts are reported as rejected_readings
         by_rule.setdefault(f.rule, []).append(f)
     out = []
     for rule, found in by_rule.items():

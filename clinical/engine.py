@@ -15,6 +15,7 @@ from clinical import _seg, adherence, body, bp, glucose, metabolic, quality, scr
 from clinical._seg import IntArray
 from clinical.errors import RuleSetError
 from clinical.evaluation import Evaluation, ResidentResult, resident_results
+from clinical.flags import Severity
 from clinical.model import Cohort, Profile, Readings
 from clinical.ruleset import DEFAULT_RULESET, RuleSet, Timing
 
@@ -51,6 +52,10 @@ def evaluate(
         ev.latest_valid[name] = np.where(
             last >= 0, tbl.t[np.maximum(last, 0)] if tbl.size else -1, -1
         )
+    for name in ("bp", "glucose"):  # §2: Q-01…Q-06 prompt the resident to measure again
+        tbl = readings.tables()[name]
+        rows = np.flatnonzero(np.isin(codes[name], sorted(quality.REMEASURE)))
+        ev.hit("Q-REMEASURE", tbl.resident[rows], tbl.t[rows], Severity.INFO, [(name, rows)])
     for module in _MODULES:
         module.evaluate(ev)
     produced = set(ev.single) | set(ev.aggregate)

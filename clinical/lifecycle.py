@@ -35,7 +35,6 @@ from enum import StrEnum
 from clinical.errors import LifecycleError
 from clinical.evaluation import Finding, ResidentResult, State
 from clinical.flags import FlagStatus, Recipient, Severity
-from clinical.quality import REMEASURE
 from clinical.ruleset import Closure, Hygiene, RuleSet, RuleSpec, Timing
 
 KST = timezone(timedelta(hours=9))
@@ -246,7 +245,10 @@ def step(
     h = ruleset.thresholds.hygiene
     open_by_rule: dict[str, FlagState] = {}
     closed_by_rule: dict[str, FlagState] = {}
+    seen: dict[str, set[int]] = {}  # readings cited by closed flags, per rule
     for f in flags:
+        if not f.is_open:
+            seen.setdefault(f.rule, set()).update(f.evidence)
         if f.is_open:
             open_by_rule[f.rule] = f
         elif f.rule not in closed_by_rule or (f.closed_at or f.opened_at) >= (
@@ -264,7 +266,6 @@ def step(
     actions: list[Action] = []
     out: dict[str, FlagState] = {}
     changed: set[str] = set()
-    prompted: set[str] = set()
 
     for rule_id, spec in ruleset.rules.items():
         current = open_by_rule.get(rule_id)
@@ -273,20 +274,43 @@ def step(
         merged = _merge(found, spec) if found else None
         state = result.states.get(rule_id)
 
-        if not spec.clinical:  # resident prompts only
-            if merged is not None and rule_id not in prompted:
-                prompted.add(rule_id)
-                actions.append(
-                    Action(
-                        ActionKind.PROMPT_RESIDENT,
-                        resident,
-                        rule_id,
-                        now,
-                        Notice.PROMPT,
-                        (Recipient.RESIDENT.value,),
-                        spec.severity,
-                    )
+        if not spec.clinical:
+            # resident prompts: recorded as a flag closed at once, so that the readings it
+            # cites never prompt again however often they are re-read
+            if merged is None:
+                continue
+            unseen = tuple(i for i in merged.evidence if i not in seen.get(rule_id, set()))
+            if not unseen:
+                continue
+            out[rule_id] = FlagState(
+                resident=resident,
+                rule=rule_id,
+                rule_set=ruleset.version,
+                severity=merged.severity,
+                recipients=spec.recipients,
+                status=FlagStatus.RESOLVED,
+                opened_at=merged.at,
+                alerted_at=now,
+                summary=merged.summary,
+                evidence=unseen,
+                last_evidence_at=merged.at,
+                last_notified_at=now,
+                peak_value=merged.value,
+                closed_at=now,
+                close_reason="auto: resident prompted",
+            )
+            changed.add(rule_id)
+            actions.append(
+                Action(
+                    ActionKind.PROMPT_RESIDENT,
+                    resident,
+                    rule_id,
+                    now,
+                    Notice.REMEASURE if rule_id == "Q-REMEASURE" else Notice.PROMPT,
+                    (Recipient.RESIDENT.value,),
+                    spec.severity,
                 )
+            )
             continue
 
         if current is None:
@@ -303,6 +327,13 @@ def step(
                 continue
             if spec.timing is Timing.AGGREGATE and closed is not None and not closed.rearmed:
                 continue  # resolved by staff while still met: wait for the criteria to clear
+            if spec.timing is Timing.SINGLE and rule_id in seen:
+                # readings a closed flag already cited never open a new one, however often
+                # the runner is shown them again (crash recovery re-reads a margin of data)
+                unseen = tuple(i for i in merged.evidence if i not in seen[rule_id])
+                if not unseen:
+                    continue
+                merged = dataclasses.replace(merged, evidence=unseen)
             flag = FlagState(
                 resident=resident,
                 rule=rule_id,
@@ -443,20 +474,6 @@ def step(
         out[rule_id] = flag
         if flag != before:
             changed.add(rule_id)
-
-    fresh_rejects = [r for r in result.rejected if r.fresh and r.code in REMEASURE]
-    if fresh_rejects:
-        actions.append(
-            Action(
-                ActionKind.PROMPT_RESIDENT,
-                resident,
-                fresh_rejects[0].rule,
-                now,
-                Notice.REMEASURE,
-                (Recipient.RESIDENT.value,),
-                Severity.INFO,
-            )
-        )
 
     return Transition(
         states=tuple(out.values()), actions=tuple(actions), changed=frozenset(changed)

@@ -435,6 +435,21 @@ CRIT, URG, ROUT, INFO = Severity.CRITICAL, Severity.URGENT, Severity.ROUTINE, Se
 STAFF, HYST, AUTO, SUP = Closure.STAFF, Closure.HYSTERESIS, Closure.AUTO, Closure.SUPERSEDE
 
 _RULES: tuple[RuleSpec, ...] = (
+    # §2: a rejected reading (Q-01…Q-06) prompts the resident to measure again
+    _r(
+        "Q-REMEASURE",
+        S,
+        INFO,
+        (P,),
+        "bp glucose",
+        STAFF,
+        ("다시 측정해 주세요", "please measure again"),
+        (
+            "측정이 올바르지 않았습니다. 안정 후 다시 측정해 주세요",
+            "the measurement was not valid; please rest and measure again",
+        ),
+        "§2 quality filters",
+    ),
     # §3 blood pressure
     _r(
         "BP-CRISIS",

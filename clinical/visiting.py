@@ -94,7 +94,7 @@ class GroupDecision:
 
 
 def classify(
-    cohort: Cohort, inputs: GroupInputs, rules: VisitingRules
+    cohort: Cohort, inputs: GroupInputs, rules: VisitingRules, *, explain: bool = True
 ) -> tuple[IntArray, list[list[str]]]:
     """Group index (into INTENSIVE, REGULAR, SELF_MANAGEMENT, NONE) and the criteria that
     decided it, per resident."""
@@ -126,7 +126,7 @@ def classify(
 
     group = np.select([cohort.excluded, intensive, regular, self_mgmt], [3, 0, 1, 2], 3)
     reasons: list[list[str]] = []
-    for i in range(n):
+    for i in range(n if explain else 0):
         why: list[str] = []
         g = int(group[i])
         if cohort.excluded[i]:

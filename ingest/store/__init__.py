@@ -4,6 +4,7 @@ Modules by concern; import the names from here (``from ingest import store``). F
 an ``AsyncConnection`` (or pool) and plain values, and return plain values.
 """
 
+from ingest.store import clinical as clinical
 from ingest.store.db import connect, connection, open_pool, redact_url
 from ingest.store.errors import MigrationError, StoreError, StoreUnavailable
 from ingest.store.migrate import MigrationReport, current_version, discover, migrate

@@ -324,15 +324,35 @@ def test_routine_and_info_never_push_and_info_gets_no_task():
 
 def test_resident_prompts_are_not_staff_flags():
     flags = Flags()
-    t = flags.step(run([bp(T0, 145, 85)], {0}, T0 + M), T0 + M)
-    assert "BP-RECHECK" not in flags.by_rule
+    r = [bp(T0, 145, 85)]
+    t = flags.step(run(r, {0}, T0 + M), T0 + M)
+    assert notices(t, "BP-RECHECK") == [(ActionKind.PROMPT_RESIDENT, Notice.PROMPT)]
+    prompt = flags["BP-RECHECK"]
+    assert not prompt.is_open  # a record of the prompt, nothing for staff to close
+    assert [r.value for r in prompt.recipients] == ["resident"]
+    # the same reading shown again (a re-read after a crash) does not prompt again
+    assert notices(flags.step(run(r, {0}, T0 + 2 * M), T0 + 2 * M)) == []
+    r.append(bp(T0 + H, 146, 85))
+    t = flags.step(run(r, {1}, T0 + H), T0 + H)
     assert notices(t, "BP-RECHECK") == [(ActionKind.PROMPT_RESIDENT, Notice.PROMPT)]
 
 
-def test_rejected_reading_prompts_a_remeasurement():
+def test_rejected_reading_prompts_a_remeasurement_once():
     flags = Flags()
-    t = flags.step(run([bp(T0, 120, 125)], {0}, T0 + M), T0 + M)
-    assert (ActionKind.PROMPT_RESIDENT, Notice.REMEASURE) in notices(t)
+    r = [bp(T0, 120, 125)]
+    t = flags.step(run(r, {0}, T0 + M), T0 + M)
+    assert notices(t) == [(ActionKind.PROMPT_RESIDENT, Notice.REMEASURE)]
+    assert notices(flags.step(run(r, {0}, T0 + 2 * M), T0 + 2 * M)) == []
+
+
+def test_a_resolved_flag_ignores_its_own_readings_shown_again():
+    flags = Flags()
+    r = [glu(T0, 50)]
+    flags.step(run(r, {0}, T0), T0)
+    flags.set(resolve(flags["GLU-HYPO-L2"], "nurse-07", "ate, recheck 98", T0 + H))
+    again = flags.step(run(r, {0}, T0 + 2 * H), T0 + 2 * H)  # still "fresh" (re-read margin)
+    assert notices(again) == []
+    assert not flags["GLU-HYPO-L2"].is_open
 
 
 def test_quiet_hours():

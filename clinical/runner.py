@@ -1,0 +1,884 @@
+"""The clinical runner (``daon clinical``): the only I/O module of :mod:`clinical`.
+
+It wakes on ingest's ``NOTIFY daon_observations`` (a JSON array of resident ids), runs a
+catch-up query at start and every few minutes, evaluates the residents touched in batches with
+the same vectorized engine ``daon assess`` uses, advances their flags through the pure
+lifecycle, and stores what the lifecycle says (flags, flag events, tasks, visiting group) in
+one transaction per batch, then ``NOTIFY daon_flags`` with the residents whose flags changed.
+
+Nothing is evaluated twice for the same data, and a crash loses nothing:
+
+* each resident has a cursor (the newest ``observation.stored_at`` evaluated); readings stored
+  after ``cursor − margin`` are *fresh*. The margin covers ingest transactions that committed
+  after a later one (``stored_at`` is the transaction's start), so no reading is ever missed;
+* the lifecycle ignores readings a flag already cites (open or closed), so the overlap the
+  margin re-reads never raises or notifies twice;
+* cursor, flags, events and tasks commit together: after a crash the batch simply runs again.
+
+Single-reading rules act only on readings measured within ``single_max_age_h`` (72 h): a device
+memory uploaded weeks late feeds the means and the record, but does not page a nurse about a
+reading from last month (OPERATIONAL).
+
+Observation codes read (:data:`CODES`): what ingest stores for devices (BP panel 85354-9 with
+pulse 8867-4, glucose 41653-7/14743-9/41604-0/14770-2/2339-0/15074-8, weight 29463-7, body fat
+41982-0) and, for entries staff make through the api, LOINC where one exists (HbA1c 4548-4 or
+IFCC 59261-8, TG 2571-8, HDL 2085-9, waist 8280-0/56115-9, PHQ-9 44261-6 and item 9 44260-8,
+BMD T-score 38263-0/38267-1) and local codes ``daon-*`` otherwise (:data:`LOCAL_CODES`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from clinical import engine
+from clinical.assess import parse_profile
+from clinical.errors import InvalidCaseError
+from clinical.evaluation import ResidentResult, resident_results
+from clinical.flags import FlagStatus, Recipient, Severity
+from clinical.lifecycle import KST, Action, ActionKind, FlagState, Notice, step
+from clinical.model import (
+    Cohort,
+    Instrument,
+    Meal,
+    Position,
+    Profile,
+    ReadingsBuilder,
+    Setting,
+)
+from clinical.resources import business_status, group_change_task, task_key, task_resource
+from clinical.ruleset import DEFAULT_RULESET, RuleSet
+from clinical.visiting import FlagFact, Group, decide
+from ingest import store
+from ingest.store import clinical as db
+from ingest.store.observations import NOTIFY_CHANNEL, Series, parse_notify_payload, series_many
+
+logger = logging.getLogger(__name__)
+
+FLAGS_CHANNEL = "daon_flags"  # NOTIFY payload: JSON array of residents whose flags changed
+
+BP_PANEL, SYSTOLIC, DIASTOLIC, PULSE = "85354-9", "8480-6", "8462-4", "8867-4"
+GLUCOSE = {
+    "41653-7": False,
+    "14743-9": False,
+    "2339-0": False,
+    "15074-8": False,
+    "41604-0": True,
+    "14770-2": True,
+}  # code → fasting by code
+WEIGHT, BODY_FAT = "29463-7", "41982-0"
+WAIST = ("8280-0", "56115-9")
+A1C_NGSP, A1C_IFCC = "4548-4", "59261-8"
+TG, HDL = "2571-8", "2085-9"
+PHQ9_TOTAL, PHQ9_ITEM9 = "44261-6", "44260-8"
+BMD_T = ("38263-0", "38267-1")
+LOCAL_CODES = {
+    "asm": "daon-asm",  # appendicular skeletal muscle mass, kg (context.method BIA/DXA)
+    "grip": "daon-grip",  # handgrip, kg (best of trials)
+    "gait": "daon-gait-speed",  # 6 m gait speed, m/s
+    "chair": "daon-chair-stand",  # 5× chair stand, s
+    "sppb": "daon-sppb",
+    "cist": "daon-cist",  # value = score; context.result = normal | decline
+    "frailty": "daon-frailty-kr",
+    "symptom": "daon-symptom",  # context.symptoms = [names]
+    "fall": "daon-fall",  # context.injury / context.head_strike
+}
+CODES: tuple[str, ...] = (
+    BP_PANEL,
+    PULSE,
+    *GLUCOSE,
+    WEIGHT,
+    BODY_FAT,
+    *WAIST,
+    A1C_NGSP,
+    A1C_IFCC,
+    TG,
+    HDL,
+    PHQ9_TOTAL,
+    PHQ9_ITEM9,
+    *BMD_T,
+    *LOCAL_CODES.values(),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerConfig:
+    """Everything the runner needs; the ``[clinical]`` TOML table may set any field but the URL."""
+
+    database_url: str = field(repr=False)
+    ruleset: RuleSet = DEFAULT_RULESET
+    batch_size: int = 200
+    history_days: int = 400  # metabolic components and A1C look back 365 days
+    margin_s: float = 600.0  # re-read window behind each cursor (in-flight ingest transactions)
+    single_max_age_h: float = 72.0
+    catch_up_interval_s: float = 300.0
+    duty_interval_s: float = 60.0  # critical re-sends every 15 min need a tick well below that
+    nightly_local_hour: int = 2  # re-evaluate everyone (daily tick; no-data flags)
+    connect_timeout_s: float = 10.0
+    write_timeout_s: float = 120.0  # one batch transaction
+    retry_max_s: float = 30.0
+
+
+_SETTABLE = frozenset(f.name for f in fields(RunnerConfig)) - {"database_url", "ruleset"}
+
+
+def config_from(database_url: str, table: Mapping[str, Any] | None = None) -> RunnerConfig:
+    """The config from the ``[clinical]`` settings table; unknown keys raise ValueError."""
+    values = dict(table or {})
+    unknown = set(values) - _SETTABLE
+    if unknown:
+        raise ValueError(f"unknown [clinical] settings: {sorted(unknown)}")
+    return replace(RunnerConfig(database_url), **values)
+
+
+@dataclass(slots=True)
+class BatchReport:
+    residents: int = 0
+    skipped: list[str] = field(default_factory=list)
+    opened: int = 0
+    closed: int = 0
+    notifications: int = 0
+    tasks: int = 0
+    group_changes: int = 0
+    changed_residents: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- conversions
+
+
+def obs_key(observation_id: str) -> int:
+    """A stable 60-bit integer for an Observation id: the engine's reading index."""
+    return int(observation_id.replace("-", "")[:15], 16)
+
+
+def _epoch(when: datetime) -> int:
+    return int(when.timestamp())
+
+
+def _profile(row: db.ResidentRow, today: date) -> Profile:
+    if row.birth_date is None or row.sex is None:
+        raise InvalidCaseError(f"resident {row.id}", "birth date and sex are required")
+    b = row.birth_date
+    age = today.year - b.year - ((today.month, today.day) < (b.month, b.day))
+    return parse_profile({**row.profile, "age": age, "sex": row.sex, "height_cm": row.height_cm})
+
+
+def _float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def add_series(
+    b: ReadingsBuilder,
+    s: Series,
+    index_of: Mapping[str, int],
+    fresh_after: Mapping[str, datetime],
+    single_after: datetime,
+) -> dict[int, str]:
+    """Series rows → engine readings. Returns reading index → Observation id."""
+    ids: dict[int, str] = {}
+    pulses: dict[tuple[str, datetime], float] = {}
+    for i in range(len(s)):
+        if s.code[i] == PULSE and s.value[i] is not None:
+            pulses[(s.resident_id[i], s.effective_at[i])] = float(s.value[i])  # type: ignore[arg-type]
+    for i in range(len(s)):
+        code = s.code[i]
+        if code == PULSE:
+            continue
+        resident = s.resident_id[i]
+        r = index_of[resident]
+        t = _epoch(s.effective_at[i])
+        idx = obs_key(s.id[i])
+        ids[idx] = s.id[i]
+        fresh = s.stored_at[i] > fresh_after[resident] and s.effective_at[i] >= single_after
+        ctx = s.context[i] or {}
+        quality = s.quality[i]
+        b.received = _epoch(s.stored_at[i])
+        value = s.value[i]
+        home = ctx.get("setting", "home") == "home"
+        if code == BP_PANEL:
+            comp = s.components[i] or {}
+            b.add_bp(
+                r,
+                t,
+                idx,
+                sys=_float(comp.get(SYSTOLIC)),
+                dia=_float(comp.get(DIASTOLIC)),
+                pulse=pulses.get((resident, s.effective_at[i])),
+                unit="mmHg",
+                setting={"centre": Setting.CENTRE, "visit": Setting.VISIT}.get(
+                    ctx.get("setting", "home"), Setting.HOME
+                ),
+                position={"supine": Position.SUPINE, "standing": Position.STANDING}.get(
+                    ctx.get("position", "sitting"), Position.SITTING
+                ),
+                minutes_standing=_float(ctx.get("minutes_after_standing")),
+                status=quality,
+                fresh=fresh,
+            )
+        elif code in GLUCOSE:
+            meal = ctx.get("meal") or ("fasting" if GLUCOSE[code] else None)
+            b.add_glucose(
+                r,
+                t,
+                idx,
+                value=_float(value),
+                unit=s.unit[i] or "",
+                meal={
+                    "fasting": Meal.FASTING,
+                    "preprandial": Meal.PREPRANDIAL,
+                    "postprandial": Meal.POSTPRANDIAL,
+                    "casual": Meal.CASUAL,
+                    "bedtime": Meal.BEDTIME,
+                }.get(meal or "", Meal.MISSING),
+                whole_blood=str(ctx.get("sample_type", "")).endswith("whole_blood"),
+                status=quality,
+                home=home,
+                fresh=fresh,
+            )
+        elif code == WEIGHT and value is not None:
+            b.add_weight(
+                r, t, idx, value=float(value), unit=s.unit[i] or "", home=home, fresh=fresh
+            )
+        elif code == BODY_FAT and value is not None:
+            b.add_body_comp(r, t, idx, fat_pct=float(value), asm_kg=None, fresh=fresh)
+        elif code == LOCAL_CODES["asm"] and value is not None:
+            b.add_body_comp(
+                r,
+                t,
+                idx,
+                fat_pct=None,
+                asm_kg=float(value),
+                dxa=str(ctx.get("method", "")).upper() == "DXA",
+                fresh=fresh,
+            )
+        elif code in WAIST and value is not None:
+            b.add_waist(r, t, idx, cm=float(value), unit=s.unit[i] or "cm", fresh=fresh)
+        elif code in (A1C_NGSP, A1C_IFCC) and value is not None:
+            b.add_a1c(
+                r,
+                t,
+                idx,
+                value=float(value),
+                unit="mmol/mol" if code == A1C_IFCC else "%",
+                fresh=fresh,
+            )
+        elif code in (TG, HDL) and value is not None:
+            unit = s.unit[i] or "mg/dL"
+            b.add_lipid(
+                r,
+                t,
+                idx,
+                tg=float(value) if code == TG else None,
+                hdl=float(value) if code == HDL else None,
+                unit=unit,
+                fresh=fresh,
+            )
+        elif code == PHQ9_TOTAL and value is not None:
+            b.add_screen(r, t, idx, instrument=Instrument.PHQ9, score=float(value), fresh=fresh)
+        elif code == PHQ9_ITEM9 and value is not None:
+            b.add_screen(r, t, idx, instrument=Instrument.PHQ9, item9=float(value), fresh=fresh)
+        elif code in BMD_T and value is not None:
+            b.add_screen(r, t, idx, instrument=Instrument.BMD, t_score=float(value), fresh=fresh)
+        elif code == LOCAL_CODES["cist"]:
+            b.add_screen(
+                r,
+                t,
+                idx,
+                instrument=Instrument.CIST,
+                score=_float(value),
+                decline=ctx.get("result") == "decline",
+                fresh=fresh,
+            )
+        elif code == LOCAL_CODES["frailty"] and value is not None:
+            b.add_screen(r, t, idx, instrument=Instrument.FRAILTY, score=float(value), fresh=fresh)
+        elif code == LOCAL_CODES["grip"] and value is not None:
+            b.add_function(r, t, idx, grip_kg=float(value), fresh=fresh)
+        elif code == LOCAL_CODES["gait"] and value is not None:
+            b.add_function(r, t, idx, gait_m_s=float(value), fresh=fresh)
+        elif code == LOCAL_CODES["chair"] and value is not None:
+            b.add_function(r, t, idx, chair_s=float(value), fresh=fresh)
+        elif code == LOCAL_CODES["sppb"] and value is not None:
+            b.add_function(r, t, idx, sppb=float(value), fresh=fresh)
+        elif code == LOCAL_CODES["symptom"]:
+            b.add_event(r, t, idx, symptoms=[str(x) for x in ctx.get("symptoms", ())], fresh=fresh)
+        elif code == LOCAL_CODES["fall"]:
+            b.add_event(
+                r,
+                t,
+                idx,
+                fall=True,
+                injury=bool(ctx.get("injury")) or bool(ctx.get("head_strike")),
+                fresh=fresh,
+            )
+        else:
+            ids.pop(idx, None)  # a code the rules do not use (or a value-less entry)
+    b.received = -1
+    return ids
+
+
+def to_state(row: db.FlagRow) -> FlagState:
+    return FlagState(
+        resident=row.resident_id,
+        rule=row.rule,
+        rule_set=row.rule_set,
+        severity=Severity(row.severity),
+        recipients=tuple(Recipient(r) for r in row.recipients),
+        status=FlagStatus(row.state),
+        opened_at=row.opened_at,
+        alerted_at=row.alerted_at,
+        summary=row.summary,
+        evidence=tuple(sorted(obs_key(e) for e in row.evidence)),
+        last_evidence_at=row.last_evidence_at,
+        last_notified_at=row.last_notified_at,
+        peak_value=row.peak_value,
+        reminders=row.reminders,
+        escalation=row.escalation,
+        acknowledged_at=row.acknowledged_at,
+        acknowledged_by=row.acknowledged_by,
+        acknowledged_value=row.acknowledged_value,
+        snoozed_until=row.snoozed_until,
+        snooze_reason=row.snooze_reason,
+        closed_at=row.closed_at,
+        close_reason=row.close_reason,
+        rearmed=row.rearmed,
+        id=None if row.id is None else str(row.id),
+    )
+
+
+def to_row(state: FlagState, uuid_of: Mapping[int, str]) -> db.FlagRow:
+    return db.FlagRow(
+        id=None if state.id is None else int(state.id),
+        resident_id=state.resident,
+        rule=state.rule,
+        rule_set=state.rule_set,
+        severity=state.severity.value,
+        recipients=[r.value for r in state.recipients],
+        state=state.status.value,
+        opened_at=state.opened_at,
+        alerted_at=state.alerted_at,
+        summary=state.summary,
+        evidence=[uuid_of[i] for i in state.evidence if i in uuid_of],
+        last_evidence_at=state.last_evidence_at,
+        last_notified_at=state.last_notified_at,
+        peak_value=state.peak_value,
+        reminders=state.reminders,
+        escalation=state.escalation,
+        acknowledged_at=state.acknowledged_at,
+        acknowledged_by=state.acknowledged_by,
+        acknowledged_value=state.acknowledged_value,
+        snoozed_until=state.snoozed_until,
+        snooze_reason=state.snooze_reason,
+        closed_at=state.closed_at,
+        close_reason=state.close_reason,
+        rearmed=state.rearmed,
+    )
+
+
+# --------------------------------------------------------------------------- one batch
+
+
+async def evaluate_residents(
+    conn: psycopg.AsyncConnection[Any],
+    resident_ids: Sequence[str],
+    now: datetime,
+    config: RunnerConfig,
+) -> BatchReport:
+    """Evaluate ``resident_ids`` at ``now`` and store the outcome, in one transaction."""
+    report = BatchReport()
+    ruleset = config.ruleset
+    async with conn.transaction():
+        rows = await db.residents(conn, sorted(set(resident_ids)))
+        today = now.astimezone(KST).date()
+        profiles: list[Profile] = []
+        kept: list[db.ResidentRow] = []
+        for row in rows:
+            try:
+                profiles.append(_profile(row, today))
+                kept.append(row)
+            except InvalidCaseError as exc:
+                logger.error("resident %s skipped: profile not usable: %s", row.id, exc)
+                report.skipped.append(row.id)
+        if not kept:
+            return report
+        ids = [r.id for r in kept]
+        index_of = {rid: i for i, rid in enumerate(ids)}
+        cursor_rows = await db.cursors(conn, ids)
+        margin = timedelta(seconds=config.margin_s)
+        epoch0 = datetime(1970, 1, 1, tzinfo=UTC)
+        fresh_after = {
+            rid: (cursor_rows[rid] - margin) if rid in cursor_rows else epoch0 for rid in ids
+        }
+        series = await series_many(conn, ids, CODES, now - timedelta(days=config.history_days))
+        b = ReadingsBuilder()
+        uuid_of = add_series(
+            b, series, index_of, fresh_after, now - timedelta(hours=config.single_max_age_h)
+        )
+        ev = engine.evaluate(Cohort.from_profiles(profiles), b.build(), _epoch(now), ruleset)
+        evaluated = await db.evaluated_at(conn, ids)
+        since = {index_of[rid]: _epoch(t) for rid, t in evaluated.items()}
+        results = resident_results(ev, since=since)
+        flag_rows = await db.flags_for(
+            conn,
+            ids,
+            closed_since=now - timedelta(days=ruleset.thresholds.visiting.hysteresis_days),
+        )
+        for f in flag_rows:
+            for e in f.evidence:
+                uuid_of.setdefault(obs_key(e), e)
+        by_resident: dict[str, list[db.FlagRow]] = {}
+        for f in flag_rows:
+            by_resident.setdefault(f.resident_id, []).append(f)
+        groups = await db.visiting_groups(conn, ids)
+        visits = await db.last_visits(conn, ids)
+        cursor_updates: list[tuple[str, datetime, datetime]] = []
+        newest: dict[str, datetime] = {}
+        for i in range(len(series)):
+            rid = series.resident_id[i]
+            if rid not in newest or series.stored_at[i] > newest[rid]:
+                newest[rid] = series.stored_at[i]
+        for rid in ids:
+            r = index_of[rid]
+            changed = await _advance(
+                conn,
+                kept[r],
+                profiles[r],
+                results[r],
+                by_resident.get(rid, []),
+                uuid_of,
+                groups.get(rid),
+                visits.get(rid),
+                now,
+                ruleset,
+                report,
+            )
+            if changed:
+                report.changed_residents.append(rid)
+            mark = newest.get(rid, cursor_rows.get(rid, epoch0))
+            cursor_updates.append((rid, mark, now))
+        await db.set_cursors(conn, cursor_updates)
+        report.residents = len(ids)
+        if report.changed_residents:
+            await conn.execute(
+                "SELECT pg_notify(%s, %s)", (FLAGS_CHANNEL, json.dumps(report.changed_residents))
+            )
+    return report
+
+
+async def _advance(
+    conn: psycopg.AsyncConnection[Any],
+    resident: db.ResidentRow,
+    profile: Profile,
+    result: ResidentResult,
+    stored: list[db.FlagRow],
+    uuid_of: dict[int, str],
+    group: db.GroupRow | None,
+    last_visit: date | None,
+    now: datetime,
+    ruleset: RuleSet,
+    report: BatchReport,
+) -> bool:
+    """One resident: lifecycle step, persistence of its actions, visiting group."""
+    states = [to_state(f) for f in stored]
+    transition = step(resident.id, states, result, now, ruleset)
+    before = {(f.rule, f.id): f for f in states}
+    changed_states = [s for s in transition.states if s.rule in transition.changed]
+    rows = [to_row(s, uuid_of) for s in changed_states]
+    new_ids = await db.save_flags(conn, rows)
+    saved: dict[str, FlagState] = {}
+    for s, flag_id in zip(changed_states, new_ids, strict=True):
+        saved[s.rule] = replace(s, id=str(flag_id))
+        if s.id is None:
+            report.opened += 1
+        elif not s.is_open and before.get((s.rule, s.id), s).is_open:
+            report.closed += 1
+    await _store_actions(conn, resident, transition.actions, saved, states, now, ruleset, report)
+    # every changed flag's tasks mirror its state (priority, status, businessStatus)
+    for s in saved.values():
+        if s.is_open:
+            await _upsert_tasks(conn, resident, s, ruleset, now, welfare=False)
+        else:
+            status, business = business_status(s)
+            await db.close_tasks(conn, [int(s.id or 0)], status, business, now)
+    changed = bool(saved)
+    changed |= await _update_group(
+        conn, resident, profile, states, saved, result, group, last_visit, now, ruleset, report
+    )
+    return changed
+
+
+def _roles(flag: FlagState) -> list[str]:
+    return [r.value for r in flag.recipients if r is not Recipient.RESIDENT]
+
+
+async def _upsert_tasks(
+    conn: psycopg.AsyncConnection[Any],
+    resident: db.ResidentRow,
+    flag: FlagState,
+    ruleset: RuleSet,
+    now: datetime,
+    *,
+    welfare: bool,
+) -> int:
+    if flag.severity.rank < Severity.ROUTINE.rank and not welfare:
+        return 0
+    roles = [Recipient.LIAISON.value] if welfare else _roles(flag)
+    rows = []
+    for role in roles:
+        owner = {"nurse": resident.nurse_id, "liaison": resident.liaison_id}.get(role)
+        res = task_resource(
+            flag,
+            role,
+            ruleset,
+            owner=owner,
+            flag_id=flag.id,
+            welfare_check=welfare,
+            now=flag.alerted_at,
+        )
+        status, business = business_status(flag)
+        rows.append(
+            db.TaskRow(
+                identifier=task_key(flag, role, welfare_check=welfare),
+                flag_id=int(flag.id) if flag.id else None,
+                resident_id=resident.id,
+                role=role,
+                owner_id=owner,
+                priority=res["priority"],
+                status=status,
+                business_status=business,
+                due_at=datetime.fromisoformat(res["restriction"]["period"]["end"]),
+                description=res["description"],
+                resource=res,
+                at=now,
+            )
+        )
+    await db.upsert_tasks(conn, rows)
+    return len(rows)
+
+
+async def _store_actions(
+    conn: psycopg.AsyncConnection[Any],
+    resident: db.ResidentRow,
+    actions: Sequence[Action],
+    saved: Mapping[str, FlagState],
+    states: Sequence[FlagState],
+    now: datetime,
+    ruleset: RuleSet,
+    report: BatchReport,
+) -> None:
+    current = {s.rule: s for s in states if s.is_open}
+    events: list[db.FlagEventRow] = []
+    for a in actions:
+        flag = saved.get(a.rule) or current.get(a.rule)
+        flag_id = int(flag.id) if flag is not None and flag.id else None
+        if a.kind is ActionKind.NOTIFY:
+            report.notifications += 1
+        if a.kind is ActionKind.OPEN_TASK and a.notice is Notice.ESCALATED_LIAISON and flag:
+            report.tasks += await _upsert_tasks(conn, resident, flag, ruleset, now, welfare=True)
+        elif a.kind is ActionKind.OPEN_TASK:
+            report.tasks += len(a.targets)
+        events.append(
+            db.FlagEventRow(
+                flag_id=flag_id,
+                resident_id=resident.id,
+                rule=a.rule,
+                at=a.at,
+                kind=a.kind.value,
+                notice=a.notice.value,
+                targets=a.targets,
+                severity=None if a.severity is None else a.severity.value,
+                deliver_after=a.not_before,
+            )
+        )
+    await db.insert_flag_events(conn, events)
+
+
+async def _update_group(
+    conn: psycopg.AsyncConnection[Any],
+    resident: db.ResidentRow,
+    profile: Profile,
+    states: Sequence[FlagState],
+    saved: Mapping[str, FlagState],
+    result: ResidentResult,
+    previous: db.GroupRow | None,
+    last_visit: date | None,
+    now: datetime,
+    ruleset: RuleSet,
+    report: BatchReport,
+) -> bool:
+    latest: dict[tuple[str, str | None], FlagState] = {(s.rule, s.id): s for s in states}
+    for s in saved.values():
+        latest[(s.rule, s.id)] = s
+    facts = [
+        FlagFact(
+            rule=s.rule,
+            severity=s.severity,
+            raised_at=s.opened_at,
+            is_open=s.is_open,
+            closed_at=s.closed_at,
+            superseded=s.status is FlagStatus.SUPERSEDED,
+        )
+        for s in latest.values()
+        if s.rule in ruleset.rules and ruleset.rule(s.rule).clinical
+    ]
+    today = now.astimezone(KST).date()
+    cohort = Cohort.from_profiles([profile])
+    since = previous.since if previous is not None else today
+    decision = decide(
+        cohort,
+        facts,
+        result.frailty,
+        now,
+        ruleset,
+        last_visit=last_visit,
+        group_since=since,
+        today=today,
+    )
+    if previous is not None and previous.grp != decision.group.value:
+        since = today  # a new group: its visit interval and reassessment start today
+        decision = decide(
+            cohort,
+            facts,
+            result.frailty,
+            now,
+            ruleset,
+            last_visit=last_visit,
+            group_since=since,
+            today=today,
+        )
+    row = db.GroupRow(
+        resident_id=resident.id,
+        grp=decision.group.value,
+        since=since,
+        visits=decision.visits,
+        reason=decision.reason,
+        next_visit_due=decision.next_visit_due,
+        reassess_by=decision.reassess_by,
+        rule_set=ruleset.version,
+        updated_at=now,
+    )
+    if previous is not None and (previous.grp, previous.reason, previous.next_visit_due) == (
+        row.grp,
+        row.reason,
+        row.next_visit_due,
+    ):
+        return False
+    await db.save_visiting_groups(conn, [row])
+    if previous is not None and previous.grp != row.grp:
+        report.group_changes += 1
+        if resident.liaison_id and decision.group is not Group.NONE:
+            res = group_change_task(resident.id, decision.group, now, owner=resident.liaison_id)
+            await db.upsert_tasks(
+                conn,
+                [
+                    db.TaskRow(
+                        identifier=res["identifier"][0]["value"],
+                        flag_id=None,
+                        resident_id=resident.id,
+                        role=Recipient.LIAISON.value,
+                        owner_id=resident.liaison_id,
+                        priority="routine",
+                        status="requested",
+                        business_status="open",
+                        due_at=datetime.fromisoformat(res["restriction"]["period"]["end"]),
+                        description=res["description"],
+                        resource=res,
+                        at=now,
+                    )
+                ],
+            )
+        await db.insert_flag_events(
+            conn,
+            [
+                db.FlagEventRow(
+                    flag_id=None,
+                    resident_id=resident.id,
+                    rule="VISITING-GROUP",
+                    at=now,
+                    kind="visiting_group",
+                    notice=row.grp,
+                    detail=f"{previous.grp} → {row.grp}",
+                )
+            ],
+        )
+    return True
+
+
+# --------------------------------------------------------------------------- the service
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+
+
+class Runner:
+    """The service: a LISTEN connection, a work queue of residents, periodic duties."""
+
+    def __init__(self, config: RunnerConfig) -> None:
+        self.config = config
+        self.pending: set[str] = set()
+        self.wake = asyncio.Event()
+        self.batches = 0
+        self.last_report: BatchReport | None = None
+
+    async def process(self, pool: Any, ids: Sequence[str]) -> BatchReport:
+        """Evaluate ``ids`` in batches (each its own transaction, bounded by a timeout)."""
+        total = BatchReport()
+        ordered = sorted(set(ids))
+        for start in range(0, len(ordered), self.config.batch_size):
+            chunk = ordered[start : start + self.config.batch_size]
+            async with asyncio.timeout(self.config.write_timeout_s):
+                async with pool.connection() as conn:
+                    now = await db.db_now(conn)
+                    report = await evaluate_residents(conn, chunk, now, self.config)
+            self.batches += 1
+            self.last_report = report
+            total.residents += report.residents
+            total.opened += report.opened
+            total.closed += report.closed
+            total.notifications += report.notifications
+            total.tasks += report.tasks
+            total.group_changes += report.group_changes
+            total.skipped.extend(report.skipped)
+            total.changed_residents.extend(report.changed_residents)
+        if total.residents:
+            logger.info(
+                "evaluated %d residents: %d flags opened, %d closed, %d notifications",
+                total.residents,
+                total.opened,
+                total.closed,
+                total.notifications,
+            )
+        return total
+
+    async def catch_up(self, pool: Any) -> int:
+        """Residents with Observations stored since the runner watermark (minus the margin)."""
+        async with asyncio.timeout(self.config.write_timeout_s), pool.connection() as conn:
+            started = await db.db_now(conn)
+            mark = await db.runner_watermark(conn)
+            since = None if mark is None else mark - timedelta(seconds=self.config.margin_s)
+            ids = await db.residents_stored_since(conn, since)
+        await self.process(pool, ids)
+        async with asyncio.timeout(self.config.write_timeout_s), pool.connection() as conn:
+            await db.set_runner_watermark(conn, started)
+            await conn.commit()
+        return len(ids)
+
+    async def duties(self, pool: Any) -> None:
+        """Time-driven work: re-sends, escalation, reminders, pending safety nets."""
+        async with asyncio.timeout(self.config.write_timeout_s), pool.connection() as conn:
+            now = await db.db_now(conn)
+            ids = set(await db.residents_with_alerts(conn))
+            ids.update(await db.residents_stored_since(conn, now - timedelta(hours=1)))
+        await self.process(pool, sorted(ids))
+
+    async def nightly(self, pool: Any) -> None:
+        async with asyncio.timeout(self.config.write_timeout_s), pool.connection() as conn:
+            ids = await db.active_resident_ids(conn)
+        await self.process(pool, ids)
+
+    async def listen(self, stop: asyncio.Event) -> None:
+        """LISTEN daon_observations; notifications only add residents to the work set."""
+        async with asyncio.timeout(self.config.connect_timeout_s):
+            conn = await store.connect(self.config.database_url, autocommit=True)
+        try:
+            await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            while not stop.is_set():
+                async for note in conn.notifies(timeout=1.0):
+                    try:
+                        self.pending.update(parse_notify_payload(note.payload))
+                    except ValueError as exc:
+                        logger.warning("ignored a malformed %s payload: %s", NOTIFY_CHANNEL, exc)
+                        continue
+                    self.wake.set()
+                # a dead connection surfaces here rather than waiting silently
+                async with asyncio.timeout(self.config.connect_timeout_s):
+                    await conn.execute("SELECT 1")
+        finally:
+            await conn.close()
+
+    async def work(self, pool: Any, stop: asyncio.Event) -> None:
+        next_catch_up = time.monotonic() + self.config.catch_up_interval_s
+        next_duty = time.monotonic() + self.config.duty_interval_s
+        last_night: date | None = None
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self.wake.wait()
+            self.wake.clear()
+            if self.pending:
+                ids, self.pending = sorted(self.pending), set()
+                try:
+                    await self.process(pool, ids)
+                except BaseException:
+                    self.pending.update(ids)  # not lost: retried after the outage
+                    raise
+            mono = time.monotonic()
+            if mono >= next_catch_up:
+                await self.catch_up(pool)
+                next_catch_up = mono + self.config.catch_up_interval_s
+            if mono >= next_duty:
+                await self.duties(pool)
+                next_duty = mono + self.config.duty_interval_s
+            local = datetime.now(KST)
+            if local.hour == self.config.nightly_local_hour and last_night != local.date():
+                await self.nightly(pool)
+                last_night = local.date()
+
+
+async def run(
+    config: RunnerConfig,
+    *,
+    stop: asyncio.Event | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Run until ``stop`` is set: catch up, then serve notifications and periodic duties.
+
+    Outages (database down, connection lost) pause the runner with bounded backoff; the work
+    set and the cursors make sure nothing is lost. ``ready`` is set once the catch-up ran and
+    the LISTEN connection is up (tests, benchmarks, the demo).
+    """
+    stop = stop or asyncio.Event()
+    runner = Runner(config)
+    delay = 0.5
+    while not stop.is_set():
+        pool = None
+        try:
+            pool = await store.open_pool(
+                config.database_url,
+                min_size=1,
+                max_size=3,
+                name="clinical",
+                wait_s=config.connect_timeout_s,
+            )
+            async with asyncio.TaskGroup() as tg:
+                listener = tg.create_task(runner.listen(stop))
+                await runner.catch_up(pool)
+                if ready is not None:
+                    ready.set()
+                delay = 0.5
+                await runner.work(pool, stop)
+                listener.cancel()
+        except* (psycopg.OperationalError, store.StoreUnavailable, TimeoutError) as group:
+            for exc in group.exceptions:
+                logger.warning("clinical runner paused: %s; retrying in %.1f s", exc, delay)
+            await _sleep_or_stop(stop, delay)
+            delay = min(delay * 2, config.retry_max_s)
+        except* Exception:
+            logger.exception("clinical runner failed; restarting in %.1f s", delay)
+            await _sleep_or_stop(stop, delay)
+            delay = min(delay * 2, config.retry_max_s)
+        finally:
+            if pool is not None:
+                await pool.close()
+    logger.info("clinical runner stopped (database %s)", store.redact_url(config.database_url))

@@ -1,0 +1,244 @@
+"""The clinical runner against a real PostgreSQL (tier 3): NOTIFY, catch-up, cursors, flags,
+events, tasks and visiting groups stored exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+
+from clinical import runner
+from devices.model import Component, Kind, Measurement
+from ingest.fhir import ReadingContext, to_observations
+from ingest.store import clinical as db
+from ingest.store.observations import insert_observations, notify_residents
+
+pytestmark = pytest.mark.db
+
+KST = runner.KST
+
+
+async def connect(url: str) -> psycopg.AsyncConnection[Any]:
+    return await psycopg.AsyncConnection.connect(url, autocommit=True)
+
+
+async def add_resident(conn, rid="R1", **profile: Any) -> None:
+    await conn.execute(
+        "INSERT INTO resident (id, display_name, neighbourhood, birth_date, sex, height_cm, "
+        "profile, nurse_id, liaison_id) VALUES (%s, %s, '약수동', '1952-05-01', 'M', 170.0, "
+        "%s, 'N01', 'L01-02')",
+        (rid, f"주민 {rid}", psycopg.types.json.Jsonb(profile)),
+    )
+
+
+def bp_obs(rid: str, when: datetime, sys: int, dia: int, *, setting="home", status=()):
+    m = Measurement(
+        kind=Kind.BLOOD_PRESSURE,
+        components=(
+            Component("systolic", Decimal(sys), "mm[Hg]"),
+            Component("diastolic", Decimal(dia), "mm[Hg]"),
+            Component("pulse", Decimal(72), "/min"),
+        ),
+        device_time=when.astimezone(KST).replace(tzinfo=None),
+        status=tuple(status),
+    )
+    ctx = ReadingContext(
+        device_id="C4:7C:8D:6A:1B:22",
+        gateway_id="yaksu-gw-1",
+        received_at=when + timedelta(seconds=30),
+        patient=rid,
+        setting=setting,
+    )
+    return to_observations(m, ctx)
+
+
+async def store_obs(conn, observations, *, notify=True) -> None:
+    async with conn.transaction():
+        await insert_observations(conn, observations)
+        if notify:
+            await notify_residents(conn, {o.resident_id for o in observations if o.resident_id})
+
+
+async def count(conn, sql: str, *args: Any) -> int:
+    row = await (await conn.execute(sql, args)).fetchone()
+    return int(row[0])
+
+
+def config(url: str, **kw: Any) -> runner.RunnerConfig:
+    return runner.RunnerConfig(url, **kw)
+
+
+async def test_crisis_reading_raises_a_flag_a_notification_and_a_task_once(db_url):
+    now = datetime.now(UTC)
+    async with await connect(db_url) as conn:
+        await add_resident(conn, diagnoses=["hypertension"])
+        await store_obs(conn, bp_obs("R1", now - timedelta(minutes=5), 192, 104))
+        report = await runner.evaluate_residents(conn, ["R1"], now, config(db_url))
+        assert report.opened >= 1
+        flags = await db.open_flags(conn, "R1")
+        crisis = next(f for f in flags if f.rule == "BP-CRISIS")
+        assert crisis.severity == "critical"
+        assert crisis.rule_set == runner.DEFAULT_RULESET.version
+        assert len(crisis.evidence) == 1
+        events = await db.flag_events(conn, crisis.id)
+        assert [(e.kind, e.notice) for e in events][:1] == [("notify", "raised")]
+        tasks = await db.tasks(conn, resident_id="R1")
+        nurse = next(t for t in tasks if t.flag_id == crisis.id)
+        assert (nurse.role, nurse.owner_id, nurse.priority) == ("nurse", "N01", "stat")
+        assert nurse.due_at == crisis.alerted_at + timedelta(hours=1)
+        group = (await db.visiting_groups(conn, ["R1"]))["R1"]
+        assert group.grp == "intensive"
+
+        # the same data again: nothing new (no second flag, event or task)
+        n_events = await count(conn, "SELECT count(*) FROM flag_event")
+        again = await runner.evaluate_residents(
+            conn, ["R1"], now + timedelta(minutes=1), config(db_url)
+        )
+        assert again.opened == 0
+        assert again.notifications == 0
+        assert await count(conn, "SELECT count(*) FROM flag_event") == n_events
+        assert await count(conn, "SELECT count(*) FROM risk_flag WHERE rule = 'BP-CRISIS'") == 1
+
+
+async def test_escalation_and_acknowledgement_through_the_store(db_url):
+    now = datetime.now(UTC)
+    cfg = config(db_url)
+    async with await connect(db_url) as conn:
+        await add_resident(conn)
+        await store_obs(conn, bp_obs("R1", now - timedelta(minutes=2), 195, 100))
+        await runner.evaluate_residents(conn, ["R1"], now, cfg)
+        report = await runner.evaluate_residents(conn, ["R1"], now + timedelta(minutes=16), cfg)
+        assert report.notifications == 1  # the 15-minute re-send
+        await runner.evaluate_residents(conn, ["R1"], now + timedelta(minutes=61), cfg)
+        crisis = next(f for f in await db.open_flags(conn, "R1") if f.rule == "BP-CRISIS")
+        assert crisis.escalation == 2
+        liaison = await db.tasks(conn, resident_id="R1", role="liaison")
+        welfare = [t for t in liaison if t.flag_id == crisis.id]
+        assert len(welfare) == 1
+        assert not any(ch.isdigit() for ch in welfare[0].description)
+        assert welfare[0].owner_id == "L01-02"
+
+        acked = await db.acknowledge_flag(conn, crisis.id, "N01", now + timedelta(minutes=62))
+        assert acked is not None
+        assert acked.state == "acknowledged"
+        assert acked.acknowledged_value == 195.0
+        nurse_task = next(t for t in await db.tasks(conn, resident_id="R1", role="nurse"))
+        assert nurse_task.status == "accepted"
+        quiet = await runner.evaluate_residents(conn, ["R1"], now + timedelta(minutes=90), cfg)
+        assert quiet.notifications == 0
+
+        resolved = await db.resolve_flag(
+            conn, crisis.id, "N01", "called; clinic today", now + timedelta(hours=2)
+        )
+        assert resolved is not None
+        assert resolved.state == "resolved"
+        assert await db.tasks(conn, resident_id="R1", role="nurse") == []
+        # a resolved flag does not come back for the readings it already cited
+        later = await runner.evaluate_residents(conn, ["R1"], now + timedelta(hours=3), cfg)
+        assert later.opened == 0
+
+
+async def test_snooze_needs_a_reason(db_url):
+    now = datetime.now(UTC)
+    async with await connect(db_url) as conn:
+        await add_resident(conn)
+        await store_obs(conn, bp_obs("R1", now - timedelta(minutes=2), 195, 100))
+        await runner.evaluate_residents(conn, ["R1"], now, config(db_url))
+        crisis = next(f for f in await db.open_flags(conn, "R1") if f.rule == "BP-CRISIS")
+        with pytest.raises(ValueError, match="reason"):
+            await db.snooze_flag(conn, crisis.id, "N01", now + timedelta(hours=2), " ", now)
+        snoozed = await db.snooze_flag(
+            conn, crisis.id, "N01", now + timedelta(hours=2), "resident in hospital", now
+        )
+        assert snoozed is not None
+        assert snoozed.state == "snoozed"
+
+
+async def test_a_late_commit_inside_the_margin_is_still_fresh(db_url):
+    now = datetime.now(UTC)
+    cfg = config(db_url)
+    async with await connect(db_url) as conn:
+        await add_resident(conn)
+        await store_obs(conn, bp_obs("R1", now - timedelta(minutes=20), 128, 80))
+        await runner.evaluate_residents(conn, ["R1"], now, cfg)
+        # an ingest transaction that started before the one above committed after it:
+        # its stored_at is older than the cursor, but inside the margin
+        await store_obs(conn, bp_obs("R1", now - timedelta(minutes=15), 60, 40))
+        await conn.execute(
+            "UPDATE observation SET stored_at = now() - interval '3 minutes' "
+            "WHERE resident_id = 'R1' AND (component_values ->> '8480-6') = '60'"
+        )
+        report = await runner.evaluate_residents(conn, ["R1"], now + timedelta(minutes=1), cfg)
+        assert report.opened >= 1
+        rules = {f.rule for f in await db.open_flags(conn, "R1")}
+        assert "BP-LOW-SEVERE" in rules
+
+
+async def test_a_crash_mid_batch_loses_nothing(db_url):
+    now = datetime.now(UTC)
+    async with await connect(db_url) as conn:
+        await add_resident(conn)
+        await store_obs(conn, bp_obs("R1", now - timedelta(minutes=2), 190, 100))
+
+        class Boom(Exception):
+            pass
+
+        with contextlib.suppress(Boom):
+            async with conn.transaction():
+                await runner.evaluate_residents(conn, ["R1"], now, config(db_url))
+                raise Boom  # the process dies before the commit
+        assert await count(conn, "SELECT count(*) FROM risk_flag") == 0
+        assert await count(conn, "SELECT count(*) FROM clinical_cursor") == 0
+        report = await runner.evaluate_residents(conn, ["R1"], now, config(db_url))
+        assert report.opened >= 1
+        assert await count(conn, "SELECT count(*) FROM risk_flag WHERE rule = 'BP-CRISIS'") == 1
+
+
+async def test_old_readings_feed_means_but_do_not_page(db_url):
+    now = datetime.now(UTC)
+    async with await connect(db_url) as conn:
+        await add_resident(conn)
+        await store_obs(conn, bp_obs("R1", now - timedelta(days=10), 200, 110))
+        await runner.evaluate_residents(conn, ["R1"], now, config(db_url))
+        assert "BP-CRISIS" not in {f.rule for f in await db.open_flags(conn, "R1")}
+
+
+async def test_service_wakes_on_notify_and_catches_up_at_start(db_url):
+    now = datetime.now(UTC)
+    async with await connect(db_url) as conn:
+        await add_resident(conn, "R1")
+        await add_resident(conn, "R2")
+        # stored before the runner starts, without a NOTIFY: found by the catch-up
+        await store_obs(conn, bp_obs("R1", now - timedelta(minutes=3), 190, 100), notify=False)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        runner.run(config(db_url, duty_interval_s=3600), stop=stop, ready=ready)
+    )
+    try:
+        async with asyncio.timeout(30):
+            await ready.wait()
+        async with await connect(db_url) as conn:
+            assert "BP-CRISIS" in {f.rule for f in await db.open_flags(conn, "R1")}
+            await conn.execute("LISTEN daon_flags")
+            await store_obs(conn, bp_obs("R2", datetime.now(UTC), 60, 40))
+            async with asyncio.timeout(15):
+                async for note in conn.notifies():
+                    if "R2" in note.payload:
+                        break
+            assert "BP-LOW-SEVERE" in {f.rule for f in await db.open_flags(conn, "R2")}
+    finally:
+        stop.set()
+        async with asyncio.timeout(15):
+            await task
+
+
+def test_config_from_settings_table():
+    cfg = runner.config_from("postgresql://x", {"batch_size": 50, "margin_s": 120})
+    assert (cfg.batch_size, cfg.margin_s) == (50, 120)
+    with pytest.raises(ValueError, match="unknown"):
+        runner.config_from("postgresql://x", {"batchsize": 50})
