@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     address = args.bus
     if address is None:
         try:
-            bus = PrivateBus().start()
+            bus = PrivateBus(detach=True).start()
         except BusUnavailable as exc:
             print(f"가상 블루투스를 시작할 수 없습니다 / cannot start: {exc}", file=sys.stderr)
             return 1

@@ -22,7 +22,18 @@ Start it and add a peripheral (in-process, e.g. a gateway test or the demo)::
 
 In tests use the fixtures of ``tests/fix_ble.py`` (``ble_bus``, ``bluez``), which do the
 above per test and skip when ``dbus-daemon`` is missing. Out of process,
-``daon simulate ble`` runs the demo's devices and prints the address to export.
+``daon simulate ble`` runs the demo's devices and prints the address to export (``--json``:
+one line with ``bus``, ``bin_dir`` and the devices, user slots and consent codes).
+
+Passkey pairing needs an ``org.bluez.Agent1`` on the bus, as on a real gateway: export one
+(``RequestPasskey(o) -> u`` answering the device's key), call
+``AgentManager1.RegisterAgent(path, "KeyboardDisplay")`` and ``RequestDefaultAgent(path)``
+on ``/org/bluez``; tests/simulators/ble/helpers.py has one. Just Works needs no agent.
+
+Restarting the service (``stop()`` then ``start()``) in the same event loop behaves like a
+bluetoothd restart: bonded devices stay, GATT objects and unbonded devices are gone, and the
+objects are announced again with ``InterfacesAdded``; give clients a few milliseconds to see
+them before scanning.
 
 What it offers (bluetoothd-accurate names, types, signal order and error replies):
 

@@ -71,11 +71,15 @@ class PrivateBus:
     """One private dbus-daemon process. Use as a context manager or call start()/stop().
 
     ``address`` is what to export as ``DBUS_SYSTEM_BUS_ADDRESS``; ``bin_dir`` holds the fake
-    ``bluetoothctl``.
+    ``bluetoothctl``. ``detach`` starts the daemon in a session of its own, so that a Ctrl-C
+    at a terminal (sent to the whole foreground process group) does not kill the bus under
+    the service before it has left cleanly; the owner must then call :meth:`stop`. Tests
+    leave it attached, so an interrupted test run takes its daemon along.
     """
 
-    def __init__(self, daemon: str | None = None) -> None:
+    def __init__(self, daemon: str | None = None, *, detach: bool = False) -> None:
         self._daemon = daemon
+        self._detach = detach
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: Path | None = None
         self.address = ""
@@ -111,6 +115,7 @@ class PrivateBus:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 stdin=subprocess.DEVNULL,
+                start_new_session=self._detach,
             )
         except OSError as exc:
             shutil.rmtree(work, ignore_errors=True)
