@@ -227,7 +227,13 @@ def _station_device(
     tail = address.replace(":", "")[-6:]
     kinds = {
         "cuff": (Kind.BLOOD_PRESSURE, "A&D Medical", "UA-651BLE", "1.3", f"A&D_UA-651BLE_{tail}"),
-        "glucose_meter": (Kind.GLUCOSE, "i-SENS", "CareSens N Premier", "2.1", f"CareSens {tail}"),
+        "glucose_meter": (
+            Kind.GLUCOSE,
+            "i-SENS",
+            "CareSens N Premier",
+            "2.1",
+            f"CareSens {tail[:2]}{tail[-2:]}",
+        ),
         "scale": (Kind.BODY_WEIGHT, "A&D Medical", "UC-352BLE", "1.1", f"A&D_UC-352BLE_{tail}"),
         "body_composition": (Kind.BODY_COMPOSITION, "Beurer", "BF720", "1.0", "BF720"),
     }
@@ -347,7 +353,13 @@ def _home_devices(residents: list[DemoResident]) -> dict[str, tuple[DemoDevice, 
                     f"BLESmart_0000015F{address.replace(':', '')}",
                 )
             elif role == "glucose_meter":
-                spec = (Kind.GLUCOSE, "i-SENS", "CareSens N Premier", "2.1", f"CareSens {tail}")
+                spec = (
+                    Kind.GLUCOSE,
+                    "i-SENS",
+                    "CareSens N Premier",
+                    "2.1",
+                    f"CareSens {tail[:2]}{tail[-2:]}",
+                )
             else:
                 spec = (
                     Kind.BODY_WEIGHT,
