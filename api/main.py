@@ -60,7 +60,7 @@ def create_app(config: ApiConfig) -> FastAPI:
             min_size=config.pool_min,
             max_size=config.pool_max,
             name="daon-api",
-            timeout=config.pool_timeout_s,
+            wait_s=config.pool_timeout_s,
         )
         publisher = CheckinPublisher(config.mqtt, config.topic_root, config.mqtt_timeout_s)
         await publisher.start()

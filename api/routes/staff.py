@@ -28,6 +28,24 @@ async def rehab(request: Request, conn: Conn, session: WebSession) -> Response:
     )
 
 
+@router.get("/liaison")
+async def liaison(request: Request, conn: Conn, session: WebSession) -> Response:
+    actor = session.actor
+    if actor.role is not access.Role.LIAISON:
+        raise access.AccessDenied(actor, "use the liaison officer's view")
+    rows = await web_pages.liaison_overview(conn, actor)
+    return render(
+        request,
+        "liaison.html",
+        {
+            "actor": actor,
+            "csrf_token": session.csrf_token,
+            "rows": rows,
+            "message": request.query_params.get("m"),
+        },
+    )
+
+
 @router.get("/admin/audit")
 async def audit(
     request: Request,

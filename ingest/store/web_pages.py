@@ -239,3 +239,53 @@ async def rehab_overview(conn: Conn, actor: Actor) -> tuple[RehabRow, ...]:
         conn, actor, subtype="search-type", action="E", entity="page:rehab", residents=ids
     )
     return tuple(RehabRow(d, latest[d.id], previous[d.id]) for d in details)
+
+
+# --- liaison officer's view -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """A follow-up a liaison officer may know about: plain-language topic and due date only."""
+
+    topic: str
+    due: date | None
+    status: str  # requested / in-progress / ...
+
+
+@dataclass(frozen=True, slots=True)
+class LiaisonRow:
+    resident_id: str
+    display_name: str
+    neighbourhood: str
+    needs: tuple[Need, ...]
+
+
+async def liaison_overview(conn: Conn, actor: Actor) -> tuple[LiaisonRow, ...]:
+    """Assigned residents with an active consent, and what follow-up they need (never values)."""
+    actor.require(Capability.READ_NEEDS)
+    where, params = access.scope_predicate(actor)
+    cur = await conn.execute(
+        f"SELECT r.id, r.display_name, r.neighbourhood FROM resident r WHERE {where}"
+        " ORDER BY r.display_name, r.id".encode(),
+        params,
+    )
+    rows = await cur.fetchall()
+    needs = await _liaison_needs(conn, [str(r[0]) for r in rows])
+    await access.record_audit(
+        conn,
+        actor,
+        subtype="search-type",
+        action="E",
+        entity="page:liaison",
+        residents=[str(r[0]) for r in rows],
+    )
+    return tuple(
+        LiaisonRow(str(r[0]), str(r[1]), str(r[2]), needs.get(str(r[0]), ())) for r in rows
+    )
+
+
+async def _liaison_needs(conn: Conn, resident_ids: list[str]) -> dict[str, tuple[Need, ...]]:
+    """Open liaison tasks per resident (filled in once the clinical task table exists)."""
+    del conn, resident_ids
+    return {}
