@@ -1452,6 +1452,10 @@ def prepare(
     check_result(measurement)
     values: dict[str, Decimal] = {}
     structure = _PREPARERS[measurement.kind](measurement, values)
+    if structure.control and ctx.performer is not None:
+        raise RejectedReading(
+            Reason.NOT_A_RESULT, "a hand-entered control-solution test is not a patient result"
+        )
     if ctx.patient is None and not structure.control:
         raise HeldForReview(
             Reason.NO_BINDING, "배정된 주민이 없습니다 (no resident is bound to this reading)"

@@ -51,7 +51,7 @@ def _default(value: object) -> str:
 
 
 def dumps(obj: Any) -> str:
-    """Compact JSON text; Decimals keep their precision. Floats are refused on purpose."""
+    """Compact JSON text; Decimals keep their precision (a float would not: pass Decimals)."""
     text = json.dumps(
         obj, ensure_ascii=False, separators=(",", ":"), default=_default, allow_nan=False
     )
@@ -70,142 +70,104 @@ def clean_text(text: str) -> str:
     return _CONTROL_RE.sub("", text).strip()
 
 
-# FHIR R4 element order for the resources and data types we emit. Keys not listed sort after
-# these, alphabetically (they only appear in resources produced elsewhere).
-_ORDER: Final = (
-    # Resource / DomainResource
-    "resourceType",
-    "id",
-    "meta",
-    "implicitRules",
-    "language",
-    "text",
-    "contained",
-    "extension",
-    "modifierExtension",
-    # Meta
-    "versionId",
-    "lastUpdated",
-    "source",
-    "profile",
-    "security",
-    "tag",
-    # Extension (url first, then value[x])
-    "url",
-    # Observation
-    "identifier",
-    "basedOn",
-    "partOf",
-    "status",
-    "category",
-    "code",
-    "subject",
-    "focus",
-    "encounter",
-    "effectiveDateTime",
-    "effectivePeriod",
-    "issued",
-    "performer",
-    "valueQuantity",
-    "valueCodeableConcept",
-    "valueString",
-    "valueBoolean",
-    "valueInteger",
-    "valueRange",
-    "valueDateTime",
-    "valuePeriod",
-    "valueReference",
-    "dataAbsentReason",
-    "interpretation",
-    "note",
-    "bodySite",
-    "method",
-    "specimen",
-    "device",
-    "referenceRange",
-    "hasMember",
-    "derivedFrom",
-    "component",
-    # Device
-    "udiCarrier",
-    "definition",
-    "manufacturer",
-    "manufactureDate",
-    "expirationDate",
-    "lotNumber",
-    "serialNumber",
-    "deviceName",
-    "modelNumber",
-    "partNumber",
-    "type",
-    "specialization",
-    "version",
-    "property",
-    "patient",
-    "owner",
-    "contact",
-    "location",
-    "parent",
-    # Provenance
-    "target",
-    "occurredPeriod",
-    "occurredDateTime",
-    "recorded",
-    "policy",
-    "reason",
-    "activity",
-    "agent",
-    "entity",
-    "signature",
-    "role",
-    "who",
-    "onBehalfOf",
-    "what",
-    # Identifier, Coding, CodeableConcept, Quantity, Reference, Period, Annotation, Narrative
-    "use",
-    "system",
-    "value",
-    "display",
-    "userSelected",
-    "coding",
-    "comparator",
-    "unit",
-    "reference",
-    "start",
-    "end",
-    "authorString",
-    "time",
-    "div",
-    "name",
-    "systemType",
-    "valueCode",
-)
-_RANK: Final = {key: index for index, key in enumerate(_ORDER)}
-_LAST: Final = len(_ORDER)
+# FHIR R4 element order, per resource and per data type. PostgreSQL's jsonb forgets key order,
+# so :func:`canonical` restores it from the key set: an object's type is known from the key it
+# sits under (``"valueQuantity"`` → Quantity) or from its ``resourceType``. Keys not listed
+# sort after the listed ones, alphabetically.
+_DOMAIN: Final = ("resourceType", "id", "meta", "implicitRules", "language", "text",
+                  "contained", "extension", "modifierExtension")
+_RESOURCES: Final[dict[str, tuple[str, ...]]] = {
+    "Observation": _DOMAIN + (
+        "identifier", "basedOn", "partOf", "status", "category", "code", "subject", "focus",
+        "encounter", "effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued",
+        "performer", "valueQuantity", "valueCodeableConcept", "valueString", "valueBoolean",
+        "valueInteger", "valueRange", "valueRatio", "valueSampledData", "valueTime",
+        "valueDateTime", "valuePeriod", "dataAbsentReason", "interpretation", "note",
+        "bodySite", "method", "specimen", "device", "referenceRange", "hasMember",
+        "derivedFrom", "component",
+    ),
+    "Device": _DOMAIN + (
+        "identifier", "definition", "udiCarrier", "status", "statusReason",
+        "distinctIdentifier", "manufacturer", "manufactureDate", "expirationDate", "lotNumber",
+        "serialNumber", "deviceName", "modelNumber", "partNumber", "type", "specialization",
+        "version", "property", "patient", "owner", "contact", "location", "url", "note",
+        "safety", "parent",
+    ),
+    "Provenance": _DOMAIN + (
+        "target", "occurredPeriod", "occurredDateTime", "recorded", "policy", "location",
+        "reason", "activity", "agent", "entity", "signature",
+    ),
+}
+_CODING: Final = ("system", "version", "code", "display", "userSelected")
+_CONCEPT: Final = ("coding", "text")
+_QUANTITY: Final = ("value", "comparator", "unit", "system", "code")
+_REFERENCE: Final = ("reference", "type", "identifier", "display")
+_TYPES: Final[dict[str, tuple[str, ...]]] = {
+    "meta": ("versionId", "lastUpdated", "source", "profile", "security", "tag"),
+    "extension": ("url",),  # then value[x] (alphabetical after url)
+    "modifierExtension": ("url",),
+    "identifier": ("use", "type", "system", "value", "period", "assigner"),
+    "coding": _CODING, "security": _CODING, "tag": _CODING,
+    "code": _CONCEPT, "category": _CONCEPT, "interpretation": _CONCEPT,
+    "dataAbsentReason": _CONCEPT, "valueCodeableConcept": _CONCEPT, "type": _CONCEPT,
+    "systemType": _CONCEPT, "method": _CONCEPT, "bodySite": _CONCEPT, "activity": _CONCEPT,
+    "reason": _CONCEPT,
+    "valueQuantity": _QUANTITY, "low": _QUANTITY, "high": _QUANTITY,
+    "subject": _REFERENCE, "device": _REFERENCE, "performer": _REFERENCE,
+    "derivedFrom": _REFERENCE, "hasMember": _REFERENCE, "valueReference": _REFERENCE,
+    "who": _REFERENCE, "onBehalfOf": _REFERENCE, "target": _REFERENCE, "what": _REFERENCE,
+    "patient": _REFERENCE, "parent": _REFERENCE, "specimen": _REFERENCE,
+    "note": ("authorReference", "authorString", "time", "text"),
+    "component": (
+        "code", "valueQuantity", "valueCodeableConcept", "valueString", "valueBoolean",
+        "valueInteger", "valueRange", "valueRatio", "valueSampledData", "valueTime",
+        "valueDateTime", "valuePeriod", "dataAbsentReason", "interpretation", "referenceRange",
+    ),
+    "specialization": ("systemType", "version"),
+    "version": ("type", "component", "value"),
+    "deviceName": ("name", "type"),
+    "agent": ("type", "role", "who", "onBehalfOf"),
+    "entity": ("role", "what", "agent"),
+    "effectivePeriod": ("start", "end"),
+    "period": ("start", "end"),
+}
+_RANKS: Final = {
+    name: {key: i for i, key in enumerate(order)}
+    for name, order in (*_RESOURCES.items(), *_TYPES.items())
+}
+_NONE: Final[dict[str, int]] = {}
 
 
-def _key(item: tuple[str, Any]) -> tuple[int, str]:
-    return (_RANK.get(item[0], _LAST), item[0])
+def _ranking(obj: dict[str, Any], parent: str | None) -> dict[str, int]:
+    resource_type = obj.get("resourceType")
+    if isinstance(resource_type, str) and resource_type in _RANKS:
+        return _RANKS[resource_type]
+    return _RANKS.get(parent or "", _NONE)
 
 
-def canonical(obj: Any) -> Any:
+def _order(obj: dict[str, Any], parent: str | None) -> list[str]:
+    rank = _ranking(obj, parent)
+    last = len(rank)
+    return sorted(obj, key=lambda k: (rank.get(k, last), k))
+
+
+def canonical(obj: Any, parent: str | None = None) -> Any:
     """The same JSON value with every object's keys in FHIR element order (lists keep order)."""
     if isinstance(obj, dict):
-        return {k: canonical(v) for k, v in sorted(obj.items(), key=_key)}
+        return {k: canonical(obj[k], k) for k in _order(obj, parent)}
     if isinstance(obj, list):
-        return [canonical(v) for v in obj]
+        return [canonical(v, parent) for v in obj]
     return obj
 
 
-def is_canonical(obj: Any) -> bool:
+def is_canonical(obj: Any, parent: str | None = None) -> bool:
     """True when every object's keys are already in canonical order."""
     if isinstance(obj, dict):
-        keys = list(obj)
-        return keys == sorted(keys, key=lambda k: (_RANK.get(k, _LAST), k)) and all(
-            is_canonical(v) for v in obj.values()
+        return list(obj) == _order(obj, parent) and all(
+            is_canonical(v, k) for k, v in obj.items()
         )
     if isinstance(obj, list):
-        return all(is_canonical(v) for v in obj)
+        return all(is_canonical(v, parent) for v in obj)
     return True
 
 

@@ -287,10 +287,26 @@ def _clock(reading: WireReading) -> Clock | None:
     return Clock(device=device, gateway=sample.gateway)
 
 
+_QUIRKS: dict[tuple[str | None, str | None], tuple[str, ...]] = {}
+
+
+def _catalogue_quirks(manufacturer: str | None, model: str | None) -> tuple[str, ...]:
+    """The catalogue's quirks for a model (memoised: the lookup scans the whole catalogue)."""
+    key = (manufacturer, model)
+    found = _QUIRKS.get(key)
+    if found is None:
+        found = quirks_for(manufacturer, model)
+        if len(_QUIRKS) < 10_000:
+            _QUIRKS[key] = found
+    return found
+
+
 def decode_measurements(reading: WireReading, calibration: str | None) -> tuple[Measurement, ...]:
     """The reading's Measurements (BLE values or a station payload); raises DeviceError."""
     if reading.source == "ble":
-        quirks = reading.quirks or quirks_for(reading.device.manufacturer, reading.device.model)
+        quirks = reading.quirks or _catalogue_quirks(
+            reading.device.manufacturer, reading.device.model
+        )
         return decode_record(
             [(v.uuid, v.data) for v in reading.values], quirks=quirks, calibration=calibration
         )

@@ -13,6 +13,9 @@ decision is reversible and recorded (``unbound_event``), never a silent edit
   become ``entered-in-error`` (status column and resource), so a wrong binding is corrected in
   the open. Assigning it again to the same resident revives those Observations.
 
+Each function runs in a transaction of its own (a savepoint inside the caller's, if one is
+open: then the caller commits). ``conn`` may be a pool connection or an autocommit one.
+
 Errors (subclasses of :class:`ingest.store.errors.StoreError`)::
 
     StoreError
