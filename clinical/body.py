@@ -52,19 +52,19 @@ def evaluate(ev: Evaluation) -> None:
     with np.errstate(invalid="ignore"):
         ev.agg(
             "OB-BMI-UNDER",
-            state_from(bmi < b.bmi_under),
+            state_from(bmi < b.bmi_under, hold=np.isnan(bmi)),
             details=bmi_details,
             evidence=["weight-latest"],
         )
         ev.agg(
             "OB-BMI-PREOBESE",
-            state_from((bmi >= b.bmi_preobese) & (bmi < b.bmi_obese)),
+            state_from((bmi >= b.bmi_preobese) & (bmi < b.bmi_obese), hold=np.isnan(bmi)),
             details=bmi_details,
             evidence=["weight-latest"],
         )
         ev.agg(
             "OB-BMI-OBESE",
-            state_from(bmi >= b.bmi_obese),
+            state_from(bmi >= b.bmi_obese, hold=np.isnan(bmi)),
             details={**bmi_details, "class": obesity_class},
             evidence=["weight-latest"],
         )
@@ -78,7 +78,7 @@ def evaluate(ev: Evaluation) -> None:
     with np.errstate(invalid="ignore"):
         ev.agg(
             "OB-WAIST",
-            state_from(waist >= waist_limit),
+            state_from(waist >= waist_limit, hold=np.isnan(waist)),
             details={"waist_cm": waist},
             evidence=["waist-latest"],
         )
@@ -92,7 +92,7 @@ def evaluate(ev: Evaluation) -> None:
     with np.errstate(invalid="ignore"):
         ev.agg(
             "BC-FAT-HIGH",
-            state_from(fat >= np.where(c.female, b.fat_f, b.fat_m)),
+            state_from(fat >= np.where(c.female, b.fat_f, b.fat_m), hold=np.isnan(fat)),
             details={"fat_pct": fat},
             evidence=["fat-latest"],
         )
@@ -155,7 +155,7 @@ def evaluate(ev: Evaluation) -> None:
     low_muscle = low_mass & grip_measured & ~low_grip & perf_measured & ~low_perf
     ev.agg(
         "BC-LOW-MUSCLE-MASS",
-        state_from(low_muscle),
+        state_from(low_muscle, hold=~(mass_measured & grip_measured & perf_measured)),
         details=sar_details,
         evidence=["asm-latest", "function-latest"],
     )

@@ -258,7 +258,10 @@ def evaluate(ev: Evaluation) -> None:
     ev.evidence_set("bp-low-week", "bp", low_sit)
     ev.agg(
         "BP-LOW-SUSTAINED",
-        state_from((low_dates >= th.low_sustained_dates) & ~sym.found),
+        state_from(
+            (low_dates >= th.low_sustained_dates) & ~sym.found,
+            hold=_seg.count(bp.resident, valid & sitting & week, n) == 0,  # nothing to judge
+        ),
         details={"dates": low_dates.astype(np.float64)},
         evidence=["bp-low-week"],
     )
@@ -270,7 +273,9 @@ def evaluate(ev: Evaluation) -> None:
     ev.evidence_set("bp-irregular", "bp", irregular)
     ev.agg(
         "BP-IRREG-PULSE",
-        state_from(irr_n >= th.irregular_min_count),
+        state_from(
+            irr_n >= th.irregular_min_count, hold=_seg.count(bp.resident, valid & fortnight, n) == 0
+        ),
         details={"n": irr_n.astype(np.float64)},
         evidence=["bp-irregular"],
     )
@@ -322,13 +327,13 @@ def evaluate(ev: Evaluation) -> None:
     office_low = (om.sys < th.office_sys) & (om.dia < th.office_dia)
     ev.agg(
         "BP-WHITECOAT",
-        state_from(both & office_high & home_low),
+        state_from(both & office_high & home_low, hold=~both),
         details={**home_details, **office_details},
         evidence=["bp-home-mean", "bp-office-mean"],
     )
     ev.agg(
         "BP-MASKED",
-        state_from(both & office_low & home_high),
+        state_from(both & office_low & home_high, hold=~both),
         details={**home_details, **office_details},
         evidence=["bp-home-mean", "bp-office-mean"],
     )
@@ -345,7 +350,8 @@ def evaluate(ev: Evaluation) -> None:
     ev.evidence_set(
         "bp-governing", "bp", np.where(gov_evidence[bp.resident] == 0, home_rows, office_rows)
     )
-    ev.agg("BP-ISH", state_from(ish), details=gov_details, evidence=["bp-governing"])
+    no_mean = ~(gov_home | gov_office)
+    ev.agg("BP-ISH", state_from(ish, hold=no_mean), details=gov_details, evidence=["bp-governing"])
 
     treated = ev.cohort.hypertension | ev.cohort.antihypertensive
     target_hit = (g_sys >= th.target_high_risk_sys) | (g_dia >= th.target_high_risk_dia)
@@ -358,7 +364,10 @@ def evaluate(ev: Evaluation) -> None:
         treated & ev.cohort.bp_high_risk & (gov_home | gov_office) & target_hit & below_threshold
     )
     ev.agg(
-        "BP-ABOVE-TARGET", state_from(above_target), details=gov_details, evidence=["bp-governing"]
+        "BP-ABOVE-TARGET",
+        state_from(above_target, hold=no_mean),
+        details=gov_details,
+        evidence=["bp-governing"],
     )
 
     # -- BP-RECHECK: a single high sitting home/centre reading with no confirming mean as of

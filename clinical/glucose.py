@@ -174,7 +174,7 @@ def evaluate(ev: Evaluation) -> None:
     rec_dates = dates(recurrent)
     ev.agg(
         "GLU-HYPO-RECURRENT",
-        state_from(rec_dates >= g.recurrent_min_dates),
+        state_from(rec_dates >= g.recurrent_min_dates, hold=dates(valid & w14) == 0),
         details={"dates": rec_dates.astype(np.float64)},
         evidence=["glu-hypo-14d"],
     )
@@ -184,24 +184,27 @@ def evaluate(ev: Evaluation) -> None:
     ifg_days = dates(fasting_ifg & w30)
     rnd_days = dates(random_dm & w30)
     dm = dm_days >= g.diagnosis_min_dates
+    # without readings in the window there is nothing to judge: an open flag stays open
+    no_fasting = dates(valid & fasting & w30) == 0
+    no_random = dates(valid & ~fasting & w30) == 0
     ev.evidence_set("glu-fpg-dm", "glucose", fasting_dm & w30)
     ev.evidence_set("glu-fpg-ifg", "glucose", fasting_ifg & w30)
     ev.evidence_set("glu-random-dm", "glucose", random_dm & w30)
     ev.agg(
         "GLU-FPG-DM-RANGE",
-        state_from(dm),
+        state_from(dm, hold=no_fasting),
         details={"dates": dm_days.astype(np.float64)},
         evidence=["glu-fpg-dm"],
     )
     ev.agg(
         "GLU-FPG-IFG",
-        state_from(~dm & (ifg_days >= g.diagnosis_min_dates)),
+        state_from(~dm & (ifg_days >= g.diagnosis_min_dates), hold=no_fasting),
         details={"dates": ifg_days.astype(np.float64)},
         evidence=["glu-fpg-ifg"],
     )
     ev.agg(
         "GLU-RANDOM-DM-RANGE",
-        state_from(rnd_days >= g.diagnosis_min_dates),
+        state_from(rnd_days >= g.diagnosis_min_dates, hold=no_random),
         details={"dates": rnd_days.astype(np.float64)},
         evidence=["glu-random-dm"],
     )
@@ -235,7 +238,7 @@ def evaluate(ev: Evaluation) -> None:
     )
     ev.agg(
         "GLU-FASTING-BELOW-TARGET",
-        state_from(enough & (f_mean < tg["fasting_low"])),
+        state_from(enough & (f_mean < tg["fasting_low"]), hold=~enough),
         details=f_details,
         evidence=["glu-fasting-14d"],
     )
@@ -250,7 +253,8 @@ def evaluate(ev: Evaluation) -> None:
             pp_applies
             & (p_n >= g.target_min_readings)
             & (p_dates >= g.target_min_dates)
-            & (p_mean > g.postprandial_high)
+            & (p_mean > g.postprandial_high),
+            hold=pp_applies & ((p_n < g.target_min_readings) | (p_dates < g.target_min_dates)),
         ),
         details={
             "mean_mg_dl": p_mean,
@@ -270,7 +274,8 @@ def evaluate(ev: Evaluation) -> None:
             bed_applies
             & (b_n >= g.target_min_readings)
             & (b_dates >= g.target_min_dates)
-            & (b_mean < tg["bedtime_low"])
+            & (b_mean < tg["bedtime_low"]),
+            hold=bed_applies & ((b_n < g.target_min_readings) | (b_dates < g.target_min_dates)),
         ),
         details={
             "mean_mg_dl": b_mean,
@@ -329,19 +334,19 @@ def _a1c(ev: Evaluation, g: GlucoseThresholds, target: FloatArray) -> None:
         above = c.diabetes & ~np.isnan(target) & (pct180 >= target)
     ev.agg(
         "A1C-DM-RANGE",
-        state_from(dm),
+        state_from(dm, hold=np.isnan(pct180)),
         details={"pct": pct180},
         evidence=[f"a1c-latest-{g.a1c_window_days}"],
     )
     ev.agg(
         "A1C-PREDM",
-        state_from(predm),
+        state_from(predm, hold=np.isnan(pct365)),
         details={"pct": pct365},
         evidence=[f"a1c-latest-{g.a1c_predm_window_days}"],
     )
     ev.agg(
         "A1C-ABOVE-TARGET",
-        state_from(above),
+        state_from(above, hold=np.isnan(pct180)),
         details={"pct": pct180, "target": target},
         evidence=[f"a1c-latest-{g.a1c_window_days}"],
     )

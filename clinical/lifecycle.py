@@ -52,6 +52,7 @@ class Notice(StrEnum):
     ESCALATED_LIAISON = "escalated_liaison"
     RESOLVED = "resolved"
     SUPERSEDED = "superseded"
+    REOPENED = "reopened"  # an auto-closed aggregate flag qualifying again within the quiet days
     REMEASURE = "remeasure"  # a rejected reading: please measure again (§2)
     PROMPT = "prompt"
 
@@ -334,6 +335,31 @@ def step(
                 if not unseen:
                     continue
                 merged = dataclasses.replace(merged, evidence=unseen)
+            if (
+                spec.timing is Timing.AGGREGATE
+                and closed is not None
+                and closed.rearmed
+                and (closed.close_reason or "").startswith("auto")
+                and closed.closed_at is not None
+                and now - closed.closed_at <= timedelta(days=h.reopen_quiet_days)
+            ):
+                flag = _reopen(closed, merged, now)
+                actions.append(
+                    Action(
+                        ActionKind.UPDATE_TASK,
+                        resident,
+                        rule_id,
+                        now,
+                        Notice.REOPENED,
+                        _staff(spec),
+                        flag.severity,
+                    )
+                )
+                if merged.severity.rank > closed.severity.rank:
+                    _emit(actions, flag, Notice.SEVERITY_ROSE, now, h)
+                out[rule_id] = flag
+                changed.add(rule_id)
+                continue
             flag = FlagState(
                 resident=resident,
                 rule=rule_id,
@@ -502,6 +528,24 @@ def tick(resident: str, flags: Sequence[FlagState], now: datetime, ruleset: Rule
         if new != flag:
             changed.add(flag.rule)
     return Transition(states=tuple(out), actions=tuple(actions), changed=frozenset(changed))
+
+
+def _reopen(closed: FlagState, merged: Finding, now: datetime) -> FlagState:
+    """The same flag again: its task, acknowledgement and escalation history carry on."""
+    severity = max(closed.severity, merged.severity, key=lambda s: s.rank)
+    status = FlagStatus.ACKNOWLEDGED if closed.acknowledged_at is not None else FlagStatus.OPEN
+    rose = merged.severity.rank > closed.severity.rank
+    return dataclasses.replace(
+        closed,
+        status=FlagStatus.OPEN if rose else status,
+        severity=severity,
+        closed_at=None,
+        close_reason=None,
+        summary=merged.summary,
+        evidence=tuple(sorted(set(closed.evidence) | set(merged.evidence))),
+        last_evidence_at=merged.at,
+        alerted_at=now if rose else closed.alerted_at,
+    )
 
 
 def _silent_until(flag: FlagState, h: Hygiene) -> datetime | None:

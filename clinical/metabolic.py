@@ -103,7 +103,13 @@ def evaluate(ev: Evaluation) -> None:
         "unknown": unknown.astype(np.float64),
     }
     some = (present >= 1) & (present < m.metsyn_components)
-    ev.agg("MS-METSYN", state_from(present >= m.metsyn_components), details=details)
+    # unknown components: an open flag stays open while the data could still confirm it
+    possible = present + unknown >= m.metsyn_components
+    ev.agg(
+        "MS-METSYN",
+        state_from(present >= m.metsyn_components, hold=possible & (unknown > 0)),
+        details=details,
+    )
     ev.agg(
         "MS-INCOMPLETE",
         state_from(some & (present + unknown >= m.metsyn_components)),

@@ -282,6 +282,10 @@ class Hygiene:
     critical_escalate_lead_min: float = 30.0
     critical_escalate_liaison_min: float = 60.0
     ack_cooldown_h: float = 6.0
+    # An aggregate flag that closed by itself and re-qualifies within this many days re-opens
+    # as the same flag and task, silently (unless its severity rose): a value hovering at a
+    # threshold must not become a new task every few days (OPERATIONAL; §10.2.3-5 spirit)
+    reopen_quiet_days: float = 7.0
     critical_due_h: float = 1.0
     urgent_reminder_local_hour: int = 17  # "one reminder at end of day" (OPERATIONAL hour)
     urgent_due_local_hour: int = 18  # same working day

@@ -55,7 +55,14 @@ from clinical.model import (
     ReadingsBuilder,
     Setting,
 )
-from clinical.resources import business_status, group_change_task, task_key, task_resource
+from clinical.resources import (
+    business_status,
+    flag_resource,
+    group_change_task,
+    risk_assessment,
+    task_key,
+    task_resource,
+)
 from clinical.ruleset import DEFAULT_RULESET, RuleSet
 from clinical.visiting import FlagFact, Group, decide
 from ingest import store
@@ -500,6 +507,21 @@ async def _advance(
             report.opened += 1
         elif not s.is_open and before.get((s.rule, s.id), s).is_open:
             report.closed += 1
+    await db.save_flag_resources(
+        conn,
+        [
+            (
+                int(s.id or 0),
+                flag_resource(s, ruleset),
+                risk_assessment(
+                    s,
+                    ruleset,
+                    evidence_refs=[f"Observation/{uuid_of[i]}" for i in s.evidence if i in uuid_of],
+                ),
+            )
+            for s in saved.values()
+        ],
+    )
     await _store_actions(conn, resident, transition.actions, saved, states, now, ruleset, report)
     # every changed flag's tasks mirror its state (priority, status, businessStatus)
     for s in saved.values():

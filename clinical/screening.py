@@ -74,7 +74,7 @@ def evaluate(ev: Evaluation) -> None:
     with np.errstate(invalid="ignore"):
         ev.agg(
             "FR-FRAIL",
-            state_from(score >= s.frailty),
+            state_from(score >= s.frailty, hold=np.isnan(score)),
             details={"score": score},
             evidence=["frailty-latest"],
         )

@@ -235,6 +235,30 @@ async def save_flags(conn: Conn, rows: Sequence[FlagRow]) -> list[int]:
     return out
 
 
+async def save_flag_resources(
+    conn: Conn, rows: Sequence[tuple[int, dict[str, Any], dict[str, Any]]]
+) -> None:
+    """(flag id, FHIR Flag, FHIR RiskAssessment) as rendered by the runner (migration 0201)."""
+    if not rows:
+        return
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "UPDATE risk_flag SET fhir_flag = %s, fhir_risk_assessment = %s WHERE id = %s",
+            [(Jsonb(f), Jsonb(r), i) for i, f, r in rows],
+        )
+
+
+async def flag_resources(conn: Conn, flag_id: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The stored FHIR Flag and RiskAssessment of a flag (clinical staff only)."""
+    cur = await conn.execute(
+        "SELECT fhir_flag, fhir_risk_assessment FROM risk_flag WHERE id = %s", (flag_id,)
+    )
+    row = await cur.fetchone()
+    if row is None or row[0] is None:
+        return None
+    return dict(row[0]), dict(row[1])
+
+
 @dataclass(frozen=True, slots=True)
 class FlagEventRow:
     flag_id: int | None

@@ -271,6 +271,23 @@ def test_hysteresis_keeps_home_htn_open_until_below_130_82():
     assert (ActionKind.CLOSE_TASKS, Notice.RESOLVED) in notices(t, "BP-HOME-HTN")
 
 
+def test_an_auto_closed_flag_that_qualifies_again_soon_reopens_silently():
+    day = 24 * H
+    week = home_week(150, 95)
+    flags = Flags()
+    flags.step(run(week, range(len(week)), NOW), NOW)
+    first = flags["BP-HOME-HTN"]
+    low = week + home_week(125, 78, end_days_ago=-7, dates=7)
+    flags.step(run(low, range(len(week), len(low)), NOW + 7 * day), NOW + 7 * day)
+    assert flags["BP-HOME-HTN"].status is FlagStatus.RESOLVED
+    high = low + home_week(152, 95, end_days_ago=-10, dates=3, per_day=6)
+    t = flags.step(run(high, range(len(low), len(high)), NOW + 10 * day), NOW + 10 * day)
+    again = flags["BP-HOME-HTN"]
+    assert again.is_open
+    assert again.opened_at == first.opened_at  # the same flag (and so the same task)
+    assert notices(t, "BP-HOME-HTN") == [(ActionKind.UPDATE_TASK, Notice.REOPENED)]
+
+
 def test_office_htn_is_superseded_by_a_home_mean():
     office = [
         bp(NOW - 20 * 24 * H, 150, 95, setting="centre"),

@@ -11,6 +11,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from fhir.resources.R4B.flag import Flag
+from fhir.resources.R4B.riskassessment import RiskAssessment
 
 from clinical import runner
 from devices.model import Component, Kind, Measurement
@@ -93,6 +95,10 @@ async def test_crisis_reading_raises_a_flag_a_notification_and_a_task_once(db_ur
         assert nurse.due_at == crisis.alerted_at + timedelta(hours=1)
         group = (await db.visiting_groups(conn, ["R1"]))["R1"]
         assert group.grp == "intensive"
+        fhir_flag, fhir_risk = await db.flag_resources(conn, crisis.id)
+        assert Flag.model_validate(fhir_flag).status == "active"
+        basis = RiskAssessment.model_validate(fhir_risk).basis
+        assert [b.reference for b in basis] == [f"Observation/{crisis.evidence[0]}"]
 
         # the same data again: nothing new (no second flag, event or task)
         n_events = await count(conn, "SELECT count(*) FROM flag_event")
