@@ -503,7 +503,7 @@ async def _advance(
     saved: dict[str, FlagState] = {}
     for s, flag_id in zip(changed_states, new_ids, strict=True):
         saved[s.rule] = replace(s, id=str(flag_id))
-        if s.id is None:
+        if s.id is None and ruleset.rule(s.rule).clinical:  # resident prompts are not flags
             report.opened += 1
         elif not s.is_open and before.get((s.rule, s.id), s).is_open:
             report.closed += 1
