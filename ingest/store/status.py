@@ -13,7 +13,7 @@ from ingest.store.migrate import current_version
 # is reported as None rather than 0, so an operator can tell "none" from "not there".
 _COUNTS: tuple[tuple[str, str, str], ...] = (
     ("observations", "observation", "TRUE"),
-    ("open_flags", "risk_flag", "state IN ('open', 'acknowledged', 'escalated')"),
+    ("open_flags", "risk_flag", "state IN ('open', 'acknowledged', 'snoozed')"),
     ("unbound_readings", "unbound_reading", "state = 'pending'"),
     ("dead_letters", "dead_letter", "TRUE"),
 )
