@@ -103,6 +103,7 @@ class Consumer:
         self.registry: RegistrySnapshot | None = None
         self._registry_at = 0.0
         self._on_commit = on_commit
+        self.subscribed = asyncio.Event()  # set while a link is subscribed (tests, demo)
 
     # --- registry ----------------------------------------------------------------------------
 
@@ -149,13 +150,18 @@ class Consumer:
         """Consume until ``stop`` is set (drains the batch in hand) or the link drops."""
         await link.subscribe(self.config.subscription, qos=1)
         logger.info("consuming %s", self.config.subscription)
+        self.subscribed.set()
         batches: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=1)
-        async with asyncio.TaskGroup() as tasks:
-            collector = tasks.create_task(self._collect(link, batches, stop))
-            tasks.create_task(self._write(link, batches))
-            watcher = tasks.create_task(self._watch(link))
-            await collector
-            watcher.cancel()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                collector = tasks.create_task(self._collect(link, batches, stop))
+                writer = tasks.create_task(self._write(link, batches))
+                watcher = tasks.create_task(self._watch(link))
+                await collector
+                await writer
+                watcher.cancel()
+        finally:
+            self.subscribed.clear()
 
     async def _watch(self, link: MqttLink) -> None:
         assert link.closed is not None

@@ -69,7 +69,7 @@ async def run(
                         min_size=1,
                         max_size=3,
                         name="ingest",
-                        timeout=config.connect_timeout_s,
+                        wait_s=config.connect_timeout_s,
                     )
                     await _prepare(pool, config)
                     consumer = Consumer(config, pool)

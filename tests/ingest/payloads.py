@@ -25,11 +25,20 @@ CUFF = "00002a36-0000-1000-8000-00805f9b34fb"
 
 def date_time(t: datetime) -> str:
     """Date Time (ble-profiles.md §1.3): year uint16 LE, month, day, hours, minutes, seconds."""
-    return (t.year.to_bytes(2, "little") + bytes([t.month, t.day, t.hour, t.minute, t.second])).hex()
+    return (
+        t.year.to_bytes(2, "little") + bytes([t.month, t.day, t.hour, t.minute, t.second])
+    ).hex()
 
 
-def bp(t: datetime, *, systolic: str = "7800", diastolic: str = "5000", mean: str = "5d00",
-       pulse: str = "4800", status: str | None = "0500") -> str:
+def bp(
+    t: datetime,
+    *,
+    systolic: str = "7800",
+    diastolic: str = "5000",
+    mean: str = "5d00",
+    pulse: str = "4800",
+    status: str | None = "0500",
+) -> str:
     """0x2A35 (§3.1): flags 0x06 time stamp + pulse (+ 0x10 status); SFLOATs little-endian.
 
     Defaults: 120/80/93 mmHg (0x0078, 0x0050, 0x005D: exponent 0), pulse 72 /min (0x0048),
@@ -52,16 +61,24 @@ def bp_error(t: datetime) -> str:
     return f"02ff07ff07ff07{date_time(t)}"
 
 
-def glucose(t: datetime, sequence: int = 1, *, concentration: str = "69b0",
-            type_location: int = 0x12, context: bool = False) -> str:
+def glucose(
+    t: datetime,
+    sequence: int = 1,
+    *,
+    concentration: str = "69b0",
+    type_location: int = 0x12,
+    context: bool = False,
+) -> str:
     """0x2A18 (§4.1): flags 0x02 concentration kg/L (+0x10 context follows), sequence, base time.
 
     0xB069 = 105 x 10^-5 kg/L = 105 mg/dL (§4.1 example); 0x12 = location 1 finger (high
     nibble), type 2 capillary plasma (low nibble).
     """
     flags = 0x02 | (0x10 if context else 0)
-    return (f"{flags:02x}{sequence.to_bytes(2, 'little').hex()}{date_time(t)}{concentration}"
-            f"{type_location:02x}")
+    return (
+        f"{flags:02x}{sequence.to_bytes(2, 'little').hex()}{date_time(t)}{concentration}"
+        f"{type_location:02x}"
+    )
 
 
 def glucose_context(sequence: int = 1, meal: int = 2) -> str:
@@ -109,17 +126,21 @@ def reading(
         "values": [{"uuid": u, "hex": h} for u, h in values],
         "received_at": (received_at or datetime.now(KST)).isoformat(),
         "clock": clock,
-        "binding": None if resident is None
+        "binding": None
+        if resident is None
         else {"resident": resident, "method": method, "session": f"session-{reading_id}"},
     }
 
 
-def batch(readings: Sequence[dict[str, Any]], gateway: str = "yaksu-gw-1",
-          centre: str = "yaksu") -> bytes:
-    return json.dumps({
-        "schema": 1,
-        "gateway": gateway,
-        "centre": centre,
-        "sent_at": datetime.now(KST).isoformat(),
-        "readings": list(readings),
-    }).encode()
+def batch(
+    readings: Sequence[dict[str, Any]], gateway: str = "yaksu-gw-1", centre: str = "yaksu"
+) -> bytes:
+    return json.dumps(
+        {
+            "schema": 1,
+            "gateway": gateway,
+            "centre": centre,
+            "sent_at": datetime.now(KST).isoformat(),
+            "readings": list(readings),
+        }
+    ).encode()

@@ -39,8 +39,9 @@ IG_MMHG = {"unit": "mm[Hg]", "system": UCUM, "code": "mm[Hg]"}
 # HL7/phd input/examples/bpm-status.json (commit 2c323472): status bits as components.
 IG_STATUS_CODE = (MDC, "8410608")
 IG_STATUS_BODY_MOVEMENT = ("http://hl7.org/fhir/uv/phd/CodeSystem/ASN1ToHL7", "8410608.0")
-IG_STATUS_VALUE = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0136",
-                               "code": "Y"}]}
+IG_STATUS_VALUE = {
+    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0136", "code": "Y"}]
+}
 IG_GATEWAY_EXTENSION = "http://hl7.org/fhir/StructureDefinition/observation-gatewayDevice"
 # HL7/phd input/examples/coin-example-1.json (commit 141e941c).
 IG_COINCIDENT_CODE = (MDC, "67975")
@@ -51,8 +52,10 @@ IG_COINCIDENT_PROFILE = (
 IG_MEAL_CODE = (MDC, "8417864")
 IG_MEAL_POSTPRANDIAL = (MDC, "8417872")
 # HL7/phd input/examples/numeric-observation-not-a-number.json (commit 434934df).
-IG_NAN = {"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
-          "code": "not-a-number"}
+IG_NAN = {
+    "system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+    "code": "not-a-number",
+}
 
 
 def codings(concept: dict[str, Any]) -> set[tuple[str, str]]:
@@ -72,8 +75,9 @@ def ctx(**kw: Any) -> fhir.ReadingContext:
     return fhir.ReadingContext(**base)
 
 
-def transform(values: list[tuple[str, str]], context: fhir.ReadingContext | None = None,
-              **decode: Any) -> list[fhir.StoredObservation]:
+def transform(
+    values: list[tuple[str, str]], context: fhir.ReadingContext | None = None, **decode: Any
+) -> list[fhir.StoredObservation]:
     measurements = decode_record([(u, bytes.fromhex(h)) for u, h in values], **decode)
     assert len(measurements) == 1
     rows = fhir.to_observations(measurements[0], context or ctx())
@@ -93,7 +97,8 @@ def by_code(rows: list[fhir.StoredObservation]) -> dict[str, dict[str, Any]]:
 def test_bp_panel_matches_the_phd_compound_numeric_example() -> None:
     panel = by_code(transform([(p.BPM, p.bp(MEASURED))]))["85354-9"]
     assert codings(panel["code"]) == IG_BP_CODE
-    assert "value" not in "".join(panel) and "valueQuantity" not in panel  # a panel has no value
+    assert "value" not in "".join(panel)
+    assert "valueQuantity" not in panel
     components = panel["component"]
     for component, expected in zip(components, IG_BP_COMPONENTS, strict=True):
         assert expected <= codings(component["code"])
@@ -149,7 +154,8 @@ def test_status_bits_follow_the_phd_bits_example_and_derive_from_the_panel() -> 
     }
     # 0x0005: bit 0 body movement, bit 2 irregular pulse; only set bits are reported
     assert set(components) == {
-        IG_STATUS_BODY_MOVEMENT, ("http://hl7.org/fhir/uv/phd/CodeSystem/ASN1ToHL7", "8410608.2")
+        IG_STATUS_BODY_MOVEMENT,
+        ("http://hl7.org/fhir/uv/phd/CodeSystem/ASN1ToHL7", "8410608.2"),
     }
     assert all(value == IG_STATUS_VALUE for value in components.values())
     panel_id = next(r.id for r in rows if r.code == "85354-9")
@@ -184,7 +190,7 @@ def test_nan_values_become_data_absent_reason_not_numbers() -> None:
 def test_panel_typed_columns_hold_the_components_by_loinc() -> None:
     rows = transform([(p.BPM, p.bp(MEASURED))])
     panel = next(r for r in rows if r.code == "85354-9")
-    assert loads(panel.component_values) == {"8480-6": 120, "8462-4": 80, "8478-0": 93}
+    assert loads(panel.component_values or "") == {"8480-6": 120, "8462-4": 80, "8478-0": 93}
     assert (panel.code_system, panel.unit, panel.value) == (LOINC, "mm[Hg]", None)
     pulse = next(r for r in rows if r.code == "8867-4")
     assert (pulse.value, pulse.unit, pulse.resident_id) == (72.0, "/min", "R0001234")
@@ -299,8 +305,12 @@ def test_glucose_matches_the_phd_example_and_the_mapping_table() -> None:
     resource = loads(rows[0].resource)
     # type 2 capillary plasma → MDC 160188; LOINC 41653-7 (mg/dL, glucometer)
     assert codings(resource["code"]) == {(MDC, "160188"), (LOINC, "41653-7")}
-    assert resource["valueQuantity"] == {"value": 105, "unit": "mg/dL", "system": UCUM,
-                                         "code": "mg/dL"}
+    assert resource["valueQuantity"] == {
+        "value": 105,
+        "unit": "mg/dL",
+        "system": UCUM,
+        "code": "mg/dL",
+    }
     categories = {c for cat in resource["category"] for c in codings(cat)}
     assert ("http://terminology.hl7.org/CodeSystem/observation-category", "laboratory") in (
         categories
@@ -318,8 +328,10 @@ def test_undetermined_plasma_is_the_code_of_the_phd_glucose_example() -> None:
 
 
 def test_meal_context_follows_the_phd_coded_enumeration_example() -> None:
-    values = [(p.GLUCOSE, p.glucose(MEASURED, context=True)),
-              (p.GLUCOSE_CONTEXT, p.glucose_context(meal=2))]
+    values = [
+        (p.GLUCOSE, p.glucose(MEASURED, context=True)),
+        (p.GLUCOSE_CONTEXT, p.glucose_context(meal=2)),
+    ]
     rows = transform(values)
     meal = by_code(rows)["8417864"]
     assert codings(meal["code"]) == {IG_MEAL_CODE}
@@ -329,8 +341,10 @@ def test_meal_context_follows_the_phd_coded_enumeration_example() -> None:
 
 
 def test_fasting_adds_the_precoordinated_loinc() -> None:
-    values = [(p.GLUCOSE, p.glucose(MEASURED, context=True)),
-              (p.GLUCOSE_CONTEXT, p.glucose_context(meal=3))]
+    values = [
+        (p.GLUCOSE, p.glucose(MEASURED, context=True)),
+        (p.GLUCOSE_CONTEXT, p.glucose_context(meal=3)),
+    ]
     glucose = by_code(transform(values))["41653-7"]
     assert (LOINC, "41604-0") in codings(glucose["code"])
 
@@ -356,8 +370,9 @@ def test_weight_with_kr_core_profile_in_kg() -> None:
     assert codings(resource["code"]) == {(MDC, "188736"), (LOINC, "29463-7")}
     assert resource["valueQuantity"]["code"] == "kg"
     assert Decimal(str(resource["valueQuantity"]["value"])) == Decimal("70")
-    assert "http://www.hl7korea.or.kr/fhir/krcore/StructureDefinition/krcore-bodyweight" in (
-        resource["meta"]["profile"]
+    assert (
+        "http://www.hl7korea.or.kr/fhir/krcore/StructureDefinition/krcore-bodyweight"
+        in (resource["meta"]["profile"])
     )
 
 
@@ -365,8 +380,12 @@ def test_bmi_is_computed_from_weight_and_height_and_derives_from_both() -> None:
     rows = transform([(p.BODY_COMPOSITION, p.body_composition(MEASURED))])
     found = by_code(rows)
     bmi = found["39156-5"]
-    assert bmi["valueQuantity"] == {"value": Decimal("22.9"), "unit": "kg/m2", "system": UCUM,
-                                    "code": "kg/m2"}
+    assert bmi["valueQuantity"] == {
+        "value": Decimal("22.9"),
+        "unit": "kg/m2",
+        "system": UCUM,
+        "code": "kg/m2",
+    }
     assert "device" not in bmi  # computed by us, not measured by a device (mapping table)
     ids = {r.code: r.id for r in rows}
     assert bmi["derivedFrom"] == [
@@ -412,10 +431,17 @@ def test_implausible_values_are_flagged_questionable() -> None:
     # 310 mmHg is possible for a device to report but outside physiological plausibility
     rows = transform([(p.BPM, p.bp(MEASURED, systolic="3601"))])  # 0x0136 = 310
     panel = by_code(rows)["85354-9"]
-    assert panel["interpretation"] == [{"coding": [{
-        "system": "http://hl7.org/fhir/uv/pocd/CodeSystem/measurement-status",
-        "code": "questionable"}]}]
-    assert "questionable" in next(r for r in rows if r.code == "85354-9").quality
+    assert panel["interpretation"] == [
+        {
+            "coding": [
+                {
+                    "system": "http://hl7.org/fhir/uv/pocd/CodeSystem/measurement-status",
+                    "code": "questionable",
+                }
+            ]
+        }
+    ]
+    assert "questionable" in (next(r for r in rows if r.code == "85354-9").quality or ())
 
 
 def test_unbound_reading_gives_the_staff_queue_record() -> None:
@@ -439,15 +465,19 @@ def test_unbound_reading_gives_the_staff_queue_record() -> None:
 def test_manual_entry_has_no_device_and_a_practitioner_performer() -> None:
     measurement = Measurement(
         kind=Kind.BLOOD_PRESSURE,
-        components=(Component("systolic", Decimal(132), "mm[Hg]"),
-                    Component("diastolic", Decimal(84), "mm[Hg]")),
+        components=(
+            Component("systolic", Decimal(132), "mm[Hg]"),
+            Component("diastolic", Decimal(84), "mm[Hg]"),
+        ),
         device_time=MEASURED,
     )
-    rows = fhir.to_observations(measurement, ctx(performer="Practitioner/nurse-07",
-                                                 binding="staff"))
+    rows = fhir.to_observations(
+        measurement, ctx(performer="Practitioner/nurse-07", binding="staff")
+    )
     panel = loads(rows[0].resource)
     fhir.validate(panel)
-    assert "device" not in panel and "extension" not in panel
+    assert "device" not in panel
+    assert "extension" not in panel
     assert panel["performer"] == [{"reference": "Practitioner/nurse-07"}]
     assert "수기 입력" in panel["note"][0]["text"]
     assert not any("uv/phd" in profile for profile in panel["meta"]["profile"])
@@ -463,8 +493,10 @@ def test_manual_entry_has_no_device_and_a_practitioner_performer() -> None:
         [(p.BPM, p.bp(MEASURED))],
         [(p.BPM, p.bp_kpa(MEASURED))],
         [(p.BPM, p.bp_error(MEASURED))],
-        [(p.GLUCOSE, p.glucose(MEASURED, context=True)),
-         (p.GLUCOSE_CONTEXT, p.glucose_context(meal=3))],
+        [
+            (p.GLUCOSE, p.glucose(MEASURED, context=True)),
+            (p.GLUCOSE_CONTEXT, p.glucose_context(meal=3)),
+        ],
         [(p.BODY_COMPOSITION, p.body_composition(MEASURED))],
         [(p.TEMPERATURE, p.temperature())],
     ],
@@ -486,9 +518,14 @@ def test_render_reproduces_the_stored_text_from_jsonb_order() -> None:
 
 
 def test_device_resources_validate() -> None:
-    device = fhir.device_resource("C4:7C:8D:6A:1B:22", manufacturer="A&D Medical",
-                                  model="UA-651BLE", serial="5120034871", firmware="1.2",
-                                  kind="blood-pressure")
+    device = fhir.device_resource(
+        "C4:7C:8D:6A:1B:22",
+        manufacturer="A&D Medical",
+        model="UA-651BLE",
+        serial="5120034871",
+        firmware="1.2",
+        kind="blood-pressure",
+    )
     fhir.validate(device)
     assert device["id"] == "phd-C47C8D6A1B22"
     assert device["identifier"][0]["value"] == "C4-7C-8D-6A-1B-22"  # §1.2: dashes, upper case

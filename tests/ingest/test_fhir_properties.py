@@ -40,11 +40,23 @@ def component(code: str, unit: str, low: int, high: int) -> st.SearchStrategy[Co
     return st.one_of(value, value, value, absent)
 
 
-BP_STATUS = ["body_movement", "cuff_too_loose", "irregular_pulse",
-             "pulse_rate_exceeds_upper_limit", "pulse_rate_below_lower_limit",
-             "pulse_rate_range_reserved", "improper_measurement_position"]
-GLUCOSE_STATUS = ["device_battery_low", "sensor_malfunction", "sample_size_insufficient",
-                  "result_higher_than_device_can_process", "time_fault", "general_device_fault"]
+BP_STATUS = [
+    "body_movement",
+    "cuff_too_loose",
+    "irregular_pulse",
+    "pulse_rate_exceeds_upper_limit",
+    "pulse_rate_below_lower_limit",
+    "pulse_rate_range_reserved",
+    "improper_measurement_position",
+]
+GLUCOSE_STATUS = [
+    "device_battery_low",
+    "sensor_malfunction",
+    "sample_size_insufficient",
+    "result_higher_than_device_can_process",
+    "time_fault",
+    "general_device_fault",
+]
 times = st.datetimes(datetime(2023, 3, 10), datetime(2025, 3, 4, 10, 0))
 
 
@@ -52,7 +64,10 @@ times = st.datetimes(datetime(2023, 3, 10), datetime(2025, 3, 4, 10, 0))
 def blood_pressure(draw: st.DrawFn) -> Measurement:
     unit = draw(st.sampled_from(["mm[Hg]", "kPa"]))
     high = 40 if unit == "kPa" else 300
-    comps = [draw(component("systolic", unit, 1, high)), draw(component("diastolic", unit, 1, high))]
+    comps = [
+        draw(component("systolic", unit, 1, high)),
+        draw(component("diastolic", unit, 1, high)),
+    ]
     if draw(st.booleans()):
         comps.append(draw(component("mean", unit, 0, high)))
     if draw(st.booleans()):
@@ -71,13 +86,24 @@ def glucose(draw: st.DrawFn) -> Measurement:
     unit = draw(st.sampled_from(["mg/dL", "mmol/L"]))
     comp = draw(component("glucose", unit, 1, 600 if unit == "mg/dL" else 33))
     context = []
-    sample = draw(st.none() | st.sampled_from(
-        ["capillary_whole_blood", "capillary_plasma", "venous_plasma", "undetermined_plasma",
-         "interstitial_fluid"]))
+    sample = draw(
+        st.none()
+        | st.sampled_from(
+            [
+                "capillary_whole_blood",
+                "capillary_plasma",
+                "venous_plasma",
+                "undetermined_plasma",
+                "interstitial_fluid",
+            ]
+        )
+    )
     if sample is not None:
         context.append(("sample_type", sample))
-    meal = draw(st.none() | st.sampled_from(
-        ["preprandial", "postprandial", "fasting", "casual", "bedtime", "7"]))
+    meal = draw(
+        st.none()
+        | st.sampled_from(["preprandial", "postprandial", "fasting", "casual", "bedtime", "7"])
+    )
     if meal is not None:
         context.append(("meal", meal))
     status = list(draw(st.lists(st.sampled_from(GLUCOSE_STATUS), unique=True, max_size=3)))
@@ -149,8 +175,9 @@ readings = st.one_of(blood_pressure(), glucose(), body(), temperature())
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(readings, contexts())
-def test_any_valid_reading_maps_to_valid_r4_resources(m: Measurement,
-                                                      ctx: fhir.ReadingContext) -> None:
+def test_any_valid_reading_maps_to_valid_r4_resources(
+    m: Measurement, ctx: fhir.ReadingContext
+) -> None:
     try:
         rows = fhir.to_observations(m, ctx)
     except (RejectedReading, HeldForReview):
@@ -177,8 +204,9 @@ def test_any_valid_reading_maps_to_valid_r4_resources(m: Measurement,
 
 @settings(max_examples=100, deadline=None)
 @given(readings, contexts(), contexts())
-def test_the_identifier_ignores_the_clock_correction(m: Measurement, a: fhir.ReadingContext,
-                                                     b: fhir.ReadingContext) -> None:
+def test_the_identifier_ignores_the_clock_correction(
+    m: Measurement, a: fhir.ReadingContext, b: fhir.ReadingContext
+) -> None:
     """Two gateways reading the same record with different clocks produce the same keys."""
     b = fhir.ReadingContext(**{**{f: getattr(a, f) for f in a.__slots__}, "clock": b.clock})
     try:

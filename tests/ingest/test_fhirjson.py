@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -54,21 +55,33 @@ def test_control_characters_are_removed_from_external_text() -> None:
 
 
 def test_canonical_puts_resource_type_and_id_first_and_fhir_order_after() -> None:
-    shuffled = {"status": "final", "code": {}, "id": "x", "resourceType": "Observation",
-                "subject": {"reference": "Patient/1"}, "meta": {}}
-    assert list(canonical(shuffled)) == [
-        "resourceType", "id", "meta", "status", "code", "subject"
-    ]
+    shuffled = {
+        "status": "final",
+        "code": {},
+        "id": "x",
+        "resourceType": "Observation",
+        "subject": {"reference": "Patient/1"},
+        "meta": {},
+    }
+    assert list(canonical(shuffled)) == ["resourceType", "id", "meta", "status", "code", "subject"]
     assert is_canonical(canonical(shuffled))
     assert not is_canonical(shuffled)
 
 
 def test_a_jsonb_reordered_resource_renders_back_to_the_same_text() -> None:
-    text = dumps({"resourceType": "Observation", "id": "x", "status": "final",
-                  "valueQuantity": {"value": Decimal("36.50"), "unit": "Cel"}})
+    text = dumps(
+        {
+            "resourceType": "Observation",
+            "id": "x",
+            "status": "final",
+            "valueQuantity": {"value": Decimal("36.50"), "unit": "Cel"},
+        }
+    )
     # PostgreSQL jsonb output: shorter keys first, a space after colons and commas
-    jsonb = '{"id": "x", "status": "final", "resourceType": "Observation", ' \
-            '"valueQuantity": {"unit": "Cel", "value": 36.50}}'
+    jsonb = (
+        '{"id": "x", "status": "final", "resourceType": "Observation", '
+        '"valueQuantity": {"unit": "Cel", "value": 36.50}}'
+    )
     assert dumps(canonical(loads(jsonb))) == text
 
 
@@ -77,8 +90,9 @@ decimals = st.decimals(allow_nan=False, allow_infinity=False, places=None).filte
 )
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(10**12), 10**12) | decimals | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
-                                                                max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -89,11 +103,14 @@ def test_loads_inverts_dumps(value: object) -> None:
     assert dumps(loads(text)) == text
 
 
-@given(st.dictionaries(st.sampled_from(["a", "b", "c"]),
-                       st.text(max_size=10) | decimals, min_size=3, max_size=3))
+@given(
+    st.dictionaries(
+        st.sampled_from(["a", "b", "c"]), st.text(max_size=10) | decimals, min_size=3, max_size=3
+    )
+)
 def test_template_fill_equals_dumping_the_same_dict(values: dict[str, object]) -> None:
-    def build(s: object) -> object:
-        get = s.__getitem__  # type: ignore[attr-defined]
+    def build(s: Any) -> object:
+        get = s.__getitem__
         return {"x": get("a"), "nested": [{"y": get("b")}, {"z": get("c"), "k": "fixed"}]}
 
     template = Template(build)

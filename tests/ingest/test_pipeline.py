@@ -64,8 +64,9 @@ def test_a_good_batch_becomes_observations_and_acks_every_reading() -> None:
         (b"[1, 2, 3]", Reason.INVALID_MESSAGE),
     ],
 )
-def test_unreadable_messages_are_one_dead_letter_with_their_bytes(payload: bytes,
-                                                                  reason: Reason) -> None:
+def test_unreadable_messages_are_one_dead_letter_with_their_bytes(
+    payload: bytes, reason: Reason
+) -> None:
     out = process_message(TOPIC, payload, registry())
     assert [d.reason for d in out.dead] == [reason]
     assert out.dead[0].raw == payload
@@ -105,8 +106,10 @@ def test_one_bad_reading_does_not_spoil_the_batch() -> None:
         ({"values": [{"uuid": p.BPM, "hex": "16"}]}, Reason.DECODE_ERROR),
         ({"values": [{"uuid": "2a2b", "hex": "e90703040a000001000000"}]}, Reason.DECODE_ERROR),
         ({"binding": {"resident": "R9999999", "method": "check-in"}}, Reason.UNKNOWN_RESIDENT),
-        ({"values": [{"uuid": p.BPM, "hex": p.bp(MEASURED, systolic="0000")}]},
-         Reason.IMPOSSIBLE_VALUE),
+        (
+            {"values": [{"uuid": p.BPM, "hex": p.bp(MEASURED, systolic="0000")}]},
+            Reason.IMPOSSIBLE_VALUE,
+        ),
         ({"values": [{"uuid": p.CUFF, "hex": "007800ff07ff07"}]}, Reason.NOT_A_RESULT),
     ],
 )
@@ -130,7 +133,8 @@ def test_a_reading_without_binding_waits_for_staff() -> None:
     [result] = out.readings
     assert result.unbound is not None
     assert result.unbound.reason is Reason.NO_BINDING
-    assert result.observations == [] and result.dead is None
+    assert result.observations == []
+    assert result.dead is None
     assert json.loads(result.reading_json or "")["id"] == "r1"
 
 
@@ -155,18 +159,19 @@ def test_a_personal_device_binds_to_its_owner() -> None:
 
 def test_a_multi_user_device_binds_by_user_slot_and_never_guesses() -> None:
     # WSS flags 0x06: time stamp + user ID; user 1 is mapped, user 2 is not
-    mapped = p.reading("w1", [(p.WEIGHT, f"06b036{p.date_time(MEASURED)}01")],
-                       device=FAMILY_SCALE, resident=None)
-    unmapped = p.reading("w2", [(p.WEIGHT, f"06b036{p.date_time(MEASURED)}02")],
-                         device=FAMILY_SCALE, resident=None)
+    mapped = p.reading(
+        "w1", [(p.WEIGHT, f"06b036{p.date_time(MEASURED)}01")], device=FAMILY_SCALE, resident=None
+    )
+    unmapped = p.reading(
+        "w2", [(p.WEIGHT, f"06b036{p.date_time(MEASURED)}02")], device=FAMILY_SCALE, resident=None
+    )
     first, second = process_message(TOPIC, p.batch([mapped, unmapped]), registry()).readings
     assert first.observations[0].resident_id == "R0000008"
-    assert second.unbound is not None and second.unbound.reason is Reason.UNKNOWN_USER
+    assert second.unbound is not None
+    assert second.unbound.reason is Reason.UNKNOWN_USER
 
 
 def test_the_same_reading_twice_gives_the_same_identifiers() -> None:
     out = process_message(TOPIC, p.batch([bp_reading("a"), bp_reading("b")]), registry())
     first, second = out.readings
-    assert [o.identifier for o in first.observations] == [
-        o.identifier for o in second.observations
-    ]
+    assert [o.identifier for o in first.observations] == [o.identifier for o in second.observations]

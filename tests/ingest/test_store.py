@@ -1,4 +1,4 @@
-"""The store against a real PostgreSQL: idempotent batches, dead letters, counters, NOTIFY, series."""
+"""The store on a real PostgreSQL: idempotent batches, dead letters, counters, NOTIFY, series."""
 
 from __future__ import annotations
 
@@ -41,9 +41,8 @@ async def process(url: str, *payloads: bytes) -> list[MessageOutcome]:
 
 async def write(url: str, *payloads: bytes) -> Any:
     outcomes = await process(url, *payloads)
-    async with store.connection(url) as conn:
-        async with conn.transaction():
-            result = await write_outcomes(conn, outcomes)
+    async with store.connection(url) as conn, conn.transaction():
+        result = await write_outcomes(conn, outcomes)
     return result
 
 
@@ -59,14 +58,23 @@ async def test_a_batch_is_stored_with_typed_columns_and_the_resource(db_url: str
     result = await write(db_url, p.batch(readings))
     assert result.observations == 9  # panel, pulse and status bits (0x0005) each
     async with store.connection(db_url) as conn:
-        rows = await (await conn.execute(
-            "SELECT resident_id, code, unit, component_values, device_id, gateway_id, centre_id, "
-            "status, quality, context, resource::text FROM observation WHERE code = '85354-9' "
-            "ORDER BY effective_at LIMIT 1"
-        )).fetchall()
+        rows = await (
+            await conn.execute(
+                "SELECT resident_id, code, unit, component_values, device_id, gateway_id, "
+                "centre_id, status, quality, context, resource::text FROM observation "
+                "WHERE code = '85354-9' "
+                "ORDER BY effective_at LIMIT 1"
+            )
+        ).fetchall()
     resident, code, unit, components, device, gateway, centre, status, quality, ctx, text = rows[0]
     assert (resident, code, unit, device, gateway, centre, status) == (
-        "R0001234", "85354-9", "mm[Hg]", world.BP_CUFF, world.GATEWAY, "yaksu", "final"
+        "R0001234",
+        "85354-9",
+        "mm[Hg]",
+        world.BP_CUFF,
+        world.GATEWAY,
+        "yaksu",
+        "final",
     )
     assert components == {"8480-6": 120, "8462-4": 80, "8478-0": 93}
     assert quality == ["body_movement", "irregular_pulse"]
@@ -112,9 +120,8 @@ async def test_two_workers_writing_the_same_readings_store_them_once(db_url: str
     outcomes = await process(db_url, p.batch(world.memory(20)))
 
     async def worker() -> int:
-        async with store.connection(db_url) as conn:
-            async with conn.transaction():
-                return (await write_outcomes(conn, outcomes)).observations
+        async with store.connection(db_url) as conn, conn.transaction():
+            return (await write_outcomes(conn, outcomes)).observations
 
     stored = await asyncio.gather(worker(), worker(), worker())
     assert sorted(stored) == [0, 0, 40]
@@ -159,13 +166,14 @@ async def test_unbound_readings_are_queued_once(db_url: str) -> None:
     await write(db_url, p.batch([reading]))
     await write(db_url, p.batch([reading]))
     async with store.connection(db_url) as conn:
-        rows = await (await conn.execute(
-            "SELECT reason, centre_id, station_id, state, record->>'summary', reading->>'id' "
-            "FROM unbound_reading"
-        )).fetchall()
+        rows = await (
+            await conn.execute(
+                "SELECT reason, centre_id, station_id, state, record->>'summary', reading->>'id' "
+                "FROM unbound_reading"
+            )
+        ).fetchall()
         status = await store.read_status(conn)
-    assert rows == [("no_binding", "yaksu", "yaksu-station-1", "pending",
-                     rows[0][4], "u1")]
+    assert rows == [("no_binding", "yaksu", "yaksu-station-1", "pending", rows[0][4], "u1")]
     assert rows[0][4].startswith("혈압")
     assert status.counts["unbound_readings"] == 1
 
@@ -175,10 +183,12 @@ async def test_bindings_leave_a_provenance_of_the_new_observations(db_url: str) 
     await write(db_url, p.batch(world.memory(2)))
     await write(db_url, p.batch(world.memory(2)))  # duplicates bind nothing new
     async with store.connection(db_url) as conn:
-        rows = await (await conn.execute(
-            "SELECT resident_id, method, session_id, gateway_id, cardinality(observation_ids) "
-            "FROM binding_provenance ORDER BY session_id"
-        )).fetchall()
+        rows = await (
+            await conn.execute(
+                "SELECT resident_id, method, session_id, gateway_id, cardinality(observation_ids) "
+                "FROM binding_provenance ORDER BY session_id"
+            )
+        ).fetchall()
     assert rows == [
         ("R0001234", "check-in", "session-m0", world.GATEWAY, 2),
         ("R0001234", "check-in", "session-m1", world.GATEWAY, 2),
@@ -190,9 +200,8 @@ async def test_notify_wakes_listeners_with_the_residents_touched(db_url: str) ->
     listener = await psycopg.AsyncConnection.connect(db_url, autocommit=True)
     try:
         await listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
-        readings = world.memory(2) + [
-            p.reading("x", [(p.BPM, p.bp(world.measured(3)))], resident="R0001235")
-        ]
+        other = p.reading("x", [(p.BPM, p.bp(world.measured(3)))], resident="R0001235")
+        readings = [*world.memory(2), other]
         await write(db_url, p.batch(readings))
         received: list[str] = []
         async with asyncio.timeout(10):
@@ -226,7 +235,8 @@ async def test_series_returns_columns_for_the_clinical_runner(db_url: str) -> No
     assert bp.components[0] == {"8480-6": 120, "8462-4": 80, "8478-0": 93}
     assert bp.quality[0] == ()
     assert bp.context[0] == {"setting": "centre", "binding": "check-in"}
-    assert len(both) == 6 and set(both.code) == {"85354-9", "8867-4"}
+    assert len(both) == 6
+    assert set(both.code) == {"85354-9", "8867-4"}
     assert both.value[both.code.index("8867-4")] == 72.0
 
 
@@ -237,17 +247,20 @@ async def test_registry_upserts_and_personal_device_resolution(db_url: str) -> N
     async with store.connection(db_url) as conn:
         assert await registry.resolve_patient(conn, world.HOME_SCALE, None, now) == "R0000007"
         assert await registry.resolve_patient(conn, world.BP_CUFF, None, now) is None
-        await registry.upsert_device_users(conn, [
-            registry.DeviceUser(world.HOME_SCALE, 2, "R0001235", now - timedelta(days=1)),
-        ])
+        await registry.upsert_device_users(
+            conn,
+            [
+                registry.DeviceUser(world.HOME_SCALE, 2, "R0001235", now - timedelta(days=1)),
+            ],
+        )
         await conn.commit()
         # a multi-user device: slot 2 is mapped, slot 1 is not, and the owner is not a default
         assert await registry.resolve_patient(conn, world.HOME_SCALE, 2, now) == "R0001235"
         assert await registry.resolve_patient(conn, world.HOME_SCALE, 1, now) is None
         snapshot = await registry.load_registry(conn)
-        device = await (await conn.execute(
-            "SELECT resource->>'id' FROM device WHERE id = %s", (world.BP_CUFF,)
-        )).fetchone()
+        device = await (
+            await conn.execute("SELECT resource->>'id' FROM device WHERE id = %s", (world.BP_CUFF,))
+        ).fetchone()
     assert snapshot.resolve(world.HOME_SCALE, 2, now) == "R0001235"
     assert snapshot.resolve(world.HOME_SCALE, 1, now) is None
     assert device == ("phd-C47C8D6A1B22",)

@@ -57,7 +57,8 @@ async def test_assigning_stores_the_observations_with_staff_provenance(db_url: s
         assigned = await get_unbound(conn, item)
         assert await list_unbound(conn) == []
     assert len(ids) == 3  # panel, pulse, status bits
-    assert assigned.state == "assigned" and assigned.resident_id == "R0001235"
+    assert assigned.state == "assigned"
+    assert assigned.resident_id == "R0001235"
     stored = await rows(db_url, "SELECT resident_id, resource->'performer' FROM observation")
     assert {r[0] for r in stored} == {"R0001235"}
     assert all(r[1] is None for r in stored)  # staff assignment: the resident is not claimed
@@ -74,9 +75,9 @@ async def test_restore_retracts_in_the_open_and_reassign_revives(db_url: str) ->
         ids = await assign_unbound(conn, item, "R0001235", "nurse-07")
         retracted = await restore_unbound(conn, item, "nurse-07", note="다른 주민이었음")
         assert sorted(retracted) == sorted(ids)
-        states = await (await conn.execute(
-            "SELECT status, resource->>'status' FROM observation"
-        )).fetchall()
+        states = await (
+            await conn.execute("SELECT status, resource->>'status' FROM observation")
+        ).fetchall()
         assert set(states) == {("entered-in-error", "entered-in-error")}
         assert (await get_unbound(conn, item)).state == "pending"
         # assigned to the right resident now: new Observations, the wrong ones stay retracted

@@ -25,13 +25,27 @@ async def seed(url: str) -> None:
         await reg.upsert_residents(
             conn, [reg.Resident(r, f"시험주민{i}", "약수동") for i, r in enumerate(RESIDENTS)]
         )
-        await reg.upsert_devices(conn, [
-            reg.Device(BP_CUFF, "blood-pressure", BP_CUFF, "A&D Medical", "UA-651BLE",
-                       station_id="yaksu-station-1"),
-            reg.Device(GLUCOMETER, "glucose", GLUCOMETER, station_id="yaksu-station-1",
-                       calibration="plasma"),
-            reg.Device(HOME_SCALE, "body-weight", HOME_SCALE, owner_id="R0000007"),
-        ])
+        await reg.upsert_devices(
+            conn,
+            [
+                reg.Device(
+                    BP_CUFF,
+                    "blood-pressure",
+                    BP_CUFF,
+                    "A&D Medical",
+                    "UA-651BLE",
+                    station_id="yaksu-station-1",
+                ),
+                reg.Device(
+                    GLUCOMETER,
+                    "glucose",
+                    GLUCOMETER,
+                    station_id="yaksu-station-1",
+                    calibration="plasma",
+                ),
+                reg.Device(HOME_SCALE, "body-weight", HOME_SCALE, owner_id="R0000007"),
+            ],
+        )
         await conn.commit()
 
 
@@ -48,7 +62,8 @@ def memory(count: int, *, start: int = 0, prefix: str = "m") -> list[dict[str, o
     Each becomes two Observations: the panel and the pulse (no status bits).
     """
     return [
-        p.reading(f"{prefix}{i}", [(p.BPM, p.bp(measured(600 - i * 10), status=None))],
-                  device=BP_CUFF)
+        p.reading(
+            f"{prefix}{i}", [(p.BPM, p.bp(measured(600 - i * 10), status=None))], device=BP_CUFF
+        )
         for i in range(start, start + count)
     ]
