@@ -48,6 +48,8 @@ from bleak.exc import (
     BleakDeviceNotFoundError,
     BleakError,
 )
+from dbus_fast import BusType, DBusError, Message, MessageType
+from dbus_fast.aio import MessageBus
 
 from devices import catalogue
 from devices.errors import DecodeError
@@ -61,6 +63,11 @@ from devices.gatt.current_time import (
     encode_date_time_characteristic,
 )
 from devices.gatt.device_information import decode_string
+from devices.gatt.vendor import (
+    AND_SEND_ALL_DATA,
+    AND_SEND_ALL_DATA_CHARACTERISTIC,
+    isens_clock_command,
+)
 from devices.uuids import (
     BATTERY_LEVEL,
     BLOOD_PRESSURE_MEASUREMENT,
@@ -209,6 +216,7 @@ class BleSide:
                 try:
                     if agent is None:
                         agent = await self._start_agent()
+                        await self.release_stale_links()
                     seen = await self.scan_once()
                     backoff = 1.0
                     if seen is not None:
@@ -233,6 +241,54 @@ class BleSide:
             logger.warning("pairing agent not registered (%s): passkey devices cannot pair", exc)
             return None
         return agent
+
+    async def release_stale_links(self) -> None:
+        """Disconnect registered devices BlueZ still holds from a crashed previous run.
+
+        BlueZ keeps a connection when the application that made it dies (bluez/bluez#89, the
+        reason bleak skips ``Connect`` for a connected device). A device held that way does
+        not advertise, so a restarted gateway would wait for the device to time out; instead
+        we ask BlueZ to drop the link, and the device advertises again.
+        """
+        try:
+            bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+        except (OSError, EOFError, DBusError) as exc:
+            logger.debug("no system bus to look for stale links: %s", exc)
+            return
+        try:
+            for address in self.devices:
+                path = f"/org/bluez/{self.ble.adapter}/dev_{address.replace(':', '_')}"
+                try:
+                    async with asyncio.timeout(self.ble.connect_timeout_s):
+                        reply = await bus.call(
+                            Message(
+                                destination="org.bluez",
+                                path=path,
+                                interface="org.freedesktop.DBus.Properties",
+                                member="Get",
+                                signature="ss",
+                                body=["org.bluez.Device1", "Connected"],
+                            )
+                        )
+                        if reply.message_type is not MessageType.METHOD_RETURN:
+                            continue
+                        if not reply.body[0].value:
+                            continue
+                        logger.warning(
+                            "%s: still connected from a previous run; releasing", address
+                        )
+                        await bus.call(
+                            Message(
+                                destination="org.bluez",
+                                path=path,
+                                interface="org.bluez.Device1",
+                                member="Disconnect",
+                            )
+                        )
+                except TimeoutError:
+                    logger.debug("%s: no answer about a stale link", address)
+        finally:
+            bus.disconnect()
 
     def _passkey_for(self, address: str) -> int | None:
         device = self.devices.get(address.upper())
@@ -464,6 +520,10 @@ class Transfer:
         if profile == "glucose":
             await self.glucose()
         elif profile == "blood-pressure":
+            if self.link.has(AND_SEND_ALL_DATA_CHARACTERISTIC):
+                # A&D: ask for the whole memory before enabling indications (obniz).
+                with contextlib.suppress(BleakError, TimeoutError):
+                    await self.write(AND_SEND_ALL_DATA_CHARACTERISTIC, AND_SEND_ALL_DATA)
             await self.subscribe(BLOOD_PRESSURE_MEASUREMENT)
             await self.collect()
         else:
@@ -560,7 +620,7 @@ class Transfer:
             elif self.link.has(DATE_TIME):
                 await self.write(DATE_TIME, encode_date_time_characteristic(self.local_now()))
             elif self.link.has(ISENS_CLOCK_CHARACTERISTIC):
-                await self.write(ISENS_CLOCK_CHARACTERISTIC, _isens_set_time(self.local_now()))
+                await self.write(ISENS_CLOCK_CHARACTERISTIC, isens_clock_command(self.local_now()))
             else:
                 return
         except (BleakError, TimeoutError) as exc:
@@ -835,15 +895,6 @@ def _service_filter(models: Any) -> tuple[str, ...]:
             return ()
         wanted.update(health)
     return tuple(sorted(wanted))
-
-
-def _isens_set_time(now: datetime) -> bytes:
-    """i-SENS CareSens clock set: ``C0 03 01 00 <year LE> <mon> <day> <h> <m> <s>`` (§8)."""
-    return (
-        bytes([0xC0, 0x03, 0x01, 0x00])
-        + now.year.to_bytes(2, "little")
-        + bytes([now.month, now.day, now.hour, now.minute, now.second])
-    )
 
 
 async def run_ble(gateway: Gateway) -> None:
