@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ingest.store.access import AuditRecord
-from ingest.store.queries import DeviceRecord, ResidentRecord
+from ingest.store.queries import DeviceRecord, FlagRecord, ResidentRecord
 
 MEDIA_TYPE = "application/fhir+json"
 FHIR_VERSION = "4.0.1"
@@ -138,6 +138,96 @@ def device(record: DeviceRecord) -> dict[str, Any]:
         resource["version"] = [{"type": {"text": "firmware"}, "value": record.firmware}]
     if record.owner_id:
         resource["patient"] = {"reference": f"Patient/{record.owner_id}"}
+    return resource
+
+
+# Flag and RiskAssessment of a stored flag, for a flag the runner has not rendered yet (it stores
+# its own in risk_flag.fhir_flag / fhir_risk_assessment, which the api serves as stored). The
+# systems are the runner's (clinical/resources.py).
+DAON_SYSTEM = "https://daon.junggu.seoul.kr/fhir"
+RULE_SYSTEM = f"{DAON_SYSTEM}/CodeSystem/clinical-rule"
+_FLAG_PRIORITY = {
+    "critical": ("PH", "High priority"),
+    "urgent": ("PM", "Medium priority"),
+    "routine": ("PL", "Low priority"),
+    "info": ("PN", "No alarm"),
+}
+_RISK = {"critical": "high", "urgent": "high", "routine": "moderate", "info": "low"}
+_OPEN = ("open", "acknowledged", "snoozed")
+
+
+def _rule_coding(record: FlagRecord) -> dict[str, Any]:
+    return {"system": RULE_SYSTEM, "version": record.rule_set, "code": record.rule}
+
+
+def flag(record: FlagRecord) -> dict[str, Any]:
+    """A FHIR Flag: what is true of the resident now (active while the flag is open)."""
+    code, display = _FLAG_PRIORITY.get(record.severity, ("PN", "No alarm"))
+    period = {"start": record.opened_at.isoformat()}
+    if record.closed_at is not None:
+        period["end"] = record.closed_at.isoformat()
+    return {
+        "resourceType": "Flag",
+        "id": str(record.id),
+        "meta": {"tag": [{"system": f"{DAON_SYSTEM}/rule-set", "code": record.rule_set}]},
+        "extension": [
+            {
+                "url": "http://hl7.org/fhir/StructureDefinition/flag-priority",
+                "valueCodeableConcept": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/flag-priority",
+                            "code": code,
+                            "display": display,
+                        }
+                    ]
+                },
+            }
+        ],
+        "status": "active" if record.state in _OPEN else "inactive",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/flag-category",
+                        "code": "clinical",
+                        "display": "Clinical",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [_rule_coding(record)], "text": record.summary},
+        "subject": {"reference": f"Patient/{record.resident_id}"},
+        "period": period,
+    }
+
+
+def risk_assessment(record: FlagRecord) -> dict[str, Any]:
+    """A FHIR RiskAssessment: the rule, its rule-set version and the readings it rests on."""
+    resource: dict[str, Any] = {
+        "resourceType": "RiskAssessment",
+        "id": str(record.id),
+        "status": "final" if record.state in _OPEN else "amended",
+        "subject": {"reference": f"Patient/{record.resident_id}"},
+        "occurrenceDateTime": record.opened_at.isoformat(),
+        "method": {"coding": [_rule_coding(record)]},
+        "prediction": [
+            {
+                "outcome": {"text": record.rule},
+                "qualitativeRisk": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/risk-probability",
+                            "code": _RISK.get(record.severity, "low"),
+                        }
+                    ]
+                },
+                "rationale": record.summary,
+            }
+        ],
+    }
+    if record.evidence:
+        resource["basis"] = [{"reference": f"Observation/{e}"} for e in record.evidence]
     return resource
 
 

@@ -32,7 +32,7 @@ from api.config import ApiConfig
 from api.deps import CsrfFailed, NotAuthenticated, ServiceBusy
 from api.fhirsearch import SearchError
 from api.routes import fhir as fhir_routes
-from api.routes import resident, staff, station, unbound, web
+from api.routes import resident, staff, station, unbound, web, worklist
 from ingest import store
 from ingest.store import access
 
@@ -84,7 +84,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(fhir_routes.router)
-    for module in (web, station, resident, staff, unbound):
+    for module in (web, station, resident, staff, unbound, worklist):
         app.include_router(module.router)
     _install_error_handlers(app)
     _install_request_log(app)

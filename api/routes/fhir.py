@@ -25,7 +25,19 @@ _FHIR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 #: Resource types whose read is wired (the CapabilityStatement lists exactly these).
-READABLE: list[str] = ["Patient", "Observation", "Device", "AuditEvent"]
+READABLE: list[str] = [
+    "Patient",
+    "Observation",
+    "Device",
+    "Flag",
+    "RiskAssessment",
+    "Task",
+    "AuditEvent",
+]
+
+
+class BundleError(access.InvalidRequest):
+    """A request body (transaction Bundle, Task update) is malformed; the message says where."""
 
 
 def fhir(body: str | dict[str, object], status: int = 200) -> Response:
@@ -187,6 +199,62 @@ async def read_device(device_id: str, conn: Conn, actor: CurrentActor) -> Respon
     return fhir(fhirjson.device(record))
 
 
+@router.get("/Flag/{flag_id}", responses=_FHIR_RESPONSES, summary="Flag read")
+async def read_flag(flag_id: str, conn: Conn, actor: CurrentActor) -> Response:
+    record = await queries.read_flag(conn, actor, flag_id)
+    return fhir(record.flag_json or fhirjson.flag(record))
+
+
+@router.get(
+    "/RiskAssessment/{assessment_id}", responses=_FHIR_RESPONSES, summary="RiskAssessment read"
+)
+async def read_risk_assessment(assessment_id: str, conn: Conn, actor: CurrentActor) -> Response:
+    record = await queries.read_flag(conn, actor, assessment_id, entity="RiskAssessment")
+    return fhir(record.assessment_json or fhirjson.risk_assessment(record))
+
+
+@router.get("/Task/{task_id}", responses=_FHIR_RESPONSES, summary="Task read")
+async def read_task(task_id: str, conn: Conn, actor: CurrentActor) -> Response:
+    stored = await queries.read_task(conn, actor, task_id)
+    return fhir(stored.json)
+
+
+@router.put("/Task/{task_id}", responses=_FHIR_RESPONSES, summary="Task update (status only)")
+async def update_task(
+    task_id: str,
+    conn: Conn,
+    actor: CurrentActor,
+    task: Annotated[dict[str, Any], Body(media_type=fhirjson.MEDIA_TYPE)],
+) -> Response:
+    """Update a Task's status (accepted, in-progress, on-hold, completed); a new ``note`` is
+    appended. Other elements are owned by the clinical runner and must not change."""
+    if task.get("resourceType") != "Task":
+        raise BundleError("the body must be a Task")
+    if str(task.get("id", task_id)) != task_id:
+        raise BundleError("the Task id in the body does not match the URL")
+    status = task.get("status")
+    if not isinstance(status, str):
+        raise BundleError("Task.status is required")
+    current = json.loads((await queries.read_task(conn, actor, task_id)).json)
+    changed = sorted(
+        k
+        for k in set(task) | set(current)
+        if k not in ("status", "note", "meta", "text", "lastModified")
+        and task.get(k, current.get(k)) != current.get(k)
+    )
+    if changed:
+        raise BundleError(
+            f"only status (and a note) may change; also changed: {', '.join(changed)}"
+        )
+    notes = task.get("note") or []
+    new_note = None
+    if isinstance(notes, list) and len(notes) > len(current.get("note") or []):
+        last = notes[-1]
+        new_note = str(last.get("text", "")) if isinstance(last, dict) else None
+    stored = await queries.update_task_status(conn, actor, task_id, status, new_note)
+    return fhir(stored.json)
+
+
 @router.get("/AuditEvent", responses=_FHIR_RESPONSES, summary="AuditEvent search (admins)")
 async def search_audit(
     request: Request,
@@ -224,10 +292,6 @@ async def search_audit(
 
 
 MAX_ENTRIES = 200
-
-
-class BundleError(access.InvalidRequest):
-    """The transaction Bundle is malformed; the message names the entry."""
 
 
 def _entries(bundle: Any) -> list[web_readings.ManualEntry]:

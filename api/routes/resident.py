@@ -14,7 +14,7 @@ from api import charts, manual
 from api.deps import Conn, CsrfChecked, WebSession
 from api.routes.station import publish_checkin
 from api.routes.web import render
-from ingest.store import access, web_pages, web_readings, web_station
+from ingest.store import access, web_pages, web_readings, web_station, web_worklist
 from ingest.store.access import Capability
 from ingest.store.web_station import Reading
 
@@ -111,6 +111,7 @@ async def resident(
 ) -> Response:
     actor = session.actor
     page = await web_pages.resident_page(conn, actor, resident_id, days=days)
+    flags, tasks = await web_worklist.resident_flags_and_tasks(conn, actor, resident_id)
     consents: tuple[access.Consent, ...] = ()
     if actor.can(Capability.MANAGE_CONSENT):
         consents = await access.consents_for(conn, actor, resident_id)
@@ -133,6 +134,11 @@ async def resident(
             "days": days,
             "periods": PERIODS,
             "consents": consents,
+            "flags": flags,
+            "tasks": tasks,
+            "snooze_default": (end + timedelta(days=1))
+            .astimezone(charts.SEOUL)
+            .strftime("%Y-%m-%dT%H:%M"),
             "stations": stations,
             "today": date.today().isoformat(),
             "now": end,

@@ -41,6 +41,7 @@ async def liaison(request: Request, conn: Conn, session: WebSession) -> Response
             "actor": actor,
             "csrf_token": session.csrf_token,
             "rows": rows,
+            "now": datetime.now().astimezone(),
             "message": request.query_params.get("m"),
         },
     )

@@ -81,7 +81,8 @@ class Role(StrEnum):
 
 
 class Capability(StrEnum):
-    READ_HEALTH = "read health data"  # observations, flags, tasks, risk assessments
+    READ_HEALTH = "read health data"  # observations
+    READ_FLAGS = "read flags, risk assessments and clinical tasks"
     READ_PATIENT = "read resident details"
     READ_NEEDS = "read follow-up needs"  # liaison projection: category and due date only
     WRITE_READINGS = "enter readings"
@@ -103,6 +104,7 @@ ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
     Role.NURSE: frozenset(
         {
             _C.READ_HEALTH,
+            _C.READ_FLAGS,
             _C.READ_PATIENT,
             _C.READ_NEEDS,
             _C.WRITE_READINGS,
@@ -117,9 +119,17 @@ ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
         }
     ),
     Role.THERAPIST: frozenset(
-        {_C.READ_HEALTH, _C.READ_PATIENT, _C.UPDATE_TASKS, _C.MANAGE_FLAGS, _C.READ_DEVICES}
+        {
+            _C.READ_HEALTH,
+            _C.READ_FLAGS,
+            _C.READ_PATIENT,
+            _C.UPDATE_TASKS,
+            _C.MANAGE_FLAGS,
+            _C.READ_DEVICES,
+        }
     ),
-    Role.LIAISON: frozenset({_C.READ_NEEDS, _C.WITHDRAW_CONSENT}),
+    # liaison officers: plain-language needs and their own liaison tasks, never values
+    Role.LIAISON: frozenset({_C.READ_NEEDS, _C.WITHDRAW_CONSENT, _C.UPDATE_TASKS}),
     Role.STATION: frozenset({_C.CHECK_IN, _C.READ_HEALTH}),
     Role.GATEWAY: frozenset({_C.READ_DEVICES}),  # readings travel over MQTT, not the API
 }

@@ -357,3 +357,141 @@ async def read_device(conn: Conn, actor: Actor, device_id: str) -> DeviceRecord:
         residents=[owner] if owner else [],
     )
     return DeviceRecord(*row[:10])
+
+
+# --- Flag, RiskAssessment and Task (clinical runner's tables, migration 0200) ------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FlagRecord:
+    """A stored risk flag, for the Flag and RiskAssessment views."""
+
+    id: int
+    resident_id: str
+    rule: str
+    rule_set: str
+    severity: str
+    state: str
+    summary: str
+    opened_at: datetime
+    closed_at: datetime | None
+    evidence: tuple[str, ...]
+    flag_json: str | None = None  # the runner's stored FHIR Flag (migration 0201), with its id
+    assessment_json: str | None = None  # the stored FHIR RiskAssessment
+
+
+async def read_flag(conn: Conn, actor: Actor, flag_id: str, *, entity: str = "Flag") -> FlagRecord:
+    """A flag by its FHIR id (clinical staff of the resident; never liaison officers)."""
+    actor.require(Capability.READ_FLAGS)
+    if not flag_id.isdigit():
+        raise NotFound(f"{entity}/{flag_id}")
+    cur = await conn.execute(
+        """SELECT id, resident_id, rule, rule_set, severity, state, summary, opened_at, closed_at,
+                  evidence::text[],
+                  jsonb_set(fhir_flag, '{id}', to_jsonb(id::text))::text,
+                  jsonb_set(fhir_risk_assessment, '{id}', to_jsonb(id::text))::text
+           FROM risk_flag WHERE id = %s""",
+        (int(flag_id),),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"{entity}/{flag_id}")
+    await access.require_resident(conn, actor, row[1], Capability.READ_FLAGS)
+    await access.record_audit(
+        conn, actor, subtype="read", action="R", entity=entity, residents=[row[1]]
+    )
+    return FlagRecord(
+        id=row[0],
+        resident_id=row[1],
+        rule=row[2],
+        rule_set=row[3],
+        severity=row[4],
+        state=row[5],
+        summary=row[6],
+        opened_at=row[7],
+        closed_at=row[8],
+        evidence=tuple(row[9] or ()),
+        flag_json=row[10],
+        assessment_json=row[11],
+    )
+
+
+_TASK_JSON = (
+    "jsonb_set(t.resource, '{id}', to_jsonb(t.id::text))::text"  # the stored Task and its id
+)
+
+
+async def _task_row(conn: Conn, actor: Actor, task_id: str, capability: Capability) -> Any:
+    if not task_id.isdigit():
+        raise NotFound(f"Task/{task_id}")
+    cur = await conn.execute(
+        f"SELECT t.id, t.resident_id, t.role, t.closed_at, {_TASK_JSON} FROM follow_up_task t"
+        " WHERE t.id = %s".encode(),
+        (int(task_id),),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"Task/{task_id}")
+    if actor.role is Role.LIAISON:
+        # a liaison officer sees (and updates) only liaison tasks of her consented residents
+        if row[2] != "liaison":
+            raise access.AccessDenied(actor, "read clinical tasks", row[1])
+        await access.require_resident(conn, actor, row[1], Capability.READ_NEEDS)
+        if capability is not Capability.READ_FLAGS:
+            actor.require(capability, row[1])
+    else:
+        await access.require_resident(conn, actor, row[1], capability)
+    return row
+
+
+async def read_task(conn: Conn, actor: Actor, task_id: str) -> StoredResource:
+    row = await _task_row(conn, actor, task_id, Capability.READ_FLAGS)
+    await access.record_audit(
+        conn, actor, subtype="read", action="R", entity="Task", residents=[row[1]]
+    )
+    return StoredResource(str(row[0]), row[4], None, row[1])
+
+
+#: Task.status values staff may set (FHIR task-status); the runner owns the others.
+STAFF_TASK_STATUSES = ("accepted", "in-progress", "on-hold", "completed")
+
+#: Whose tasks each role works on (follow_up_task.role); admins may update any.
+TASK_ROLES: dict[Role, tuple[str, ...]] = {
+    Role.NURSE: ("nurse", "nurse_lead"),
+    Role.THERAPIST: ("rehab",),
+    Role.LIAISON: ("liaison",),
+}
+
+
+async def update_task_status(
+    conn: Conn, actor: Actor, task_id: str, status: str, note: str | None = None
+) -> StoredResource:
+    """Set a task's FHIR status (completed closes it); returns the Task as now served."""
+    if status not in STAFF_TASK_STATUSES:
+        raise access.InvalidRequest(
+            f"Task.status can be set to {', '.join(STAFF_TASK_STATUSES)}, not {status!r}"
+        )
+    row = await _task_row(conn, actor, task_id, Capability.UPDATE_TASKS)
+    if actor.role is not Role.ADMIN and row[2] not in TASK_ROLES.get(actor.role, ()):
+        raise access.AccessDenied(actor, f"update {row[2]} tasks", row[1])
+    if row[3] is not None:
+        raise access.InvalidRequest(f"Task/{task_id} is already closed")
+    note_json = json.dumps(
+        [{"text": note.strip(), "authorReference": {"reference": f"Practitioner/{actor.user_id}"}}]
+        if note and note.strip()
+        else []
+    )
+    cur = await conn.execute(
+        f"""UPDATE follow_up_task t SET status = %(s)s, updated_at = now(),
+               closed_at = CASE WHEN %(s)s = 'completed' THEN now() END,
+               resource = jsonb_set(jsonb_set(t.resource, '{{status}}', to_jsonb(%(s)s::text)),
+                   '{{note}}', coalesce(t.resource->'note', '[]'::jsonb) || %(note)s::jsonb)
+            WHERE t.id = %(id)s RETURNING t.id, t.resident_id, {_TASK_JSON}""".encode(),
+        {"s": status, "id": int(task_id), "note": note_json},
+    )
+    updated = await cur.fetchone()
+    assert updated is not None
+    await access.record_audit(
+        conn, actor, subtype="update", action="U", entity="Task", residents=[updated[1]]
+    )
+    return StoredResource(str(updated[0]), updated[2], None, updated[1])

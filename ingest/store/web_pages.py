@@ -246,11 +246,13 @@ async def rehab_overview(conn: Conn, actor: Actor) -> tuple[RehabRow, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Need:
-    """A follow-up a liaison officer may know about: plain-language topic and due date only."""
+    """A follow-up a liaison officer may know about: plain-language request and due date only
+    (the task text the clinical runner writes for liaison officers carries no values)."""
 
+    task_id: int
     topic: str
-    due: date | None
-    status: str  # requested / in-progress / ...
+    due: datetime
+    status: str  # FHIR Task.status: requested, accepted, in-progress, ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +288,14 @@ async def liaison_overview(conn: Conn, actor: Actor) -> tuple[LiaisonRow, ...]:
 
 
 async def _liaison_needs(conn: Conn, resident_ids: list[str]) -> dict[str, tuple[Need, ...]]:
-    """Open liaison tasks per resident (filled in once the clinical task table exists)."""
-    del conn, resident_ids
-    return {}
+    """Open liaison tasks per resident, due first."""
+    cur = await conn.execute(
+        """SELECT resident_id, id, description, due_at, status FROM follow_up_task
+           WHERE resident_id = ANY(%s) AND role = 'liaison' AND closed_at IS NULL
+           ORDER BY due_at, id""",
+        (resident_ids,),
+    )
+    out: dict[str, list[Need]] = {}
+    for row in await cur.fetchall():
+        out.setdefault(str(row[0]), []).append(Need(int(row[1]), row[2], row[3], row[4]))
+    return {k: tuple(v) for k, v in out.items()}

@@ -1,0 +1,176 @@
+"""The nurse worklist (TIDE-style triage), flag actions, the month's visit plan and the printable
+case-meeting report."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi.responses import RedirectResponse
+
+from api.deps import Conn, CsrfChecked, WebSession
+from api.routes.web import render
+from ingest.store import access, queries, web_worklist
+from ingest.store.web_worklist import Category
+
+router = APIRouter(include_in_schema=False)
+SEOUL = ZoneInfo("Asia/Seoul")
+
+CATEGORY_LABELS: dict[Category, tuple[str, str]] = {
+    Category.CRITICAL: ("위급", "Critical: contact within 1 hour"),
+    Category.URGENT: ("긴급", "Urgent: today"),
+    Category.ROUTINE: ("정기", "Routine: within 7 days or the next visit"),
+    Category.NO_DATA: ("측정 없음", "No data: stopped measuring"),
+    Category.DEVICE: ("기기 문제", "Device problems"),
+}
+GROUP_LABELS = {
+    "intensive": "집중관리군 / intensive",
+    "regular": "정기관리군 / regular",
+    "self_management": "자기역량지원군 / self-management",
+    "none": "해당 없음 / none",
+}
+NbQuery = Annotated[str | None, Query(max_length=20)]
+
+
+def _month(value: str | None) -> date:
+    if not value:
+        return datetime.now(SEOUL).date().replace(day=1)
+    try:
+        return datetime.strptime(value, "%Y-%m").date()
+    except ValueError as exc:
+        raise access.InvalidRequest("month must look like 2026-03") from exc
+
+
+@router.get("/worklist")
+async def worklist(
+    request: Request, conn: Conn, session: WebSession, nb: NbQuery = None
+) -> Response:
+    actor = session.actor
+    data = await web_worklist.worklist(conn, actor, neighbourhood=nb or None)
+    return render(
+        request,
+        "worklist.html",
+        {
+            "actor": actor,
+            "csrf_token": session.csrf_token,
+            "w": data,
+            "labels": CATEGORY_LABELS,
+            "groups": GROUP_LABELS,
+            "nb": nb or "",
+            "snooze_default": (datetime.now(SEOUL) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
+            "message": request.query_params.get("m"),
+        },
+    )
+
+
+def _back(next_url: str, message: str) -> RedirectResponse:
+    target = next_url if next_url.startswith("/") and not next_url.startswith("//") else "/worklist"
+    joiner = "&" if "?" in target else "?"
+    return RedirectResponse(f"{target}{joiner}m={message}", status_code=303)
+
+
+@router.post("/flags/{flag_id}/acknowledge")
+async def acknowledge(
+    flag_id: int, conn: Conn, session: CsrfChecked, next: Annotated[str, Form()] = "/worklist"
+) -> Response:
+    await web_worklist.acknowledge(conn, session.actor, flag_id)
+    return _back(next, "acknowledged")
+
+
+@router.post("/flags/{flag_id}/snooze")
+async def snooze(
+    flag_id: int,
+    conn: Conn,
+    session: CsrfChecked,
+    until: Annotated[datetime, Form()],
+    reason: Annotated[str, Form(max_length=500)] = "",
+    next: Annotated[str, Form()] = "/worklist",
+) -> Response:
+    when = until if until.tzinfo else until.replace(tzinfo=SEOUL)
+    await web_worklist.snooze(conn, session.actor, flag_id, when, reason)
+    return _back(next, "snoozed")
+
+
+@router.post("/flags/{flag_id}/resolve")
+async def resolve(
+    flag_id: int,
+    conn: Conn,
+    session: CsrfChecked,
+    note: Annotated[str, Form(max_length=2000)] = "",
+    next: Annotated[str, Form()] = "/worklist",
+) -> Response:
+    await web_worklist.resolve(conn, session.actor, flag_id, note)
+    return _back(next, "resolved")
+
+
+@router.post("/tasks/{task_id}/status")
+async def task_status(
+    task_id: int,
+    conn: Conn,
+    session: CsrfChecked,
+    status: Annotated[str, Form()],
+    note: Annotated[str, Form(max_length=2000)] = "",
+    next: Annotated[str, Form()] = "/worklist",
+) -> Response:
+    await queries.update_task_status(conn, session.actor, str(task_id), status, note)
+    return _back(next, "task")
+
+
+@router.get("/visits")
+async def visits(
+    request: Request,
+    conn: Conn,
+    session: WebSession,
+    month: Annotated[str | None, Query(max_length=7)] = None,
+    nb: NbQuery = None,
+) -> Response:
+    actor = session.actor
+    chosen = _month(month)
+    rows = await web_worklist.visit_plan(conn, actor, chosen, neighbourhood=nb or None)
+    return render(
+        request,
+        "visits.html",
+        {
+            "actor": actor,
+            "csrf_token": session.csrf_token,
+            "rows": rows,
+            "month": chosen,
+            "groups": GROUP_LABELS,
+            "nb": nb or "",
+            "today": datetime.now(SEOUL).date(),
+        },
+    )
+
+
+@router.get("/reports/case-meeting")
+async def case_meeting(
+    request: Request,
+    conn: Conn,
+    session: WebSession,
+    month: Annotated[str | None, Query(max_length=7)] = None,
+    nb: NbQuery = None,
+) -> Response:
+    actor = session.actor
+    actor.require(access.Capability.CASE_REPORT)
+    chosen = _month(month)
+    choices = list(actor.neighbourhoods) or list(await web_worklist.neighbourhoods(conn, actor))
+    neighbourhood = nb or (choices[0] if choices else None)
+    report = None
+    if neighbourhood:
+        report = await web_worklist.case_meeting_report(conn, actor, neighbourhood, chosen)
+    return render(
+        request,
+        "case_meeting.html",
+        {
+            "actor": actor,
+            "csrf_token": session.csrf_token,
+            "report": report,
+            "choices": choices,
+            "nb": neighbourhood or "",
+            "month": chosen,
+            "groups": GROUP_LABELS,
+            "now": datetime.now(UTC),
+        },
+    )

@@ -1,0 +1,597 @@
+"""The nurse's worklist (TIDE-style triage), flag actions, the month's visit plan and the
+case-meeting report. Reads the clinical runner's tables (migration 0200) through scope.
+
+Triage, after Tidepool's TIDE (fhir-mapping-and-anchors.md §3, §5.6): every resident in scope
+appears at most once, in the first category that matches, in this order::
+
+    critical   an open critical flag (not snoozed)
+    urgent     an open urgent flag
+    routine    an open routine clinical flag
+    no data    ADH-NO-DATA open, or a home device and no reading for NO_DATA_DAYS
+    device     ADH-QUALITY open, a home-device battery below 20 %, or a home device silent
+               for DEVICE_SILENT_DAYS
+
+A snoozed flag (until its time) does not place a resident; it is shown as snoozed. Each
+category lists at most ``limit`` residents (most recent alert first) and counts the rest;
+residents with none of these are "meeting targets" and only counted. Each row carries the
+last reading (last *measured*, not last synced), and who reviewed the resident last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from ingest.store import access, clinical
+from ingest.store.access import Actor, Capability, InvalidRequest, NotFound, Role
+
+Conn = AsyncConnection[Any]
+
+NO_DATA_DAYS = 7  # clinical-rules.md §8: ADH-NO-DATA after ≥7 days (3 when living alone)
+DEVICE_SILENT_DAYS = 14
+LOW_BATTERY_PCT = 20
+LOOKBACK = timedelta(days=60)  # "last measured" is searched this far back (partition pruning)
+DATA_RULES = ("ADH-NO-DATA",)
+DEVICE_RULES = ("ADH-QUALITY",)
+
+
+class Category(StrEnum):
+    CRITICAL = "critical"
+    URGENT = "urgent"
+    ROUTINE = "routine"
+    NO_DATA = "no-data"
+    DEVICE = "device"
+
+
+CATEGORY_ORDER = tuple(Category)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFlag:
+    id: int
+    rule: str
+    severity: str
+    state: str
+    summary: str
+    alerted_at: datetime
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    snoozed_until: datetime | None
+    snooze_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIssue:
+    device_id: str
+    model: str | None
+    battery_pct: int | None
+    last_seen_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorklistRow:
+    resident_id: str
+    display_name: str
+    neighbourhood: str
+    category: Category
+    flags: tuple[OpenFlag, ...]
+    device_issues: tuple[DeviceIssue, ...]
+    last_measured: datetime | None  # None: nothing within LOOKBACK
+    reviewed_at: datetime | None
+    reviewed_by: str | None
+    group: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Worklist:
+    sections: dict[Category, tuple[WorklistRow, ...]]
+    more: dict[Category, int]  # residents in the category beyond the limit
+    in_scope: int
+    meeting_targets: int
+    neighbourhoods: tuple[str, ...]
+    generated_at: datetime
+
+
+@dataclass(slots=True)
+class _Candidate:
+    resident_id: str
+    display_name: str
+    neighbourhood: str
+    flags: list[OpenFlag] = field(default_factory=list)
+    devices: list[DeviceIssue] = field(default_factory=list)
+    has_home_device: bool = False
+
+
+def triage(
+    flags: Sequence[OpenFlag],
+    devices: Sequence[DeviceIssue],
+    has_home_device: bool,
+    last_measured: datetime | None,
+    now: datetime,
+) -> Category | None:
+    """The first matching category for one resident (pure)."""
+    live = [
+        f for f in flags if not (f.state == "snoozed" and f.snoozed_until and f.snoozed_until > now)
+    ]
+    clinical_flags = [f for f in live if f.rule not in DATA_RULES + DEVICE_RULES]
+    severities = {f.severity for f in clinical_flags}
+    if "critical" in severities:
+        return Category.CRITICAL
+    if "urgent" in severities:
+        return Category.URGENT
+    if "routine" in severities:
+        return Category.ROUTINE
+    stale = last_measured is None or now - last_measured >= timedelta(days=NO_DATA_DAYS)
+    if any(f.rule in DATA_RULES for f in live) or (has_home_device and stale):
+        return Category.NO_DATA
+    if any(f.rule in DEVICE_RULES for f in live) or devices:
+        return Category.DEVICE
+    return None
+
+
+def _device_problem(battery: int | None, last_seen: datetime | None, now: datetime) -> bool:
+    if battery is not None and battery < LOW_BATTERY_PCT:
+        return True
+    return last_seen is not None and now - last_seen > timedelta(days=DEVICE_SILENT_DAYS)
+
+
+async def worklist(
+    conn: Conn,
+    actor: Actor,
+    *,
+    neighbourhood: str | None = None,
+    limit: int = 50,
+) -> Worklist:
+    """The triaged worklist of the residents the actor may see (nurses and admins)."""
+    actor.require(Capability.MANAGE_FLAGS)
+    if actor.role not in (Role.NURSE, Role.ADMIN):
+        raise access.AccessDenied(actor, "use the nurse worklist")
+    where, params = access.scope_predicate(actor)
+    params["nb"] = neighbourhood
+    scope_sql = (
+        f"SELECT r.id, r.display_name, r.neighbourhood FROM resident r WHERE {where}"
+        " AND (%(nb)s::text IS NULL OR r.neighbourhood = %(nb)s)"
+    )
+    cur = await conn.execute(f"SELECT count(*) FROM ({scope_sql}) s".encode(), params)
+    counted = await cur.fetchone()
+    in_scope = int(counted[0]) if counted else 0
+    areas = await neighbourhoods(conn, actor)
+    cur = await conn.execute(
+        f"""WITH s AS ({scope_sql})
+            SELECT s.id, s.display_name, s.neighbourhood, f.id, f.rule, f.severity, f.state,
+                   f.summary, f.alerted_at, coalesce(ua.display_name, f.acknowledged_by),
+                   f.acknowledged_at, f.snoozed_until, f.snooze_reason
+            FROM risk_flag f JOIN s ON s.id = f.resident_id
+            LEFT JOIN app_user ua ON ua.id = f.acknowledged_by
+            WHERE f.state IN ('open', 'acknowledged', 'snoozed') AND f.severity <> 'info'
+              AND ('nurse' = ANY(f.recipients) OR f.rule = ANY(%(data_rules)s))""".encode(),
+        {**params, "data_rules": list(DATA_RULES + DEVICE_RULES)},
+    )
+    candidates: dict[str, _Candidate] = {}
+    for row in await cur.fetchall():
+        c = candidates.setdefault(row[0], _Candidate(row[0], row[1], row[2]))
+        c.flags.append(OpenFlag(*row[3:]))
+    cur = await conn.execute(
+        f"""WITH s AS ({scope_sql})
+            SELECT s.id, s.display_name, s.neighbourhood, d.id, d.model, d.battery_pct,
+                   d.last_seen_at
+            FROM device d JOIN s ON s.id = d.owner_id""".encode(),
+        params,
+    )
+    now = await clinical.db_now(conn)
+    for row in await cur.fetchall():
+        c = candidates.setdefault(row[0], _Candidate(row[0], row[1], row[2]))
+        c.has_home_device = True
+        if _device_problem(row[5], row[6], now):
+            c.devices.append(DeviceIssue(row[3], row[4], row[5], row[6]))
+    ids = sorted(candidates)
+    last = await _last_measured(conn, ids)
+    reviews = await _last_reviews(conn, ids)
+    groups = await clinical.visiting_groups(conn, ids)
+    rows: dict[Category, list[WorklistRow]] = {c: [] for c in CATEGORY_ORDER}
+    for rid in ids:
+        c = candidates[rid]
+        category = triage(c.flags, c.devices, c.has_home_device, last.get(rid), now)
+        if category is None:
+            continue
+        reviewed = reviews.get(rid)
+        group = groups.get(rid)
+        rows[category].append(
+            WorklistRow(
+                resident_id=rid,
+                display_name=c.display_name,
+                neighbourhood=c.neighbourhood,
+                category=category,
+                flags=tuple(
+                    sorted(
+                        c.flags,
+                        key=lambda f: (_SEVERITY_RANK[f.severity], -f.alerted_at.timestamp()),
+                    )
+                ),
+                device_issues=tuple(c.devices),
+                last_measured=last.get(rid),
+                reviewed_at=reviewed[0] if reviewed else None,
+                reviewed_by=reviewed[1] if reviewed else None,
+                group=group.grp if group else None,
+            )
+        )
+    sections: dict[Category, tuple[WorklistRow, ...]] = {}
+    more: dict[Category, int] = {}
+    listed: list[str] = []
+    for category, items in rows.items():
+        items.sort(key=lambda r: _urgency_key(r, now))
+        sections[category] = tuple(items[:limit])
+        more[category] = max(0, len(items) - limit)
+        listed += [r.resident_id for r in items[:limit]]
+    flagged = sum(len(items) for items in rows.values())
+    await access.record_audit(
+        conn, actor, subtype="search-type", action="E", entity="page:worklist", residents=listed
+    )
+    return Worklist(
+        sections=sections,
+        more=more,
+        in_scope=in_scope,
+        meeting_targets=in_scope - flagged,
+        neighbourhoods=areas,
+        generated_at=now,
+    )
+
+
+_SEVERITY_RANK = {"critical": 0, "urgent": 1, "routine": 2, "info": 3}
+
+
+def _urgency_key(row: WorklistRow, now: datetime) -> tuple[float, str]:
+    latest = max((f.alerted_at for f in row.flags), default=None)
+    if latest is not None:
+        return (-latest.timestamp(), row.resident_id)
+    measured = row.last_measured
+    return ((measured.timestamp() if measured else 0.0), row.resident_id)
+
+
+async def _last_measured(conn: Conn, ids: Sequence[str]) -> dict[str, datetime]:
+    """Newest reading per resident within LOOKBACK (one index probe per resident)."""
+    if not ids:
+        return {}
+    cur = await conn.execute(
+        """SELECT rid, last.effective_at FROM unnest(%s::text[]) AS rid
+           CROSS JOIN LATERAL (
+               SELECT o.effective_at FROM observation o
+               WHERE o.resident_id = rid AND o.effective_at > now() - %s
+                 AND o.status <> 'entered-in-error'
+               ORDER BY o.effective_at DESC LIMIT 1) last""",
+        (list(ids), LOOKBACK),
+    )
+    return {str(r[0]): r[1] for r in await cur.fetchall()}
+
+
+async def _last_reviews(conn: Conn, ids: Sequence[str]) -> dict[str, tuple[datetime, str]]:
+    if not ids:
+        return {}
+    cur = await conn.execute(
+        """SELECT rid, v.at, v.name FROM unnest(%s::text[]) AS rid
+           CROSS JOIN LATERAL (
+               SELECT rv.at, u.display_name AS name FROM resident_review rv
+               JOIN app_user u ON u.id = rv.user_id
+               WHERE rv.resident_id = rid ORDER BY rv.at DESC LIMIT 1) v""",
+        (list(ids),),
+    )
+    return {str(r[0]): (r[1], str(r[2])) for r in await cur.fetchall()}
+
+
+async def neighbourhoods(conn: Conn, actor: Actor) -> tuple[str, ...]:
+    """The neighbourhoods of the residents the actor may see."""
+    where, params = access.scope_predicate(actor)
+    cur = await conn.execute(
+        f"SELECT DISTINCT r.neighbourhood FROM resident r WHERE {where} ORDER BY 1".encode(),
+        params,
+    )
+    return tuple(str(r[0]) for r in await cur.fetchall())
+
+
+# --- flag actions -----------------------------------------------------------------------------
+
+
+async def _flag_resident(conn: Conn, actor: Actor, flag_id: int) -> clinical.FlagRow:
+    row = await clinical.flag(conn, flag_id)
+    if row is None:
+        raise NotFound(f"flag {flag_id}")
+    await access.require_resident(conn, actor, row.resident_id, Capability.MANAGE_FLAGS)
+    return row
+
+
+async def acknowledge(conn: Conn, actor: Actor, flag_id: int) -> None:
+    row = await _flag_resident(conn, actor, flag_id)
+    done = await clinical.acknowledge_flag(
+        conn, flag_id, actor.user_id, await clinical.db_now(conn)
+    )
+    if done is None:
+        raise InvalidRequest("이미 닫힌 알림입니다 / the flag is already closed")
+    await access.record_audit(
+        conn,
+        actor,
+        subtype="update",
+        action="U",
+        entity="Flag/acknowledge",
+        residents=[row.resident_id],
+    )
+
+
+async def snooze(conn: Conn, actor: Actor, flag_id: int, until: datetime, reason: str) -> None:
+    row = await _flag_resident(conn, actor, flag_id)
+    try:
+        done = await clinical.snooze_flag(
+            conn, flag_id, actor.user_id, until, reason, await clinical.db_now(conn)
+        )
+    except ValueError as exc:
+        raise InvalidRequest(f"미루기 불가 / cannot snooze: {exc}") from exc
+    if done is None:
+        raise InvalidRequest("이미 닫힌 알림입니다 / the flag is already closed")
+    await access.record_audit(
+        conn,
+        actor,
+        subtype="update",
+        action="U",
+        entity="Flag/snooze",
+        residents=[row.resident_id],
+    )
+
+
+async def resolve(conn: Conn, actor: Actor, flag_id: int, note: str) -> None:
+    if not note.strip():
+        raise InvalidRequest("조치 내용을 적어 주세요 / document the follow-up to resolve")
+    row = await _flag_resident(conn, actor, flag_id)
+    done = await clinical.resolve_flag(
+        conn, flag_id, actor.user_id, note.strip(), await clinical.db_now(conn)
+    )
+    if done is None:
+        raise InvalidRequest("이미 닫힌 알림입니다 / the flag is already closed")
+    await access.record_audit(
+        conn,
+        actor,
+        subtype="update",
+        action="U",
+        entity="Flag/resolve",
+        residents=[row.resident_id],
+    )
+
+
+# --- resident flags and tasks history -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FlagHistory:
+    id: int
+    rule: str
+    severity: str
+    state: str
+    summary: str
+    opened_at: datetime
+    closed_at: datetime | None
+    close_reason: str | None
+    acknowledged_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskHistory:
+    id: int
+    role: str
+    priority: str
+    status: str
+    business_status: str
+    due_at: datetime
+    description: str
+    created_at: datetime
+    closed_at: datetime | None
+
+
+async def resident_flags_and_tasks(
+    conn: Conn, actor: Actor, resident_id: str, *, limit: int = 50
+) -> tuple[tuple[FlagHistory, ...], tuple[TaskHistory, ...]]:
+    """The resident page's flags and tasks history (newest first; clinical staff)."""
+    await access.require_resident(conn, actor, resident_id, Capability.READ_FLAGS)
+    cur = await conn.execute(
+        """SELECT f.id, f.rule, f.severity, f.state, f.summary, f.opened_at, f.closed_at,
+                  f.close_reason, coalesce(u.display_name, f.acknowledged_by)
+           FROM risk_flag f LEFT JOIN app_user u ON u.id = f.acknowledged_by
+           WHERE f.resident_id = %s
+           ORDER BY (f.state IN ('open', 'acknowledged', 'snoozed')) DESC, f.opened_at DESC
+           LIMIT %s""",
+        (resident_id, limit),
+    )
+    flags = tuple(FlagHistory(*r) for r in await cur.fetchall())
+    cur = await conn.execute(
+        """SELECT id, role, priority, status, business_status, due_at, description, created_at,
+                  closed_at FROM follow_up_task WHERE resident_id = %s
+           ORDER BY (closed_at IS NULL) DESC, created_at DESC LIMIT %s""",
+        (resident_id, limit),
+    )
+    tasks = tuple(TaskHistory(*r) for r in await cur.fetchall())
+    return flags, tasks
+
+
+# --- the month's visit plan -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VisitPlanRow:
+    resident_id: str
+    display_name: str
+    neighbourhood: str
+    group: str
+    visits_rule: str
+    next_visit_due: date | None
+    last_visit: date | None
+    visits_this_month: int
+    visits_90_days: int
+
+
+def month_bounds(month: date) -> tuple[date, date]:
+    first = month.replace(day=1)
+    nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return first, nxt
+
+
+async def visit_plan(
+    conn: Conn, actor: Actor, month: date, *, neighbourhood: str | None = None
+) -> tuple[VisitPlanRow, ...]:
+    """Residents in scope in a visiting group whose next visit falls due by the month's end
+    (or who have no visit on record), with their visits so far."""
+    actor.require(Capability.CASE_REPORT)
+    first, nxt = month_bounds(month)
+    where, params = access.scope_predicate(actor)
+    cur = await conn.execute(
+        f"""SELECT r.id, r.display_name, r.neighbourhood, g.grp, g.visits, g.next_visit_due,
+                   (SELECT max(v.visited_on) FROM home_visit v
+                    WHERE v.resident_id = r.id AND v.cancelled_at IS NULL),
+                   (SELECT count(*) FROM home_visit v WHERE v.resident_id = r.id
+                    AND v.cancelled_at IS NULL AND v.visited_on >= %(first)s
+                    AND v.visited_on < %(next)s),
+                   (SELECT count(*) FROM home_visit v WHERE v.resident_id = r.id
+                    AND v.cancelled_at IS NULL AND v.visited_on > %(next)s::date - 90
+                    AND v.visited_on < %(next)s)
+            FROM visiting_group g JOIN resident r ON r.id = g.resident_id
+            WHERE g.grp <> 'none' AND {where}
+              AND (%(nb)s::text IS NULL OR r.neighbourhood = %(nb)s)
+              AND (g.next_visit_due IS NULL OR g.next_visit_due < %(next)s)
+            ORDER BY array_position(ARRAY['intensive','regular','self_management'], g.grp),
+                     g.next_visit_due NULLS FIRST, r.id""".encode(),
+        {**params, "first": first, "next": nxt, "nb": neighbourhood},
+    )
+    rows = tuple(VisitPlanRow(*r) for r in await cur.fetchall())
+    await access.record_audit(
+        conn,
+        actor,
+        subtype="search-type",
+        action="E",
+        entity="page:visit-plan",
+        residents=[r.resident_id for r in rows],
+    )
+    return rows
+
+
+# --- the case-meeting report ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFlag:
+    resident_id: str
+    display_name: str
+    rule: str
+    severity: str
+    state: str
+    summary: str
+    opened_at: datetime
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportTask:
+    resident_id: str
+    display_name: str
+    role: str
+    priority: str
+    business_status: str
+    due_at: datetime
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReportVisit:
+    resident_id: str
+    display_name: str
+    visited_on: date
+    kind: str
+    by: str
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseMeetingReport:
+    neighbourhood: str
+    month: date
+    flags: tuple[ReportFlag, ...]  # raised in the month, or still open
+    tasks: tuple[ReportTask, ...]  # open now
+    visits: tuple[ReportVisit, ...]  # done in the month
+    severity_counts: dict[str, int]
+    groups: dict[str, int]
+    generated_at: datetime
+
+
+async def case_meeting_report(
+    conn: Conn, actor: Actor, neighbourhood: str, month: date
+) -> CaseMeetingReport:
+    """One neighbourhood's month for the integrated case meeting (printable)."""
+    actor.require(Capability.CASE_REPORT)
+    if actor.role is not Role.ADMIN and neighbourhood not in actor.neighbourhoods:
+        raise access.AccessDenied(actor, f"print the report of {neighbourhood}")
+    first, nxt = month_bounds(month)
+    where, params = access.scope_predicate(actor)
+    base = {**params, "nb": neighbourhood, "first": first, "next": nxt}
+    scope = f"r.neighbourhood = %(nb)s AND {where}"
+    cur = await conn.execute(
+        f"""SELECT r.id, r.display_name, f.rule, f.severity, f.state, f.summary, f.opened_at,
+                   f.closed_at
+            FROM risk_flag f JOIN resident r ON r.id = f.resident_id
+            WHERE {scope} AND f.severity <> 'info'
+              AND (f.state IN ('open', 'acknowledged', 'snoozed')
+                   OR (f.opened_at >= %(first)s AND f.opened_at < %(next)s))
+            ORDER BY array_position(ARRAY['critical','urgent','routine'], f.severity),
+                     f.opened_at DESC""".encode(),
+        base,
+    )
+    flags = tuple(ReportFlag(*r) for r in await cur.fetchall())
+    cur = await conn.execute(
+        f"""SELECT r.id, r.display_name, t.role, t.priority, t.business_status, t.due_at,
+                   t.description
+            FROM follow_up_task t JOIN resident r ON r.id = t.resident_id
+            WHERE {scope} AND t.closed_at IS NULL ORDER BY t.due_at""".encode(),
+        base,
+    )
+    tasks = tuple(ReportTask(*r) for r in await cur.fetchall())
+    cur = await conn.execute(
+        f"""SELECT r.id, r.display_name, v.visited_on, v.kind, u.display_name, v.note
+            FROM home_visit v JOIN resident r ON r.id = v.resident_id
+            JOIN app_user u ON u.id = v.user_id
+            WHERE {scope} AND v.cancelled_at IS NULL
+              AND v.visited_on >= %(first)s AND v.visited_on < %(next)s
+            ORDER BY v.visited_on, r.id""".encode(),
+        base,
+    )
+    visits = tuple(ReportVisit(*r) for r in await cur.fetchall())
+    cur = await conn.execute(
+        f"""SELECT g.grp, count(*) FROM visiting_group g JOIN resident r ON r.id = g.resident_id
+            WHERE {scope} GROUP BY g.grp""".encode(),
+        base,
+    )
+    groups = {str(r[0]): int(r[1]) for r in await cur.fetchall()}
+    counts: dict[str, int] = {}
+    for f in flags:
+        counts[f.severity] = counts.get(f.severity, 0) + 1
+    touched = sorted(
+        {f.resident_id for f in flags}
+        | {t.resident_id for t in tasks}
+        | {v.resident_id for v in visits}
+    )
+    await access.record_audit(
+        conn,
+        actor,
+        subtype="search-type",
+        action="E",
+        entity="page:case-meeting",
+        residents=touched,
+    )
+    return CaseMeetingReport(
+        neighbourhood=neighbourhood,
+        month=first,
+        flags=flags,
+        tasks=tasks,
+        visits=visits,
+        severity_counts=counts,
+        groups=groups,
+        generated_at=await clinical.db_now(conn),
+    )
