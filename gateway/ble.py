@@ -819,11 +819,10 @@ class Transfer:
     def consent_slots(self) -> list[tuple[int, int]]:
         """(user index, consent code) pairs the registry gives for this scale."""
         config = self.config
-        if config.station is not None:
-            if config.station_user is not None and config.station_consent is not None:
-                return [(config.station_user, config.station_consent)]
-            return []
-        return [(u.index, u.consent_code) for u in config.users if u.consent_code is not None]
+        slots = [(u.index, u.consent_code) for u in config.users if u.consent_code is not None]
+        if config.station_user is not None and config.station_consent is not None:
+            slots.insert(0, (config.station_user, config.station_consent))
+        return slots
 
     async def consent(self, index: int, code: int) -> None:
         while not self.ucp.empty():

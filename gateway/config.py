@@ -79,9 +79,10 @@ class UserSlot:
 class DeviceConfig:
     """A registered device: the allow-list entry the scanner accepts.
 
-    Station devices name their ``station`` and are bound by check-in sessions. Personal devices
-    name an ``owner`` (single user) or ``users`` (slots of a multi-user scale or cuff); a slot
-    is never a person unless it is listed here.
+    Station devices name their ``station`` and are bound by check-in sessions; their ``users``
+    (a shared scale's UDS slots) only give the consent codes to read those slots, never the
+    person. Personal devices name an ``owner`` (single user) or ``users`` (slots of a
+    multi-user scale or cuff); a slot is never a person unless it is listed here.
     """
 
     address: str | None  # upper-case BLE address; None for an MQTT (kiosk / Wi-Fi) device
@@ -472,8 +473,8 @@ def _device(t: _Table, station_ids: set[str]) -> DeviceConfig:
         raise ConfigError(t.key("users"), "a user index is mapped twice")
     if station is None and owner is None and not users:
         raise ConfigError(t.key("station"), "a device needs a station, an owner or users")
-    if station is not None and (owner is not None or users):
-        raise ConfigError(t.key("owner"), "a station device is shared: it has no owner or users")
+    if station is not None and owner is not None:
+        raise ConfigError(t.key("owner"), "a station device is shared: it has no owner")
     calibration = t.opt_str("calibration")
     if calibration not in (None, "plasma", "whole_blood"):
         raise ConfigError(t.key("calibration"), "must be 'plasma' or 'whole_blood'")

@@ -8,6 +8,7 @@ import json
 import sys
 import time
 import tomllib
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,6 +86,66 @@ def build_config(
         default_broker_url=broker_url,
         state_dir=settings.state_dir,
     )
+
+
+def demo_tables(
+    world: Any | None = None,
+    *,
+    scale_slots: Mapping[str, Sequence[tuple[int, int, str]]] | None = None,
+    ble: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """One ``[gateway]`` table per demo centre (``daon demo`` runs a gateway for each).
+
+    ``world`` is ``simulators.demo_data.demo_world()``; ``scale_slots`` maps a body-composition
+    scale's device id to its (user index, consent code, resident) slots, as
+    ``simulators.peripherals.demo.DemoFleet.scale_slots`` lists them; ``ble`` overrides the
+    BLE timings (all centres share one virtual adapter in the demo).
+    """
+    from simulators.demo_data import demo_world
+
+    world = world or demo_world()
+    slots = scale_slots or {}
+    tables = []
+    for centre in world.centres:
+        devices: list[dict[str, Any]] = []
+        for station in centre.stations:
+            for device in station.devices:
+                entry: dict[str, Any] = {
+                    "address": device.address,
+                    "model": device.model,
+                    "id": device.id,
+                    "station": station.id,
+                }
+                if device.calibration:
+                    entry["calibration"] = device.calibration
+                users = slots.get(device.id, ())
+                if users:
+                    entry["users"] = [
+                        {"index": index, "resident": resident, "consent_code": code}
+                        for index, code, resident in users
+                    ]
+                devices.append(entry)
+            for kiosk in station.kiosk:
+                devices.append({"model": kiosk.model, "id": kiosk.id, "station": station.id})
+        for device in world.home_devices:
+            if device.centre != centre.id or device.owner is None:
+                continue
+            entry = {"address": device.address, "model": device.model, "id": device.id}
+            entry["owner"] = device.owner
+            if device.calibration:
+                entry["calibration"] = device.calibration
+            devices.append(entry)
+        tables.append(
+            {
+                "centre": centre.id,
+                "id": f"{centre.id}-gw-1",
+                "stations": [{"id": s.id, "name": s.name} for s in centre.stations],
+                "devices": devices,
+                "cards": {r.card_number: r.id for r in world.residents_of(centre.id)},
+                "ble": dict(ble or {"rescan_s": 2.0, "cooldown_s": 20.0, "settle_s": 0.1}),
+            }
+        )
+    return tables
 
 
 def _broker_url(settings: Settings, table: dict[str, Any]) -> str | None:
