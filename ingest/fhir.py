@@ -471,6 +471,7 @@ class ReadingContext:
     reading_id: str | None = None
     performer: str | None = None
     setting: str | None = None  # "centre" | "home" | "visit" (for the clinical runner)
+    session: str | None = None  # the check-in session that bound the reading (provenance)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1663,12 +1664,20 @@ def to_observations(
 
 
 def reading_context(measurement: Measurement, ctx: ReadingContext) -> str | None:
-    """The facts the clinical runner filters on, as a small JSON object (or None)."""
+    """The reading's facts as a small JSON object (or None): what the clinical runner filters
+    on (setting, meal, ...) and the provenance of the binding (method, check-in session,
+    station, reading id), so a Provenance can be rendered without a row of its own."""
     facts: dict[str, object] = {}
     if ctx.setting is not None:
         facts["setting"] = ctx.setting
     if ctx.binding is not None:
         facts["binding"] = ctx.binding
+    if ctx.session is not None:
+        facts["session"] = ctx.session
+    if ctx.station_id is not None:
+        facts["station"] = ctx.station_id
+    if ctx.reading_id is not None:
+        facts["reading"] = ctx.reading_id
     for key, value in measurement.context:
         if key in ("meal", "sample_type", "sample_location", "tester", "health"):
             facts[key] = value

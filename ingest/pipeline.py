@@ -393,6 +393,7 @@ def process_reading(
             station_id=reading.station,
             reading_id=reading.id,
             setting=setting,
+            session=bound.session if bound is not None else None,
         )
         try:
             out.observations.extend(to_observations(measurement, ctx, policy))

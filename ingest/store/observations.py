@@ -13,7 +13,7 @@ Replays, redeliveries and whole-memory resends therefore store nothing twice, an
 reading arriving through two gateways at once is serialised by the identity key.
 
 :func:`write_outcomes` adds the rest of a consumer batch in the same transaction: unbound-queue
-rows, dead letters (idempotent on their digest), binding provenance, per-gateway counters,
+rows, dead letters (idempotent on their digest), staff-binding provenance, per-gateway counters,
 ``last_seen_at`` of gateways and devices, and ``NOTIFY daon_observations`` with the residents
 touched (a JSON array of ids, split below PostgreSQL's 8000-byte payload limit), which wakes
 the clinical runner.
@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from psycopg import AsyncConnection
 
-from ingest.fhir import StoredObservation
+from ingest.fhir import StoredObservation, resource_id
 from ingest.fhirjson import dumps, loads
 from ingest.pipeline import Bound, MessageOutcome
 from ingest.store.deadletter import insert_dead_letters
@@ -275,7 +275,9 @@ async def write_outcomes(conn: Conn, messages: Sequence[MessageOutcome]) -> Writ
                 counts.stored += 1
                 counts.observations += len(fresh)
                 residents.update(o.resident_id for o in fresh if o.resident_id)
-                if reading.bound is not None:
+                if reading.bound is not None and reading.bound.method == "staff":
+                    # check-in and registry bindings are recorded on the rows themselves
+                    # (context: binding, session, station, reading); see binding_provenance()
                     bindings.append(
                         (
                             reading.gateway_id,
@@ -544,3 +546,56 @@ def provenance_resource(row: ProvenanceRow, recorded: datetime | date) -> dict[s
             }
         ]
     return resource
+
+
+async def provenance_for_observation(conn: Conn, observation_id: str) -> dict[str, Any] | None:
+    """The FHIR Provenance of how an Observation was bound to its resident (None if unbound).
+
+    A staff decision has its own ``binding_provenance`` row; a check-in or registry binding is
+    read from the Observation's context (method, session, station, reading) and targets every
+    Observation of the same reading.
+    """
+    cur = await conn.execute(
+        "SELECT id::text, resident_id, method, session_id, gateway_id, station_id, by_user, "
+        "reading_ids, observation_ids::text[], recorded_at FROM binding_provenance "
+        "WHERE observation_ids @> ARRAY[%s]::uuid[] ORDER BY recorded_at DESC LIMIT 1",
+        (observation_id,),
+    )
+    row = await cur.fetchone()
+    if row is not None:
+        return provenance_resource(
+            ProvenanceRow(
+                row[0], row[1], row[2], row[3], row[4], row[5], row[6], tuple(row[7]), tuple(row[8])
+            ),
+            row[9],
+        )
+    cur = await conn.execute(
+        "SELECT o.resident_id, o.gateway_id, o.context, o.stored_at, "
+        "(SELECT array_agg(s.id::text ORDER BY s.id) FROM observation s "
+        " WHERE s.resident_id = o.resident_id AND s.gateway_id = o.gateway_id "
+        " AND s.context->>'reading' = o.context->>'reading' "
+        " AND s.effective_at = o.effective_at) "
+        "FROM observation o WHERE o.id = %s::uuid",
+        (observation_id,),
+    )
+    found = await cur.fetchone()
+    if found is None or found[0] is None:
+        return None
+    resident, gateway, context, stored_at, targets = found
+    context = context or {}
+    method = context.get("binding")
+    if method not in ("check-in", "registry", "staff"):
+        return None
+    reading = context.get("reading")
+    row_ = ProvenanceRow(
+        resource_id(f"provenance-{gateway}-{reading}-{resident}"),
+        resident,
+        method,
+        context.get("session"),
+        gateway,
+        context.get("station"),
+        None,
+        (reading,) if reading else (),
+        tuple(targets or (observation_id,)),
+    )
+    return provenance_resource(row_, stored_at)

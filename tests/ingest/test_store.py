@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest import store
+from ingest import fhir, store
 from ingest.errors import Reason
 from ingest.fhir import render
 from ingest.fhirjson import loads
@@ -21,6 +21,7 @@ from ingest.store.observations import (
     NOTIFY_CHANNEL,
     notify_payloads,
     parse_notify_payload,
+    provenance_for_observation,
     read_counters,
     series,
     series_many,
@@ -78,7 +79,13 @@ async def test_a_batch_is_stored_with_typed_columns_and_the_resource(db_url: str
     )
     assert components == {"8480-6": 120, "8462-4": 80, "8478-0": 93}
     assert quality == ["body_movement", "irregular_pulse"]
-    assert ctx == {"setting": "centre", "binding": "check-in"}
+    assert ctx == {
+        "setting": "centre",
+        "binding": "check-in",
+        "session": "session-s2",
+        "station": "yaksu-station-1",
+        "reading": "s2",  # the oldest of the three
+    }
     # what the API renders from jsonb is what ingest computed, byte for byte
     resource = loads(text)
     assert render(text) == render(resource)
@@ -178,21 +185,27 @@ async def test_unbound_readings_are_queued_once(db_url: str) -> None:
     assert status.counts["unbound_readings"] == 1
 
 
-async def test_bindings_leave_a_provenance_of_the_new_observations(db_url: str) -> None:
+async def test_a_check_in_binding_has_a_provenance(db_url: str) -> None:
     await world.seed(db_url)
     await write(db_url, p.batch(world.memory(2)))
-    await write(db_url, p.batch(world.memory(2)))  # duplicates bind nothing new
     async with store.connection(db_url) as conn:
-        rows = await (
-            await conn.execute(
-                "SELECT resident_id, method, session_id, gateway_id, cardinality(observation_ids) "
-                "FROM binding_provenance ORDER BY session_id"
-            )
-        ).fetchall()
-    assert rows == [
-        ("R0001234", "check-in", "session-m0", world.GATEWAY, 2),
-        ("R0001234", "check-in", "session-m1", world.GATEWAY, 2),
-    ]
+        ids = [
+            r[0]
+            for r in await (
+                await conn.execute(
+                    "SELECT id::text FROM observation WHERE context->>'reading' = 'm1' ORDER BY id"
+                )
+            ).fetchall()
+        ]
+        provenance = await provenance_for_observation(conn, ids[0])
+        unbound_id = "00000000-0000-5000-8000-000000000000"
+        assert await provenance_for_observation(conn, unbound_id) is None
+    assert provenance is not None
+    fhir.validate(provenance)
+    assert [t["reference"] for t in provenance["target"]] == [f"Observation/{i}" for i in ids]
+    assert provenance["entity"][0]["what"]["identifier"]["value"] == "session-m1"
+    assert provenance["agent"][0]["who"] == {"reference": f"Device/phg-{world.GATEWAY}"}
+    assert "체크인" in provenance["activity"]["text"]
 
 
 async def test_notify_wakes_listeners_with_the_residents_touched(db_url: str) -> None:
@@ -234,7 +247,8 @@ async def test_series_returns_columns_for_the_clinical_runner(db_url: str) -> No
     assert list(bp.effective_at) == sorted(bp.effective_at)
     assert bp.components[0] == {"8480-6": 120, "8462-4": 80, "8478-0": 93}
     assert bp.quality[0] == ()
-    assert bp.context[0] == {"setting": "centre", "binding": "check-in"}
+    assert bp.context[0]["setting"] == "centre"
+    assert bp.context[0]["binding"] == "check-in"
     assert len(both) == 6
     assert set(both.code) == {"85354-9", "8867-4"}
     assert both.value[both.code.index("8867-4")] == 72.0
