@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from json.encoder import encode_basestring
 from typing import Any, Final, NamedTuple
 
 from devices.model import Component, Kind, Measurement, Special
@@ -1667,25 +1668,27 @@ def reading_context(measurement: Measurement, ctx: ReadingContext) -> str | None
     """The reading's facts as a small JSON object (or None): what the clinical runner filters
     on (setting, meal, ...) and the provenance of the binding (method, check-in session,
     station, reading id), so a Provenance can be rendered without a row of its own."""
-    facts: dict[str, object] = {}
-    if ctx.setting is not None:
-        facts["setting"] = ctx.setting
-    if ctx.binding is not None:
-        facts["binding"] = ctx.binding
-    if ctx.session is not None:
-        facts["session"] = ctx.session
-    if ctx.station_id is not None:
-        facts["station"] = ctx.station_id
-    if ctx.reading_id is not None:
-        facts["reading"] = ctx.reading_id
+    parts: list[str] = []
+    for key, value in (
+        ("setting", ctx.setting),
+        ("binding", ctx.binding),
+        ("session", ctx.session),
+        ("station", ctx.station_id),
+        ("reading", ctx.reading_id),
+    ):
+        if value is not None:
+            parts.append(f'"{key}":{encode_basestring(value)}')
     for key, value in measurement.context:
-        if key in ("meal", "sample_type", "sample_location", "tester", "health"):
-            facts[key] = value
+        if key in _CONTEXT_KEYS:
+            parts.append(f'"{key}":{encode_basestring(value)}')
     if measurement.user_index is not None:
-        facts["user_index"] = measurement.user_index
+        parts.append(f'"user_index":{int(measurement.user_index)}')
     if measurement.sequence_number is not None:
-        facts["sequence"] = measurement.sequence_number
-    return dumps(facts) if facts else None
+        parts.append(f'"sequence":{int(measurement.sequence_number)}')
+    return "{" + ",".join(parts) + "}" if parts else None
+
+
+_CONTEXT_KEYS: Final = frozenset({"meal", "sample_type", "sample_location", "tester", "health"})
 
 
 # --- the unbound queue record ------------------------------------------------------------------
