@@ -245,6 +245,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         (ServiceBusy, busy),
         (store.StoreUnavailable, database_down),
         (psycopg.OperationalError, database_down),
+        (psycopg.DataError, invalid),  # a value the database cannot take (e.g. out of range)
         (RequestValidationError, validation),
         (StarletteHTTPException, http_error),
         (Exception, unexpected),

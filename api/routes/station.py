@@ -104,7 +104,9 @@ async def station_checkin(
         checkin = await web_station.check_in(conn, session.actor, card_number)
     except access.NotFound:
         return RedirectResponse("/station?e=card", status_code=303)
-    await publish_checkin(request, conn, checkin, "".join(c for c in card_number if c.isdigit()))
+    await publish_checkin(
+        request, conn, checkin, "".join(c for c in card_number if c in "0123456789")
+    )
     return RedirectResponse("/station", status_code=303)
 
 

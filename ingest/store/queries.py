@@ -12,6 +12,7 @@ syntax (prefixes, precisions, references) into these plain values.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -25,6 +26,7 @@ from ingest.store.access import Actor, Capability, NotFound, Role
 Conn = AsyncConnection[Any]
 
 Comparison = Literal["ge", "gt", "le", "lt"]
+_NUMERIC_ID = re.compile(r"[0-9]{1,18}")  # bigint ids as FHIR ids (ASCII digits, no overflow)
 
 #: A registry device id as a FHIR id (``[A-Za-z0-9.-]``): other characters become '-'.
 FHIR_DEVICE_ID_SQL = "regexp_replace(d.id, '[^A-Za-z0-9.-]', '-', 'g')"
@@ -383,7 +385,7 @@ class FlagRecord:
 async def read_flag(conn: Conn, actor: Actor, flag_id: str, *, entity: str = "Flag") -> FlagRecord:
     """A flag by its FHIR id (clinical staff of the resident; never liaison officers)."""
     actor.require(Capability.READ_FLAGS)
-    if not flag_id.isdigit():
+    if not _NUMERIC_ID.fullmatch(flag_id):
         raise NotFound(f"{entity}/{flag_id}")
     cur = await conn.execute(
         """SELECT id, resident_id, rule, rule_set, severity, state, summary, opened_at, closed_at,
@@ -422,7 +424,7 @@ _TASK_JSON = (
 
 
 async def _task_row(conn: Conn, actor: Actor, task_id: str, capability: Capability) -> Any:
-    if not task_id.isdigit():
+    if not _NUMERIC_ID.fullmatch(task_id):
         raise NotFound(f"Task/{task_id}")
     cur = await conn.execute(
         f"SELECT t.id, t.resident_id, t.role, t.closed_at, {_TASK_JSON} FROM follow_up_task t"

@@ -74,7 +74,7 @@ async def check_in(
     station = actor.station_id if actor.role is Role.STATION else station_id
     if not station:
         raise InvalidRequest("측정대를 선택해 주세요 / choose a station")
-    digits = "".join(ch for ch in card_number if ch.isdigit())
+    digits = "".join(ch for ch in card_number if ch in "0123456789")
     cur = await conn.execute("SELECT id FROM resident WHERE card_number = %s AND active", (digits,))
     row = await cur.fetchone()
     if row is None or not digits:

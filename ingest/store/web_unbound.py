@@ -53,7 +53,7 @@ async def queue(
 async def resolve_resident(conn: Conn, actor: Actor, text: str) -> str:
     """A resident id (``R0001234``) or a centre card number, to a resident in scope."""
     value = text.strip()
-    digits = "".join(ch for ch in value if ch.isdigit())
+    digits = "".join(ch for ch in value if ch in "0123456789")
     cur = await conn.execute(
         "SELECT id FROM resident WHERE id = %s OR (%s <> '' AND card_number = %s)",
         (value.upper(), digits, digits),
