@@ -24,6 +24,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +105,10 @@ class Consumer:
         self._registry_at = 0.0
         self._on_commit = on_commit
         self.subscribed = asyncio.Event()  # set while a link is subscribed (tests, demo)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-transform")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     # --- registry ----------------------------------------------------------------------------
 
@@ -127,16 +132,28 @@ class Consumer:
         assert self.registry is not None
         return self.registry
 
+    async def _transform(self, message: Message, registry: Registry) -> MessageOutcome:
+        # On a worker thread: the event loop keeps serving the database round trips of the
+        # batch being written (the GIL switches every few milliseconds) instead of waiting for
+        # a whole message's transform between them.
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor,
+            process_message,
+            message.topic,
+            message.payload,
+            registry,
+            self.config.policy,
+        )
+
     async def _process(self, message: Message) -> MessageOutcome:
         registry = await self._registry()
         try:
-            outcome = process_message(message.topic, message.payload, registry, self.config.policy)
+            outcome = await self._transform(message, registry)
             if _missed(outcome) and time.monotonic() - self._registry_at > _MISS_RELOAD_S:
                 # A device or resident registered moments ago: look again before dead-lettering.
                 registry = await self.refresh_registry()
-                outcome = process_message(
-                    message.topic, message.payload, registry, self.config.policy
-                )
+                outcome = await self._transform(message, registry)
         except (psycopg.OperationalError, PoolTimeout, TimeoutError):
             raise
         except Exception as exc:  # a poison message must not stop the consumer

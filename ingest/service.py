@@ -94,6 +94,8 @@ async def run(
                 await _sleep_or_stop(stop, delay)
                 delay = min(delay * 2, config.retry_max_s)
     finally:
+        if consumer is not None:
+            consumer.close()
         if pool is not None:
             await pool.close()
     logger.info("ingest stopped (database %s)", redact_url(config.database_url))
