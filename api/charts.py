@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
-WIDTH, HEIGHT = 640, 260
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 14, 30
+WIDTH, HEIGHT = 520, 250
+LEFT, RIGHT, TOP, BOTTOM = 44, 10, 14, 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +109,7 @@ def render(chart: Chart) -> str:
     desc = _describe(chart, n_points)
     out = [
         f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="t d" '
-        f'xmlns="http://www.w3.org/2000/svg" font-size="12">',
+        f'xmlns="http://www.w3.org/2000/svg" font-size="14">',
         f'<title id="t">{escape(chart.title)}</title><desc id="d">{escape(desc)}</desc>',
     ]
     for band in chart.bands:
@@ -141,13 +141,16 @@ def render(chart: Chart) -> str:
                 f"{day.month}/{day.day}</text>"
             )
         day += timedelta(days=1)
-    for line in chart.lines:
+    for index, line in enumerate(chart.lines):
         ly = y(line.value)
+        # alternate the label side so lines close together (135 and 140) stay readable
+        lx, anchor = (WIDTH - RIGHT - 4, "end") if index % 2 == 0 else (LEFT + 4, "start")
         out.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{ly:.1f}" y2="{ly:.1f}" '
             f'stroke="{line.colour}" stroke-dasharray="6 4" stroke-width="1.5"/>'
-            f'<text x="{WIDTH - RIGHT - 4}" y="{ly - 4:.1f}" text-anchor="end" '
-            f'fill="{line.colour}">{escape(line.label)}</text>'
+            f'<text x="{lx}" y="{ly - 4:.1f}" text-anchor="{anchor}" '
+            f'fill="{line.colour}" paint-order="stroke" stroke="#fff" stroke-width="3">'
+            f"{escape(line.label)}</text>"
         )
     for series in chart.series:
         pts = sorted(series.points)

@@ -21,6 +21,33 @@ ROLE_LABELS: dict[Role, str] = {
     Role.ADMIN: "관리자 / admin",
 }
 
+TASK_ROLE_LABELS: dict[str, str] = {
+    "nurse": "방문간호사 / nurse",
+    "nurse_lead": "간호팀장 / nurse lead",
+    "rehab": "재활운동사 / therapist",
+    "liaison": "현장소통담당관 / liaison",
+}
+PRIORITY_LABELS: dict[str, str] = {
+    "stat": "즉시 / stat",
+    "asap": "최대한 빨리 / asap",
+    "urgent": "긴급 / urgent",
+    "routine": "정기 / routine",
+}
+TASK_STATE_LABELS: dict[str, str] = {
+    "open": "열림 / open",
+    "requested": "요청됨 / requested",
+    "accepted": "수락 / accepted",
+    "in-progress": "진행 중 / in progress",
+    "on-hold": "보류 / on hold",
+    "completed": "완료 / completed",
+    "acknowledged": "확인됨 / acknowledged",
+    "snoozed": "미룸 / snoozed",
+    "escalated": "상향 / escalated",
+    "resolved": "해결 / resolved",
+    "superseded": "대체됨 / superseded",
+    "cancelled": "취소 / cancelled",
+}
+
 SEVERITY_LABELS: dict[str, str] = {
     "critical": "위급 / critical",
     "urgent": "긴급 / urgent",
