@@ -120,6 +120,9 @@ def install(templates: Jinja2Templates) -> None:
         code_label=code_label,
         reading_value=reading_value,
         Capability=Capability,
+        task_roles=TASK_ROLE_LABELS,
+        priorities=PRIORITY_LABELS,
+        task_states=TASK_STATE_LABELS,
     )
     env.filters.update(local=local, local_date=local_date, ago=ago)
 
