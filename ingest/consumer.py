@@ -37,13 +37,14 @@ from ingest.errors import ConsumerError, Reason
 from ingest.mqtt import Message, MqttLink
 from ingest.pipeline import DeadLetter, MessageOutcome, Registry, process_message
 from ingest.store.deadletter import insert_dead_letters
-from ingest.store.observations import WriteResult, write_outcomes
+from ingest.store.observations import SeenThrottle, WriteResult, write_outcomes
 from ingest.store.registry import RegistrySnapshot, load_registry
 
 logger = logging.getLogger(__name__)
 
 _MISSES = frozenset({Reason.UNKNOWN_DEVICE, Reason.UNKNOWN_GATEWAY, Reason.UNKNOWN_RESIDENT})
 _MISS_RELOAD_S = 2.0  # reload the registry on an unknown id at most this often
+_POLL_S = 0.002  # while the writer is busy, look for more messages this often
 
 
 @dataclass(slots=True)
@@ -106,6 +107,7 @@ class Consumer:
         self._on_commit = on_commit
         self.subscribed = asyncio.Event()  # set while a link is subscribed (tests, demo)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-transform")
+        self._seen = SeenThrottle()
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -208,6 +210,11 @@ class Consumer:
     async def _collect(
         self, link: MqttLink, batches: asyncio.Queue[Batch | None], stop: asyncio.Event
     ) -> None:
+        """Batch by size, or by time once the writer can take a batch.
+
+        While the writer is busy the batch keeps growing (up to the size limits), so under
+        load each transaction carries more readings instead of queueing small ones.
+        """
         config = self.config
         while not stop.is_set():
             first = await self._next(link, stop, None)
@@ -215,21 +222,26 @@ class Consumer:
                 break
             batch = Batch(first_at=time.monotonic())
             message: Message | None = first
-            while message is not None:
-                outcome = await self._process(message)
-                batch.messages.append(message)
-                batch.outcomes.append(outcome)
-                batch.readings += max(outcome.received, 1)
-                if (
-                    len(batch.messages) >= config.batch_max_messages
-                    or batch.readings >= config.batch_max_readings
-                ):
+            while True:
+                if message is not None:
+                    outcome = await self._process(message)
+                    batch.messages.append(message)
+                    batch.outcomes.append(outcome)
+                    batch.readings += max(outcome.received, 1)
+                    if (
+                        len(batch.messages) >= config.batch_max_messages
+                        or batch.readings >= config.batch_max_readings
+                    ):
+                        break
+                elif stop.is_set():
                     break
-                remaining = config.batch_max_wait_s - (time.monotonic() - batch.first_at)
-                if remaining <= 0:
+                waited = time.monotonic() - batch.first_at
+                if waited >= config.batch_max_wait_s and not batches.full():
                     break
                 await asyncio.sleep(0)  # let the writer's I/O progress between messages
-                message = await self._next(link, stop, remaining)
+                message = await self._next(
+                    link, stop, max(config.batch_max_wait_s - waited, _POLL_S)
+                )
             await batches.put(batch)
         await batches.put(None)  # the writer finishes what it holds, then returns
 
@@ -267,7 +279,9 @@ class Consumer:
     async def _transaction(self, outcomes: list[MessageOutcome]) -> WriteResult:
         async with asyncio.timeout(self.config.write_timeout_s):
             async with self.pool.connection() as conn, conn.transaction():
-                return await write_outcomes(conn, outcomes)
+                return await write_outcomes(
+                    conn, outcomes, worker=self.config.client_id, seen=self._seen
+                )
 
     async def _commit_one_by_one(self, batch: Batch) -> WriteResult:
         total = WriteResult()

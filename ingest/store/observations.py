@@ -22,6 +22,7 @@ the clinical runner.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -157,8 +158,11 @@ def parse_notify_payload(payload: str) -> list[str]:
 async def notify_residents(conn: Conn, residents: Iterable[str]) -> int:
     """Queue the notifications (delivered when the transaction commits)."""
     payloads = notify_payloads(residents)
-    for payload in payloads:
-        await conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, payload))
+    if payloads:
+        await conn.execute(
+            "SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload",
+            (NOTIFY_CHANNEL, payloads),
+        )
     return len(payloads)
 
 
@@ -254,8 +258,34 @@ def provenance_rows(
     ]
 
 
-async def write_outcomes(conn: Conn, messages: Sequence[MessageOutcome]) -> WriteResult:
-    """Store one consumer batch atomically (the caller commits, then acknowledges)."""
+class SeenThrottle:
+    """Remembers when ``last_seen_at`` was last written per gateway and device, so a busy
+    worker writes it at most every ``interval_s`` (those rows are shared by every worker)."""
+
+    def __init__(self, interval_s: float = 10.0) -> None:
+        self.interval_s = interval_s
+        self._at: dict[str, float] = {}
+
+    def due(self, keys: Iterable[str]) -> list[str]:
+        now = time.monotonic()
+        due = sorted(k for k in keys if now - self._at.get(k, -1e9) >= self.interval_s)
+        for key in due:
+            self._at[key] = now
+        return due
+
+
+async def write_outcomes(
+    conn: Conn,
+    messages: Sequence[MessageOutcome],
+    *,
+    worker: str = "ingest",
+    seen: SeenThrottle | None = None,
+) -> WriteResult:
+    """Store one consumer batch atomically (the caller commits, then acknowledges).
+
+    ``worker`` names the counter rows this writer owns; ``seen`` throttles the
+    ``last_seen_at`` updates of gateways and devices.
+    """
     result = WriteResult()
     observations: list[StoredObservation] = []
     unbound = []
@@ -308,9 +338,13 @@ async def write_outcomes(conn: Conn, messages: Sequence[MessageOutcome]) -> Writ
     await insert_provenance(conn, provenance_rows(bindings))
     await _insert_unbound(conn, unbound)
     await insert_dead_letters(conn, dead)
-    await _count(conn, result.counts)
-    await _seen(conn, result.counts, {d for d in devices if d})
-    await notify_residents(conn, residents)
+    gateways = [g for g in result.counts if g]
+    touched_gateways = seen.due(gateways) if seen is not None else sorted(gateways)
+    touched_devices = seen.due(d for d in devices if d) if seen is not None else sorted(devices)
+    async with conn.pipeline():  # the last statements go in one round trip
+        await _count(conn, result.counts, worker)
+        await _seen(conn, touched_gateways, touched_devices)
+        await notify_residents(conn, residents)
     result.observations = len(new)
     result.duplicates = len(observations) - len(new)
     result.residents = tuple(sorted(residents))
@@ -353,10 +387,11 @@ async def _insert_unbound(conn: Conn, items: Sequence[tuple[MessageOutcome, Any]
         )
 
 
-async def _count(conn: Conn, counts: Mapping[str, GatewayCounts]) -> None:
+async def _count(conn: Conn, counts: Mapping[str, GatewayCounts], worker: str) -> None:
     rows = [
         (
             g,
+            worker,
             c.messages,
             c.received,
             c.stored,
@@ -366,7 +401,7 @@ async def _count(conn: Conn, counts: Mapping[str, GatewayCounts]) -> None:
             c.unbound,
             c.stored > 0,
         )
-        for g, c in counts.items()
+        for g, c in sorted(counts.items())  # one lock order for every worker
         if g
     ]
     if not rows:
@@ -374,10 +409,10 @@ async def _count(conn: Conn, counts: Mapping[str, GatewayCounts]) -> None:
     async with conn.cursor() as cur:
         await cur.executemany(
             """
-            INSERT INTO gateway_counter AS gc (gateway_id, messages, received, stored,
+            INSERT INTO gateway_counter AS gc (gateway_id, worker, messages, received, stored,
                 observations, duplicate, dead_lettered, unbound, last_message_at, last_stored_at)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now(), CASE WHEN %s THEN now() END)
-            ON CONFLICT (gateway_id) DO UPDATE SET
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now(), CASE WHEN %s THEN now() END)
+            ON CONFLICT (gateway_id, worker) DO UPDATE SET
                 messages = gc.messages + excluded.messages,
                 received = gc.received + excluded.received,
                 stored = gc.stored + excluded.stored,
@@ -392,24 +427,24 @@ async def _count(conn: Conn, counts: Mapping[str, GatewayCounts]) -> None:
         )
 
 
-async def _seen(conn: Conn, counts: Mapping[str, GatewayCounts], devices: set[str]) -> None:
-    gateways = sorted(g for g in counts if g)
+async def _seen(conn: Conn, gateways: list[str], devices: list[str]) -> None:
     if gateways:
         await conn.execute(
             "UPDATE gateway SET last_seen_at = now() WHERE id = ANY(%s)", (gateways,)
         )
     if devices:
-        await conn.execute(
-            "UPDATE device SET last_seen_at = now() WHERE id = ANY(%s)", (sorted(devices),)
-        )
+        await conn.execute("UPDATE device SET last_seen_at = now() WHERE id = ANY(%s)", (devices,))
 
 
 async def read_counters(conn: Conn) -> dict[str, dict[str, Any]]:
     """Per-gateway counters (for ``daon ingest --status`` and the API's device pages)."""
     cur = await conn.execute(
-        "SELECT gateway_id, messages, received, stored, observations, duplicate, "
-        "dead_lettered, unbound, last_message_at, last_stored_at FROM gateway_counter "
-        "ORDER BY gateway_id"
+        "SELECT gateway_id, sum(messages)::bigint AS messages, sum(received)::bigint AS received, "
+        "sum(stored)::bigint AS stored, sum(observations)::bigint AS observations, "
+        "sum(duplicate)::bigint AS duplicate, sum(dead_lettered)::bigint AS dead_lettered, "
+        "sum(unbound)::bigint AS unbound, max(last_message_at) AS last_message_at, "
+        "max(last_stored_at) AS last_stored_at FROM gateway_counter "
+        "GROUP BY gateway_id ORDER BY gateway_id"
     )
     names = [d.name for d in cur.description or ()]
     return {row[0]: dict(zip(names[1:], row[1:], strict=True)) for row in await cur.fetchall()}
