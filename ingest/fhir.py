@@ -1013,6 +1013,8 @@ def _checked(
 
 
 def _bits_of(kind: Kind, status: Sequence[str]) -> tuple[str, ...]:
+    if not status:
+        return ()
     table = BITS.get(kind)
     if table is None:
         return ()

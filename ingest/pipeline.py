@@ -16,8 +16,11 @@ A message that is not even a batch (bad JSON, unknown schema) is one dead letter
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Protocol
 
 from devices.catalogue import quirks_for
@@ -254,12 +257,36 @@ def process_message(
         if reading_id is not None:
             out.ack_ids.append(reading_id)
     centre = batch.centre or gateway.centre_id
-    for reading in batch.readings:
+    readings: Sequence[WireReading] = batch.readings
+    if any(r.payload is not None for r in readings):
+        readings = _precise_payloads(payload, readings)
+    for reading in readings:
         out.readings.append(
             process_reading(reading, gateway_id, centre, registry, policy, mode=gateway.mode)
         )
         out.ack_ids.append(reading.id)
     return out
+
+
+def _precise_payloads(payload: bytes, readings: Sequence[WireReading]) -> list[WireReading]:
+    """The readings with their station payloads parsed again keeping number precision.
+
+    ``devices.wire`` parses the batch with plain floats (36.50 → 36.5); a kiosk's value must
+    keep the precision it was sent with, so its payload object is taken from a Decimal parse.
+    """
+    try:
+        raw = json.loads(payload, parse_float=Decimal)
+    except ValueError:  # pragma: no cover - the batch parsed once already
+        return list(readings)
+    precise = {
+        item.get("id"): item.get("payload")
+        for item in raw.get("readings", ())
+        if isinstance(item, dict) and isinstance(item.get("payload"), dict)
+    }
+    return [
+        replace(r, payload=precise[r.id]) if r.payload is not None and r.id in precise else r
+        for r in readings
+    ]
 
 
 def _reading_id(raw: object) -> str | None:
@@ -346,6 +373,14 @@ def process_reading(
         )
         return out
 
+    decoded = reading.decoded
+    if decoded is not None and "dead_letter" in decoded:
+        # the gateway could not use it either and forwards it for the central table
+        return dead(
+            Reason.GATEWAY_DEAD_LETTER,
+            f"게이트웨이에서 처리할 수 없던 기록 (dead-lettered at the gateway): "
+            f"{decoded['dead_letter']}",
+        )
     device = registry.device(device_id)
     if device is None:
         return dead(

@@ -175,3 +175,43 @@ def test_the_same_reading_twice_gives_the_same_identifiers() -> None:
     out = process_message(TOPIC, p.batch([bp_reading("a"), bp_reading("b")]), registry())
     first, second = out.readings
     assert [o.identifier for o in first.observations] == [o.identifier for o in second.observations]
+
+
+def test_a_gateway_dead_letter_is_kept_centrally_with_its_reason() -> None:
+    # gateway/pipeline.py forwards what it could not use as a reading with decoded.dead_letter
+    reading = bp_reading()
+    reading["decoded"] = {"dead_letter": "systolic 900 mmHg is not a human value"}
+    [result] = process_message(TOPIC, p.batch([reading]), registry()).readings
+    assert result.dead is not None
+    assert result.dead.reason is Reason.GATEWAY_DEAD_LETTER
+    assert "900 mmHg" in result.dead.detail
+    assert json.loads(result.dead.raw)["values"] == reading["values"]
+
+
+def test_a_station_payload_keeps_the_precision_it_was_sent_with() -> None:
+    # devices/station.py schema 1: a kiosk thermometer; 36.50 must stay 36.50 (cli-fhir.md)
+    reading = {
+        "id": "k1",
+        "source": "mqtt",
+        "station": "yaksu-station-1",
+        "device": {"id": DEVICE},
+        "payload": {
+            "schema": 1,
+            "type": "measurement",
+            "device_id": DEVICE,
+            "device_time": MEASURED.isoformat(),
+            "measurements": [
+                {
+                    "type": "body-temperature",
+                    "values": [{"code": "temperature", "value": 36.50, "unit": "Cel"}],
+                }
+            ],
+        },
+        "received_at": NOW.isoformat(),
+        "binding": {"resident": "R0001234", "method": "check-in"},
+    }
+    body = p.batch([reading]).replace(b"36.5,", b"36.50,")
+    assert b'"value": 36.50,' in body
+    [result] = process_message(TOPIC, body, registry()).readings
+    assert result.dead is None, result.dead
+    assert '"value":36.50,' in result.observations[0].resource
