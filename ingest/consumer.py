@@ -70,22 +70,30 @@ class Stats:
     acked: int = 0
 
 
-def _internal_dead_letter(message: Message, exc: BaseException) -> MessageOutcome:
+def _internal_dead_letter(
+    message: Message, exc: BaseException, previous: MessageOutcome | None = None
+) -> MessageOutcome:
+    """The whole message as one dead letter. When it had been read (``previous``), its
+    readings are still acknowledged to the gateway: they are kept here, raw, for staff."""
     detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     out = MessageOutcome(topic=message.topic, gateway_id=None)
+    if previous is not None:
+        out.gateway_id = previous.gateway_id
+        out.ack_ids = list(previous.ack_ids)
+        out.received = previous.received
     out.dead.append(
         DeadLetter(
             Reason.INTERNAL_ERROR,
             f"처리 중 오류 (internal error while processing): {detail}"[:2000],
             message.payload,
             message.topic,
-            None,
+            out.gateway_id,
             None,
             None,
             type(exc).__name__,
         )
     )
-    out.dead_readings = 1
+    out.dead_readings = max(out.received, 1)
     return out
 
 
@@ -295,8 +303,16 @@ class Consumer:
                 except (psycopg.OperationalError, PoolTimeout, TimeoutError):
                     await asyncio.sleep(1.0)
                 except psycopg.Error as exc:
+                    if outcome.dead and outcome.dead[0].reason is Reason.INTERNAL_ERROR:
+                        # not even its dead letter can be written: keep it unacknowledged
+                        # (the broker keeps it) and try again, slowly, rather than lose it
+                        logger.critical(
+                            "dead letter for %s cannot be stored: %s", message.topic, exc
+                        )
+                        await asyncio.sleep(self.config.retry_max_s)
+                        continue
                     logger.error("message on %s cannot be stored: %s", message.topic, exc)
-                    outcome = _internal_dead_letter(message, exc)
+                    outcome = _internal_dead_letter(message, exc, outcome)
                     batch.outcomes[index] = outcome
             for gateway, counts in result.counts.items():
                 mine = total.counts.setdefault(gateway, type(counts)())

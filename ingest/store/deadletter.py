@@ -19,6 +19,11 @@ from ingest.pipeline import DeadLetter
 Conn = AsyncConnection[Any]
 
 
+def _text(value: str | None) -> str | None:
+    # PostgreSQL text cannot hold NUL; a dead letter must always be writable (raw keeps all)
+    return None if value is None else value.replace("\x00", "\\x00")
+
+
 async def insert_dead_letters(conn: Conn, letters: Sequence[DeadLetter]) -> int:
     """Store (or count again) the letters; call inside the batch's transaction."""
     if not letters:
@@ -26,13 +31,13 @@ async def insert_dead_letters(conn: Conn, letters: Sequence[DeadLetter]) -> int:
     rows = [
         (
             d.digest,
-            d.topic,
-            d.gateway_id,
-            d.reading_id,
-            d.device_id,
+            _text(d.topic),
+            _text(d.gateway_id),
+            _text(d.reading_id),
+            _text(d.device_id),
             d.reason.value,
             d.error_class,
-            d.detail,
+            _text(d.detail),
             d.raw,
         )
         for d in letters

@@ -323,3 +323,26 @@ async def test_two_workers_share_the_gateways_load(
     assert sum(shares) == 20
     assert min(shares) > 0
     assert await count(db_url) == 80
+
+
+async def test_a_message_the_database_refuses_is_dead_lettered_alone(
+    db_url: str, mqtt_url: str, topic_root: str, gateway: Gateway
+) -> None:
+    await world.seed(db_url)
+    good = world.memory(3)
+    # a station id with NUL: jsonb cannot hold \u0000, so the whole batch's COPY fails
+    poison = [p.reading("nul", [(p.BPM, p.bp(world.measured(9)))], station="st\u0000ation")]
+    config = config_for(db_url, mqtt_url, topic_root, batch_max_wait_s=0.5)
+    async with running(config):
+        gateway.publish(p.batch(poison))
+        gateway.publish(p.batch(good))
+        await asyncio.to_thread(gateway.wait_acked, [*ids_of(good), "nul"])
+    assert await count(db_url) == 6
+    async with store.connection(db_url) as conn:
+        letters = await (
+            await conn.execute(
+                "SELECT reason, error_class, position('nul' in convert_from(raw, 'UTF8')) > 0 "
+                "FROM dead_letter"
+            )
+        ).fetchall()
+    assert letters == [("internal_error", "UntranslatableCharacter", True)]
