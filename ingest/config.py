@@ -47,6 +47,7 @@ class IngestConfig:
     write_timeout_s: float = 60.0  # one batch transaction
     retry_max_s: float = 30.0  # backoff ceiling for broker / database outages
     registry_refresh_s: float = 30.0
+    maintenance_s: float = 600.0  # partitions ahead of time, daily summaries (stock PG)
     policy: Policy = DEFAULT_POLICY
 
     @property

@@ -21,7 +21,7 @@ from ingest.errors import ConsumerError
 from ingest.mqtt import MqttLink
 from ingest.store.db import open_pool, redact_url
 from ingest.store.errors import StoreUnavailable
-from ingest.store.observations import ensure_partitions
+from ingest.store.observations import ensure_partitions, refresh_daily
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,23 @@ async def _prepare(pool: AsyncConnectionPool, config: IngestConfig) -> None:
         logger.info("created %d observation partitions", created)
 
 
+async def _maintain(pool: AsyncConnectionPool, config: IngestConfig, stop: asyncio.Event) -> None:
+    """Every ``maintenance_s``: partitions ahead of time and the daily summaries (stock PG)."""
+    while not stop.is_set():
+        await _sleep_or_stop(stop, config.maintenance_s)
+        if stop.is_set():
+            return
+        try:
+            await _prepare(pool, config)
+            async with asyncio.timeout(config.write_timeout_s):
+                async with pool.connection() as conn:
+                    await refresh_daily(conn)
+        except (psycopg.Error, PoolTimeout, TimeoutError) as exc:
+            logger.warning(
+                "maintenance skipped (%s); next try in %.0f s", exc, config.maintenance_s
+            )
+
+
 async def run(
     config: IngestConfig,
     *,
@@ -60,6 +77,7 @@ async def run(
     delay = 0.5
     pool: AsyncConnectionPool | None = None
     consumer: Consumer | None = None
+    maintenance: asyncio.Task[None] | None = None
     try:
         while not stop.is_set():
             try:
@@ -74,6 +92,7 @@ async def run(
                     await _prepare(pool, config)
                     consumer = Consumer(config, pool)
                     await consumer.refresh_registry()
+                    maintenance = asyncio.create_task(_maintain(pool, config, stop))
                     if consumer_ready is not None and not consumer_ready.done():
                         consumer_ready.set_result(consumer)
                 assert consumer is not None
@@ -94,6 +113,10 @@ async def run(
                 await _sleep_or_stop(stop, delay)
                 delay = min(delay * 2, config.retry_max_s)
     finally:
+        if maintenance is not None:
+            maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await maintenance
         if consumer is not None:
             consumer.close()
         if pool is not None:

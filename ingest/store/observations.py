@@ -537,6 +537,23 @@ async def ensure_partitions(conn: Conn, *, months_back: int = 24, months_ahead: 
     return int(row[0]) if row else 0
 
 
+async def refresh_daily(conn: Conn) -> bool:
+    """Refresh ``observation_daily`` on stock PostgreSQL (TimescaleDB refreshes its continuous
+    aggregate by policy). Returns whether a refresh ran. Use an autocommit connection or
+    commit afterwards; ``CONCURRENTLY`` keeps readers unblocked once the view is populated."""
+    row = await (
+        await conn.execute(
+            "SELECT (SELECT value FROM daon_meta WHERE key = 'backend'), "
+            "(SELECT ispopulated FROM pg_matviews WHERE matviewname = 'observation_daily')"
+        )
+    ).fetchone()
+    if row is None or row[0] == "timescaledb" or row[1] is None:
+        return False
+    concurrently = "CONCURRENTLY " if row[1] else ""
+    await conn.execute(f"REFRESH MATERIALIZED VIEW {concurrently}observation_daily".encode())
+    return True
+
+
 def provenance_resource(row: ProvenanceRow, recorded: datetime | date) -> dict[str, Any]:
     """The FHIR Provenance of a binding (targets the Observations, agent = who bound them)."""
     agents: list[dict[str, Any]] = []

@@ -23,6 +23,7 @@ from ingest.store.observations import (
     parse_notify_payload,
     provenance_for_observation,
     read_counters,
+    refresh_daily,
     series,
     series_many,
     write_outcomes,
@@ -278,3 +279,26 @@ async def test_registry_upserts_and_personal_device_resolution(db_url: str) -> N
     assert snapshot.resolve(world.HOME_SCALE, 2, now) == "R0001235"
     assert snapshot.resolve(world.HOME_SCALE, 1, now) is None
     assert device == ("phd-C47C8D6A1B22",)
+
+
+async def test_daily_summaries_are_refreshed_on_stock_postgres(db_url: str) -> None:
+    await world.seed(db_url)
+    await write(db_url, p.batch(world.memory(3)))
+    async with store.connection(db_url, autocommit=True) as conn:
+        backend = await (
+            await conn.execute("SELECT value FROM daon_meta WHERE key = 'backend'")
+        ).fetchone()
+        refreshed = await refresh_daily(conn)
+        again = await refresh_daily(conn)  # populated now: concurrently
+        rows = await (
+            await conn.execute(
+                "SELECT sum(n)::int, round(avg(systolic_avg)) FROM observation_daily "
+                "WHERE resident_id = 'R0001234' AND code = '85354-9'"
+            )
+        ).fetchone()
+    if backend == ("timescaledb",):
+        assert not refreshed
+    else:
+        assert refreshed
+        assert again
+        assert rows == (3, 120)
