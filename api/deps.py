@@ -23,6 +23,9 @@ from api.security import SESSION_COOKIE
 from ingest.store import access
 from ingest.store.access import Actor
 
+#: Prepare a statement on its second use on a connection (see api.main.SESSION_OPTIONS).
+PREPARE_THRESHOLD = 1
+
 
 class NotAuthenticated(Exception):
     """No valid session or token came with the request."""
@@ -49,6 +52,7 @@ async def get_conn(request: Request) -> AsyncIterator[AsyncConnection[Any]]:
     config: ApiConfig = request.app.state.config
     try:
         async with pool.connection(timeout=config.pool_timeout_s) as conn:
+            conn.prepare_threshold = PREPARE_THRESHOLD
             yield conn
     except PoolTimeout as exc:
         raise ServiceBusy() from exc

@@ -324,12 +324,11 @@ async def set_password_hash(conn: Conn, user_id: str, password_hash: str) -> Non
     )
 
 
-_ACTOR_SQL = """
-    SELECT u.id, u.role, u.display_name, u.station_id, u.gateway_id,
-           coalesce(array_agg(n.neighbourhood ORDER BY n.neighbourhood)
-                    FILTER (WHERE n.neighbourhood IS NOT NULL), '{}')
-    FROM app_user u LEFT JOIN user_neighbourhood n ON n.user_id = u.id
-"""
+_ACTOR_COLUMNS = """u.id, u.role, u.display_name, u.station_id, u.gateway_id,
+    coalesce(array_agg(n.neighbourhood ORDER BY n.neighbourhood)
+             FILTER (WHERE n.neighbourhood IS NOT NULL), '{}')"""
+_ACTOR_FROM = "app_user u LEFT JOIN user_neighbourhood n ON n.user_id = u.id"
+_ACTOR_SQL = f"SELECT {_ACTOR_COLUMNS} FROM {_ACTOR_FROM}"
 
 
 def _actor_from_row(row: Sequence[Any]) -> Actor:
@@ -399,20 +398,29 @@ async def create_session(conn: Conn, user_id: str, *, lifetime: timedelta) -> Ne
 
 
 async def session_actor(conn: Conn, token: str, *, idle: timedelta) -> SessionInfo | None:
-    """The actor of a live session (not expired, used within ``idle``), touching it."""
+    """The actor of a live session (not expired, used within ``idle``), in one round trip.
+
+    ``last_seen_at`` is written at most once a minute, so concurrent requests of one session
+    do not queue on its row lock.
+    """
+    hashed = digest(token)
     cur = await conn.execute(
-        """UPDATE user_session s SET last_seen_at = now()
-           FROM app_user u
-           WHERE s.token_hash = %s AND u.id = s.user_id AND u.active
-             AND s.expires_at > now() AND s.last_seen_at > now() - %s
-           RETURNING s.user_id, s.csrf_token""",
-        (digest(token), idle),
+        f"""SELECT {_ACTOR_COLUMNS}, s.csrf_token,
+                   s.last_seen_at < now() - interval '1 minute'
+            FROM {_ACTOR_FROM} JOIN user_session s ON s.user_id = u.id
+            WHERE s.token_hash = %s AND u.active AND s.expires_at > now()
+              AND s.last_seen_at > now() - %s
+            GROUP BY u.id, s.token_hash""".encode(),
+        (hashed, idle),
     )
     row = await cur.fetchone()
     if row is None:
         return None
-    actor = await load_actor(conn, str(row[0]))
-    return SessionInfo(actor, str(row[1])) if actor else None
+    if row[7]:
+        await conn.execute(
+            "UPDATE user_session SET last_seen_at = now() WHERE token_hash = %s", (hashed,)
+        )
+    return SessionInfo(_actor_from_row(row), str(row[6]))
 
 
 async def end_session(conn: Conn, token: str) -> None:
@@ -448,17 +456,29 @@ async def create_token(
 
 
 async def token_actor(conn: Conn, token: str) -> Actor | None:
-    """The actor of a valid (unexpired, unrevoked) bearer token."""
+    """The actor of a valid (unexpired, unrevoked) bearer token, in one round trip.
+
+    ``last_used_at`` is written at most once a minute (a service account sends many requests
+    at once; a write per request would serialise them on the token's row).
+    """
+    hashed = digest(token)
     cur = await conn.execute(
-        """UPDATE api_token t SET last_used_at = now()
-           FROM app_user u
-           WHERE t.token_hash = %s AND u.id = t.user_id AND u.active
-             AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
-           RETURNING t.user_id""",
-        (digest(token),),
+        f"""SELECT {_ACTOR_COLUMNS}, NULL,
+                   t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute'
+            FROM {_ACTOR_FROM} JOIN api_token t ON t.user_id = u.id
+            WHERE t.token_hash = %s AND u.active AND t.revoked_at IS NULL
+              AND (t.expires_at IS NULL OR t.expires_at > now())
+            GROUP BY u.id, t.token_hash""".encode(),
+        (hashed,),
     )
     row = await cur.fetchone()
-    return await load_actor(conn, str(row[0])) if row else None
+    if row is None:
+        return None
+    if row[7]:
+        await conn.execute(
+            "UPDATE api_token SET last_used_at = now() WHERE token_hash = %s", (hashed,)
+        )
+    return _actor_from_row(row)
 
 
 async def revoke_token(conn: Conn, actor: Actor, token_id: str) -> None:
