@@ -152,7 +152,12 @@ class EmbeddedPostgres:
                 ],
                 timeout,
             )
-        if port_open("127.0.0.1", self.port) and self._is_ours():
+        if port_open("127.0.0.1", self.port):
+            if not self._is_ours():
+                raise EmbeddedError(
+                    f"port {self.port} is already in use by another program; stop it or set "
+                    "DAON_DATABASE_URL to use an existing PostgreSQL"
+                )
             logger.info("PostgreSQL already running on port %d", self.port)
         else:
             options = (

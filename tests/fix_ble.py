@@ -14,14 +14,13 @@ teardown so no manager outlives its loop.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from simulators.bluez import PrivateBus, VirtualBlueZ, find_dbus_daemon
+from simulators.bluez.bleak_cleanup import close_bleak_manager
 
 
 @pytest.fixture(scope="session")
@@ -54,25 +53,3 @@ async def bluez(
     finally:
         await service.stop()
         await close_bleak_manager()
-
-
-async def close_bleak_manager() -> None:
-    """Close bleak's per-loop BlueZ manager of the running loop, if the test made one."""
-    with contextlib.suppress(ImportError):
-        from bleak.backends.bluezdbus import manager as bleak_manager
-
-        instance = bleak_manager._global_instances.pop(asyncio.get_running_loop(), None)
-        watcher = getattr(instance, "_bus_watcher_task", None)
-        if watcher is not None:  # first, so it does not report the bus as lost
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-        bus = getattr(instance, "_bus", None)
-        if bus is not None:
-            # The watcher awaited the bus's disconnect future, so cancelling it cancelled
-            # that future: wait for the socket to close by polling instead.
-            bus.disconnect()
-            for _ in range(100):
-                if not bus.connected:
-                    break
-                await asyncio.sleep(0.001)

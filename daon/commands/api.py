@@ -5,7 +5,7 @@ demo``), migrate, serve. uvicorn's access log is off: :mod:`api.main` logs one l
 request with the route template, never the concrete path (which may carry resident ids).
 """
 
-# ruff: noqa: T201  (a command's job is to print)
+
 from __future__ import annotations
 
 import argparse

@@ -4,7 +4,7 @@ Thin: parse arguments, call into :mod:`simulators`, print. Each part is imported
 missing optional part (for example the virtual BlueZ) only fails its own subcommand.
 """
 
-# ruff: noqa: T201  (a command's job is to print)
+
 
 from __future__ import annotations
 

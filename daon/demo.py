@@ -1,0 +1,346 @@
+"""``daon demo``: the whole service in one process, on embedded defaults.
+
+What runs (each a task in one TaskGroup, all stopped by one event):
+
+- PostgreSQL and Mosquitto: the configured ones, else private embedded servers whose data stays
+  under the state directory across runs;
+- the virtual BlueZ on a private dbus-daemon with the three centres' BLE devices (cuff, glucose
+  meter, scale, body-composition analyser per station, plus residents' home devices), residents
+  measuring on them;
+- the MQTT measurement kiosks of the three centres (card check-in, then measurements);
+- one edge gateway per centre (BLE + kiosks → check-in binding → outbox → central broker);
+- ingest (gateway batches → FHIR Observations, acknowledged after commit);
+- the clinical runner (flags, tasks, visiting groups);
+- the web application and FHIR API.
+
+The demo world (centres, stations, devices, residents, staff) is seeded idempotently on every
+start, so a second run continues with the data of the first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import uvicorn
+
+from daon.commands.clinical import build_config as clinical_config
+from daon.commands.gateway import build_config as gateway_config
+from daon.commands.gateway import demo_tables
+from daon.commands.ingest import build_config as ingest_config
+from daon.runtime import endpoints
+from daon.settings import MqttUrl, Settings
+from ingest import store
+
+logger = logging.getLogger("daon.demo")
+
+#: How fast the simulated world moves: kiosk visits and BLE measurements, seconds apart.
+KIOSK_INTERVAL_S = 20.0
+KIOSK_PACE = 0.05
+BLE_INTERVAL_S = 25.0
+#: The virtual Bluetooth adapter of each centre's gateway.
+ADAPTERS = {"yaksu": "hci0", "hwanghak": "hci1", "pil": "hci2"}
+
+
+@dataclass(frozen=True, slots=True)
+class DemoReport:
+    url: str
+    logins: tuple[str, ...]
+    ble: str  # what happened to the BLE side, for the banner
+    fhir_token: str  # an admin bearer token for the FHIR API (valid a day)
+
+
+async def seed(database_url: str) -> tuple[tuple[str, ...], str]:
+    """Seed the demo world; returns the login lines to print and a FHIR bearer token."""
+    from api.seed import StaffSpec, seed_demo_consents, seed_demo_users
+    from ingest.store import access, registry
+    from ingest.store.access import Role
+    from simulators.demo_data import demo_world
+
+    world = demo_world()
+    today = date.today()
+    role_of = {"nurse": Role.NURSE, "liaison": Role.LIAISON, "rehab": Role.THERAPIST}
+    rehab_centres = {c.id for c in world.centres if c.rehab_room}
+    async with store.connection(database_url) as conn:
+        await registry.upsert_centres(
+            conn, [registry.Centre(c.id, c.name, c.neighbourhood) for c in world.centres]
+        )
+        await registry.upsert_gateways(
+            conn,
+            [
+                registry.Gateway(f"{c.id}-gw-1", c.id, "station", f"{c.name} gateway")
+                for c in world.centres
+            ],
+        )
+        await registry.upsert_stations(
+            conn,
+            [registry.Station(s.id, s.centre, s.name, f"{s.centre}-gw-1") for s in world.stations],
+        )
+        await registry.upsert_residents(
+            conn,
+            [
+                registry.Resident(
+                    id=r.id,
+                    display_name=r.name,
+                    neighbourhood=r.neighbourhood,
+                    card_number=r.card_number,
+                    birth_date=date(today.year - r.age, 1, 1),
+                    sex=r.sex,
+                    height_cm=round(r.height_cm, 1),
+                    profile=_profile(r),
+                    nurse_id=r.nurse or None,
+                    liaison_id=r.liaison or None,
+                    rehab=r.centre in rehab_centres and r.age >= 75,
+                )
+                for r in world.residents
+            ],
+        )
+        await registry.upsert_devices(
+            conn,
+            [
+                registry.Device(
+                    id=d.id,
+                    kind=str(d.kind),
+                    address=d.address,
+                    manufacturer=d.manufacturer,
+                    model=d.model,
+                    serial=d.serial,
+                    firmware=d.firmware,
+                    station_id=d.station,
+                    owner_id=d.owner,
+                    calibration=d.calibration,
+                )
+                for d in world.devices
+            ],
+        )
+        staff = [
+            StaffSpec(m.id, m.name, role_of[m.role], m.neighbourhoods)
+            for m in (*world.nurses, *world.liaisons, *world.therapists)
+        ]
+        logins = await seed_demo_users(
+            conn,
+            staff=staff,
+            stations=[(s.id, s.name) for s in world.stations],
+            gateways=[f"{c.id}-gw-1" for c in world.centres],
+        )
+        await seed_demo_consents(conn, [(r.id, r.consent) for r in world.residents])
+        fhir_token = await access.create_token(
+            conn, "admin", "demo FHIR client", lifetime=timedelta(days=1)
+        )
+        await conn.commit()
+    return tuple(login.line() for login in logins), fhir_token.token
+
+
+def _profile(resident: Any) -> dict[str, Any]:
+    diagnoses = [
+        name
+        for name, present in (
+            ("hypertension", resident.hypertension),
+            ("diabetes_t2", resident.diabetes),
+            ("obesity", resident.obesity),
+            ("dyslipidemia", resident.dyslipidemia),
+        )
+        if present
+    ]
+    medications = []
+    if resident.hypertension:
+        medications.append("antihypertensive")
+    if resident.diabetes:
+        medications.append("metformin")
+    return {
+        "diagnoses": diagnoses,
+        "medications": medications,
+        "older_adult_health": "healthy",
+        "home_monitoring": bool(resident.home_devices),
+        "benefit": resident.benefit,
+    }
+
+
+@contextlib.asynccontextmanager
+async def virtual_ble(stop: asyncio.Event) -> AsyncIterator[tuple[Any, str]]:
+    """The private bus + virtual BlueZ + demo fleet; yields (fleet or None, description)."""
+    from simulators.bluez.bleak_cleanup import close_bleak_manager
+    from simulators.bluez.bus import PrivateBus
+    from simulators.bluez.errors import BusUnavailable
+    from simulators.bluez.service import virtual_bluez
+    from simulators.peripherals.demo import build_fleet
+
+    try:
+        bus = PrivateBus(detach=True).start()  # its own session: Ctrl-C reaches only us
+    except (BusUnavailable, OSError, FileNotFoundError) as exc:
+        yield None, f"off: {exc} (install dbus-daemon for the BLE devices)"
+        return
+    try:
+        os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
+        fleet = build_fleet()
+        # One adapter per centre, as each centre has its own gateway box and radio.
+        async with virtual_bluez(bus.address, adapters=tuple(ADAPTERS.values())) as bluez:
+            for device in fleet.devices:
+                centre = fleet.sources[device.address].centre
+                bluez.add_peripheral(device, adapters=(ADAPTERS[centre],))
+            try:
+                yield fleet, f"{len(fleet.devices)} virtual BLE devices on {bus.address}"
+            finally:
+                await close_bleak_manager()
+    finally:
+        bus.stop()
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the demo owns Ctrl-C."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Any:
+        yield
+
+
+async def run_demo(
+    settings: Settings,
+    database_url: str,
+    mqtt_url: str,
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[DemoReport], None] | None = None,
+) -> None:
+    """Run every service until ``stop`` is set (default: Ctrl-C or SIGTERM)."""
+    from api.config import ApiConfig, MqttTarget
+    from api.main import create_app
+    from clinical.runner import run as run_clinical
+    from gateway.service import run as run_gateway
+    from ingest.service import run as run_ingest
+    from simulators.stations import run_stations
+
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+
+    print("데이터베이스 준비 중 / preparing the database ...", flush=True)
+    migrated = await store.migrate(database_url, timescaledb=settings.timescaledb)
+    print(f"  schema version {migrated.version} on {migrated.backend}", flush=True)
+    logins, fhir_token = await seed(database_url)
+
+    broker = MqttUrl.parse(mqtt_url)
+    api_config = ApiConfig(
+        database_url=database_url,
+        mqtt=MqttTarget(broker.host, broker.port, broker.tls, broker.username, broker.password),
+        topic_root=settings.topic_root,
+    ).with_overrides(dict(settings.api))
+    server = _QuietServer(
+        uvicorn.Config(
+            create_app(api_config),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
+            lifespan="on",
+        )
+    )
+
+    async with virtual_ble(stop) as (fleet, ble_state):
+        slots = {
+            address: [(slot.user_index, slot.consent_code, slot.resident) for slot in held]
+            for address, held in (fleet.scale_slots.items() if fleet is not None else ())
+        }
+        tables = demo_tables(scale_slots=slots)
+        for table in tables:
+            table["ble"] = {**table.get("ble", {}), "adapter": ADAPTERS[table["centre"]]}
+        if fleet is None:
+            for table in tables:  # no radio: keep the kiosks, drop the BLE devices
+                table["devices"] = [d for d in table["devices"] if "address" not in d]
+        gateways = [gateway_config(settings, t, broker_url=mqtt_url) for t in tables]
+
+        async def until_stopped(name: str, work: Callable[[], Awaitable[Any]]) -> None:
+            try:
+                await work()
+            except Exception:
+                logger.exception("%s stopped with an error; the rest of the demo goes on", name)
+
+        async def serve_api() -> None:
+            serving = asyncio.create_task(server.serve())
+            await stop.wait()
+            server.should_exit = True
+            await serving
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(
+                until_stopped(
+                    "ingest",
+                    lambda: run_ingest(ingest_config(settings, database_url, mqtt_url), stop=stop),
+                )
+            )
+            group.create_task(
+                until_stopped(
+                    "clinical",
+                    lambda: run_clinical(clinical_config(settings, database_url), stop=stop),
+                )
+            )
+            for config in gateways:
+                group.create_task(
+                    until_stopped(
+                        f"gateway {config.gateway_id}",
+                        lambda config=config: run_gateway(config, stop=stop),  # type: ignore[misc]
+                    )
+                )
+            group.create_task(
+                until_stopped(
+                    "kiosks",
+                    lambda: run_stations(
+                        mqtt_url,
+                        root=settings.topic_root,
+                        interval=KIOSK_INTERVAL_S,
+                        pace=KIOSK_PACE,
+                        stop=stop,
+                    ),
+                )
+            )
+            if fleet is not None:
+                group.create_task(
+                    until_stopped("BLE residents", lambda: fleet.activity(BLE_INTERVAL_S, stop))
+                )
+            group.create_task(until_stopped("api", serve_api))
+            report = DemoReport(
+                url=f"http://{settings.api_host}:{settings.api_port}/",
+                logins=logins,
+                ble=ble_state,
+                fhir_token=fhir_token,
+            )
+            (on_ready or _banner)(report)
+            await stop.wait()
+            print("\n종료 중 / stopping ...", flush=True)
+    print("데모를 종료했습니다. 데이터는 다음 실행에도 남아 있습니다. / Demo stopped; data kept.")
+
+
+def _banner(report: DemoReport) -> None:
+    print(flush=True)
+    print("=" * 78)
+    print(" 다온 데모가 실행 중입니다 / Daon demo is running")
+    print(f"   웹 / web:   {report.url}")
+    print(f"   BLE:        {report.ble}")
+    print("   로그인 / logins (all demo passwords are the same):")
+    for line in report.logins:
+        print(f"     {line}")
+    print("   FHIR API (admin token, valid for a day):")
+    print(
+        f"     curl -H 'Authorization: Bearer {report.fhir_token}' "
+        f"'{report.url}fhir/Observation?_count=10&_sort=-date'"
+    )
+    print("   Ctrl-C 로 종료 / Ctrl-C to stop (data is kept for the next run)")
+    print("=" * 78, flush=True)
+
+
+def main(settings: Settings) -> int:
+    """Entry of ``daon demo``: embedded servers around :func:`run_demo`."""
+    with endpoints(settings, need_mqtt=True) as ep:
+        assert ep.mqtt_url is not None
+        print(f"  database {store.redact_url(ep.database_url)}, broker {ep.mqtt_url}", flush=True)
+        asyncio.run(run_demo(settings, ep.database_url, ep.mqtt_url))
+    return 0
