@@ -3,10 +3,14 @@
 Idempotent on the letter's digest (topic, gateway, reading id and bytes): a redelivery after a
 crash, or a gateway resending the same bad reading, increments ``occurrences`` rather than
 adding a row, so the count staff see is the count of distinct problems.
+
+:func:`replay_dead_letter` runs a letter through the consumer's path again once the cause is
+fixed (an unknown gateway, device or resident registered).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +19,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from ingest.pipeline import DeadLetter
+from ingest.store.errors import StoreError
 
 Conn = AsyncConnection[Any]
 
@@ -103,3 +108,72 @@ async def dismiss_dead_letter(conn: Conn, letter_id: int, by_user: str) -> bool:
         (by_user, letter_id),
     )
     return cur.rowcount == 1
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """What replaying a dead letter did; ``still`` is the reason when it failed again."""
+
+    observations: int
+    unbound: int
+    duplicates: int
+    still: str | None
+
+
+class ReplayConflict(StoreError):
+    """The letter does not exist or is not ``new``."""
+
+
+async def replay_dead_letter(conn: Conn, letter_id: int, by_user: str) -> ReplayResult:
+    """Run a dead letter through the consumer's path again (after registering the unknown
+    gateway, device or resident it named). Marked ``replayed`` unless it fails the same way.
+
+    Each call is one transaction (a savepoint if the caller has one open).
+    """
+    from devices.errors import WireError
+    from devices.wire import reading_from_json
+    from ingest.pipeline import MessageOutcome, process_message, process_reading
+    from ingest.store.observations import write_outcomes
+    from ingest.store.registry import load_registry
+
+    async with conn.transaction():
+        cur = await conn.execute(
+            "SELECT topic, gateway_id, reading_id, raw, state, digest FROM dead_letter "
+            "WHERE id = %s FOR UPDATE",
+            (letter_id,),
+        )
+        row = await cur.fetchone()
+        if row is None or row[4] != "new":
+            raise ReplayConflict(f"dead letter {letter_id} is not a new dead letter")
+        topic, gateway_id, reading_id, raw, _, digest = row
+        registry = await load_registry(conn)
+        if reading_id is None:
+            outcome = process_message(topic or "", bytes(raw), registry)
+        else:
+            outcome = MessageOutcome(topic=topic or "", gateway_id=gateway_id, received=1)
+            try:
+                reading = reading_from_json(json.loads(bytes(raw)))
+            except (ValueError, WireError) as exc:
+                return ReplayResult(0, 0, 0, f"unreadable: {exc}")
+            gateway = registry.gateway(gateway_id or "")
+            outcome.readings.append(
+                process_reading(
+                    reading,
+                    gateway_id or "",
+                    gateway.centre_id if gateway else None,
+                    registry,
+                    mode=gateway.mode if gateway else "station",
+                )
+            )
+        again = list(outcome.dead) + [r.dead for r in outcome.readings if r.dead]
+        if any(d.digest == digest for d in again):
+            return ReplayResult(0, 0, 0, again[0].reason.value)
+        result = await write_outcomes(conn, [outcome], worker=f"replay:{by_user}")
+        await conn.execute(
+            "UPDATE dead_letter SET state = 'replayed', resolved_by = %s, resolved_at = now() "
+            "WHERE id = %s",
+            (by_user, letter_id),
+        )
+    return ReplayResult(
+        result.observations, result.total("unbound"), result.total("duplicate"), None
+    )

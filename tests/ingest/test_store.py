@@ -302,3 +302,22 @@ async def test_daily_summaries_are_refreshed_on_stock_postgres(db_url: str) -> N
         assert refreshed
         assert again
         assert rows == (3, 120)
+
+
+async def test_a_dead_letter_is_replayed_once_its_device_is_registered(db_url: str) -> None:
+    await world.seed(db_url)
+    stranger = "AB:CD:EF:00:11:22"
+    reading = p.reading("late", [(p.BPM, p.bp(world.measured(7), status=None))], device=stranger)
+    await write(db_url, p.batch([reading]))
+    async with store.connection(db_url, autocommit=True) as conn:
+        [letter] = await deadletter.list_dead_letters(conn)
+        assert letter.reason == "unknown_device"
+        failed = await deadletter.replay_dead_letter(conn, letter.id, "admin-01")
+        assert failed.still == "unknown_device"  # nothing changed yet
+        await registry.upsert_devices(conn, [registry.Device(stranger, "blood-pressure")])
+        replayed = await deadletter.replay_dead_letter(conn, letter.id, "admin-01")
+        assert (replayed.observations, replayed.still) == (2, None)
+        assert await deadletter.list_dead_letters(conn) == []
+        with pytest.raises(deadletter.ReplayConflict):
+            await deadletter.replay_dead_letter(conn, letter.id, "admin-01")
+    assert await scalar(db_url, "SELECT count(*) FROM observation") == 2
