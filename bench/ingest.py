@@ -255,10 +255,14 @@ class Gateways:
 
 
 class Worker:
-    def __init__(self, db_url: str, mqtt_url: str, root: str, workdir: Path) -> None:
-        config = workdir / "ingest.toml"
+    """One ``daon ingest`` process (several share the load through the shared subscription)."""
+
+    def __init__(
+        self, db_url: str, mqtt_url: str, root: str, workdir: Path, index: int, batch: int
+    ) -> None:
+        config = workdir / f"ingest-{index}.toml"
         config.write_text(
-            '[ingest]\nclient_id = "bench-ingest"\nbatch_max_readings = 5000\n'
+            f'[ingest]\nclient_id = "bench-ingest-{index}"\nbatch_max_readings = {batch}\n'
             "batch_max_messages = 40\nbatch_max_wait_s = 0.02\n"
         )
         self.env = {
@@ -268,7 +272,7 @@ class Worker:
             "DAON_TOPIC_ROOT": root,
             "DAON_CONFIG": str(config),
         }
-        self.log = workdir / "ingest.log"
+        self.log = workdir / f"ingest-{index}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -305,6 +309,7 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
 
 
 def throughput(gw: Gateways, worker: Worker, work: Workload, timeout: float) -> dict[str, Any]:
+    """Full-speed run; ``worker`` (one of the workers) is killed and restarted half-way."""
     ids = [i for _, _, batch in work.messages for i in batch]
     gw.expect(ids)
     half = len(ids) // 2
@@ -421,6 +426,8 @@ def main() -> None:
     parser.add_argument("--residents", type=int, default=5_000)
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--workers", type=int, default=2, help="ingest worker processes")
+    parser.add_argument("--batch", type=int, default=2000, help="batch_max_readings")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="daon-bench-ingest-"))
@@ -429,7 +436,7 @@ def main() -> None:
     admin.execute(f'CREATE DATABASE "{name}"'.encode())
     url = _with_db(SERVER, name)
     broker = EmbeddedBroker(workdir / "broker", free_port())
-    worker: Worker | None = None
+    workers: list[Worker] = []
     gw: Gateways | None = None
     try:
         asyncio.run(store.migrate(url))
@@ -455,17 +462,21 @@ def main() -> None:
             f"{args.gateways} gateways → {len(rows):,} Observations expected"
         )
 
-        worker = Worker(url, broker.url, root, workdir)
-        worker.start()
+        workers = [
+            Worker(url, broker.url, root, workdir, i, args.batch) for i in range(args.workers)
+        ]
+        for worker in workers:
+            worker.start()
         gw = Gateways(broker.port, root)
         time.sleep(3.0)  # the worker connects and subscribes
-        result = throughput(gw, worker, work, args.timeout)
+        result = throughput(gw, workers[0], work, args.timeout)
         check = asyncio.run(table_check(url, expected))
         obs_per_s = check["rows"] / result["seconds"]
         print(
             f"throughput: {result['readings_per_s']:,.0f} readings/s "
-            f"({obs_per_s:,.0f} Observations/s) over {result['seconds']:.1f} s, worker "
-            f"killed and restarted at {result['killed_after_s']:.1f} s"
+            f"({obs_per_s:,.0f} Observations/s) over {result['seconds']:.1f} s with "
+            f"{args.workers} worker(s); one killed and restarted at "
+            f"{result['killed_after_s']:.1f} s"
         )
         print(f"table: {check}")
 
@@ -474,8 +485,9 @@ def main() -> None:
             f"latency at {lat['rate']:,.0f} readings/s: p50 {lat['p50_ms']:.0f} ms, "
             f"p90 {lat['p90_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms"
         )
-        worker.stop()
-        worker = None
+        for worker in workers:
+            worker.stop()
+        workers = []
 
         copy = asyncio.run(copy_rate(url, rows))
         ratio = obs_per_s / copy["rows_per_s"]
@@ -501,6 +513,7 @@ def main() -> None:
                     "readings": result["readings"],
                     "observations": check["rows"],
                     "gateways": args.gateways,
+                    "workers": args.workers,
                     "readings_per_s": round(readings_per_s),
                     "observations_per_s": round(obs_per_s),
                     "copy_rows_per_s": round(copy["rows_per_s"]),
@@ -523,7 +536,7 @@ def main() -> None:
             )
         )
     finally:
-        if worker is not None:
+        for worker in workers:
             worker.stop()
         if gw is not None:
             gw.close()
