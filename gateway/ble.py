@@ -229,6 +229,11 @@ class BleSide:
                     logger.warning("scan failed: %s", exc)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 30.0)
+                except Exception:
+                    # A bug, not a radio problem: log it with its traceback and go on.
+                    logger.exception("BLE side failed; restarting in %.0f s", backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 30.0)
         finally:
             if agent is not None:
                 await agent.stop()

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
+import random
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -102,15 +102,19 @@ DEAD_LETTERS = "dead_letters"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
+_SHIFTS = tuple(range(125, -5, -5))
+
+
 def new_reading_id(now: float | None = None) -> str:
-    """A ULID: 48-bit milliseconds + 80 random bits, Crockford base32, sortable by time."""
+    """A ULID: 48-bit milliseconds + 80 random bits, Crockford base32, sortable by time.
+
+    The random part comes from :mod:`random` (seeded from the OS and re-seeded after a fork
+    by CPython): ids must be unique, not secret, and ``os.urandom`` per reading costs more
+    than the rest of the outbox write.
+    """
     ms = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
-    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    value = (ms << 80) | random.getrandbits(80)
+    return "".join([_CROCKFORD[(value >> shift) & 31] for shift in _SHIFTS])
 
 
 @dataclass(frozen=True, slots=True)

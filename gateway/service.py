@@ -157,13 +157,25 @@ class Gateway:
                     self.central_up.set()
                     backoff.reset()
                     logger.info("forwarding to %s", link.where)
-                    async with asyncio.TaskGroup() as tg:
-                        tg.create_task(self._publisher(link))
-                        tg.create_task(self._central_receiver(link))
-                        tg.create_task(self._heartbeat_loop(link))
+                    try:
+                        async with asyncio.TaskGroup() as tg:
+                            tg.create_task(self._publisher(link))
+                            tg.create_task(self._central_receiver(link))
+                            tg.create_task(self._heartbeat_loop(link))
+                    except asyncio.CancelledError:
+                        # A clean stop says so (the will covers the unclean ones).
+                        with contextlib.suppress(MqttError, TimeoutError):
+                            async with asyncio.timeout(1.0):
+                                await link.publish(
+                                    self.heartbeat_topic, self._heartbeat("offline"), retain=True
+                                )
+                        raise
             except* (MqttError, OutboxError) as group:
                 for exc in group.exceptions:
                     logger.warning("central link: %s; retrying in %.1f s", exc, backoff.delay)
+            except* Exception:
+                # A bug, not an outage: log it with its traceback and start over (bounded).
+                logger.exception("forwarding failed; restarting in %.1f s", backoff.delay)
             finally:
                 self._central = None
                 self.central_up.clear()
@@ -218,7 +230,7 @@ class Gateway:
             if message.topic == self.ack_topic:
                 await self._on_ack(message)
             elif message.topic == self.checkin_topic:
-                self._on_checkin_command(message.payload, origin=message.topic)
+                self.on_checkin_message(message.payload, origin=message.topic)
 
     async def _on_ack(self, message: Message) -> None:
         try:
@@ -229,7 +241,7 @@ class Gateway:
         removed = await self.outbox.acknowledge(ids)
         logger.debug("ack for %d readings, %d removed", len(ids), removed)
 
-    def _on_checkin_command(self, payload: bytes, *, origin: str) -> None:
+    def on_checkin_message(self, payload: bytes, *, origin: str) -> None:
         """A check-in from the central side (API station screen, nurse's tablet) or a kiosk."""
         try:
             event = parse_checkin(payload)
@@ -286,6 +298,8 @@ class Gateway:
             except* (MqttError, OutboxError) as group:
                 for exc in group.exceptions:
                     logger.warning("station link: %s; retrying in %.1f s", exc, backoff.delay)
+            except* Exception:
+                logger.exception("station side failed; restarting in %.1f s", backoff.delay)
             finally:
                 self.local_up.clear()
             await backoff.sleep()

@@ -57,7 +57,7 @@ class StationSide:
             logger.warning("ignoring message on %s: %s", message.topic, exc)
             return
         if device_id is None:
-            self.gateway._on_checkin_command(message.payload, origin=message.topic)
+            self.gateway.on_checkin_message(message.payload, origin=message.topic)
             return
         prepared = self.prepare(message, station=station, device_id=device_id, received=received)
         device = self.config.device_by_id(device_id)

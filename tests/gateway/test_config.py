@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.ble import _configured_model
 from gateway.config import Mode, Overflow, config_from_mapping, parse_broker_url
 from gateway.errors import ConfigError
 
@@ -40,6 +41,8 @@ def test_the_documented_example_loads() -> None:
     assert scale is not None
     assert scale.resident_for_slot(1) == "R0001234"
     assert scale.resident_for_slot(3) is None
+    for device in config.ble_devices:  # every model named resolves to a catalogue row
+        assert _configured_model(device) is not None, device.model
 
 
 def test_defaults_and_address_normalisation(tmp_path: Path) -> None:

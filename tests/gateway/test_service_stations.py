@@ -17,7 +17,8 @@ import pytest
 
 from daon.embedded import EmbeddedBroker
 from devices.wire import WireReading, station_checkin_topic, station_topic
-from gateway.config import DeviceConfig, GatewayConfig
+from gateway.config import DeviceConfig, GatewayConfig, parse_broker_url
+from gateway.mqtt import MqttLink
 from gateway.outbox import Outbox
 from tests.gateway.helpers import STATION, Acker, eventually, make_config, publish, running
 
@@ -198,3 +199,46 @@ async def _stored(config: GatewayConfig, n: int) -> bool:
 
 async def _depth_zero(config: GatewayConfig) -> bool:
     return await _depth(config) == 0
+
+
+async def test_heartbeat_is_retained_and_a_clean_stop_says_offline(
+    tmp_path: Path, mqtt_url: str, topic_root: str
+) -> None:
+    config = make_config(tmp_path, central_url=mqtt_url, topic_root=topic_root)
+    topic = f"{topic_root}/gw/{config.gateway_id}/heartbeat"
+    async with running(config):
+        pass
+    # A clean stop publishes "offline" (retained); a crash leaves the same as the will.
+    async with MqttLink(
+        parse_broker_url(mqtt_url, "t"), client_id=f"hb-{config.gateway_id}", timeout=5
+    ) as link:
+        await link.subscribe([(topic, 1)])
+        async with asyncio.timeout(5):
+            message = await link.next_message()
+        await link.publish(topic, b"", retain=True)  # clear the retained message
+    beat = json.loads(message.payload)
+    assert message.retain
+    assert (beat["gateway"], beat["centre"], beat["status"]) == (
+        config.gateway_id,
+        "yaksu",
+        "offline",
+    )
+
+
+async def test_heartbeat_while_running_reports_the_queue(
+    tmp_path: Path, mqtt_url: str, topic_root: str
+) -> None:
+    config = make_config(tmp_path, central_url=mqtt_url, topic_root=topic_root)
+    topic = f"{topic_root}/gw/{config.gateway_id}/heartbeat"
+    async with (
+        running(config),
+        MqttLink(
+            parse_broker_url(mqtt_url, "t"), client_id=f"hb2-{config.gateway_id}", timeout=5
+        ) as link,
+    ):
+        await link.subscribe([(topic, 1)])
+        async with asyncio.timeout(5):
+            message = await link.next_message()
+    beat = json.loads(message.payload)
+    assert beat["status"] == "online"
+    assert beat["queue_depth"] == 0
