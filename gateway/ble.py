@@ -136,6 +136,8 @@ _KIND_SERVICE = {
     "body-composition": BODY_COMPOSITION_SERVICE,
 }
 _NEEDS_BOND = frozenset({"just_works", "passkey", "single_bond"})
+#: After a UDS consent, a slot with nothing more to send for this long is done.
+CONSENT_IDLE_S = 1.0
 
 #: Low-level BlueZ errors, by class: how long to wait before the next connect attempt.
 BACKOFF_S: dict[str, float] = {
@@ -636,9 +638,11 @@ class Transfer:
 
     # --- collecting records --------------------------------------------------------------------
 
-    async def collect(self, *, until: asyncio.Event | None = None) -> None:
+    async def collect(
+        self, *, until: asyncio.Event | None = None, idle_s: float | None = None
+    ) -> None:
         """Take values until the device hangs up, goes idle, or ``until`` is set."""
-        idle = self.side.ble.idle_timeout_s
+        idle = idle_s if idle_s is not None else self.side.ble.idle_timeout_s
         queue = self.link.values
         while True:
             if queue.empty():
@@ -815,7 +819,8 @@ class Transfer:
             await self.subscribe(USER_CONTROL_POINT)
             for index, code in slots:
                 await self.consent(index, code)
-                await self.collect()
+                # The scale sends the slot's stored weighings right after the consent.
+                await self.collect(idle_s=min(self.side.ble.idle_timeout_s, CONSENT_IDLE_S))
                 if self.link.lost.is_set():
                     return
             return

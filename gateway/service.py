@@ -74,6 +74,12 @@ class Gateway:
             f'"centre":{json.dumps(config.centre)},"sent_at":'
         )
 
+    def client_id(self, suffix: str) -> str:
+        """The default MQTT client id: stable across restarts (persistent sessions) and unique
+        per topic root, so two systems sharing a broker never take over each other's session."""
+        root = self.config.topic_root.replace("/", ".")
+        return f"daon-gw-{self.config.gateway_id}{suffix}@{root}"
+
     # --- storing ---------------------------------------------------------------------------
 
     async def store(
@@ -143,7 +149,7 @@ class Gateway:
         while True:
             link = MqttLink(
                 cfg.central,
-                client_id=cfg.central.client_id or f"daon-gw-{cfg.gateway_id}",
+                client_id=cfg.central.client_id or self.client_id(""),
                 timeout=cfg.mqtt_timeout_s,
                 will=will,
             )
@@ -283,7 +289,7 @@ class Gateway:
             link = MqttLink(
                 broker,
                 client_id=(cfg.local.client_id if cfg.local and cfg.local.client_id else None)
-                or f"daon-gw-{cfg.gateway_id}-stations",
+                or self.client_id("-stations"),
                 timeout=cfg.mqtt_timeout_s,
                 manual_ack=True,
             )

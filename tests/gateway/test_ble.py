@@ -467,3 +467,43 @@ async def test_several_devices_at_one_station_one_connection_at_a_time(
     watcher.cancel()
     assert {r.device.id for r in readings} == {"cuff-1", "scale-1", "meter-1"}
     assert peak == 1  # the adapter never held two connections at once
+
+
+async def test_station_body_composition_scale_consents_per_slot_and_binds_by_session(
+    tmp_path: Path, bluez: VirtualBlueZ, mqtt_url: str, topic_root: str
+) -> None:
+    """A shared BF720 at a station: the registry gives the slots' consent codes, the check-in
+    gives the person (the slot's own mapping is not used to bind at a station)."""
+    address = "C0:11:22:33:66:03"
+    scale = bluez.add_peripheral(BodyCompositionScale.beurer_bf720(address, timing=Timing()))
+    scale.register_user(4321, index=0, height_m=Decimal("1.58"), gender=1, birth=date(1950, 1, 5))
+    scale.register_user(8765, index=1, height_m=Decimal("1.69"), gender=0, birth=date(1947, 6, 9))
+    device = DeviceConfig(
+        address=address,
+        model="BF720",
+        id="station-bca",
+        station=STATION,
+        users=(UserSlot(0, "R0000001", 4321), UserSlot(1, "R0000002", 8765)),
+    )
+    config = make_config(
+        tmp_path,
+        central_url=mqtt_url,
+        topic_root=topic_root,
+        devices=[device],
+        cards=CARDS,
+        ble=fast_ble(idle_timeout_s=1.5),
+    )
+    async with Acker(mqtt_url, config) as acker, running(config):
+        await publish(
+            mqtt_url,
+            station_checkin_topic(topic_root, "yaksu", STATION),
+            checkin("9410000000000002"),
+        )
+        await eventually(lambda: True)
+        scale.weigh(Decimal("64.3"), user=1)
+        readings = await acker.wait_for(2, within=30)
+    for reading in readings:
+        assert reading.binding is not None
+        assert reading.binding.resident == "R0001235"  # who checked in, not slot 1's mapping
+        assert reading.binding.method == "check-in"
+    assert [values_of(r).get("weight") for r in readings] == [Decimal("64.3"), Decimal("64.3")]
