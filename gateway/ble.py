@@ -258,8 +258,9 @@ class BleSide:
         we ask BlueZ to drop the link, and the device advertises again.
         """
         try:
-            bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
-        except (OSError, EOFError, DBusError) as exc:
+            async with asyncio.timeout(self.ble.connect_timeout_s):
+                bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+        except (OSError, EOFError, DBusError, TimeoutError) as exc:
             logger.debug("no system bus to look for stale links: %s", exc)
             return
         try:
@@ -360,7 +361,10 @@ class BleSide:
                 facts.records,
                 facts.dead,
             )
-            await self._note(config, last_session_at=time.time(), last_error="")
+            # A session can succeed with a problem worth showing (a refused clock write).
+            await self._note(
+                config, last_session_at=time.time(), last_error="; ".join(facts.errors)
+            )
         except BondLost as exc:
             self.repair.add(address)
             logger.error("%s; put it in pairing mode to pair it again", exc)

@@ -507,3 +507,58 @@ async def test_station_body_composition_scale_consents_per_slot_and_binds_by_ses
         assert reading.binding.resident == "R0001235"  # who checked in, not slot 1's mapping
         assert reading.binding.method == "check-in"
     assert [values_of(r).get("weight") for r in readings] == [Decimal("64.3"), Decimal("64.3")]
+
+
+async def test_clock_reset_to_2000_marks_times_untrusted_and_never_guesses_a_binding(
+    tmp_path: Path, bluez: VirtualBlueZ, mqtt_url: str, topic_root: str
+) -> None:
+    address = "C0:11:22:33:44:03"
+    cuff = bluez.add_peripheral(BloodPressureCuff.omron(address, timing=Timing.fast()))
+    cuff.advertising = False
+    cuff.clock.reset()  # battery change: the clock restarts at 2000-01-01 00:00
+    device = DeviceConfig(address=address, model="HEM-7361T", id="omron-2", station=STATION)
+    config = make_config(
+        tmp_path,
+        central_url=mqtt_url,
+        topic_root=topic_root,
+        devices=[device],
+        cards=CARDS,
+        ble=fast_ble(),
+    )
+    async with Acker(mqtt_url, config) as acker, running(config):
+        await publish(
+            mqtt_url,
+            station_checkin_topic(topic_root, "yaksu", STATION),
+            checkin("9410000000000001"),
+        )
+        await eventually(lambda: True)
+        cuff.take_reading(133, 86, 77)  # stamped 2000-01-01 by the reset clock
+        (reading,) = await acker.wait_for(1)
+    (m,) = decode_record([(v.uuid, v.data) for v in reading.values])
+    assert m.device_time is not None
+    assert m.device_time.year == 2000  # the raw time travels unchanged
+    assert reading.clock is not None
+    assert reading.clock.trusted is False
+    assert reading.binding is None  # a station reading whose time cannot be trusted: unbound
+
+
+async def test_refused_clock_write_is_reported_and_the_records_still_come(
+    tmp_path: Path, bluez: VirtualBlueZ, mqtt_url: str, topic_root: str
+) -> None:
+    meter = bluez.add_peripheral(
+        GlucoseMeter.caresens(
+            METER_ADDRESS, timing=Timing.fast(), faults=Faults(refuse_time_write=True)
+        )
+    )
+    meter.take_reading(107)
+    config = meter_config(tmp_path, mqtt_url, topic_root)
+    async with Acker(mqtt_url, config) as acker, running(config):
+        await acker.wait_for(1)
+        await eventually(lambda: _last_error_of(config, "meter-1"), within=10)
+    assert "clock write failed" in (await _last_error_of(config, "meter-1") or "")
+
+
+async def _last_error_of(config: GatewayConfig, device_id: str) -> str | None:
+    async with Outbox(config.outbox, readonly=True) as box:
+        state = await box.device_state(device_id)
+    return state.last_error if state is not None else None
