@@ -12,6 +12,7 @@ method annotations at class creation (virtual-bluez.md gotcha 7); they are dbus-
 ``Annotated`` aliases, so mypy checks them too.
 """
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -96,8 +97,6 @@ class PairingAgent:
         self._timeout = timeout
 
     async def start(self) -> None:
-        import asyncio
-
         bus = MessageBus(bus_type=BusType.SYSTEM)
         async with asyncio.timeout(self._timeout):
             await bus.connect()
@@ -127,14 +126,18 @@ class PairingAgent:
         if bus is None:
             return
         with contextlib.suppress(Exception):
-            await bus.call(
-                Message(
-                    destination=BLUEZ,
-                    path="/org/bluez",
-                    interface="org.bluez.AgentManager1",
-                    member="UnregisterAgent",
-                    signature="o",
-                    body=[AGENT_PATH],
+            async with asyncio.timeout(self._timeout):
+                await bus.call(
+                    Message(
+                        destination=BLUEZ,
+                        path="/org/bluez",
+                        interface="org.bluez.AgentManager1",
+                        member="UnregisterAgent",
+                        signature="o",
+                        body=[AGENT_PATH],
+                    )
                 )
-            )
         bus.disconnect()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2.0):
+                await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]

@@ -297,6 +297,9 @@ class BleSide:
                     logger.debug("%s: no answer about a stale link", address)
         finally:
             bus.disconnect()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
 
     def _passkey_for(self, address: str) -> int | None:
         device = self.devices.get(address.upper())
