@@ -26,6 +26,9 @@ from ingest.store.access import Actor, Capability, NotFound, Role
 Conn = AsyncConnection[Any]
 
 Comparison = Literal["ge", "gt", "le", "lt"]
+LOINC = "http://loinc.org"
+#: A LOINC code's shape (digits, a dash, a check digit): MDC codes are plain integers.
+_LOINC_SHAPE = re.compile(r"[0-9]{1,7}-[0-9]")
 _NUMERIC_ID = re.compile(r"[0-9]{1,18}")  # bigint ids as FHIR ids (ASCII digits, no overflow)
 
 #: A registry device id as a FHIR id (``[A-Za-z0-9.-]``): other characters become '-'.
@@ -101,8 +104,17 @@ def _observation_filters(query: ObservationQuery, params: dict[str, Any]) -> lis
     """SQL conditions over alias ``o`` for the query's parameters (values go into ``params``)."""
     where: list[str] = []
     if query.codes:
+        # The code column holds the primary code: LOINC wherever the resource has a LOINC
+        # coding (migration 0001), so LOINC tokens are matched on the indexed column alone;
+        # other systems (MDC, local) also look into the resource's codings.
+        column: list[str] = []
         alternatives = []
         for i, token in enumerate(query.codes):
+            if token.system == LOINC or (
+                token.system is None and _LOINC_SHAPE.fullmatch(token.code)
+            ):
+                column.append(token.code)
+                continue
             params[f"code{i}"] = token.code
             params[f"code_sys{i}"] = token.system
             params[f"coding{i}"] = _coding_json(token)
@@ -110,6 +122,12 @@ def _observation_filters(query: ObservationQuery, params: dict[str, Any]) -> lis
             primary += f" OR o.code_system = %(code_sys{i})s))"
             alternatives.append(primary)
             alternatives.append(f"o.resource->'code'->'coding' @> %(coding{i})s::jsonb")
+        if len(column) == 1:  # a scalar lets the planner walk the (resident, code, time) index
+            params["code"] = column[0]
+            alternatives.insert(0, "o.code = %(code)s")
+        elif column:
+            params["codes"] = column
+            alternatives.insert(0, "o.code = ANY(%(codes)s)")
         where.append("(" + " OR ".join(alternatives) + ")")
     if query.categories:
         alternatives = []
@@ -167,7 +185,10 @@ async def search_observations(conn: Conn, actor: Actor, query: ObservationQuery)
     params: dict[str, Any] = {"limit": query.count + 1}
     where = _observation_filters(query, params)
     join = ""
-    if query.residents:
+    if len(set(query.residents)) == 1:
+        params["resident"] = query.residents[0]
+        where.append("o.resident_id = %(resident)s")
+    elif query.residents:
         params["residents"] = list(query.residents)
         where.append("o.resident_id = ANY(%(residents)s)")
     elif actor.role is not Role.ADMIN:
@@ -246,7 +267,8 @@ async def last_n(
     The distinct codes are found with a loose index scan over
     ``observation_resident_code_time`` (one index probe per code), then each code's newest
     rows are read from the same index, so the cost does not grow with the history's length.
-    Entered-in-error observations are left out.
+    Entered-in-error observations are left out. The bound "before tomorrow" (readings from the
+    future are refused at ingest) lets the partitions created ahead of today be pruned.
     """
     await access.require_resident(conn, actor, resident_id, Capability.READ_HEALTH)
     params: dict[str, Any] = {"rid": resident_id, "max": max_per_code}
@@ -255,10 +277,14 @@ async def last_n(
     extra = "".join(f" AND {f}" for f in filters)
     sql = f"""
         WITH RECURSIVE codes(code) AS (
-            (SELECT code FROM observation WHERE resident_id = %(rid)s ORDER BY code LIMIT 1)
+            (SELECT code FROM observation
+             WHERE resident_id = %(rid)s AND effective_at < now() + interval '1 day'
+             ORDER BY code LIMIT 1)
             UNION ALL
             SELECT (SELECT o.code FROM observation o
-                    WHERE o.resident_id = %(rid)s AND o.code > c.code ORDER BY o.code LIMIT 1)
+                    WHERE o.resident_id = %(rid)s AND o.code > c.code
+                      AND o.effective_at < now() + interval '1 day'
+                    ORDER BY o.code LIMIT 1)
             FROM codes c WHERE c.code IS NOT NULL
         )
         SELECT last.id, last.effective_at, last.resource, last.code
@@ -266,6 +292,7 @@ async def last_n(
             SELECT o.id::text AS id, o.effective_at, o.resource::text AS resource, o.code
             FROM observation o
             WHERE o.resident_id = %(rid)s AND o.code = c.code
+              AND o.effective_at < now() + interval '1 day'
               AND o.status <> 'entered-in-error'{extra}
             ORDER BY o.effective_at DESC LIMIT %(max)s
         ) last

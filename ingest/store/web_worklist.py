@@ -7,14 +7,16 @@ appears at most once, in the first category that matches, in this order::
     critical   an open critical flag (not snoozed)
     urgent     an open urgent flag
     routine    an open routine clinical flag
-    no data    ADH-NO-DATA open, or a home device and no reading for NO_DATA_DAYS
+    no data    ADH-NO-DATA open (the risk engine's rule: enrolled in home monitoring and no
+               valid home reading for 7 days, 3 when living alone; clinical-rules.md §8)
     device     ADH-QUALITY open, a home-device battery below 20 %, or a home device silent
                for DEVICE_SILENT_DAYS
 
 A snoozed flag (until its time) does not place a resident; it is shown as snoozed. Each
 category lists at most ``limit`` residents (most recent alert first) and counts the rest;
-residents with none of these are "meeting targets" and only counted. Each row carries the
-last reading (last *measured*, not last synced), and who reviewed the resident last.
+residents with none of these are "meeting targets" and only counted. Each listed row carries
+the last reading (last *measured*, not last synced) and who reviewed the resident last; those
+are read only for the listed rows, so the page costs the same for 500 or 5,000 residents.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from ingest.store.access import Actor, Capability, InvalidRequest, NotFound, Rol
 
 Conn = AsyncConnection[Any]
 
-NO_DATA_DAYS = 7  # clinical-rules.md §8: ADH-NO-DATA after ≥7 days (3 when living alone)
 DEVICE_SILENT_DAYS = 14
 LOW_BATTERY_PCT = 20
 LOOKBACK = timedelta(days=60)  # "last measured" is searched this far back (partition pruning)
@@ -104,15 +105,10 @@ class _Candidate:
     neighbourhood: str
     flags: list[OpenFlag] = field(default_factory=list)
     devices: list[DeviceIssue] = field(default_factory=list)
-    has_home_device: bool = False
 
 
 def triage(
-    flags: Sequence[OpenFlag],
-    devices: Sequence[DeviceIssue],
-    has_home_device: bool,
-    last_measured: datetime | None,
-    now: datetime,
+    flags: Sequence[OpenFlag], devices: Sequence[DeviceIssue], now: datetime
 ) -> Category | None:
     """The first matching category for one resident (pure)."""
     live = [
@@ -126,18 +122,11 @@ def triage(
         return Category.URGENT
     if "routine" in severities:
         return Category.ROUTINE
-    stale = last_measured is None or now - last_measured >= timedelta(days=NO_DATA_DAYS)
-    if any(f.rule in DATA_RULES for f in live) or (has_home_device and stale):
+    if any(f.rule in DATA_RULES for f in live):
         return Category.NO_DATA
     if any(f.rule in DEVICE_RULES for f in live) or devices:
         return Category.DEVICE
     return None
-
-
-def _device_problem(battery: int | None, last_seen: datetime | None, now: datetime) -> bool:
-    if battery is not None and battery < LOW_BATTERY_PCT:
-        return True
-    return last_seen is not None and now - last_seen > timedelta(days=DEVICE_SILENT_DAYS)
 
 
 async def worklist(
@@ -180,30 +169,34 @@ async def worklist(
         f"""WITH s AS ({scope_sql})
             SELECT s.id, s.display_name, s.neighbourhood, d.id, d.model, d.battery_pct,
                    d.last_seen_at
-            FROM device d JOIN s ON s.id = d.owner_id""".encode(),
-        params,
+            FROM device d JOIN s ON s.id = d.owner_id
+            WHERE d.battery_pct < %(low)s OR d.last_seen_at < now() - %(silent)s""".encode(),
+        {**params, "low": LOW_BATTERY_PCT, "silent": timedelta(days=DEVICE_SILENT_DAYS)},
     )
-    now = await clinical.db_now(conn)
     for row in await cur.fetchall():
         c = candidates.setdefault(row[0], _Candidate(row[0], row[1], row[2]))
-        c.has_home_device = True
-        if _device_problem(row[5], row[6], now):
-            c.devices.append(DeviceIssue(row[3], row[4], row[5], row[6]))
-    ids = sorted(candidates)
-    last = await _last_measured(conn, ids)
-    reviews = await _last_reviews(conn, ids)
-    groups = await clinical.visiting_groups(conn, ids)
-    rows: dict[Category, list[WorklistRow]] = {c: [] for c in CATEGORY_ORDER}
-    for rid in ids:
-        c = candidates[rid]
-        category = triage(c.flags, c.devices, c.has_home_device, last.get(rid), now)
-        if category is None:
-            continue
-        reviewed = reviews.get(rid)
-        group = groups.get(rid)
-        rows[category].append(
+        c.devices.append(DeviceIssue(row[3], row[4], row[5], row[6]))
+    now = await clinical.db_now(conn)
+    placed: dict[Category, list[_Candidate]] = {c: [] for c in CATEGORY_ORDER}
+    for c in candidates.values():
+        category = triage(c.flags, c.devices, now)
+        if category is not None:
+            placed[category].append(c)
+    chosen: dict[Category, list[_Candidate]] = {}
+    more: dict[Category, int] = {}
+    for category, items in placed.items():
+        items.sort(key=_urgency_key)
+        chosen[category] = items[:limit]
+        more[category] = max(0, len(items) - limit)
+    listed = [c.resident_id for items in chosen.values() for c in items]
+    last = await _last_measured(conn, listed)
+    reviews = await _last_reviews(conn, listed)
+    groups = await clinical.visiting_groups(conn, listed)
+    sections: dict[Category, tuple[WorklistRow, ...]] = {}
+    for category, items in chosen.items():
+        sections[category] = tuple(
             WorklistRow(
-                resident_id=rid,
+                resident_id=c.resident_id,
                 display_name=c.display_name,
                 neighbourhood=c.neighbourhood,
                 category=category,
@@ -214,21 +207,14 @@ async def worklist(
                     )
                 ),
                 device_issues=tuple(c.devices),
-                last_measured=last.get(rid),
-                reviewed_at=reviewed[0] if reviewed else None,
-                reviewed_by=reviewed[1] if reviewed else None,
-                group=group.grp if group else None,
+                last_measured=last.get(c.resident_id),
+                reviewed_at=reviews[c.resident_id][0] if c.resident_id in reviews else None,
+                reviewed_by=reviews[c.resident_id][1] if c.resident_id in reviews else None,
+                group=groups[c.resident_id].grp if c.resident_id in groups else None,
             )
+            for c in items
         )
-    sections: dict[Category, tuple[WorklistRow, ...]] = {}
-    more: dict[Category, int] = {}
-    listed: list[str] = []
-    for category, items in rows.items():
-        items.sort(key=lambda r: _urgency_key(r, now))
-        sections[category] = tuple(items[:limit])
-        more[category] = max(0, len(items) - limit)
-        listed += [r.resident_id for r in items[:limit]]
-    flagged = sum(len(items) for items in rows.values())
+    flagged = sum(len(items) for items in placed.values())
     await access.record_audit(
         conn, actor, subtype="search-type", action="E", entity="page:worklist", residents=listed
     )
@@ -245,16 +231,15 @@ async def worklist(
 _SEVERITY_RANK = {"critical": 0, "urgent": 1, "routine": 2, "info": 3}
 
 
-def _urgency_key(row: WorklistRow, now: datetime) -> tuple[float, str]:
-    latest = max((f.alerted_at for f in row.flags), default=None)
-    if latest is not None:
-        return (-latest.timestamp(), row.resident_id)
-    measured = row.last_measured
-    return ((measured.timestamp() if measured else 0.0), row.resident_id)
+def _urgency_key(c: _Candidate) -> tuple[float, str]:
+    """Most recent alert first; residents with only device problems by id."""
+    latest = max((f.alerted_at for f in c.flags), default=None)
+    return (-latest.timestamp() if latest is not None else 0.0, c.resident_id)
 
 
 async def _last_measured(conn: Conn, ids: Sequence[str]) -> dict[str, datetime]:
-    """Newest reading per resident within LOOKBACK (one index probe per resident)."""
+    """Newest reading per resident within LOOKBACK (one index probe per resident; the upper
+    bound lets the partitions ahead of today be pruned)."""
     if not ids:
         return {}
     cur = await conn.execute(
@@ -262,6 +247,7 @@ async def _last_measured(conn: Conn, ids: Sequence[str]) -> dict[str, datetime]:
            CROSS JOIN LATERAL (
                SELECT o.effective_at FROM observation o
                WHERE o.resident_id = rid AND o.effective_at > now() - %s
+                 AND o.effective_at < now() + interval '1 day'
                  AND o.status <> 'entered-in-error'
                ORDER BY o.effective_at DESC LIMIT 1) last""",
         (list(ids), LOOKBACK),

@@ -29,46 +29,26 @@ def open_flag(
     return OpenFlag(1, rule, severity, state, "s", NOW, None, None, snoozed_until, None)
 
 
-# (flags, device issues, has home device, days since last reading, expected category):
-# the TIDE order of the web_worklist docstring, written out by hand.
+# (flags, device issues, expected category): the TIDE order of the web_worklist docstring,
+# written out by hand.
+F, C, LOW = open_flag, Category, DeviceIssue("d", None, 12, None)
 TRIAGE_CASES = [
-    (
-        [open_flag("BP-CRISIS", "critical"), open_flag("GLU-HYPO-L1", "urgent")],
-        [],
-        False,
-        0,
-        Category.CRITICAL,
-    ),
-    (
-        [open_flag("GLU-HYPO-L1", "urgent"), open_flag("ADH-NO-DATA", "routine")],
-        [],
-        True,
-        30,
-        Category.URGENT,
-    ),
-    ([open_flag("BP-HOME-HTN", "routine")], [], True, 30, Category.ROUTINE),
-    ([open_flag("ADH-NO-DATA", "routine")], [], False, None, Category.NO_DATA),
-    ([], [], True, 8, Category.NO_DATA),
-    ([], [], True, 6, None),
-    ([], [DeviceIssue("d", None, 12, None)], True, 1, Category.DEVICE),
-    ([open_flag("ADH-QUALITY", "info")], [], False, 1, Category.DEVICE),
-    ([open_flag("BP-CRISIS", "critical", "snoozed", NOW + timedelta(hours=2))], [], False, 0, None),
-    (
-        [open_flag("BP-CRISIS", "critical", "snoozed", NOW - timedelta(hours=2))],
-        [],
-        False,
-        0,
-        Category.CRITICAL,
-    ),
-    ([open_flag("BP-CRISIS", "critical", "acknowledged")], [], False, 0, Category.CRITICAL),
-    ([], [], False, None, None),
-]
+    ([F("BP-CRISIS", "critical"), F("GLU-HYPO-L1", "urgent")], [], C.CRITICAL),
+    ([F("GLU-HYPO-L1", "urgent"), F("ADH-NO-DATA", "routine")], [], C.URGENT),
+    ([F("BP-HOME-HTN", "routine"), F("ADH-NO-DATA", "routine")], [], C.ROUTINE),
+    ([F("ADH-NO-DATA", "routine")], [LOW], C.NO_DATA),
+    ([], [LOW], C.DEVICE),
+    ([F("ADH-QUALITY", "info")], [], C.DEVICE),
+    ([F("BP-CRISIS", "critical", "snoozed", NOW + timedelta(hours=2))], [], None),
+    ([F("BP-CRISIS", "critical", "snoozed", NOW - timedelta(hours=2))], [], C.CRITICAL),
+    ([F("BP-CRISIS", "critical", "acknowledged")], [], C.CRITICAL),
+    ([], [], None),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(("flags", "devices", "home", "days", "expected"), TRIAGE_CASES)
-def test_triage_order(flags, devices, home, days, expected) -> None:
-    last = None if days is None else NOW - timedelta(days=days)
-    assert triage(flags, devices, home, last, NOW) == expected
+@pytest.mark.parametrize(("flags", "devices", "expected"), TRIAGE_CASES)
+def test_triage_order(flags, devices, expected) -> None:
+    assert triage(flags, devices, NOW) == expected
 
 
 def flag_row(
@@ -191,10 +171,14 @@ def test_worklist_triages_each_resident_once_in_scope(api: Api) -> None:
 
 def test_no_data_and_device_problems_are_shown(api: Api) -> None:
     async def work(conn: Any) -> None:
+        await clinical.save_flags(
+            conn, [flag_row(WITHDRAWN, "ADH-NO-DATA", "routine", ["liaison"], 10)]
+        )
         await conn.execute(
             "INSERT INTO device (id, model, owner_id, battery_pct, last_seen_at) VALUES "
-            "('home-bp-1', 'HEM-7361T', %s, 90, now()), ('home-sc-1', 'UC-352BLE', %s, 9, now())",
-            (WITHDRAWN, NO_LIAISON),
+            "('home-bp-1', 'HEM-7361T', %s, 90, now()), ('home-sc-1', 'UC-352BLE', %s, 9, now()),"
+            " ('home-gl-1', 'CareSens', %s, 80, now() - interval '20 days')",
+            (WITHDRAWN, NO_LIAISON, IN_YAKSU),
         )
         await readings.blood_pressure(
             conn, NO_LIAISON, datetime.now(UTC) - timedelta(days=1), 120, 80
@@ -203,9 +187,11 @@ def test_no_data_and_device_problems_are_shown(api: Api) -> None:
     api.db(work)
     api.login_as("N01")
     text = api.client.get("/worklist").text
-    assert section_of(text, "박바다") == "측정 없음"  # home cuff, no reading in 7 days
+    assert section_of(text, "박바다") == "측정 없음"  # the engine's ADH-NO-DATA
     assert section_of(text, "최산") == "기기 문제"  # scale battery 9 %
+    assert section_of(text, "김하늘") == "기기 문제"  # meter silent for 20 days
     assert "배터리 9%" in text
+    assert "1일 전" in text  # last measured, for the listed residents
 
 
 def test_acknowledge_snooze_resolve_from_the_worklist(api: Api) -> None:
