@@ -14,7 +14,8 @@ What it does, against the real servers:
    the Observations ingest stores, by ingest's own transform (:func:`ingest.fhir.to_observations`)
    in two worker processes, and binary-COPYed (secondary indexes built after the load). The
    database is kept and reused by later runs with the same parameters (``--reload`` rebuilds);
-2. the app served by uvicorn in its own process (one worker, the production config);
+2. the app served by uvicorn in its own processes (``daon api --workers 2``: the production
+   config, one worker per core);
 3. latency: one client at a time, for random residents with home blood-pressure readings and
    random nurses: the one-year BP search (``patient=…&code=85354-9&date=ge<a year ago>``, the
    first page at the default page size of 50, newest first, with its next link), the worklist
@@ -341,16 +342,20 @@ def ensure_database(args: argparse.Namespace) -> tuple[str, int, float]:
 # --- the server ----------------------------------------------------------------------------------
 
 
-def serve(port: int, url: str) -> None:
-    """``--serve``: the app alone in this process (what ``daon api`` runs)."""
+def serve(port: int, url: str, workers: int) -> None:
+    """``--serve``: the app alone in this process tree, as ``daon api --workers N`` runs it."""
     import uvicorn
 
-    from api.config import ApiConfig
-    from api.main import create_app
-
-    config = ApiConfig(database_url=url, pool_min=4, pool_max=20)
+    os.environ["DAON_DATABASE_URL"] = url
+    os.environ.pop("DAON_MQTT_URL", None)
     uvicorn.run(
-        create_app(config), host="127.0.0.1", port=port, access_log=False, log_level="warning"
+        "daon.commands.api:asgi_app",
+        factory=True,
+        workers=workers,
+        host="127.0.0.1",
+        port=port,
+        access_log=False,
+        log_level="warning",
     )
 
 
@@ -531,10 +536,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="latency samples per operation")
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--workers", type=int, default=2, help="api worker processes")
     parser.add_argument("--serve", nargs=2, metavar=("PORT", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(int(args.serve[0]), args.serve[1])
+        serve(int(args.serve[0]), args.serve[1], args.workers)
         return
     url, rows, load_s = ensure_database(args)
     print(f"database {DB_NAME}: {rows:,} observations (loaded in {load_s:,.0f} s)")
@@ -542,7 +548,9 @@ def main() -> None:
     residents, nurses = asyncio.run(samples(url, args.requests, rng))
     token, sessions = asyncio.run(credentials(url, nurses))
     port = free_port()
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), url])
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(port), url, "--workers", str(args.workers)]
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -599,6 +607,7 @@ def main() -> None:
         f"({completed:,} ok, {failed:,} failed)"
     )
     report.update(
+        api_workers=args.workers,
         requests_per_s=round(rps, 1),
         failed=failed,
         clients=args.clients,

@@ -5,11 +5,11 @@ demo``), migrate, serve. uvicorn's access log is off: :mod:`api.main` logs one l
 request with the route template, never the concrete path (which may carry resident ids).
 """
 
-
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from typing import Any
 
@@ -31,6 +31,9 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
     )
     parser.add_argument("--host", help="bind address (default: settings api_host)")
     parser.add_argument("--port", type=int, help="port (default: settings api_port)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes (default 1; 2 on a 2-core host)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -52,6 +55,17 @@ def api_config(settings: Settings, database_url: str, mqtt_url: str | None) -> A
     return config.with_overrides(settings.api)
 
 
+def asgi_app() -> Any:
+    """The app for uvicorn worker processes (``--workers``): settings from the environment,
+    which :func:`run` fills with the endpoints it resolved."""
+    from api.main import create_app
+
+    settings = load_settings()
+    if not settings.database_url:
+        raise SettingsError("DAON_DATABASE_URL is not set for the api worker")
+    return create_app(api_config(settings, settings.database_url, settings.mqtt_url))
+
+
 def run(args: argparse.Namespace) -> int:
     configure_logging(max(args.verbose, 1))
     try:
@@ -71,14 +85,22 @@ def run(args: argparse.Namespace) -> int:
             print(f"Daon web application: http://{host}:{port}/  (FHIR: /fhir/metadata)")
             if mqtt_url is None:
                 print("no MQTT broker: station check-ins are recorded but not sent to gateways")
-            uvicorn.run(
-                create_app(config),
-                host=host,
-                port=port,
-                access_log=False,
-                log_level="info" if args.verbose else "warning",
-                proxy_headers=True,
-            )
+            common: dict[str, Any] = {
+                "host": host,
+                "port": port,
+                "access_log": False,
+                "log_level": "info" if args.verbose else "warning",
+                "proxy_headers": True,
+            }
+            if args.workers > 1:
+                os.environ["DAON_DATABASE_URL"] = ep.database_url
+                if mqtt_url:
+                    os.environ["DAON_MQTT_URL"] = mqtt_url
+                uvicorn.run(
+                    "daon.commands.api:asgi_app", factory=True, workers=args.workers, **common
+                )
+            else:
+                uvicorn.run(create_app(config), **common)
     except (SettingsError, EmbeddedError, store.StoreError, ValueError) as exc:
         print(f"daon api: {exc}", file=sys.stderr)
         return 1

@@ -212,3 +212,17 @@ def test_admin_reads_the_audit_page(api: Api) -> None:
     assert "page:resident" in page.text
     api.login_as("N01")
     assert api.client.get("/admin/audit").status_code == 403
+
+
+def test_responses_carry_security_headers_and_no_ids_in_logs(api: Api, caplog) -> None:
+    import logging
+
+    api.login_as("N01")
+    with caplog.at_level(logging.INFO, logger="api.main"):
+        response = api.client.get(f"/residents/{IN_YAKSU}")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["cache-control"] == "no-store"
+    lines = [r.getMessage() for r in caplog.records if r.name == "api.main"]
+    assert any("/residents/{resident_id} -> 200" in line for line in lines)
+    assert not any(IN_YAKSU in line for line in lines)
