@@ -8,12 +8,17 @@ exactly what it says; nothing here reads a clock or a database.
 Rules of the game (§10.2):
 
 * one open flag per (resident, rule); new qualifying readings are attached as evidence;
-* staff are notified again only when the severity rises, a new symptom event arrives, the value
-  is more extreme than the acknowledged one (SBP ≥ 20 mmHg higher), or — for single-reading
-  rules — a new qualifying reading arrives after the 6 h cool-down that follows acknowledgement;
+* tiering (§10.2.1): only critical flags push (when raised, every 15 min until acknowledged,
+  and when a new qualifying reading arrives after the 6 h cool-down that follows an
+  acknowledgement); an urgent flag is a worklist task due the same day with one end-of-day
+  reminder (a qualifying reading after its cool-down re-opens the task, silently); routine
+  flags are worklist tasks (and the weekly digest); info flags never reach staff;
+* staff are notified again only when the severity rises (to urgent or critical), a new symptom
+  event arrives, or the value is more extreme than the acknowledged one (SBP ≥ 20 mmHg
+  higher) (§10.2.3-4); outside critical, such a notice waits for the end of quiet hours;
+* a critical flag shows the resident its emergency instructions at once (§0);
 * unacknowledged critical flags are re-sent every 15 min, go to the nurse team lead at 30 min and
-  to the liaison officer (welfare check) at 60 min; urgent flags get one end-of-day reminder;
-  routine and info flags never push, and nothing but critical is pushed during quiet hours;
+  to the liaison officer (welfare check) at 60 min;
 * trend flags close only when their quantity is below threshold − margin (HOLD keeps them
   open); ADH-NO-DATA and BP-UNRELIABLE-HIGH clear by themselves; aggregate flags whose premise
   newer data made false close as *superseded*; immediate flags close when staff resolve them;
@@ -58,7 +63,7 @@ class Notice(StrEnum):
 
 
 class ActionKind(StrEnum):
-    NOTIFY = "notify"  # push / worklist notification to the targets
+    NOTIFY = "notify"  # a notification to the targets (a push for critical flags)
     OPEN_TASK = "open_task"
     UPDATE_TASK = "update_task"  # priority or status changed
     CLOSE_TASKS = "close_tasks"
@@ -190,8 +195,12 @@ def _extreme(spec: RuleSpec, values: Sequence[float]) -> float | None:
     return min(values) if low_is_worse else max(values)
 
 
+def _staff_of(recipients: Sequence[Recipient]) -> tuple[str, ...]:
+    return tuple(r.value for r in recipients if r is not Recipient.RESIDENT)
+
+
 def _staff(spec: RuleSpec) -> tuple[str, ...]:
-    return tuple(r.value for r in spec.recipients if r is not Recipient.RESIDENT)
+    return _staff_of(spec.recipients)
 
 
 def _quiet(now: datetime, h: Hygiene) -> datetime | None:
@@ -206,21 +215,15 @@ def _quiet(now: datetime, h: Hygiene) -> datetime | None:
 
 
 def _notify(
-    flag: FlagState,
-    notice: Notice,
-    now: datetime,
-    h: Hygiene,
-    targets: tuple[str, ...] | None = None,
+    flag: FlagState, notice: Notice, now: datetime, h: Hygiene, *, force: bool = False
 ) -> Action | None:
-    """A staff notification, if the severity allows one (only critical and urgent push)."""
-    if flag.severity.rank < Severity.URGENT.rank:
+    """A staff notification: critical flags always push (§10.2.1); ``force`` lets a severity
+    rise, a symptom or a worsening through for the other tiers too (§10.2.3-4), after quiet
+    hours (§10.2.7)."""
+    if flag.severity is not Severity.CRITICAL and not force:
         return None
-    tg = (
-        targets
-        if targets is not None
-        else tuple(r.value for r in flag.recipients if r is not Recipient.RESIDENT)
-    )
-    if not tg:
+    targets = _staff_of(flag.recipients)
+    if not targets:
         return None
     later = None if flag.severity is Severity.CRITICAL else _quiet(now, h)
     return Action(
@@ -229,7 +232,7 @@ def _notify(
         flag.rule,
         now,
         notice,
-        tg,
+        targets,
         flag.severity,
         not_before=later,
     )
@@ -356,7 +359,7 @@ def step(
                     )
                 )
                 if merged.severity.rank > closed.severity.rank:
-                    _emit(actions, flag, Notice.SEVERITY_ROSE, now, h)
+                    _emit(actions, flag, Notice.SEVERITY_ROSE, now, h, force=_rose(flag))
                 out[rule_id] = flag
                 changed.add(rule_id)
                 continue
@@ -390,18 +393,9 @@ def step(
                         flag.severity,
                     )
                 )
-            if Recipient.RESIDENT in spec.recipients:
-                actions.append(
-                    Action(
-                        ActionKind.PROMPT_RESIDENT,
-                        resident,
-                        rule_id,
-                        now,
-                        Notice.PROMPT,
-                        (Recipient.RESIDENT.value,),
-                        flag.severity,
-                    )
-                )
+            if Recipient.RESIDENT in spec.recipients or flag.severity is Severity.CRITICAL:
+                # §0: a critical flag shows the resident its emergency instructions at once
+                actions.append(_prompt(flag, now))
             out[rule_id] = flag
             changed.add(rule_id)
             continue
@@ -441,7 +435,7 @@ def step(
                     acknowledged_value=None,
                     snoozed_until=None,
                 )
-                _emit(actions, flag, Notice.SEVERITY_ROSE, now, h)
+                _emit(actions, flag, Notice.SEVERITY_ROSE, now, h, force=_rose(flag))
                 actions.append(
                     Action(
                         ActionKind.UPDATE_TASK,
@@ -453,6 +447,8 @@ def step(
                         flag.severity,
                     )
                 )
+                if flag.severity is Severity.CRITICAL:
+                    actions.append(_prompt(flag, now))
             elif merged.symptom and has_new and merged.fresh:
                 _emit(actions, flag, Notice.SYMPTOM, now, h, force=True)
             elif (
@@ -475,7 +471,20 @@ def step(
                 flag = dataclasses.replace(
                     flag, status=FlagStatus.OPEN, alerted_at=now, escalation=0, reminders=0
                 )
-                _emit(actions, flag, Notice.RERAISED, now, h)
+                if flag.severity is Severity.CRITICAL:
+                    _emit(actions, flag, Notice.RERAISED, now, h)
+                else:  # §10.2.1: only critical re-raises; the worklist task is due again
+                    actions.append(
+                        Action(
+                            ActionKind.UPDATE_TASK,
+                            resident,
+                            rule_id,
+                            now,
+                            Notice.RERAISED,
+                            _staff(spec),
+                            flag.severity,
+                        )
+                    )
         else:
             closing = _closing_reason(flag, spec, state, result, ruleset)
             if closing is not None:
@@ -548,6 +557,24 @@ def _reopen(closed: FlagState, merged: Finding, now: datetime) -> FlagState:
     )
 
 
+def _rose(flag: FlagState) -> bool:
+    """§10.2.3: a rise in severity notifies staff again, when it reaches a staff tier that acts
+    the same day (urgent or critical); a rise into routine only updates the worklist task."""
+    return flag.severity.rank >= Severity.URGENT.rank
+
+
+def _prompt(flag: FlagState, now: datetime) -> Action:
+    return Action(
+        ActionKind.PROMPT_RESIDENT,
+        flag.resident,
+        flag.rule,
+        now,
+        Notice.PROMPT,
+        (Recipient.RESIDENT.value,),
+        flag.severity,
+    )
+
+
 def _silent_until(flag: FlagState, h: Hygiene) -> datetime | None:
     if flag.status is FlagStatus.SNOOZED:
         return flag.snoozed_until
@@ -565,22 +592,7 @@ def _emit(
     *,
     force: bool = False,
 ) -> None:
-    """Notify for critical/urgent flags; ``force`` lets symptoms and worsening through for a
-    routine flag too (§10.2.3: a new symptom event always reaches staff)."""
-    note = _notify(flag, notice, now, h)
-    if note is None and force:
-        tg = tuple(r.value for r in flag.recipients if r is not Recipient.RESIDENT)
-        if tg:
-            note = Action(
-                ActionKind.NOTIFY,
-                flag.resident,
-                flag.rule,
-                now,
-                notice,
-                tg,
-                flag.severity,
-                not_before=_quiet(now, h),
-            )
+    note = _notify(flag, notice, now, h, force=force)
     if note is not None:
         actions.append(note)
 

@@ -377,8 +377,50 @@ def test_quiet_hours():
     flags = Flags()
     t = flags.step(run([glu(night, 60), glu(night + M, 40)], {0, 1}, night + 2 * M), night + 2 * M)
     by_rule = {a.rule: a for a in t.actions if a.kind is ActionKind.NOTIFY}
-    assert by_rule["GLU-HYPO-L2"].not_before is None  # critical always notifies
-    assert by_rule["GLU-HYPO-L1"].not_before == datetime(2026, 3, 11, 8, 0, tzinfo=KST)
+    assert by_rule["GLU-HYPO-L2"].not_before is None  # §10.2.7: critical always notifies
+    # §10.2.1: urgent is a same-day worklist item, never a push, by night or by day
+    assert "GLU-HYPO-L1" not in by_rule
+    assert (ActionKind.OPEN_TASK, Notice.RAISED) in notices(t, "GLU-HYPO-L1")
+
+
+def test_a_notice_outside_critical_waits_for_the_end_of_quiet_hours():
+    # §10.2.3: a new symptom event notifies staff even for a routine flag; §10.2.7: routine
+    # never notifies at night, so the notice is delivered at the end of quiet hours (08:00)
+    flags = Flags()
+    r = [reading(T0, "fall", injury=False)]
+    flags.step(run(r, {0}, T0), T0)
+    night = datetime(2026, 3, 10, 23, 0, tzinfo=KST)
+    r.append(reading(night, "fall", injury=False))
+    t = flags.step(run(r, {1}, night), night)
+    (note,) = [a for a in t.actions if a.kind is ActionKind.NOTIFY]
+    assert note.notice is Notice.SYMPTOM
+    assert note.not_before == datetime(2026, 3, 11, 8, 0, tzinfo=KST)
+
+
+def test_urgent_flags_are_worklist_items_not_pushes():
+    # §10.2.1: "Only critical pushes and re-raises. urgent is a same-day worklist item with one
+    # end-of-day reminder." §0: urgent = "Nurse worklist item due today".
+    flags = Flags()
+    r = [glu(T0, 60)]  # GLU-HYPO-L1 (54-69 mg/dL), urgent
+    t = flags.step(run(r, {0}, T0 + M), T0 + M)
+    assert notices(t, "GLU-HYPO-L1") == [(ActionKind.OPEN_TASK, Notice.RAISED)]
+    flags.set(acknowledge(flags["GLU-HYPO-L1"], "nurse-07", T0 + H))
+    # §10.2.3: a new qualifying reading after the 6 h cool-down is attached to the open flag;
+    # for an urgent flag the worklist task is due again, with no push
+    r.append(glu(T0 + 8 * H, 62))
+    t = flags.step(run(r, {1}, T0 + 8 * H), T0 + 8 * H)
+    assert notices(t, "GLU-HYPO-L1") == [(ActionKind.UPDATE_TASK, Notice.RERAISED)]
+    assert flags["GLU-HYPO-L1"].evidence == (0, 1)
+
+
+def test_a_critical_flag_shows_the_resident_emergency_instructions():
+    # §0 critical: "The resident's app shows emergency instructions at once"
+    flags = Flags()
+    t = flags.step(run([bp(T0, 190, 100)], {0}, T0 + M), T0 + M)
+    assert (ActionKind.PROMPT_RESIDENT, Notice.PROMPT) in notices(t, "BP-CRISIS")
+    # an urgent flag does not (the resident's prompt for non-critical readings is BP-RECHECK)
+    t = Flags().step(run([bp(T0, 180, 100)], {0}, T0 + M), T0 + M)
+    assert (ActionKind.PROMPT_RESIDENT, Notice.PROMPT) not in notices(t, "BP-GRADE3")
 
 
 def test_urgent_gets_one_end_of_day_reminder():
