@@ -146,6 +146,9 @@ CODE_LABELS: dict[str, str] = {
     "8280-0": "허리둘레 / Waist",
     "56115-9": "허리둘레 / Waist",
     "4548-4": "당화혈색소 / HbA1c",
+    "daon-grip": "악력 / Handgrip",
+    "daon-gait-speed": "보행 속도 / Gait speed",
+    "daon-chair-stand": "의자 일어서기 5회 / Chair stand",
 }
 
 
@@ -161,6 +164,6 @@ def reading_value(
         return f"{components['8480-6']:.0f}/{components['8462-4']:.0f} mmHg"
     if value is None:
         return "—"
-    shown = f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+    shown = f"{value:.3f}".rstrip("0").rstrip(".")  # the stored precision, up to 3 decimals
     unit_text = {"mm[Hg]": "mmHg", "/min": "회/분", "kg/m2": "kg/m²"}.get(unit or "", unit or "")
     return f"{shown} {unit_text}".strip()

@@ -4,6 +4,7 @@ consents, and the actions staff take for one resident."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request, Response
@@ -271,3 +272,29 @@ async def enter_reading(
         conn, session.actor, [web_readings.ManualEntry(resident_id, reading.measurement)]
     )
     return back(resident_id, "reading" if outcome.created else "reading-duplicate")
+
+
+@router.post("/residents/{resident_id}/function-tests")
+async def function_tests(
+    request: Request,
+    resident_id: str,
+    conn: Conn,
+    session: CsrfChecked,
+    measured_at: Annotated[datetime, Form()],
+) -> Response:
+    """Grip, gait speed and chair-stand results the therapist (or nurse) measured."""
+    form = await request.form()
+    values: dict[str, Decimal] = {}
+    for name in web_readings.FUNCTION_TESTS:
+        text = str(form.get(name) or "").strip()
+        if not text:
+            continue
+        try:
+            values[name] = Decimal(text)
+        except InvalidOperation as exc:
+            raise access.InvalidRequest(
+                f"{name}: {text!r} 은(는) 숫자가 아닙니다 / not a number"
+            ) from exc
+    when = measured_at if measured_at.tzinfo else measured_at.replace(tzinfo=charts.SEOUL)
+    await web_readings.enter_function_tests(conn, session.actor, resident_id, when, values)
+    return back(resident_id, "function-tests")

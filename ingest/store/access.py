@@ -86,6 +86,7 @@ class Capability(StrEnum):
     READ_PATIENT = "read resident details"
     READ_NEEDS = "read follow-up needs"  # liaison projection: category and due date only
     WRITE_READINGS = "enter readings"
+    WRITE_FUNCTION_TESTS = "enter grip, gait and chair-stand results"
     UPDATE_TASKS = "update tasks"
     MANAGE_FLAGS = "acknowledge, snooze or resolve flags"
     RESOLVE_UNBOUND = "assign or discard unbound readings"
@@ -116,6 +117,7 @@ ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
             _C.MANAGE_CONSENT,
             _C.WITHDRAW_CONSENT,
             _C.CHECK_IN,
+            _C.WRITE_FUNCTION_TESTS,
         }
     ),
     Role.THERAPIST: frozenset(
@@ -126,6 +128,7 @@ ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
             _C.UPDATE_TASKS,
             _C.MANAGE_FLAGS,
             _C.READ_DEVICES,
+            _C.WRITE_FUNCTION_TESTS,
         }
     ),
     # liaison officers: plain-language needs and their own liaison tasks, never values

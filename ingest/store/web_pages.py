@@ -192,9 +192,28 @@ async def cancel_visit(conn: Conn, actor: Actor, visit_id: int) -> None:
 
 # --- rehabilitation therapist's view ----------------------------------------------------------
 
-#: Codes of the therapist's view (fhir-mapping-and-anchors.md §1.1): weight, BMI, body fat %,
-#: muscle mass, muscle %. Grip strength and gait speed join when their stored codes exist.
-REHAB_CODES = ("29463-7", "39156-5", "41982-0", "73964-9", "73965-6")
+#: Codes of the therapist's view: weight, BMI, body fat %, muscle mass, muscle %
+#: (fhir-mapping-and-anchors.md §1.1) and the function tests entered by staff under local codes
+#: (grip, 6 m gait speed, 5× chair stand; ingest.store.web_readings.FUNCTION_TESTS).
+REHAB_CODES = (
+    "29463-7",
+    "39156-5",
+    "41982-0",
+    "73964-9",
+    "73965-6",
+    "daon-grip",
+    "daon-gait-speed",
+    "daon-chair-stand",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RehabFlag:
+    rule: str
+    severity: str
+    state: str
+    summary: str
+    opened_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +221,7 @@ class RehabRow:
     resident: ResidentDetail
     latest: dict[str, Reading]  # code -> newest reading of that code
     previous: dict[str, Reading]  # code -> the one before it (for the trend arrow)
+    flags: tuple[RehabFlag, ...]  # open flags for the therapist (sarcopenia, frailty, falls, ...)
 
 
 async def rehab_overview(conn: Conn, actor: Actor) -> tuple[RehabRow, ...]:
@@ -235,10 +255,23 @@ async def rehab_overview(conn: Conn, actor: Actor) -> tuple[RehabRow, ...]:
             previous[rid][reading.code] = reading
         else:
             latest[rid][reading.code] = reading
+    cur = await conn.execute(
+        """SELECT resident_id, rule, severity, state, summary, opened_at FROM risk_flag
+           WHERE resident_id = ANY(%s) AND 'rehab' = ANY(recipients)
+             AND state IN ('open', 'acknowledged', 'snoozed')
+           ORDER BY array_position(ARRAY['critical','urgent','routine','info'], severity),
+                    opened_at DESC""",
+        (ids,),
+    )
+    flags: dict[str, list[RehabFlag]] = {}
+    for row in await cur.fetchall():
+        flags.setdefault(str(row[0]), []).append(RehabFlag(*row[1:]))
     await access.record_audit(
         conn, actor, subtype="search-type", action="E", entity="page:rehab", residents=ids
     )
-    return tuple(RehabRow(d, latest[d.id], previous[d.id]) for d in details)
+    return tuple(
+        RehabRow(d, latest[d.id], previous[d.id], tuple(flags.get(d.id, ()))) for d in details
+    )
 
 
 # --- liaison officer's view -------------------------------------------------------------------

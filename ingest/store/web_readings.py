@@ -14,14 +14,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from psycopg import AsyncConnection
 
 from devices.model import Measurement
 from ingest.errors import HeldForReview, RejectedReading
-from ingest.fhir import ReadingContext, to_observations
+from ingest.fhir import (
+    KST,
+    MANUAL_NOTE,
+    ReadingContext,
+    StoredObservation,
+    resource_id,
+    to_observations,
+)
+from ingest.fhirjson import dumps
 from ingest.store import access, queries
 from ingest.store.access import Actor, Capability, InvalidRequest
 from ingest.store.observations import insert_observations, notify_residents
@@ -99,3 +108,108 @@ async def enter_readings(
             residents=sorted(touched),
         )
     return outcomes
+
+
+# --- the therapist's function tests (local codes the clinical runner reads) ---------------------
+
+#: Local code system of measurements that have no device and no confirmed LOINC code
+#: (clinical.runner.LOCAL_CODES reads these codes for the AWGS 2019 sarcopenia rules).
+LOCAL_SYSTEM = "https://daon.junggu.seoul.kr/fhir/CodeSystem/local"
+STAFF_ENTRY_SYSTEM = "https://daon.junggu.seoul.kr/fhir/sid/staff-entry"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+UCUM = "http://unitsofmeasure.org"
+
+#: name → (code, display, UCUM unit, plausible range) of the tests a therapist enters.
+FUNCTION_TESTS: dict[str, tuple[str, str, str, tuple[Decimal, Decimal]]] = {
+    "grip": (
+        "daon-grip",
+        "악력 / handgrip strength, best of trials",
+        "kg",
+        (Decimal("1"), Decimal("90")),
+    ),
+    "gait": (
+        "daon-gait-speed",
+        "보행 속도 / 6 m gait speed",
+        "m/s",
+        (Decimal("0.05"), Decimal("3")),
+    ),
+    "chair": (
+        "daon-chair-stand",
+        "의자 일어서기 5회 / 5-times chair stand",
+        "s",
+        (Decimal("2"), Decimal("120")),
+    ),
+}
+
+
+async def enter_function_tests(
+    conn: Conn,
+    actor: Actor,
+    resident_id: str,
+    measured_at: datetime,
+    values: dict[str, Decimal],
+) -> int:
+    """Store the grip / gait / chair-stand results a therapist measured (deduplicated like any
+    reading: entering the same result twice stores it once). Returns how many were new."""
+    await access.require_resident(conn, actor, resident_id, Capability.WRITE_FUNCTION_TESTS)
+    if measured_at.tzinfo is None:
+        raise InvalidRequest("measured_at needs a time zone")
+    if measured_at > datetime.now(UTC) + timedelta(minutes=5):
+        raise InvalidRequest("측정 시각이 미래입니다 / the measurement time is in the future")
+    rows: list[StoredObservation] = []
+    local = measured_at.astimezone(KST).replace(microsecond=0)
+    for name, value in values.items():
+        if name not in FUNCTION_TESTS:
+            raise InvalidRequest(f"unknown test {name!r}")
+        code, display, unit, (low, high) = FUNCTION_TESTS[name]
+        if not low <= value <= high:
+            raise InvalidRequest(f"{display}: {value} {unit} is outside {low}-{high}")
+        identifier = f"staff-{resident_id}-{code}-{local:%Y%m%dT%H%M%S}"
+        obs_id = resource_id(identifier)
+        resource = {
+            "resourceType": "Observation",
+            "id": obs_id,
+            "identifier": [{"system": STAFF_ENTRY_SYSTEM, "value": identifier}],
+            "status": "final",
+            "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "exam"}]}],
+            "code": {"coding": [{"system": LOCAL_SYSTEM, "code": code, "display": display}]},
+            "subject": {"reference": f"Patient/{resident_id}"},
+            "effectiveDateTime": local.isoformat(),
+            "performer": [{"reference": f"Practitioner/{actor.user_id}"}],
+            "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit},
+            "note": [{"text": MANUAL_NOTE}],
+        }
+        rows.append(
+            StoredObservation(
+                id=obs_id,
+                effective_at=local,
+                resident_id=resident_id,
+                code=code,
+                code_system=LOCAL_SYSTEM,
+                value=float(value),
+                unit=unit,
+                component_values=None,
+                device_id=None,
+                gateway_id=None,
+                centre_id=None,
+                status="final",
+                identifier=identifier,
+                resource=dumps(resource),
+                received_at=datetime.now(UTC),
+                context=dumps({"setting": "centre"}),
+            )
+        )
+    if not rows:
+        raise InvalidRequest("값을 하나 이상 입력하세요 / enter at least one result")
+    new, _already = await insert_observations(conn, rows)
+    if new:
+        await notify_residents(conn, [resident_id])
+        await access.record_audit(
+            conn,
+            actor,
+            subtype="create",
+            action="C",
+            entity="Observation (function tests)",
+            residents=[resident_id],
+        )
+    return len(new)

@@ -226,3 +226,61 @@ def test_responses_carry_security_headers_and_no_ids_in_logs(api: Api, caplog) -
     lines = [r.getMessage() for r in caplog.records if r.name == "api.main"]
     assert any("/residents/{resident_id} -> 200" in line for line in lines)
     assert not any(IN_YAKSU in line for line in lines)
+
+
+def test_therapist_enters_function_tests_seen_on_the_rehab_view(api: Api) -> None:
+    from ingest.store import clinical
+
+    async def flag(conn: Any) -> None:
+        now = datetime.now(UTC)
+        await clinical.save_flags(
+            conn,
+            [
+                clinical.FlagRow(
+                    id=None,
+                    resident_id=IN_YAKSU,
+                    rule="SAR-POSSIBLE",
+                    rule_set="t",
+                    severity="routine",
+                    recipients=["rehab"],
+                    state="open",
+                    opened_at=now,
+                    alerted_at=now,
+                    summary="악력 15.2 kg",
+                )
+            ],
+        )
+
+    api.db(flag)
+    csrf = api.login_as("T01")
+    form = {"csrf_token": csrf, "measured_at": "2026-03-03T10:00", "grip": "15.2", "gait": "0.85"}
+    done = api.client.post(f"/residents/{IN_YAKSU}/function-tests", data=form)
+    assert done.status_code == 303
+    assert done.headers["location"].endswith("m=function-tests")
+    api.client.post(f"/residents/{IN_YAKSU}/function-tests", data=form)  # the same again
+    bad = api.client.post(
+        f"/residents/{IN_YAKSU}/function-tests", data={**form, "grip": "150"}
+    )  # outside the plausible range
+    assert bad.status_code == 400
+
+    async def stored(conn: Any) -> list[tuple[Any, ...]]:
+        cur = await conn.execute(
+            "SELECT code, value, unit, resource->'performer'->0->>'reference' FROM observation"
+            " ORDER BY code"
+        )
+        return await cur.fetchall()
+
+    assert api.db(stored) == [
+        ("daon-gait-speed", 0.85, "m/s", "Practitioner/T01"),
+        ("daon-grip", 15.2, "kg", "Practitioner/T01"),
+    ]
+    page = api.client.get("/rehab").text
+    assert "15.2 kg" in page
+    assert "0.85 m/s" in page
+    assert "SAR-POSSIBLE" in page
+    api.login_as("L10-01")
+    refused = api.client.post(
+        f"/residents/{IN_YAKSU}/function-tests",
+        data={**form, "csrf_token": api.sessions["L10-01"][1]},
+    )
+    assert refused.status_code == 403
