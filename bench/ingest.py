@@ -274,12 +274,21 @@ class Worker:
         }
         self.log = workdir / f"ingest-{index}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self._offset = 0
 
     def start(self) -> None:
+        self._offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "daon", "ingest"], env=self.env, stdout=log, stderr=log
             )
+
+    def subscribed(self) -> bool:
+        """True once this run of the worker logged its subscription (messages published
+        before the first subscription on a fresh broker have nowhere to go)."""
+        with open(self.log, "rb") as log:
+            log.seek(self._offset)
+            return b"consuming $share/" in log.read()
 
     def kill(self) -> None:
         if self.process is not None:
@@ -468,7 +477,7 @@ def main() -> None:
         for worker in workers:
             worker.start()
         gw = Gateways(broker.port, root)
-        time.sleep(3.0)  # the worker connects and subscribes
+        wait_for(lambda: all(w.subscribed() for w in workers), 120, "the workers to subscribe")
         result = throughput(gw, workers[0], work, args.timeout)
         check = asyncio.run(table_check(url, expected))
         obs_per_s = check["rows"] / result["seconds"]
@@ -535,6 +544,12 @@ def main() -> None:
                 }
             )
         )
+    except BaseException:
+        # show what the workers said before the evidence is deleted
+        for log in sorted(workdir.glob("ingest-*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            print(f"--- {log.name} (last lines)", *tail, sep="\n", file=sys.stderr)
+        raise
     finally:
         for worker in workers:
             worker.stop()
