@@ -16,12 +16,10 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ingest.errors import IngestError
+from ingest.errors import ConfigError
 from ingest.fhir import DEFAULT_POLICY, Policy
 
-
-class ConfigError(IngestError):
-    """A configuration value that cannot be used; the message names the key."""
+__all__ = ["ConfigError", "IngestConfig", "config_from"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,11 @@
     ├── RejectedReading         a reading that cannot be stored: dead-lettered with ``reason``
     ├── HeldForReview           a reading stored for staff review, not as an Observation
     │                           (unbound queue, ``reason``: implausible time, unknown user slot)
-    └── ConsumerError           the MQTT side failed (connect, subscribe, publish timed out)
+    ├── ConsumerError           the MQTT side failed (connect, subscribe, publish timed out)
+    └── ConfigError             an [ingest] setting that cannot be used (names the key)
+
+The storage functions raise ``ingest.store.errors.StoreError`` subclasses (the unbound queue's
+``UnboundError`` tree is drawn in ``ingest.store.unbound``).
 
 Pure code raises; the consumer decides: a :class:`RejectedReading` becomes a ``dead_letter``
 row, a :class:`HeldForReview` an ``unbound_reading`` row, both counted per gateway. Nothing is
@@ -71,3 +75,7 @@ class HeldForReview(IngestError):
 
 class ConsumerError(IngestError):
     """The broker side failed; the service loop reconnects with backoff."""
+
+
+class ConfigError(IngestError):
+    """A configuration value that cannot be used; the message names the key."""
