@@ -695,7 +695,11 @@ async def consents_for(conn: Conn, actor: Actor, resident_id: str) -> tuple[Cons
         "ORDER BY recorded_at DESC".encode(),
         (resident_id,),
     )
-    return tuple(_consent(r) for r in await cur.fetchall())
+    found = tuple(_consent(r) for r in await cur.fetchall())
+    await record_audit(
+        conn, actor, subtype="read", action="R", entity="Consent", residents=(resident_id,)
+    )
+    return found
 
 
 # --- audit ------------------------------------------------------------------------------------
