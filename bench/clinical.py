@@ -10,14 +10,21 @@ Issue 6's figures:
    a matching flag (aggregate flag at the end, or a single-reading flag during the period). The
    share over everyone (including residents who never measure, whom no rule can see) is printed
    too.
-3. **Alarm load**: flags per nurse per day (the figure alarm fatigue is about), from daily
-   evaluations over the last ``--load-days`` days: a nurse-facing flag (nurse among the
-   recipients, severity routine or above) counts when it *opens*: an aggregate rule met today
-   that was neither met nor in its hysteresis band yesterday, or a single-reading rule firing
-   for a (resident, rule) without one in the previous day (critical/urgent) or week (routine),
-   the response times after which staff have closed it (§0); an aggregate flag that closed by
-   itself re-opens as the same flag and task within 7 days (``reopen_quiet_days``) and is not
-   counted again. Divided by the 12 nurses.
+3. **Alarm load** (clinical-rules.md §10.2): what reaches the nurses per nurse per day, from
+   daily evaluations over the last ``--load-days`` days, on a sample of ``--load-residents``
+   residents scaled to the district and given a year of history first (the longest rule
+   windows, BMI and metabolic syndrome, reach back 365 days; with less history every resident's
+   first weighing or second centre visit would count as a new flag). The figure alarm fatigue
+   is about, ``flags_per_nurse_day``, counts the *alerts that notify a nurse*: new or
+   re-raised critical flags, which push (§10.2.1). Urgent flags (same-day worklist tasks with
+   one end-of-day reminder) and routine flags (worklist and weekly digest) are reported beside
+   it as worklist items, and ``new_flags_per_nurse_day`` counts all three. A nurse-facing flag
+   (nurse among the recipients, severity routine or above) counts when it *opens*: an aggregate
+   rule met today that was neither met nor in its hysteresis band yesterday, or a
+   single-reading rule firing for a (resident, rule) without one in the previous day
+   (critical/urgent) or week (routine), the response times after which staff have closed it
+   (§0); an aggregate flag that closed by itself re-opens as the same flag and task within 7
+   days (``reopen_quiet_days``) and is not counted again. Divided by the 12 nurses.
 4. **Latency**: commit of a new reading → its flag committed, through the real runner on a fresh
    database of the local PostgreSQL (``DAON_TEST_DATABASE_URL`` or 127.0.0.1:5432): residents
    seeded with 90 days of synthetic history through ingest's own store, the runner started
@@ -26,7 +33,7 @@ Issue 6's figures:
    database is reachable.
 
 Run: ``.venv/bin/python bench/clinical.py [--residents N] [--days 90] [--load-days 14]
-[--trials 200]``. The last line is JSON.
+[--load-residents 10000] [--trials 200]``. The last line is JSON.
 """
 
 # ruff: noqa: E402  (the imports below must follow the sys.path fix)
@@ -62,6 +69,7 @@ from simulators.population import Population, generate
 AIM_SECONDS = 10.0
 AIM_P99_MS = 1000.0
 N_NURSES = 12
+LOAD_HISTORY_DAYS = 365  # the longest rule window (BMI, waist, metabolic syndrome)
 END = dt.date(2026, 3, 10)
 KST = dt.timezone(dt.timedelta(hours=9))
 HTN_FLAGS = frozenset({"BP-HOME-HTN", "BP-OFFICE-HTN", "BP-MASKED", "BP-CRISIS", "BP-GRADE3"})
@@ -147,12 +155,28 @@ def sensitivity(p: Population, raised: pop.Raised) -> dict[str, float]:
     return out
 
 
+def _count(
+    today: np.ndarray, by_rule: dict[str, int], rule: str, new: np.ndarray, severity: np.ndarray
+) -> None:
+    np.add.at(today, severity[new], 1)
+    by_rule[rule] = by_rule.get(rule, 0) + int(new.sum())
+
+
 def alarm_load(
-    cohort: Any, readings: Readings, end: dt.date, days: int, warm_up: int
+    cohort: Any, readings: Readings, end: dt.date, days: int, warm_up: int, scale: float = 1.0
 ) -> dict[str, Any]:
-    """New nurse-facing flags per day over ``days`` daily evaluations (see the docstring),
-    after ``warm_up`` daily evaluations that build the flags already open (without them every
-    flag open at the start would count as new on its first day)."""
+    """What reaches the nurses over ``days`` daily evaluations (see the module docstring), after
+    ``warm_up`` daily evaluations that build the flags already open (without them every flag
+    open at the start would count as new on its first day). ``scale`` turns counts on a sample
+    of residents into district figures.
+
+    The tiers are those of clinical-rules.md §10.2.1, as :mod:`clinical.lifecycle` applies them:
+    a new or re-raised *critical* flag pushes to the nurse (an alert); an *urgent* flag is a
+    same-day worklist task with one end-of-day reminder; a *routine* flag is a worklist task and
+    a line in the weekly digest. Single-reading flags count again after their response time:
+    a day for critical and urgent (a qualifying reading after the 6 h cool-down re-raises a
+    critical alert, or makes an urgent task due again), a week for routine (§0).
+    """
     rs = DEFAULT_RULESET
     nurse_rules = {r.id for r in rs.rules.values() if Recipient.NURSE in r.recipients}
     n = cohort.n
@@ -160,15 +184,14 @@ def alarm_load(
     last_open: dict[str, np.ndarray] = {}
     quiet = rs.thresholds.hygiene.reopen_quiet_days
     last_single: dict[str, np.ndarray] = {}
-    per_day: list[int] = []
+    per_day: list[np.ndarray] = []
     by_rule: dict[str, int] = {}
-    by_severity = {s.value: 0 for s in Severity}
     ticks = [end - dt.timedelta(days=k) for k in range(days + warm_up, -1, -1)]
     for k, day in enumerate(ticks):
         counting = k > warm_up
         now = end_of_day(day)
         ev = pop.evaluate_population(cohort, readings, now)
-        today = 0
+        today = np.zeros(4, np.int64)  # new items today, by severity rank
         for rule, agg in ev.aggregate.items():
             met = agg.state == int(State.MET)
             open_now = met | (agg.state == int(State.HOLD)) & prev_open.get(rule, met)
@@ -182,13 +205,7 @@ def alarm_load(
                     & (k - was > quiet)
                     & (agg.severity >= Severity.ROUTINE.rank)
                 )
-                c = int(new.sum())
-                today += c
-                by_rule[rule] = by_rule.get(rule, 0) + c
-                for rank in np.unique(agg.severity[new]).tolist():
-                    by_severity[Severity.from_rank(rank).value] += int(
-                        (new & (agg.severity == rank)).sum()
-                    )
+                _count(today, by_rule, rule, new, agg.severity)
             prev_open[rule] = open_now
             was[open_now] = k
         for rule, hits in ev.single.items():
@@ -205,23 +222,32 @@ def alarm_load(
             new = fired & (k - last >= hold)
             last[new] = k
             if counting:
-                c = int(new.sum())
-                today += c
-                by_rule[rule] = by_rule.get(rule, 0) + c
-                for rank in np.unique(sev[new]).tolist():
-                    by_severity[Severity.from_rank(rank).value] += int((new & (sev == rank)).sum())
+                _count(today, by_rule, rule, new, np.maximum(sev, 0))
         if counting:
             per_day.append(today)
-    total = sum(per_day)
+    counts = np.sum(per_day, axis=0) if per_day else np.zeros(4, np.int64)
+    daily = np.array(per_day) if per_day else np.zeros((1, 4), np.int64)
+
+    def per_nurse_day(total: float) -> float:
+        return total * scale / max(days, 1) / N_NURSES
+
+    critical = int(counts[Severity.CRITICAL.rank])
+    urgent = int(counts[Severity.URGENT.rank])
+    routine = int(counts[Severity.ROUTINE.rank])
     top = sorted(by_rule.items(), key=lambda kv: -kv[1])[:8]
     return {
         "days": days,
-        "flags": total,
-        "flags_per_day": total / max(days, 1),
-        "flags_per_nurse_day": total / max(days, 1) / N_NURSES,
-        "max_day": max(per_day, default=0),
-        "by_severity": by_severity,
-        "top_rules": dict(top),
+        "scale": scale,
+        "alerts": critical,
+        "urgent_items": urgent,
+        "routine_items": routine,
+        "alerts_per_nurse_day": per_nurse_day(critical),
+        "urgent_items_per_nurse_day": per_nurse_day(urgent),
+        "routine_items_per_nurse_day": per_nurse_day(routine),
+        "worklist_items_per_nurse_day": per_nurse_day(urgent + routine),
+        "new_flags_per_nurse_day": per_nurse_day(critical + urgent + routine),
+        "max_day_alerts": round(int(daily[:, Severity.CRITICAL.rank].max()) * scale),
+        "top_rules": {rule: round(c * scale) for rule, c in top},
     }
 
 
@@ -405,6 +431,12 @@ def main() -> int:
     ap.add_argument("--days", type=int, default=90)
     ap.add_argument("--load-days", type=int, default=14)
     ap.add_argument("--warm-up-days", type=int, default=30)
+    ap.add_argument(
+        "--load-residents",
+        type=int,
+        default=10_000,
+        help="residents sampled for the alarm load (a year of history each), scaled up",
+    )
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--latency-residents", type=int, default=300)
     args = ap.parse_args()
@@ -456,15 +488,25 @@ def main() -> int:
     )
 
     t0 = time.perf_counter()
-    load = alarm_load(cohort, readings, END, args.load_days, args.warm_up_days)
-    print(
-        f"alarm load over {args.load_days} daily evaluations after {args.warm_up_days} days "
-        f"of warm-up ({time.perf_counter() - t0:.0f} s): "
-        f"{load['flags_per_day']:.0f} new nurse-facing flags per day, "
-        f"{load['flags_per_nurse_day']:.1f} per nurse per day (max day {load['max_day']}); "
-        f"by severity {load['by_severity']}"
+    load_n = min(args.load_residents, n)
+    history = LOAD_HISTORY_DAYS + args.load_days + 1
+    sample = generate(args.seed, n_residents=load_n, days=history, end=END)
+    load_cohort, load_readings = build(sample)
+    load = alarm_load(
+        load_cohort, load_readings, END, args.load_days, args.warm_up_days, scale=n / load_n
     )
-    print(f"  top rules: {load['top_rules']}")
+    print(
+        f"alarm load over {args.load_days} daily evaluations after {args.warm_up_days} days of "
+        f"warm-up ({load_n:,} residents with {history} days of history, scaled to {n:,}; "
+        f"{time.perf_counter() - t0:.0f} s), per nurse per day: "
+        f"{load['alerts_per_nurse_day']:.1f} alerts that notify (critical pushes; max day "
+        f"{load['max_day_alerts']} in the district), "
+        f"{load['worklist_items_per_nurse_day']:.1f} new worklist items "
+        f"({load['urgent_items_per_nurse_day']:.1f} urgent, due the same day; "
+        f"{load['routine_items_per_nurse_day']:.1f} routine, weekly digest); "
+        f"{load['new_flags_per_nurse_day']:.1f} new nurse-facing flags in all"
+    )
+    print(f"  top rules (district, {args.load_days} days): {load['top_rules']}")
 
     lat: dict[str, Any]
     if args.trials > 0:
@@ -505,8 +547,14 @@ def main() -> int:
                     / max(sens["hypertension_uncontrolled"] + sens["diabetes_uncontrolled"], 1),
                     4,
                 ),
-                "flags_per_nurse_day": round(load["flags_per_nurse_day"], 2),
+                "flags_per_nurse_day": round(load["alerts_per_nurse_day"], 2),
+                "alerts_per_nurse_day": round(load["alerts_per_nurse_day"], 2),
+                "worklist_items_per_nurse_day": round(load["worklist_items_per_nurse_day"], 2),
+                "urgent_items_per_nurse_day": round(load["urgent_items_per_nurse_day"], 2),
+                "routine_items_per_nurse_day": round(load["routine_items_per_nurse_day"], 2),
+                "new_flags_per_nurse_day": round(load["new_flags_per_nurse_day"], 2),
                 "load_days": load["days"],
+                "load_residents": load_n,
                 "rule_set": DEFAULT_RULESET.version,
                 "single_rules": sum(
                     r.timing is Timing.SINGLE for r in DEFAULT_RULESET.rules.values()
