@@ -103,24 +103,13 @@ def prepare_ble_record(
     """A BLE record (the characteristic values of one record, in received order)."""
     wire_values = tuple(CharacteristicValue(uuid, bytes(data)) for uuid, data in values)
     reading_id = new_reading_id(received_at.timestamp())
+    problem: str | None
     try:
         measurements = decode_record(values, quirks=quirks, calibration=device.calibration)
     except (DecodeError, DeviceError, ValueError) as exc:
-        return _dead(
-            reading_id,
-            source="ble",
-            station=device.station,
-            info=info,
-            values=wire_values,
-            payload=None,
-            quirks=quirks,
-            received_at=received_at,
-            origin=device.address or device.id,
-            raw_hex=" ".join(f"{uuid[4:8]}:{bytes(data).hex()}" for uuid, data in values),
-            reason=_reason(exc),
-        )
-    measurement = measurements[0]
-    problem = implausible(measurement)
+        measurements, problem = (), _reason(exc)
+    else:
+        problem = implausible(measurements[0])
     if problem is not None:
         return _dead(
             reading_id,
@@ -135,6 +124,7 @@ def prepare_ble_record(
             raw_hex=" ".join(f"{uuid[4:8]}:{bytes(data).hex()}" for uuid, data in values),
             reason=problem,
         )
+    measurement = measurements[0]
     placed = stamp(measurement.device_time, clock=clock, received_at=received_at, policy=policy)
     decision = binder.bind(
         device,
