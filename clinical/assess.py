@@ -26,8 +26,7 @@ from clinical import engine
 from clinical._seg import DAY
 from clinical.errors import InvalidCaseError
 from clinical.evaluation import Finding, ResidentResult, resident_results
-from clinical.flags import FlagStatus
-from clinical.lifecycle import FlagState, step
+from clinical.lifecycle import FlagState, flag_facts, step
 from clinical.model import (
     Cohort,
     Instrument,
@@ -41,7 +40,7 @@ from clinical.model import (
     Sex,
 )
 from clinical.ruleset import DEFAULT_RULESET, RuleSet
-from clinical.visiting import FlagFact, GroupDecision, decide
+from clinical.visiting import GroupDecision, decide
 
 REPLAY_DAYS = 90
 
@@ -493,18 +492,7 @@ def replay_group(
         transition = step("case", current, results[k], tick_at, ruleset)
         for f in transition.states:
             history[(f.rule, f.opened_at)] = f
-    facts = [
-        FlagFact(
-            rule=f.rule,
-            severity=f.severity,
-            raised_at=f.opened_at,
-            is_open=f.is_open,
-            closed_at=f.closed_at,
-            superseded=f.status is FlagStatus.SUPERSEDED,
-        )
-        for f in history.values()
-        if ruleset.rule(f.rule).clinical
-    ]
+    facts = flag_facts(history.values(), ruleset)
     return decide(cohort1, facts, results[ticks.size - 1].frailty, now, ruleset)
 
 

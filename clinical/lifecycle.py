@@ -32,7 +32,7 @@ they produce a :attr:`ActionKind.PROMPT_RESIDENT` for fresh readings and no stor
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
@@ -41,6 +41,7 @@ from clinical.errors import LifecycleError
 from clinical.evaluation import Finding, ResidentResult, State
 from clinical.flags import FlagStatus, Recipient, Severity
 from clinical.ruleset import Closure, Hygiene, RuleSet, RuleSpec, Timing
+from clinical.visiting import FlagFact
 
 KST = timezone(timedelta(hours=9))
 NURSE_LEAD = "nurse_lead"  # escalation target: the nurse team lead or backup nurse (§0)
@@ -121,6 +122,23 @@ class Transition:
     states: tuple[FlagState, ...]  # every flag whose state is new or changed, and the unchanged
     actions: tuple[Action, ...]
     changed: frozenset[str]  # rule ids whose flag changed (what the runner must write)
+
+
+def flag_facts(flags: Iterable[FlagState], ruleset: RuleSet) -> list[FlagFact]:
+    """What the visiting-group classification (§9) needs of a resident's staff flags; resident
+    prompts and rules the rule set no longer has are left out."""
+    return [
+        FlagFact(
+            rule=f.rule,
+            severity=f.severity,
+            raised_at=f.opened_at,
+            is_open=f.is_open,
+            closed_at=f.closed_at,
+            superseded=f.status is FlagStatus.SUPERSEDED,
+        )
+        for f in flags
+        if f.rule in ruleset.rules and ruleset.rule(f.rule).clinical
+    ]
 
 
 # --------------------------------------------------------------------------- staff actions

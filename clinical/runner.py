@@ -45,7 +45,7 @@ from clinical.assess import parse_profile
 from clinical.errors import InvalidCaseError
 from clinical.evaluation import ResidentResult, resident_results
 from clinical.flags import FlagStatus, Recipient, Severity
-from clinical.lifecycle import KST, Action, ActionKind, FlagState, Notice, step
+from clinical.lifecycle import KST, Action, ActionKind, FlagState, Notice, flag_facts, step
 from clinical.model import (
     Cohort,
     Instrument,
@@ -64,7 +64,7 @@ from clinical.resources import (
     task_resource,
 )
 from clinical.ruleset import DEFAULT_RULESET, RuleSet
-from clinical.visiting import FlagFact, Group, decide
+from clinical.visiting import Group, decide
 from ingest import store
 from ingest.store import clinical as db
 from ingest.store.observations import NOTIFY_CHANNEL, Series, parse_notify_payload, series_many
@@ -639,18 +639,7 @@ async def _update_group(
     latest: dict[tuple[str, str | None], FlagState] = {(s.rule, s.id): s for s in states}
     for s in saved.values():
         latest[(s.rule, s.id)] = s
-    facts = [
-        FlagFact(
-            rule=s.rule,
-            severity=s.severity,
-            raised_at=s.opened_at,
-            is_open=s.is_open,
-            closed_at=s.closed_at,
-            superseded=s.status is FlagStatus.SUPERSEDED,
-        )
-        for s in latest.values()
-        if s.rule in ruleset.rules and ruleset.rule(s.rule).clinical
-    ]
+    facts = flag_facts(latest.values(), ruleset)
     today = now.astimezone(KST).date()
     cohort = Cohort.from_profiles([profile])
     since = previous.since if previous is not None else today
