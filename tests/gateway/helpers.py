@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from devices.wire import WireReading, ack_topic, decode_batch, encode_ack
 from gateway.config import (
@@ -166,3 +169,20 @@ async def eventually(check: Any, within: float = 10.0, every: float = 0.05) -> N
             if result:
                 return
             await asyncio.sleep(every)
+
+
+def session_opened(caplog: pytest.LogCaptureFixture, station: str = STATION) -> Callable[[], bool]:
+    """A predicate for :func:`eventually`: the gateway has opened a check-in session at
+    ``station`` (it logs each one). Call ``caplog.set_level(logging.INFO, "gateway.service")``
+    before the gateway starts."""
+
+    def opened() -> bool:
+        return any(
+            r.name == "gateway.service"
+            and r.levelno == logging.INFO
+            and r.getMessage().startswith("session ")
+            and f" opened at {station} " in r.getMessage()
+            for r in caplog.records
+        )
+
+    return opened

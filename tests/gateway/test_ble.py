@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +29,15 @@ from simulators.peripherals import (
     GlucoseMeter,
     WeightScale,
 )
-from tests.gateway.helpers import STATION, Acker, eventually, make_config, publish, running
+from tests.gateway.helpers import (
+    STATION,
+    Acker,
+    eventually,
+    make_config,
+    publish,
+    running,
+    session_opened,
+)
 
 pytestmark = [pytest.mark.ble, pytest.mark.mqtt]
 
@@ -67,8 +76,13 @@ def checkin(card: str) -> bytes:
 
 
 async def test_blood_pressure_transfer_with_time_sync_and_binding(
-    tmp_path: Path, bluez: VirtualBlueZ, mqtt_url: str, topic_root: str
+    tmp_path: Path,
+    bluez: VirtualBlueZ,
+    mqtt_url: str,
+    topic_root: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.service")
     cuff = bluez.add_peripheral(BloodPressureCuff.and_ua651(CUFF_ADDRESS, timing=Timing.fast()))
     cuff.advertising = False
     device = DeviceConfig(address=CUFF_ADDRESS, model="UA-651BLE", id="cuff-1", station=STATION)
@@ -86,7 +100,7 @@ async def test_blood_pressure_transfer_with_time_sync_and_binding(
             station_checkin_topic(topic_root, "yaksu", STATION),
             checkin("9410000000000001"),
         )
-        await eventually(lambda: True)
+        await eventually(session_opened(caplog))
         cuff.take_reading(128, 82, 72, user=1)
         cuff.take_reading(121, 79, 68, user=1)
         readings = await acker.wait_for(2)
@@ -106,9 +120,14 @@ async def test_blood_pressure_transfer_with_time_sync_and_binding(
 
 
 async def test_omron_clock_offset_is_read_corrected_and_set(
-    tmp_path: Path, bluez: VirtualBlueZ, mqtt_url: str, topic_root: str
+    tmp_path: Path,
+    bluez: VirtualBlueZ,
+    mqtt_url: str,
+    topic_root: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """CTS: the clock is read before it is set; records are placed with the offset."""
+    caplog.set_level(logging.INFO, logger="gateway.service")
     address = "C0:11:22:33:44:02"
     cuff = bluez.add_peripheral(BloodPressureCuff.omron(address, timing=Timing.fast()))
     cuff.clock.offset = timedelta(seconds=-95)  # the cuff runs 95 s slow
@@ -128,7 +147,7 @@ async def test_omron_clock_offset_is_read_corrected_and_set(
             station_checkin_topic(topic_root, "yaksu", STATION),
             checkin("9410000000000002"),
         )
-        await eventually(lambda: True)
+        await eventually(session_opened(caplog))
         cuff.take_reading(135, 85, 75, user=2)  # stamped on the slow clock: 95 s "before" check-in
         (reading,) = await acker.wait_for(1)
     assert reading.clock is not None
@@ -269,8 +288,13 @@ async def test_glucose_sequence_wraps_65535_to_0(
 
 
 async def test_station_weight_scale_without_uds(
-    tmp_path: Path, bluez: VirtualBlueZ, mqtt_url: str, topic_root: str
+    tmp_path: Path,
+    bluez: VirtualBlueZ,
+    mqtt_url: str,
+    topic_root: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.service")
     address = "C0:11:22:33:66:01"
     scale = bluez.add_peripheral(WeightScale.and_uc352(address, timing=Timing.fast()))
     scale.advertising = False
@@ -289,7 +313,7 @@ async def test_station_weight_scale_without_uds(
             station_checkin_topic(topic_root, "yaksu", STATION),
             checkin("9410000000000001"),
         )
-        await eventually(lambda: True)
+        await eventually(session_opened(caplog))
         scale.weigh(Decimal("72.35"))
         (reading,) = await acker.wait_for(1)
     assert values_of(reading)["weight"] == Decimal("72.35")
@@ -470,10 +494,15 @@ async def test_several_devices_at_one_station_one_connection_at_a_time(
 
 
 async def test_station_body_composition_scale_consents_per_slot_and_binds_by_session(
-    tmp_path: Path, bluez: VirtualBlueZ, mqtt_url: str, topic_root: str
+    tmp_path: Path,
+    bluez: VirtualBlueZ,
+    mqtt_url: str,
+    topic_root: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A shared BF720 at a station: the registry gives the slots' consent codes, the check-in
     gives the person (the slot's own mapping is not used to bind at a station)."""
+    caplog.set_level(logging.INFO, logger="gateway.service")
     address = "C0:11:22:33:66:03"
     scale = bluez.add_peripheral(BodyCompositionScale.beurer_bf720(address, timing=Timing()))
     scale.register_user(4321, index=0, height_m=Decimal("1.58"), gender=1, birth=date(1950, 1, 5))
@@ -499,7 +528,7 @@ async def test_station_body_composition_scale_consents_per_slot_and_binds_by_ses
             station_checkin_topic(topic_root, "yaksu", STATION),
             checkin("9410000000000002"),
         )
-        await eventually(lambda: True)
+        await eventually(session_opened(caplog))
         scale.weigh(Decimal("64.3"), user=1)
         readings = await acker.wait_for(2, within=30)
     for reading in readings:
@@ -510,8 +539,13 @@ async def test_station_body_composition_scale_consents_per_slot_and_binds_by_ses
 
 
 async def test_clock_reset_to_2000_marks_times_untrusted_and_never_guesses_a_binding(
-    tmp_path: Path, bluez: VirtualBlueZ, mqtt_url: str, topic_root: str
+    tmp_path: Path,
+    bluez: VirtualBlueZ,
+    mqtt_url: str,
+    topic_root: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.service")
     address = "C0:11:22:33:44:03"
     cuff = bluez.add_peripheral(BloodPressureCuff.omron(address, timing=Timing.fast()))
     cuff.advertising = False
@@ -531,7 +565,7 @@ async def test_clock_reset_to_2000_marks_times_untrusted_and_never_guesses_a_bin
             station_checkin_topic(topic_root, "yaksu", STATION),
             checkin("9410000000000001"),
         )
-        await eventually(lambda: True)
+        await eventually(session_opened(caplog))
         cuff.take_reading(133, 86, 77)  # stamped 2000-01-01 by the reset clock
         (reading,) = await acker.wait_for(1)
     (m,) = decode_record([(v.uuid, v.data) for v in reading.values])
