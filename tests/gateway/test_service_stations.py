@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +21,15 @@ from devices.wire import WireReading, station_checkin_topic, station_topic
 from gateway.config import DeviceConfig, GatewayConfig, parse_broker_url
 from gateway.mqtt import MqttLink
 from gateway.outbox import Outbox
-from tests.gateway.helpers import STATION, Acker, eventually, make_config, publish, running
+from tests.gateway.helpers import (
+    STATION,
+    Acker,
+    eventually,
+    make_config,
+    publish,
+    running,
+    session_opened,
+)
 
 pytestmark = pytest.mark.mqtt
 
@@ -136,8 +145,9 @@ async def test_bad_messages_are_dead_lettered_and_the_loop_goes_on(
 
 
 async def test_api_checkin_command_with_resident(
-    tmp_path: Path, mqtt_url: str, topic_root: str
+    tmp_path: Path, mqtt_url: str, topic_root: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.service")
     config = make_config(tmp_path, central_url=mqtt_url, topic_root=topic_root, devices=[KIOSK])
     command = json.dumps(
         {
@@ -150,7 +160,8 @@ async def test_api_checkin_command_with_resident(
     ).encode()
     async with Acker(mqtt_url, config) as acker, running(config):
         await publish(mqtt_url, f"{topic_root}/gw/{config.gateway_id}/checkin", command)
-        await asyncio.sleep(0.5)  # the command travels the central link, the reading the local one
+        # the command travels the central link, the reading the local one: wait for the session
+        await eventually(session_opened(caplog))
         await publish(
             mqtt_url, station_topic(topic_root, "yaksu", STATION, KIOSK.id), bp_payload(127)
         )
