@@ -98,26 +98,31 @@ class PairingAgent:
 
     async def start(self) -> None:
         bus = MessageBus(bus_type=BusType.SYSTEM)
-        async with asyncio.timeout(self._timeout):
-            await bus.connect()
-            bus.export(AGENT_PATH, self._agent)
-            for member, body in (
-                ("RegisterAgent", [AGENT_PATH, "KeyboardDisplay"]),
-                ("RequestDefaultAgent", [AGENT_PATH]),
-            ):
-                reply = await bus.call(
-                    Message(
-                        destination=BLUEZ,
-                        path="/org/bluez",
-                        interface="org.bluez.AgentManager1",
-                        member=member,
-                        signature="os" if member == "RegisterAgent" else "o",
-                        body=body,
+        try:
+            async with asyncio.timeout(self._timeout):
+                await bus.connect()
+                bus.export(AGENT_PATH, self._agent)
+                for member, body in (
+                    ("RegisterAgent", [AGENT_PATH, "KeyboardDisplay"]),
+                    ("RequestDefaultAgent", [AGENT_PATH]),
+                ):
+                    reply = await bus.call(
+                        Message(
+                            destination=BLUEZ,
+                            path="/org/bluez",
+                            interface="org.bluez.AgentManager1",
+                            member=member,
+                            signature="os" if member == "RegisterAgent" else "o",
+                            body=body,
+                        )
                     )
-                )
-                if reply.message_type is MessageType.ERROR:
-                    bus.disconnect()
-                    raise DBusError(reply.error_name or "org.bluez.Error.Failed", str(reply.body))
+                    if reply.message_type is MessageType.ERROR:
+                        raise DBusError(
+                            reply.error_name or "org.bluez.Error.Failed", str(reply.body)
+                        )
+        except BaseException:
+            bus.disconnect()  # a refusal, a timeout or a cancellation: no connection left open
+            raise
         self._bus = bus
         logger.info("pairing agent registered at %s", AGENT_PATH)
 

@@ -213,11 +213,16 @@ class BleSide:
     async def run(self) -> None:
         backoff = 1.0
         agent: PairingAgent | None = None
+        started = False  # agent registration tried and stale links released
         try:
             while True:
                 try:
-                    if agent is None:
-                        agent = await self._start_agent()
+                    if not started:
+                        # once per start of Bluetooth, not per scan: a BlueZ without an agent
+                        # manager would otherwise be asked (and warned about) every few seconds
+                        started = True
+                        if agent is None:
+                            agent = await self._start_agent()
                         await self.release_stale_links()
                     seen = await self.scan_once()
                     backoff = 1.0
@@ -225,6 +230,7 @@ class BleSide:
                         await self.serve(seen)
                 except (BleakBluetoothNotAvailableError, BleakDBusError, OSError, EOFError) as exc:
                     logger.error("Bluetooth unavailable (%s); retrying in %.0f s", exc, backoff)
+                    started = False  # bluetoothd may have restarted: register again
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 30.0)
                 except BleakError as exc:
