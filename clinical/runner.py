@@ -158,6 +158,16 @@ class BatchReport:
     group_changes: int = 0
     changed_residents: list[str] = field(default_factory=list)
 
+    def add(self, other: BatchReport) -> None:
+        self.residents += other.residents
+        self.opened += other.opened
+        self.closed += other.closed
+        self.notifications += other.notifications
+        self.tasks += other.tasks
+        self.group_changes += other.group_changes
+        self.skipped.extend(other.skipped)
+        self.changed_residents.extend(other.changed_residents)
+
 
 # --------------------------------------------------------------------------- conversions
 
@@ -748,20 +758,10 @@ class Runner:
         ordered = sorted(set(ids))
         for start in range(0, len(ordered), self.config.batch_size):
             chunk = ordered[start : start + self.config.batch_size]
-            async with asyncio.timeout(self.config.write_timeout_s):
-                async with pool.connection() as conn:
-                    now = await db.db_now(conn)
-                    report = await evaluate_residents(conn, chunk, now, self.config)
-            self.batches += 1
-            self.last_report = report
-            total.residents += report.residents
-            total.opened += report.opened
-            total.closed += report.closed
-            total.notifications += report.notifications
-            total.tasks += report.tasks
-            total.group_changes += report.group_changes
-            total.skipped.extend(report.skipped)
-            total.changed_residents.extend(report.changed_residents)
+            for report in await self._batch_or_one_by_one(pool, chunk):
+                self.batches += 1
+                self.last_report = report
+                total.add(report)
         if total.residents:
             logger.info(
                 "evaluated %d residents: %d flags opened, %d closed, %d notifications",
@@ -771,6 +771,34 @@ class Runner:
                 total.notifications,
             )
         return total
+
+    async def _batch(self, pool: Any, chunk: Sequence[str]) -> BatchReport:
+        async with asyncio.timeout(self.config.write_timeout_s):
+            async with pool.connection() as conn:
+                now = await db.db_now(conn)
+                return await evaluate_residents(conn, chunk, now, self.config)
+
+    async def _batch_or_one_by_one(self, pool: Any, chunk: Sequence[str]) -> list[BatchReport]:
+        """One transaction for the batch; if it fails for a reason other than an outage, each
+        resident alone, so that one resident whose data the engine cannot take (a bug, a value
+        the database refuses) does not hold everyone else's flags back. That resident is
+        logged with the traceback and skipped; its readings stay stored and it is evaluated
+        again with its next reading or the nightly run."""
+        try:
+            return [await self._batch(pool, chunk)]
+        except (psycopg.OperationalError, store.StoreUnavailable, TimeoutError):
+            raise  # an outage: the caller keeps the work and retries
+        except Exception:
+            if len(chunk) == 1:
+                logger.exception("resident %s could not be evaluated; skipped", chunk[0])
+                return [BatchReport(skipped=list(chunk))]
+            logger.exception(
+                "a batch of %d residents failed; evaluating them one by one", len(chunk)
+            )
+        reports = []
+        for rid in chunk:
+            reports.extend(await self._batch_or_one_by_one(pool, [rid]))
+        return reports
 
     async def catch_up(self, pool: Any) -> int:
         """Residents with Observations stored since the runner watermark (minus the margin)."""

@@ -248,3 +248,36 @@ def test_config_from_settings_table():
     assert (cfg.batch_size, cfg.margin_s) == (50, 120)
     with pytest.raises(ValueError, match="unknown"):
         runner.config_from("postgresql://x", {"batchsize": 50})
+
+
+async def test_one_resident_the_engine_cannot_take_does_not_hold_the_others_back(
+    db_url, monkeypatch
+):
+    """A batch that fails for a reason other than an outage is evaluated one resident at a
+    time: the others get their flags; the one that fails is skipped (its readings stay)."""
+    from ingest import store
+
+    now = datetime.now(UTC)
+    async with await connect(db_url) as conn:
+        for rid in ("R1", "R2", "R3"):
+            await add_resident(conn, rid)
+            await store_obs(conn, bp_obs(rid, now - timedelta(minutes=2), 190, 100))
+    real = runner.evaluate_residents
+
+    async def cannot_take_r2(conn, ids, at, cfg):
+        if "R2" in ids:
+            raise ValueError("the engine cannot take R2's data")  # a stand-in for a bug
+        return await real(conn, ids, at, cfg)
+
+    monkeypatch.setattr(runner, "evaluate_residents", cannot_take_r2)
+    pool = await store.open_pool(db_url, max_size=2, wait_s=10)
+    try:
+        report = await runner.Runner(config(db_url)).process(pool, ["R1", "R2", "R3"])
+    finally:
+        await pool.close()
+    assert report.skipped == ["R2"]
+    assert report.residents == 2
+    async with await connect(db_url) as conn:
+        for rid, crisis in (("R1", True), ("R2", False), ("R3", True)):
+            assert ("BP-CRISIS" in {f.rule for f in await db.open_flags(conn, rid)}) is crisis
+        assert await count(conn, "SELECT count(*) FROM observation WHERE resident_id = 'R2'") >= 1
