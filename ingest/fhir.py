@@ -1021,11 +1021,16 @@ def _bits_of(kind: Kind, status: Sequence[str]) -> tuple[str, ...]:
     return tuple(name for name in status if name in table.bits)
 
 
+_BP_CODES: Final = ("systolic", "diastolic", "mean", "pulse")
+
+
 def _prepare_bp(m: Measurement, values: dict[str, Decimal]) -> Structure:
+    by_code = {c.code: c for c in m.components}
     entries: list[Entry] = []
     kpa = False
-    for code in ("systolic", "diastolic", "mean", "pulse"):
-        comp = m.component(code)
+    panel_q = False
+    for code in _BP_CODES:
+        comp = by_code.get(code)
         if comp is None:
             continue
         unit, value = comp.unit, comp.value
@@ -1042,20 +1047,24 @@ def _prepare_bp(m: Measurement, values: dict[str, Decimal]) -> Structure:
             raise RejectedReading(Reason.UNSUPPORTED, f"pulse rate unit {unit!r}")
         mapping = QUANTITIES[code]
         questionable = _checked(code, value, unit, (mapping.hard, mapping.plausible), values)
+        if questionable and code != "pulse":
+            panel_q = True
         entries.append(Entry(code, unit, comp.special, questionable))
-    codes = {e.code for e in entries}
-    if "systolic" not in codes or "diastolic" not in codes:
+    if "systolic" not in by_code or "diastolic" not in by_code:
         raise RejectedReading(Reason.UNSUPPORTED, "blood pressure without systolic and diastolic")
-    panel_q = any(e.questionable for e in entries if e.code != "pulse")
     systolic, diastolic = values.get("systolic"), values.get("diastolic")
     if systolic is not None and diastolic is not None and diastolic >= systolic:
         panel_q = True
     return Structure(
         Kind.BLOOD_PRESSURE,
         tuple(entries),
-        bits=_bits_of(m.kind, m.status),
-        kpa=kpa,
-        panel_questionable=panel_q,
+        _bits_of(m.kind, m.status) if m.status else (),
+        None,
+        None,
+        False,
+        False,
+        kpa,
+        panel_q,
     )
 
 
