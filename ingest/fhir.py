@@ -1499,6 +1499,11 @@ def _fill(
     key = _cached_key(ctx.device_id)
     devkey = "manual" if manual else key
     token = timing.token
+    if structure.kind is Kind.GLUCOSE and measurement.sequence_number is not None and not manual:
+        # A meter can store several records within one second (a control test, then a
+        # recheck): its record number joins the time part, so (device, sequence, base time)
+        # identifies a record as ble-profiles.md §7.6 asks and a memory reset cannot collide.
+        token = f"{token}-{measurement.sequence_number}"
     patient = ctx.patient
     device_ref = f"Device/phd-{key}"
     common: dict[str, str | Decimal] = {"effective": timing.effective_at.isoformat()}

@@ -321,6 +321,16 @@ def test_glucose_matches_the_phd_example_and_the_mapping_table() -> None:
     )
 
 
+def test_two_glucose_records_in_one_second_stay_two_observations() -> None:
+    # ble-profiles.md §7.6: a glucose record is (device identity, sequence number, base time);
+    # a meter can store a recheck in the same second, so the time alone must not merge them.
+    first = transform([(p.GLUCOSE, p.glucose(MEASURED, sequence=7))])[0]
+    second = transform([(p.GLUCOSE, p.glucose(MEASURED, sequence=8))])[0]
+    resent = transform([(p.GLUCOSE, p.glucose(MEASURED, sequence=7))])[0]
+    assert first.identifier != second.identifier
+    assert first.identifier == resent.identifier  # a resent memory still de-duplicates
+
+
 def test_undetermined_plasma_is_the_code_of_the_phd_glucose_example() -> None:
     # HL7/phd input/examples/glucose-observation.json: 160368 MDC_CONC_GLU_UNDETERMINED_PLASMA
     rows = transform([(p.GLUCOSE, p.glucose(MEASURED, type_location=0x18))])
