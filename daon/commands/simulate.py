@@ -4,8 +4,6 @@ Thin: parse arguments, call into :mod:`simulators`, print. Each part is imported
 missing optional part (for example the virtual BlueZ) only fails its own subcommand.
 """
 
-
-
 from __future__ import annotations
 
 import argparse
