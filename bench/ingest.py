@@ -206,6 +206,7 @@ class Gateways:
         self.lock = threading.Lock()
         self.all_acked = threading.Event()
         self.expected: set[str] = set()
+        self.waiting: set[str] = set()  # expected and not yet acknowledged (O(1) per ack)
         self.listener = self._client("bench-acks")
         self.listener.on_message = self._on_ack
         self.listener.connect("127.0.0.1", port)
@@ -226,13 +227,16 @@ class Gateways:
         ids = json.loads(msg.payload)["ids"]
         with self.lock:
             for reading_id in ids:
-                self.acked.setdefault(reading_id, now)
-            if self.expected and self.expected.issubset(self.acked.keys()):
+                if reading_id not in self.acked:
+                    self.acked[reading_id] = now
+                    self.waiting.discard(reading_id)
+            if self.expected and not self.waiting:
                 self.all_acked.set()
 
     def expect(self, ids: list[str]) -> None:
         with self.lock:
             self.expected.update(ids)
+            self.waiting.update(i for i in ids if i not in self.acked)
             self.all_acked.clear()
 
     def publish(self, topic: str, body: bytes, ids: list[str]) -> paho.MQTTMessageInfo:
@@ -243,7 +247,7 @@ class Gateways:
 
     def acked_count(self) -> int:
         with self.lock:
-            return sum(1 for i in self.expected if i in self.acked)
+            return len(self.expected) - len(self.waiting)
 
     def close(self) -> None:
         for client in (self.publisher, self.listener):
