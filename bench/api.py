@@ -348,9 +348,12 @@ def serve(port: int, url: str, workers: int) -> None:
 
     os.environ["DAON_DATABASE_URL"] = url
     os.environ.pop("DAON_MQTT_URL", None)
+    from daon.commands.api import NoDelayH11Protocol
+
     uvicorn.run(
         "daon.commands.api:asgi_app",
         factory=True,
+        http=NoDelayH11Protocol,
         workers=workers,
         host="127.0.0.1",
         port=port,

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import socket
 import sys
 from typing import Any
 
@@ -55,6 +57,43 @@ def api_config(settings: Settings, database_url: str, mqtt_url: str | None) -> A
     return config.with_overrides(settings.api)
 
 
+def _nodelay_protocol() -> type:
+    """uvicorn's HTTP/1.1 protocol with TCP_NODELAY on every connection.
+
+    With ``--workers`` uvicorn binds the listening socket itself without ``IPPROTO_TCP``, so
+    asyncio does not switch Nagle off on accepted connections, and a small response written
+    as headers then body waits for the client's delayed ACK: 40 ms per request (bench/api.py).
+    Built on first use so that ``daon --help`` does not import uvicorn.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class NoDelayH11Protocol(H11Protocol):
+        def connection_made(self, transport: Any) -> None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            super().connection_made(transport)
+
+    NoDelayH11Protocol.__module__ = __name__
+    NoDelayH11Protocol.__qualname__ = "NoDelayH11Protocol"
+    return NoDelayH11Protocol
+
+
+def __getattr__(name: str) -> Any:
+    """``NoDelayH11Protocol`` resolves lazily (uvicorn pickles it by name for its workers)."""
+    if name == "NoDelayH11Protocol":
+        cls = _nodelay_protocol()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(name)
+
+
+def _nodelay_protocol_class() -> type:
+    cls: type = __getattr__("NoDelayH11Protocol")
+    return cls
+
+
 def asgi_app() -> Any:
     """The app for uvicorn worker processes (``--workers``): settings from the environment,
     which :func:`run` fills with the endpoints it resolved."""
@@ -91,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
                 "access_log": False,
                 "log_level": "info" if args.verbose else "warning",
                 "proxy_headers": True,
+                "http": _nodelay_protocol_class(),
             }
             if args.workers > 1:
                 os.environ["DAON_DATABASE_URL"] = ep.database_url
