@@ -35,7 +35,7 @@ from ingest.store.access import Actor, Capability, InvalidRequest, NotFound, Rol
 Conn = AsyncConnection[Any]
 
 DEVICE_SILENT_DAYS = 14
-LOW_BATTERY_PCT = 20
+LOW_BATTERY_PCT = 20  # the partial index device_low_battery (migration 0302) has it too
 LOOKBACK = timedelta(days=60)  # "last measured" is searched this far back (partition pruning)
 DATA_RULES = ("ADH-NO-DATA",)
 DEVICE_RULES = ("ADH-QUALITY",)
@@ -170,8 +170,9 @@ async def worklist(
             SELECT s.id, s.display_name, s.neighbourhood, d.id, d.model, d.battery_pct,
                    d.last_seen_at
             FROM device d JOIN s ON s.id = d.owner_id
-            WHERE d.battery_pct < %(low)s OR d.last_seen_at < now() - %(silent)s""".encode(),
-        {**params, "low": LOW_BATTERY_PCT, "silent": timedelta(days=DEVICE_SILENT_DAYS)},
+            WHERE d.owner_id IS NOT NULL
+              AND (d.battery_pct < 20 OR d.last_seen_at < now() - %(silent)s)""".encode(),
+        {**params, "silent": timedelta(days=DEVICE_SILENT_DAYS)},
     )
     for row in await cur.fetchall():
         c = candidates.setdefault(row[0], _Candidate(row[0], row[1], row[2]))
