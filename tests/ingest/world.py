@@ -49,11 +49,14 @@ async def seed(url: str) -> None:
         await conn.commit()
 
 
+# One anchor for the whole test session: two calls must give the same device time, or a
+# "resent" memory built a second later would look like new records.
+_ANCHOR = datetime.now(p.KST).replace(second=0, microsecond=0)
+
+
 def measured(minutes_ago: int) -> datetime:
-    """A device wall-clock time (naive, Korea) some minutes before now."""
-    return (datetime.now(p.KST) - timedelta(minutes=minutes_ago)).replace(
-        tzinfo=None, microsecond=0
-    )
+    """A device wall-clock time (naive, Korea) some minutes before the session's anchor."""
+    return (_ANCHOR - timedelta(minutes=minutes_ago)).replace(tzinfo=None)
 
 
 def memory(count: int, *, start: int = 0, prefix: str = "m") -> list[dict[str, object]]:
