@@ -169,7 +169,7 @@ async def virtual_ble(stop: asyncio.Event) -> AsyncIterator[tuple[Any, str]]:
     from simulators.bluez.bleak_cleanup import close_bleak_manager
     from simulators.bluez.bus import PrivateBus
     from simulators.bluez.errors import BusUnavailable
-    from simulators.bluez.service import virtual_bluez
+    from simulators.bluez.service import VirtualBlueZ
     from simulators.peripherals.demo import build_fleet
 
     try:
@@ -181,14 +181,20 @@ async def virtual_ble(stop: asyncio.Event) -> AsyncIterator[tuple[Any, str]]:
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
         fleet = build_fleet()
         # One adapter per centre, as each centre has its own gateway box and radio.
-        async with virtual_bluez(bus.address, adapters=tuple(ADAPTERS.values())) as bluez:
-            for device in fleet.devices:
-                centre = fleet.sources[device.address].centre
-                bluez.add_peripheral(device, adapters=(ADAPTERS[centre],))
+        bluez = VirtualBlueZ(bus.address, adapters=tuple(ADAPTERS.values()))
+        await bluez.start()
+        for device in fleet.devices:
+            centre = fleet.sources[device.address].centre
+            bluez.add_peripheral(device, adapters=(ADAPTERS[centre],))
+        try:
+            yield fleet, f"{len(fleet.devices)} virtual BLE devices on {bus.address}"
+        finally:
+            # The gateways have stopped: close bleak's client connection, then the service.
+            await close_bleak_manager()
             try:
-                yield fleet, f"{len(fleet.devices)} virtual BLE devices on {bus.address}"
-            finally:
-                await close_bleak_manager()
+                await bluez.stop()
+            except (OSError, RuntimeError) as exc:  # the bus is going away anyway
+                logger.debug("virtual BlueZ stopped uncleanly: %s", exc)
     finally:
         bus.stop()
 
