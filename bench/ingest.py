@@ -444,6 +444,8 @@ def main() -> None:
     parser.add_argument("--show-logs", action="store_true", help="print the workers' logs")
     parser.add_argument("--settle", type=float, default=10.0, help="pause before the latency run")
     args = parser.parse_args()
+    # SIGTERM (a `timeout`, a CI cancel) still runs the clean-up below: workers, broker, database
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     workdir = Path(tempfile.mkdtemp(prefix="daon-bench-ingest-"))
     name = f"daon_bench_ingest_{os.getpid()}"
