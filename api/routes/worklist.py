@@ -45,10 +45,14 @@ def _month(value: str | None) -> date:
 
 @router.get("/worklist")
 async def worklist(
-    request: Request, conn: Conn, session: WebSession, nb: NbQuery = None
+    request: Request,
+    conn: Conn,
+    session: WebSession,
+    nb: NbQuery = None,
+    scope: Annotated[str, Query(pattern="^(mine|all)$")] = "mine",
 ) -> Response:
     actor = session.actor
-    data = await web_worklist.worklist(conn, actor, neighbourhood=nb or None)
+    data = await web_worklist.worklist(conn, actor, neighbourhood=nb or None, mine=scope == "mine")
     return render(
         request,
         "worklist.html",
@@ -59,6 +63,7 @@ async def worklist(
             "labels": CATEGORY_LABELS,
             "groups": GROUP_LABELS,
             "nb": nb or "",
+            "scope": scope,
             "snooze_default": (datetime.now(SEOUL) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
             "message": request.query_params.get("m"),
         },

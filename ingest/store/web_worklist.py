@@ -134,9 +134,15 @@ async def worklist(
     actor: Actor,
     *,
     neighbourhood: str | None = None,
+    mine: bool = True,
     limit: int = 50,
 ) -> Worklist:
-    """The triaged worklist of the residents the actor may see (nurses and admins)."""
+    """The triaged worklist of the residents the actor may see (nurses and admins).
+
+    A nurse's worklist is her own caseload (``resident.nurse_id``) unless ``mine`` is False,
+    when it covers everyone in her neighbourhoods (her scope); ``neighbourhood`` narrows
+    either to one 동.
+    """
     actor.require(Capability.MANAGE_FLAGS)
     if actor.role not in (Role.NURSE, Role.ADMIN):
         raise access.AccessDenied(actor, "use the nurse worklist")
@@ -146,6 +152,9 @@ async def worklist(
         f"SELECT r.id, r.display_name, r.neighbourhood FROM resident r WHERE {where}"
         " AND (%(nb)s::text IS NULL OR r.neighbourhood = %(nb)s)"
     )
+    if mine and actor.role is Role.NURSE:  # in the text, so the plan uses resident_nurse
+        params["me"] = actor.user_id
+        scope_sql += " AND r.nurse_id = %(me)s"
     cur = await conn.execute(f"SELECT count(*) FROM ({scope_sql}) s".encode(), params)
     counted = await cur.fetchone()
     in_scope = int(counted[0]) if counted else 0

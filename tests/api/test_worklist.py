@@ -388,3 +388,18 @@ def test_stored_flag_resources_are_served_as_stored(api: Api) -> None:
     assert flag == {**stored_flag, "id": str(ids["crisis"])}
     risk = api.client.get(f"/fhir/RiskAssessment/{ids['crisis']}", headers=bearer).json()
     assert risk == {**stored_risk, "id": str(ids["crisis"])}
+
+
+def test_my_caseload_by_default_and_the_whole_neighbourhood_on_request(api: Api) -> None:
+    api.db(seed_flags)
+
+    async def reassign(conn: Any) -> None:
+        await conn.execute("UPDATE resident SET nurse_id = 'N02' WHERE id = %s", (NO_LIAISON,))
+
+    api.db(reassign)
+    api.login_as("N01")
+    mine = api.client.get("/worklist").text
+    assert "최산" not in mine  # 약수동, but now N02's caseload
+    assert "김하늘" in mine
+    everyone = api.client.get("/worklist?scope=all").text
+    assert "최산" in everyone  # still in N01's neighbourhood (scope)
