@@ -158,7 +158,7 @@ async def worklist(
     cur = await conn.execute(f"SELECT count(*) FROM ({scope_sql}) s".encode(), params)
     counted = await cur.fetchone()
     in_scope = int(counted[0]) if counted else 0
-    areas = await neighbourhoods(conn, actor)
+    areas = actor.neighbourhoods or await neighbourhoods(conn, actor)
     cur = await conn.execute(
         f"""WITH s AS ({scope_sql})
             SELECT s.id, s.display_name, s.neighbourhood, f.id, f.rule, f.severity, f.state,
