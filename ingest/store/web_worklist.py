@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from psycopg import AsyncConnection
 
@@ -98,17 +98,39 @@ class Worklist:
     generated_at: datetime
 
 
+class FlagFacts(Protocol):
+    """What triage looks at in a flag (an OpenFlag, or the light row read for every flag)."""
+
+    @property
+    def rule(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def snoozed_until(self) -> datetime | None: ...
+    @property
+    def alerted_at(self) -> datetime: ...
+
+
+class _LightFlag(NamedTuple):
+    id: int
+    rule: str
+    severity: str
+    state: str
+    snoozed_until: datetime | None
+    alerted_at: datetime
+
+
 @dataclass(slots=True)
 class _Candidate:
     resident_id: str
-    display_name: str
-    neighbourhood: str
-    flags: list[OpenFlag] = field(default_factory=list)
+    flags: list[_LightFlag] = field(default_factory=list)
     devices: list[DeviceIssue] = field(default_factory=list)
 
 
 def triage(
-    flags: Sequence[OpenFlag], devices: Sequence[DeviceIssue], now: datetime
+    flags: Sequence[FlagFacts], devices: Sequence[DeviceIssue], now: datetime
 ) -> Category | None:
     """The first matching category for one resident (pure)."""
     live = [
@@ -159,33 +181,35 @@ async def worklist(
     counted = await cur.fetchone()
     in_scope = int(counted[0]) if counted else 0
     areas = actor.neighbourhoods or await neighbourhoods(conn, actor)
+    # 1. what triage needs, for everyone in scope: light flag rows and device problems
     cur = await conn.execute(
         f"""WITH s AS ({scope_sql})
-            SELECT s.id, s.display_name, s.neighbourhood, f.id, f.rule, f.severity, f.state,
-                   f.summary, f.alerted_at, coalesce(ua.display_name, f.acknowledged_by),
-                   f.acknowledged_at, f.snoozed_until, f.snooze_reason
+            SELECT f.resident_id, f.id, f.rule, f.severity, f.state, f.snoozed_until,
+                   f.alerted_at
             FROM risk_flag f JOIN s ON s.id = f.resident_id
-            LEFT JOIN app_user ua ON ua.id = f.acknowledged_by
             WHERE f.state IN ('open', 'acknowledged', 'snoozed') AND f.severity <> 'info'
               AND ('nurse' = ANY(f.recipients) OR f.rule = ANY(%(data_rules)s))""".encode(),
         {**params, "data_rules": list(DATA_RULES + DEVICE_RULES)},
     )
     candidates: dict[str, _Candidate] = {}
     for row in await cur.fetchall():
-        c = candidates.setdefault(row[0], _Candidate(row[0], row[1], row[2]))
-        c.flags.append(OpenFlag(*row[3:]))
+        c = candidates.get(row[0])
+        if c is None:
+            c = candidates[row[0]] = _Candidate(row[0])
+        c.flags.append(_LightFlag(*row[1:]))
     cur = await conn.execute(
         f"""WITH s AS ({scope_sql})
-            SELECT s.id, s.display_name, s.neighbourhood, d.id, d.model, d.battery_pct,
-                   d.last_seen_at
+            SELECT s.id, d.id, d.model, d.battery_pct, d.last_seen_at
             FROM device d JOIN s ON s.id = d.owner_id
             WHERE d.owner_id IS NOT NULL
               AND (d.battery_pct < 20 OR d.last_seen_at < now() - %(silent)s)""".encode(),
         {**params, "silent": timedelta(days=DEVICE_SILENT_DAYS)},
     )
     for row in await cur.fetchall():
-        c = candidates.setdefault(row[0], _Candidate(row[0], row[1], row[2]))
-        c.devices.append(DeviceIssue(row[3], row[4], row[5], row[6]))
+        c = candidates.get(row[0])
+        if c is None:
+            c = candidates[row[0]] = _Candidate(row[0])
+        c.devices.append(DeviceIssue(row[1], row[2], row[3], row[4]))
     now = await clinical.db_now(conn)
     placed: dict[Category, list[_Candidate]] = {c: [] for c in CATEGORY_ORDER}
     for c in candidates.values():
@@ -198,32 +222,37 @@ async def worklist(
         items.sort(key=_urgency_key)
         chosen[category] = items[:limit]
         more[category] = max(0, len(items) - limit)
+    # 2. what the page shows, for the listed residents only
     listed = [c.resident_id for items in chosen.values() for c in items]
-    last = await _last_measured(conn, listed)
-    reviews = await _last_reviews(conn, listed)
+    details = await _details(conn, listed)
+    flags = await _flag_details(
+        conn, [f.id for items in chosen.values() for c in items for f in c.flags]
+    )
     groups = await clinical.visiting_groups(conn, listed)
     sections: dict[Category, tuple[WorklistRow, ...]] = {}
     for category, items in chosen.items():
-        sections[category] = tuple(
-            WorklistRow(
-                resident_id=c.resident_id,
-                display_name=c.display_name,
-                neighbourhood=c.neighbourhood,
-                category=category,
-                flags=tuple(
-                    sorted(
-                        c.flags,
-                        key=lambda f: (_SEVERITY_RANK[f.severity], -f.alerted_at.timestamp()),
-                    )
-                ),
-                device_issues=tuple(c.devices),
-                last_measured=last.get(c.resident_id),
-                reviewed_at=reviews[c.resident_id][0] if c.resident_id in reviews else None,
-                reviewed_by=reviews[c.resident_id][1] if c.resident_id in reviews else None,
-                group=groups[c.resident_id].grp if c.resident_id in groups else None,
+        rows = []
+        for c in items:
+            name, area, measured, reviewed_at, reviewed_by = details[c.resident_id]
+            shown = sorted(
+                (flags[f.id] for f in c.flags if f.id in flags),
+                key=lambda f: (_SEVERITY_RANK[f.severity], -f.alerted_at.timestamp()),
             )
-            for c in items
-        )
+            rows.append(
+                WorklistRow(
+                    resident_id=c.resident_id,
+                    display_name=name,
+                    neighbourhood=area,
+                    category=category,
+                    flags=tuple(shown),
+                    device_issues=tuple(c.devices),
+                    last_measured=measured,
+                    reviewed_at=reviewed_at,
+                    reviewed_by=reviewed_by,
+                    group=groups[c.resident_id].grp if c.resident_id in groups else None,
+                )
+            )
+        sections[category] = tuple(rows)
     flagged = sum(len(items) for items in placed.values())
     await access.record_audit(
         conn, actor, subtype="search-type", action="E", entity="page:worklist", residents=listed
@@ -247,36 +276,45 @@ def _urgency_key(c: _Candidate) -> tuple[float, str]:
     return (-latest.timestamp() if latest is not None else 0.0, c.resident_id)
 
 
-async def _last_measured(conn: Conn, ids: Sequence[str]) -> dict[str, datetime]:
-    """Newest reading per resident within LOOKBACK (one index probe per resident; the upper
-    bound lets the partitions ahead of today be pruned)."""
+async def _details(
+    conn: Conn, ids: Sequence[str]
+) -> dict[str, tuple[str, str, datetime | None, datetime | None, str | None]]:
+    """Name, 동, last reading within LOOKBACK, and last review (when, by whom) per resident.
+
+    One index probe per resident for the last reading; the upper bound "before tomorrow" lets
+    the partitions ahead of today be pruned."""
     if not ids:
         return {}
     cur = await conn.execute(
-        """SELECT rid, last.effective_at FROM unnest(%s::text[]) AS rid
-           CROSS JOIN LATERAL (
+        """SELECT r.id, r.display_name, r.neighbourhood, last.effective_at, rv.at, rv.name
+           FROM unnest(%s::text[]) AS rid JOIN resident r ON r.id = rid
+           LEFT JOIN LATERAL (
                SELECT o.effective_at FROM observation o
                WHERE o.resident_id = rid AND o.effective_at > now() - %s
                  AND o.effective_at < now() + interval '1 day'
                  AND o.status <> 'entered-in-error'
-               ORDER BY o.effective_at DESC LIMIT 1) last""",
+               ORDER BY o.effective_at DESC LIMIT 1) last ON true
+           LEFT JOIN LATERAL (
+               SELECT v.at, u.display_name AS name FROM resident_review v
+               JOIN app_user u ON u.id = v.user_id
+               WHERE v.resident_id = rid ORDER BY v.at DESC LIMIT 1) rv ON true""",
         (list(ids), LOOKBACK),
     )
-    return {str(r[0]): r[1] for r in await cur.fetchall()}
+    return {str(r[0]): (r[1], r[2], r[3], r[4], r[5]) for r in await cur.fetchall()}
 
 
-async def _last_reviews(conn: Conn, ids: Sequence[str]) -> dict[str, tuple[datetime, str]]:
-    if not ids:
+async def _flag_details(conn: Conn, flag_ids: Sequence[int]) -> dict[int, OpenFlag]:
+    if not flag_ids:
         return {}
     cur = await conn.execute(
-        """SELECT rid, v.at, v.name FROM unnest(%s::text[]) AS rid
-           CROSS JOIN LATERAL (
-               SELECT rv.at, u.display_name AS name FROM resident_review rv
-               JOIN app_user u ON u.id = rv.user_id
-               WHERE rv.resident_id = rid ORDER BY rv.at DESC LIMIT 1) v""",
-        (list(ids),),
+        """SELECT f.id, f.rule, f.severity, f.state, f.summary, f.alerted_at,
+                  coalesce(ua.display_name, f.acknowledged_by), f.acknowledged_at,
+                  f.snoozed_until, f.snooze_reason
+           FROM risk_flag f LEFT JOIN app_user ua ON ua.id = f.acknowledged_by
+           WHERE f.id = ANY(%s)""",
+        (list(flag_ids),),
     )
-    return {str(r[0]): (r[1], str(r[2])) for r in await cur.fetchall()}
+    return {int(r[0]): OpenFlag(*r) for r in await cur.fetchall()}
 
 
 async def neighbourhoods(conn: Conn, actor: Actor) -> tuple[str, ...]:
