@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 
 import psycopg
@@ -92,6 +93,9 @@ async def run(
                     await _prepare(pool, config)
                     consumer = Consumer(config, pool)
                     await consumer.refresh_registry()
+                    # The long-lived objects (modules, registry, templates) need no more
+                    # garbage collection: keeps full collections short on the hot path.
+                    gc.freeze()
                     maintenance = asyncio.create_task(_maintain(pool, config, stop))
                     if consumer_ready is not None and not consumer_ready.done():
                         consumer_ready.set_result(consumer)
