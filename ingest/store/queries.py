@@ -208,19 +208,35 @@ async def search_observations(conn: Conn, actor: Actor, query: ObservationQuery)
         f" ORDER BY o.effective_at {direction}, o.id::text {direction}"
         f" LIMIT %(limit)s"
     )
-    cur = await conn.execute(sql.encode(), params)
-    rows = await cur.fetchall()
+    entity = f"Observation?{query.parameter_names()}"
+    if query.residents:
+        # the residents are known (and checked): the audit row travels with the query
+        async with conn.pipeline():
+            cur = await conn.execute(sql.encode(), params)
+            await access.record_audit(
+                conn,
+                actor,
+                subtype="search-type",
+                action="E",
+                entity=entity,
+                residents=query.residents,
+            )
+            rows = await cur.fetchall()
+    else:
+        cur = await conn.execute(sql.encode(), params)
+        rows = await cur.fetchall()
     more = len(rows) > query.count
     rows = rows[: query.count]
     resources = tuple(StoredResource(r[0], r[2], r[1], r[3]) for r in rows)
-    await access.record_audit(
-        conn,
-        actor,
-        subtype="search-type",
-        action="E",
-        entity=f"Observation?{query.parameter_names()}",
-        residents=[r.resident_id for r in resources if r.resident_id] or list(query.residents),
-    )
+    if not query.residents:
+        await access.record_audit(
+            conn,
+            actor,
+            subtype="search-type",
+            action="E",
+            entity=entity,
+            residents=[r.resident_id for r in resources if r.resident_id],
+        )
     next_after = (rows[-1][1], rows[-1][0]) if more and rows else None
     return ResourcePage(resources, next_after)
 
@@ -298,16 +314,17 @@ async def last_n(
         ) last
         WHERE c.code IS NOT NULL
         ORDER BY last.code, last.effective_at DESC"""
-    cur = await conn.execute(sql.encode(), params)
-    rows = await cur.fetchall()
-    await access.record_audit(
-        conn,
-        actor,
-        subtype="operation",
-        action="E",
-        entity="Observation/$lastn",
-        residents=[resident_id],
-    )
+    async with conn.pipeline():  # the query and its audit row in one round trip
+        cur = await conn.execute(sql.encode(), params)
+        await access.record_audit(
+            conn,
+            actor,
+            subtype="operation",
+            action="E",
+            entity="Observation/$lastn",
+            residents=[resident_id],
+        )
+        rows = await cur.fetchall()
     return tuple(StoredResource(r[0], r[2], r[1], resident_id) for r in rows)
 
 
