@@ -294,6 +294,7 @@ class LiaisonRow:
     display_name: str
     neighbourhood: str
     needs: tuple[Need, ...]
+    consent_id: str | None  # the active sharing consent (the officer may record its withdrawal)
 
 
 async def liaison_overview(conn: Conn, actor: Actor) -> tuple[LiaisonRow, ...]:
@@ -301,8 +302,11 @@ async def liaison_overview(conn: Conn, actor: Actor) -> tuple[LiaisonRow, ...]:
     actor.require(Capability.READ_NEEDS)
     where, params = access.scope_predicate(actor)
     cur = await conn.execute(
-        f"SELECT r.id, r.display_name, r.neighbourhood FROM resident r WHERE {where}"
-        " ORDER BY r.display_name, r.id".encode(),
+        f"""SELECT r.id, r.display_name, r.neighbourhood,
+                   (SELECT c.id::text FROM consent c WHERE c.resident_id = r.id
+                      AND c.purpose = 'liaison-sharing' AND c.withdrawn_at IS NULL
+                    ORDER BY c.recorded_at DESC LIMIT 1)
+            FROM resident r WHERE {where} ORDER BY r.display_name, r.id""".encode(),
         params,
     )
     rows = await cur.fetchall()
@@ -316,7 +320,7 @@ async def liaison_overview(conn: Conn, actor: Actor) -> tuple[LiaisonRow, ...]:
         residents=[str(r[0]) for r in rows],
     )
     return tuple(
-        LiaisonRow(str(r[0]), str(r[1]), str(r[2]), needs.get(str(r[0]), ())) for r in rows
+        LiaisonRow(str(r[0]), str(r[1]), str(r[2]), needs.get(str(r[0]), ()), r[3]) for r in rows
     )
 
 

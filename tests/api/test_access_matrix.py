@@ -301,3 +301,16 @@ def test_denials_are_audited(api: Api) -> None:
         return await cur.fetchall()
 
     assert api.db(denied) == [("N01", IN_HWANGHAK, "4")]
+
+
+def test_liaison_records_a_withdrawal_and_the_resident_leaves_her_view_at_once(api: Api) -> None:
+    csrf = api.login_as("L10-01")
+    page = api.client.get("/liaison").text
+    assert "김하늘" in page
+    consent = api.world.consent_ids[IN_YAKSU]
+    assert f'action="/consents/{consent}/withdraw"' in page
+    done = api.client.post(
+        f"/consents/{consent}/withdraw", data={"csrf_token": csrf, "resident_id": IN_YAKSU}
+    )
+    assert done.status_code == 303
+    assert "김하늘" not in api.client.get("/liaison").text
