@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from api.security import DEFAULT_PARAMS, ScryptParams
-from ingest.store.access import LoginPolicy
+from api.store.access import LoginPolicy
 
 
 @dataclass(frozen=True, slots=True)

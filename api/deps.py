@@ -20,8 +20,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from api.config import ApiConfig
 from api.security import SESSION_COOKIE
-from ingest.store import access
-from ingest.store.access import Actor
+from api.store import access
+from api.store.access import Actor
 
 #: Prepare a statement on its second use on a connection (see api.main.SESSION_OPTIONS).
 PREPARE_THRESHOLD = 1

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest.store.access import AuditRecord
-from ingest.store.queries import DeviceRecord, FlagRecord, ResidentRecord
+from api.store.access import AuditRecord
+from api.store.queries import DeviceRecord, FlagRecord, ResidentRecord
 
 MEDIA_TYPE = "application/fhir+json"
 FHIR_VERSION = "4.0.1"

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from ingest.store.queries import Comparison, Token
+from api.store.queries import Comparison, Token
 
 SEOUL = ZoneInfo("Asia/Seoul")
 

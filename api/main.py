@@ -33,8 +33,8 @@ from api.deps import CsrfFailed, NotAuthenticated, ServiceBusy
 from api.fhirsearch import SearchError
 from api.routes import fhir as fhir_routes
 from api.routes import resident, staff, station, unbound, web, worklist
+from api.store import access
 from ingest import store
-from ingest.store import access
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from api.security import DEFAULT_PARAMS, ScryptParams, hash_password_async
-from ingest.store import access
-from ingest.store.access import Role
+from api.store import access
+from api.store.access import Role
 
 DEMO_PASSWORD = "daon-demo-2026"
 

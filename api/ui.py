@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi.templating import Jinja2Templates
 
-from ingest.store.access import Actor, Capability, Role
+from api.store.access import Actor, Capability, Role
 
 SEOUL = ZoneInfo("Asia/Seoul")
 

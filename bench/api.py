@@ -58,11 +58,11 @@ import httpx
 import numpy as np
 import psycopg
 
+from api.store import access, queries, web_worklist
 from daon.embedded import free_port
 from devices.model import Component, Kind, Measurement
 from ingest import store
 from ingest.fhir import ReadingContext, to_observations
-from ingest.store import access, queries, web_worklist
 from ingest.store.observations import _COPY, copy_row
 
 SEOUL = ZoneInfo("Asia/Seoul")

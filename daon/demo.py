@@ -60,8 +60,9 @@ class DemoReport:
 async def seed(database_url: str) -> tuple[tuple[str, ...], str]:
     """Seed the demo world; returns the login lines to print and a FHIR bearer token."""
     from api.seed import StaffSpec, seed_demo_consents, seed_demo_users
-    from ingest.store import access, registry
-    from ingest.store.access import Role
+    from api.store import access
+    from api.store.access import Role
+    from ingest.store import registry
     from simulators.demo_data import demo_world
 
     world = demo_world()

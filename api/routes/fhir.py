@@ -1,6 +1,6 @@
 """FHIR R4 REST under /fhir (application/fhir+json; errors are OperationOutcome).
 
-Reads and searches go through :mod:`ingest.store.queries`, which enforces scope and writes the
+Reads and searches go through :mod:`api.store.queries`, which enforces scope and writes the
 audit trail; this module only translates HTTP and FHIR syntax.
 """
 
@@ -15,7 +15,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 
 from api import fhirjson, fhirsearch, manual
 from api.deps import Config, Conn, CurrentActor
-from ingest.store import access, queries, web_readings
+from api.store import access, queries, web_readings
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 

@@ -15,9 +15,9 @@ from api import charts, manual
 from api.deps import Conn, CsrfChecked, WebSession
 from api.routes.station import publish_checkin
 from api.routes.web import render
-from ingest.store import access, web_pages, web_readings, web_station, web_worklist
-from ingest.store.access import Capability
-from ingest.store.web_station import Reading
+from api.store import access, web_pages, web_readings, web_station, web_worklist
+from api.store.access import Capability
+from api.store.web_station import Reading
 
 router = APIRouter(include_in_schema=False)
 

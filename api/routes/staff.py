@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import Conn, WebSession
 from api.routes.web import render
-from ingest.store import access, web_pages
-from ingest.store.access import Capability
+from api.store import access, web_pages
+from api.store.access import Capability
 
 router = APIRouter(include_in_schema=False)
 

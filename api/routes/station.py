@@ -18,8 +18,8 @@ from api import explain
 from api.checkin import CheckinPublisher
 from api.deps import Conn, CsrfChecked, WebSession
 from api.routes.web import render
-from ingest.store import access, web_station
-from ingest.store.access import Capability
+from api.store import access, web_station
+from api.store.access import Capability
 
 router = APIRouter(include_in_schema=False)
 

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse
 
 from api.deps import Conn, CsrfChecked, WebSession
 from api.routes.web import render
-from ingest.store import web_unbound
+from api.store import web_unbound
 
 router = APIRouter(include_in_schema=False)
 

@@ -20,8 +20,8 @@ from api.security import (
     needs_rehash,
     verify_password_async,
 )
-from ingest.store import access
-from ingest.store.access import Role
+from api.store import access
+from api.store.access import Role
 
 router = APIRouter(include_in_schema=False)
 

@@ -12,8 +12,8 @@ from fastapi.responses import RedirectResponse
 
 from api.deps import Conn, CsrfChecked, WebSession
 from api.routes.web import render
-from ingest.store import access, queries, web_worklist
-from ingest.store.web_worklist import Category
+from api.store import access, queries, web_worklist
+from api.store.web_worklist import Category
 
 router = APIRouter(include_in_schema=False)
 SEOUL = ZoneInfo("Asia/Seoul")

@@ -16,7 +16,7 @@ from psycopg import AsyncConnection
 from api.config import ApiConfig, MqttTarget
 from api.main import create_app
 from api.security import SESSION_COOKIE
-from ingest.store import access
+from api.store import access
 from tests.api.world import FAST, USERS, World, build_world
 
 T = TypeVar("T")

@@ -10,8 +10,8 @@ import pytest
 from psycopg import AsyncConnection
 
 from api.security import DEFAULT_PARAMS, hash_password, needs_rehash, verify_password
-from ingest.store import access
-from ingest.store.access import AccessDenied, Capability, LoginPolicy, NotFound, Role
+from api.store import access
+from api.store.access import AccessDenied, Capability, LoginPolicy, NotFound, Role
 from tests.api.world import (
     FAST,
     IN_HWANGHAK,
@@ -43,7 +43,7 @@ async def visible(conn: AsyncConnection[Any], actor: access.Actor) -> set[str]:
     return {row[0] for row in await cur.fetchall()}
 
 
-# The expected scopes follow the rules in the ingest.store.access docstring and the world's
+# The expected scopes follow the rules in the api.store.access docstring and the world's
 # layout (tests/api/world.py), written out by hand.
 EXPECTED_SCOPE = {
     "A01": set(RESIDENTS),

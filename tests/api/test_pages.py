@@ -41,7 +41,7 @@ def test_login_sets_a_session_and_sends_each_role_home(api: Api) -> None:
 
 
 def test_wrong_password_then_throttled(api_factory) -> None:
-    from ingest.store.access import LoginPolicy
+    from api.store.access import LoginPolicy
 
     api: Api = api_factory(login_policy=LoginPolicy(per_name=2, per_client=50))
     api.client.cookies.clear()

@@ -8,8 +8,8 @@ import pytest
 
 from api.security import verify_password
 from api.seed import StaffSpec, seed_demo_consents, seed_demo_users
-from ingest.store import access
-from ingest.store.access import Role
+from api.store import access
+from api.store.access import Role
 from tests.api.conftest import run_db
 from tests.api.world import FAST, IN_HWANGHAK, NO_LIAISON
 

@@ -12,8 +12,8 @@ from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.riskassessment import RiskAssessment
 from fhir.resources.R4B.task import Task
 
+from api.store.web_worklist import Category, DeviceIssue, OpenFlag, triage
 from ingest.store import clinical
-from ingest.store.web_worklist import Category, DeviceIssue, OpenFlag, triage
 from tests.api import readings
 from tests.api.conftest import Api
 from tests.api.world import IN_HWANGHAK, IN_YAKSU, NO_LIAISON, WITHDRAWN

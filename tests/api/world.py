@@ -18,8 +18,8 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from api.security import ScryptParams, hash_password
-from ingest.store import access
-from ingest.store.access import Actor, Role
+from api.store import access
+from api.store.access import Actor, Role
 
 #: Cheap scrypt for tests (the default is deliberately slow); one test checks the default.
 FAST = ScryptParams(n=2**10, r=8, p=1)

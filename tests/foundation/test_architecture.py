@@ -6,7 +6,8 @@
     simulators       -> devices                      (+ paho-mqtt, dbus-fast, ...)
     ingest           -> devices                      (+ paho-mqtt, psycopg, fhir.resources)
     clinical/runner  -> clinical core, ingest.store
-    api              -> ingest.store, ingest.fhir, devices.model, clinical.flags   (+ fastapi)
+    api              -> ingest.store, ingest.fhir, ingest.fhirjson, ingest.errors, devices.model,
+                        clinical.flags   (+ fastapi); api.store is the web app's own SQL
     daon             -> anything (the composition root: CLI, settings, embedded servers, demo)
 
 Nothing imports ``daon``. Function-level and ``TYPE_CHECKING`` imports count too.
@@ -109,12 +110,19 @@ def check(module: str, imported: str) -> str | None:
     if _is_under(module, "api"):
         if not project or top == "api":
             return None
-        allowed = ("ingest.store", "ingest.fhir", "devices.model", "clinical.flags")
+        allowed = (
+            "ingest.store",
+            "ingest.fhir",
+            "ingest.fhirjson",
+            "ingest.errors",
+            "devices.model",
+            "clinical.flags",
+        )
         if imported in ("ingest", "devices", "clinical"):
             return None  # "from ingest import store" is checked through its submodule entry
         if any(_is_under(imported, prefix) for prefix in allowed):
             return None
-        return "api imports only ingest.store, ingest.fhir, devices.model, clinical.flags"
+        return "api imports only ingest.store, ingest.fhir(json), ingest.errors, devices.model, clinical.flags"
     return None
 
 
@@ -155,6 +163,9 @@ def test_packages_follow_the_dependency_direction() -> None:
         ("gateway.ble", "ingest.consumer", False),
         ("gateway.service", "clinical.flags", False),
         ("ingest.consumer", "api.main", False),
+        ("ingest.store.db", "api.store.access", False),
+        ("ingest.store.clinical", "api.store.web_worklist", False),
+        ("api.store.web_worklist", "ingest.store.clinical", True),
         ("ingest.consumer", "clinical.runner", False),
         ("api.routes.fhir", "ingest.store", True),
         ("api.routes.fhir", "ingest.consumer", False),

@@ -20,6 +20,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from api.store import access, queries
+from api.store.access import Actor, Capability, InvalidRequest
 from devices.model import Measurement
 from ingest.errors import HeldForReview, RejectedReading
 from ingest.fhir import (
@@ -31,8 +33,6 @@ from ingest.fhir import (
     to_observations,
 )
 from ingest.fhirjson import dumps
-from ingest.store import access, queries
-from ingest.store.access import Actor, Capability, InvalidRequest
 from ingest.store.observations import insert_observations, notify_residents
 
 Conn = AsyncConnection[Any]

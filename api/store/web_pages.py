@@ -12,9 +12,9 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from ingest.store import access
-from ingest.store.access import Actor, Capability, InvalidRequest, NotFound
-from ingest.store.web_station import READING_COLUMNS, Reading, reading_from_row
+from api.store import access
+from api.store.access import Actor, Capability, InvalidRequest, NotFound
+from api.store.web_station import READING_COLUMNS, Reading, reading_from_row
 
 Conn = AsyncConnection[Any]
 
@@ -194,7 +194,7 @@ async def cancel_visit(conn: Conn, actor: Actor, visit_id: int) -> None:
 
 #: Codes of the therapist's view: weight, BMI, body fat %, muscle mass, muscle %
 #: (fhir-mapping-and-anchors.md §1.1) and the function tests entered by staff under local codes
-#: (grip, 6 m gait speed, 5× chair stand; ingest.store.web_readings.FUNCTION_TESTS).
+#: (grip, 6 m gait speed, 5× chair stand; api.store.web_readings.FUNCTION_TESTS).
 REHAB_CODES = (
     "29463-7",
     "39156-5",

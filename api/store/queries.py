@@ -1,7 +1,7 @@
 """Read queries behind the FHIR API: Patient, Observation (read, search, $lastn), Device.
 
 Every function takes the acting user and enforces their scope in SQL (see
-:mod:`ingest.store.access`), and records the read in the audit trail in the same transaction.
+:mod:`api.store.access`), and records the read in the audit trail in the same transaction.
 Stored FHIR resources are returned as the JSON text PostgreSQL holds (``resource::text``), so
 the API serves them as stored, without parsing and re-serialising.
 
@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 from psycopg import AsyncConnection
 
-from ingest.store import access
-from ingest.store.access import Actor, Capability, NotFound, Role
+from api.store import access
+from api.store.access import Actor, Capability, NotFound, Role
 
 Conn = AsyncConnection[Any]
 

@@ -14,8 +14,9 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from ingest.store import access, unbound
-from ingest.store.access import Actor, Capability, InvalidRequest, NotFound
+from api.store import access
+from api.store.access import Actor, Capability, InvalidRequest, NotFound
+from ingest.store import unbound
 
 Conn = AsyncConnection[Any]
 

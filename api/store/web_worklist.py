@@ -29,8 +29,9 @@ from typing import Any, NamedTuple, Protocol
 
 from psycopg import AsyncConnection
 
-from ingest.store import access, clinical
-from ingest.store.access import Actor, Capability, InvalidRequest, NotFound, Role
+from api.store import access
+from api.store.access import Actor, Capability, InvalidRequest, NotFound, Role
+from ingest.store import clinical
 
 Conn = AsyncConnection[Any]
 

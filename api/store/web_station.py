@@ -15,8 +15,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from ingest.store import access
-from ingest.store.access import Actor, Capability, InvalidRequest, NotFound, Role
+from api.store import access
+from api.store.access import Actor, Capability, InvalidRequest, NotFound, Role
 
 Conn = AsyncConnection[Any]
 
