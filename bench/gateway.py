@@ -239,7 +239,8 @@ async def measure_session_overhead(root: Path, url: str) -> tuple[float, float]:
         os.environ["PATH"] = f"{bus.bin_dir}:{os.environ['PATH']}"
         async with virtual_bluez(bus.address) as bluez, Outbox(config.outbox) as outbox:
             cuff = bluez.add_peripheral(BloodPressureCuff.and_ua651(address, timing=timing))
-            side = BleSide(Gateway(config, outbox))
+            gw = Gateway(config, outbox)
+            side = BleSide(config, binder=gw.binder, outbox=outbox, sink=gw.sink)
             for _ in range(SESSIONS):
                 cuff.take_reading(124, 81, 70)
                 cuff.take_reading(119, 78, 66)

@@ -32,11 +32,14 @@ from devices.errors import DeviceError, StationPayloadError, WireError
 from devices.station import parse_station_event
 from devices.wire import ack_topic, decode_ack, heartbeat_topic, readings_topic
 from gateway.binding import Binder, CheckIn, CheckInResult, Method
+from gateway.ble import BleSide
 from gateway.config import GatewayConfig, Mode
 from gateway.errors import MqttError, OutboxError, OutboxFull
 from gateway.mqtt import Message, MqttLink, gateway_topic, heartbeat_payload
 from gateway.outbox import DeviceUpdate, Outbox, Pending
 from gateway.pipeline import Prepared
+from gateway.sink import Sink
+from gateway.stations import StationSide
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +65,7 @@ class Gateway:
             window_s=config.checkin_window_s,
             cards=config.cards,
         )
+        self.sink = Sink(outbox)
         self.central_up = asyncio.Event()
         self.local_up = asyncio.Event()
         self._central: MqttLink | None = None
@@ -85,37 +89,8 @@ class Gateway:
     async def store(
         self, prepared: Sequence[Prepared], *, devices: Sequence[DeviceUpdate] = ()
     ) -> None:
-        """Write readings (and device-state changes) durably. Raises :class:`OutboxFull`.
-
-        Dead letters are logged here, at WARNING, with where they came from and the raw hex.
-        """
-        for p in prepared:
-            if p.dead_letter is not None:
-                logger.warning(
-                    "dead letter from %s (%s): %s; raw %s",
-                    p.dead_letter.origin,
-                    p.dead_letter.source,
-                    p.dead_letter.reason,
-                    p.dead_letter.raw_hex,
-                )
-            elif p.reading.binding is None and p.decision is not None:
-                logger.info(
-                    "unbound reading %s from %s: %s",
-                    p.reading.id,
-                    p.reading.device.id,
-                    p.decision.reason,
-                )
-        dropped = await self.outbox.add(
-            [p.entry for p in prepared],
-            devices=devices,
-            dead_letters=[p.dead_letter for p in prepared if p.dead_letter is not None],
-        )
-        if dropped:
-            logger.error(
-                "outbox full: dropped the %d oldest unsent readings (policy drop_oldest); "
-                "the central side has not acknowledged for too long",
-                dropped,
-            )
+        """Write readings durably (see :meth:`Sink.store`). Raises :class:`OutboxFull`."""
+        await self.sink.store(prepared, devices=devices)
 
     # --- check-ins -------------------------------------------------------------------------
 
@@ -279,9 +254,9 @@ class Gateway:
     # --- local broker: station devices and kiosk check-ins ---------------------------------------
 
     async def local_loop(self) -> None:
-        from gateway.stations import StationSide
-
-        side = StationSide(self)
+        side = StationSide(
+            self.config, binder=self.binder, sink=self.sink, on_checkin=self.on_checkin_message
+        )
         cfg = self.config
         backoff = _Backoff(cfg.reconnect_max_s)
         while True:
@@ -435,9 +410,8 @@ async def run(
                 if ready is not None:
                     tasks.append(tg.create_task(_signal_ready(gateway, ready), name="ready"))
                 if config.ble.enabled and config.ble_devices:
-                    from gateway.ble import run_ble
-
-                    tasks.append(tg.create_task(run_ble(gateway), name="ble"))
+                    ble = BleSide(config, binder=gateway.binder, outbox=outbox, sink=gateway.sink)
+                    tasks.append(tg.create_task(ble.run(), name="ble"))
                 await stop.wait()
                 for task in tasks:
                     task.cancel()

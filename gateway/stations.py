@@ -14,23 +14,23 @@ outbox write, so nothing is lost and the loop goes on.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Mapping
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from devices.errors import DeviceError, StationPayloadError, WireError
 from devices.station import StationMessage, parse_station_payload
 from devices.wire import parse_station_topic, station_subscription
-from gateway.binding import Method
+from gateway.binding import Binder, Method
+from gateway.config import GatewayConfig
 from gateway.errors import OutboxFull
 from gateway.mqtt import Message
 from gateway.outbox import DeviceUpdate
 from gateway.pipeline import Prepared, prepare_bad_station_message, prepare_station_message
-
-if TYPE_CHECKING:
-    from gateway.service import Gateway
+from gateway.sink import Sink
 
 logger = logging.getLogger(__name__)
 
@@ -38,26 +38,41 @@ logger = logging.getLogger(__name__)
 FULL_RETRY_S = 5.0
 
 
+class CheckinHandler(Protocol):
+    """Takes a check-in event's payload (the gateway's ``on_checkin_message``)."""
+
+    def __call__(self, payload: bytes, *, origin: str) -> None: ...
+
+
 class StationSide:
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-        self.config = gateway.config
+    """The station topics' messages → outbox; check-in events go to ``on_checkin``."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        binder: Binder,
+        sink: Sink,
+        on_checkin: CheckinHandler,
+    ) -> None:
+        self.config = config
+        self.binder = binder
+        self.sink = sink
+        self.on_checkin = on_checkin
 
     def subscriptions(self) -> tuple[str, ...]:
         return station_subscription(self.config.topic_root, self.config.centre)
 
     async def handle(self, message: Message) -> None:
         """Process one message; returns once what it carried is durable (or was a check-in)."""
-        from gateway.service import now_utc  # late: service imports this module
-
-        received = now_utc()
+        received = datetime.now(UTC)
         try:
             _centre, station, device_id = parse_station_topic(self.config.topic_root, message.topic)
         except WireError as exc:
             logger.warning("ignoring message on %s: %s", message.topic, exc)
             return
         if device_id is None:
-            self.gateway.on_checkin_message(message.payload, origin=message.topic)
+            self.on_checkin(message.payload, origin=message.topic)
             return
         prepared = self.prepare(message, station=station, device_id=device_id, received=received)
         device = self.config.device_by_id(device_id)
@@ -106,16 +121,14 @@ class StationSide:
             device_id=device_id,
             station=station,
             received_at=received,
-            binder=self.gateway.binder,
+            binder=self.binder,
             policy=self.config.clock,
         )
 
     async def _store(self, prepared: Prepared, updates: list[DeviceUpdate]) -> None:
-        import asyncio
-
         while True:
             try:
-                await self.gateway.store([prepared], devices=updates)
+                await self.sink.store([prepared], devices=updates)
                 return
             except OutboxFull as exc:
                 # Not acknowledged to the broker yet: the message waits there, nothing is lost.

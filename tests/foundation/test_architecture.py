@@ -122,7 +122,10 @@ def check(module: str, imported: str) -> str | None:
             return None  # "from ingest import store" is checked through its submodule entry
         if any(_is_under(imported, prefix) for prefix in allowed):
             return None
-        return "api imports only ingest.store, ingest.fhir(json), ingest.errors, devices.model, clinical.flags"
+        return (
+            "api imports only ingest.store, ingest.fhir(json), ingest.errors, devices.model, "
+            "clinical.flags"
+        )
     return None
 
 
@@ -196,3 +199,111 @@ def test_relative_imports_are_resolved() -> None:
     assert (1, "api.store") in found
     found = imports_of("from .db import connect\n", "ingest.store", is_package=True)
     assert (1, "ingest.store.db") in found
+
+
+# --- import circles ---------------------------------------------------------------------------
+
+
+def module_paths() -> dict[str, Path]:
+    return {module_name(p): p for p in all_sources()}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Project module → the project modules it imports (every import counts: function-level,
+    ``TYPE_CHECKING`` and late imports hide a circle, they do not remove it)."""
+    paths = module_paths()
+    graph: dict[str, set[str]] = {m: set() for m in paths}
+    for module, path in paths.items():
+        source = path.read_text(encoding="utf-8")
+        names = {n for _, n in imports_of(source, module, is_package=path.name == "__init__.py")}
+        for name in names:
+            if name in paths and name != module:
+                # "from pkg import sub" lists pkg and pkg.sub: the submodule is the edge
+                subs = {n for n in names if n.startswith(name + ".") and n in paths}
+                if not (subs and _imports_only_submodules(source, name, paths)):
+                    graph[module].add(name)
+    return graph
+
+
+def _imports_only_submodules(source: str, package: str, paths: dict[str, Path]) -> bool:
+    """True when every ``from package import x`` names a submodule (no edge to the package)."""
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module == package
+            and not node.level
+            and any(f"{package}.{a.name}" not in paths for a in node.names)
+        ):
+            return False
+        if isinstance(node, ast.Import) and any(a.name == package for a in node.names):
+            return False
+    return True
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found: list[list[str]] = []
+    counter = 0
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work: list[tuple[str, list[str]]] = [(root, sorted(graph[root]))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, todo = work[-1]
+            if todo:
+                nxt = todo.pop()
+                if nxt not in index:
+                    index[nxt] = low[nxt] = counter
+                    counter += 1
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, sorted(graph[nxt])))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+#: Circles that were there when this test came (each hidden behind a late or TYPE_CHECKING
+#: import). They are defects to remove, never a place to add more: the test fails on any other.
+KNOWN_CIRCLES = (
+    ["devices.errors", "devices.uuids"],
+    ["ingest.store.deadletter", "ingest.store.observations"],
+    ["simulators.bluez.objects", "simulators.bluez.service"],
+)
+
+
+def test_no_new_import_circles() -> None:
+    found = circles(import_graph())
+    assert [c for c in found if c not in KNOWN_CIRCLES] == []
+
+
+def test_a_planted_circle_is_found() -> None:
+    graph = {
+        "gateway.ble": {"gateway.service"},
+        "gateway.service": {"gateway.stations"},
+        "gateway.stations": {"gateway.ble"},
+        "gateway.sink": set(),
+    }
+    assert circles(graph) == [["gateway.ble", "gateway.service", "gateway.stations"]]
