@@ -103,6 +103,7 @@ async def seed(database_url: str) -> tuple[tuple[str, ...], str]:
                 for r in world.residents
             ],
         )
+        await registry.upsert_contacts(conn, [_contacts(world, r) for r in world.residents])
         await registry.upsert_devices(
             conn,
             [
@@ -137,6 +138,32 @@ async def seed(database_url: str) -> tuple[tuple[str, ...], str]:
         )
         await conn.commit()
     return tuple(login.line() for login in logins), fhir_token.token
+
+
+def _contacts(world: Any, resident: Any) -> Any:
+    """The resident's synthetic contact details (numbers that reach nobody)."""
+    from ingest.store import registry
+
+    c, i = world.population.contacts, resident.population_index
+    persons: tuple[registry.Contact, ...] = ()
+    if c.contact_name[i]:
+        persons = (
+            registry.Contact(
+                str(c.contact_name[i]),
+                str(c.contact_relationship[i]),
+                str(c.contact_phone[i]),
+                bool(c.contact_guardian[i]),
+            ),
+        )
+    return registry.ResidentContacts(
+        resident_id=resident.id,
+        mobile_phone=str(c.mobile_phone[i]),
+        home_phone=str(c.home_phone[i]) or None,
+        address_road=str(c.address_road[i]),
+        address_detail=str(c.address_detail[i]),
+        lives_alone=bool(c.lives_alone[i]),
+        contacts=persons,
+    )
 
 
 def _profile(resident: Any) -> dict[str, Any]:

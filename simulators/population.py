@@ -67,6 +67,8 @@ home glucose meter 55 % with diabetes, 2 % of others; home scale 18 % (28 % if o
 those a body-composition (BIA) scale; U-health centre users 10 % base, +15 % with a condition,
 +10 % aged ≥65, +15 % with a liaison officer, +10 % living in a centre's neighbourhood, visiting
 4-26 times a year. Centre card numbers are 12 digits starting ``9410`` with a Luhn check digit.
+Contact details (phones that reach nobody, addresses on invented roads in the real 동, emergency
+contacts, living alone) are :mod:`simulators.population_contacts`.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
+from simulators.population_contacts import Contacts, synthetic_contacts
 from simulators.population_names import synthetic_names
 from simulators.population_physiology import (
     MEAL_CONTEXTS,
@@ -102,6 +105,7 @@ __all__ = [
     "TOTAL_RESIDENTS",
     "BloodPressure",
     "BodyComposition",
+    "Contacts",
     "Glucose",
     "Liaison",
     "Neighbourhood",
@@ -298,6 +302,7 @@ class Population:
     body_comp: BodyComposition
     nurses: tuple[Nurse, ...]
     liaisons: tuple[Liaison, ...]
+    contacts: Contacts  # aligned with residents (simulators.population_contacts)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -484,7 +489,7 @@ def generate(
     n = n_residents
 
     root = np.random.SeedSequence(seed)
-    demo_ss, cond_ss, staff_ss, phys_ss, behave_ss, series_ss = root.spawn(6)
+    demo_ss, cond_ss, staff_ss, phys_ss, behave_ss, series_ss, contact_ss = root.spawn(7)
     rng = np.random.default_rng(demo_ss)
 
     # Neighbourhoods, in table order; residents are numbered in that order.
@@ -646,4 +651,10 @@ def generate(
         body_comp=body_comp,
         nurses=nurses,
         liaisons=liaisons,
+        contacts=synthetic_contacts(
+            np.random.default_rng(contact_ss),
+            neighbourhood=names_of_nb,
+            age=age,
+            benefit=benefit,
+        ),
     )

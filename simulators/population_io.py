@@ -20,7 +20,7 @@ import numpy.typing as npt
 from simulators.population import NEIGHBOURHOODS, Population
 
 Format = Literal["npz", "csv"]
-TABLES: tuple[str, ...] = ("residents", "bp", "glucose", "weight", "body_comp")
+TABLES: tuple[str, ...] = ("residents", "contacts", "bp", "glucose", "weight", "body_comp")
 _CSV_CHUNK = 100_000
 
 

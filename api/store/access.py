@@ -85,6 +85,7 @@ class Capability(StrEnum):
     READ_FLAGS = "read flags, risk assessments and clinical tasks"
     READ_PATIENT = "read resident details"
     READ_NEEDS = "read follow-up needs"  # liaison projection: category and due date only
+    READ_CONTACTS = "read residents' phone numbers, address and emergency contacts"
     WRITE_READINGS = "enter readings"
     WRITE_FUNCTION_TESTS = "enter grip, gait and chair-stand results"
     UPDATE_TASKS = "update tasks"
@@ -108,6 +109,7 @@ ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
             _C.READ_FLAGS,
             _C.READ_PATIENT,
             _C.READ_NEEDS,
+            _C.READ_CONTACTS,
             _C.WRITE_READINGS,
             _C.UPDATE_TASKS,
             _C.MANAGE_FLAGS,
@@ -125,14 +127,18 @@ ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
             _C.READ_HEALTH,
             _C.READ_FLAGS,
             _C.READ_PATIENT,
+            _C.READ_CONTACTS,
             _C.UPDATE_TASKS,
             _C.MANAGE_FLAGS,
             _C.READ_DEVICES,
             _C.WRITE_FUNCTION_TESTS,
         }
     ),
-    # liaison officers: plain-language needs and their own liaison tasks, never values
-    Role.LIAISON: frozenset({_C.READ_NEEDS, _C.WITHDRAW_CONSENT, _C.UPDATE_TASKS}),
+    # liaison officers: plain-language needs, contact details (consented residents only, by
+    # scope) and their own liaison tasks, never values
+    Role.LIAISON: frozenset(
+        {_C.READ_NEEDS, _C.READ_CONTACTS, _C.WITHDRAW_CONSENT, _C.UPDATE_TASKS}
+    ),
     Role.STATION: frozenset({_C.CHECK_IN, _C.READ_HEALTH}),
     Role.GATEWAY: frozenset({_C.READ_DEVICES}),  # readings travel over MQTT, not the API
 }

@@ -42,8 +42,11 @@ async def residents(conn: Conn, ids: Sequence[str]) -> list[ResidentRow]:
     """Registration facts of active residents (unknown or inactive ids are left out)."""
     async with conn.cursor(row_factory=class_row(ResidentRow)) as cur:
         await cur.execute(
-            "SELECT id, birth_date, sex, height_cm::float8 AS height_cm, profile, nurse_id, "
-            "liaison_id FROM resident WHERE id = ANY(%s) AND active ORDER BY id",
+            "SELECT id, birth_date, sex, height_cm::float8 AS height_cm, "
+            # the registry's lives_alone (migration 0003) is the one home of that fact
+            "CASE WHEN lives_alone IS NULL THEN profile "
+            "ELSE profile || jsonb_build_object('lives_alone', lives_alone) END AS profile, "
+            "nurse_id, liaison_id FROM resident WHERE id = ANY(%s) AND active ORDER BY id",
             (list(ids),),
         )
         return await cur.fetchall()

@@ -250,6 +250,142 @@ async def resolve_patient(
     return None if owner is None else str(owner)
 
 
+# --- contact details (migration 0003) ---------------------------------------------------------
+
+#: Relationship of a contact person to the resident (the column's CHECK list), Korean label.
+RELATIONSHIPS: Mapping[str, str] = {
+    "spouse": "배우자",
+    "son": "아들",
+    "daughter": "딸",
+    "child": "자녀",
+    "sibling": "형제자매",
+    "grandchild": "손자녀",
+    "parent": "부모",
+    "relative": "친척",
+    "friend": "친구",
+    "neighbour": "이웃",
+    "guardian": "후견인",
+    "carer": "돌봄 제공자",
+    "other": "기타",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """An emergency contact or guardian (보호자); ``phone`` in national format with dashes."""
+
+    name: str
+    relationship: str  # a key of RELATIONSHIPS
+    phone: str
+    guardian: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ResidentContacts:
+    """How to reach a resident and who to call for them (FHIR Patient.telecom/address/contact).
+
+    The address is a road-name address (KR Core ``krcore-roadNameAddress``) in the resident's
+    동 (``resident.neighbourhood``), which the caller joins with ``address_road``.
+    """
+
+    resident_id: str
+    neighbourhood: str = ""
+    mobile_phone: str | None = None
+    home_phone: str | None = None
+    address_road: str | None = None
+    address_detail: str | None = None
+    postal_code: str | None = None
+    lives_alone: bool | None = None
+    contacts: tuple[Contact, ...] = ()
+
+    @property
+    def phone(self) -> str | None:
+        """The number to call first: mobile, else home."""
+        return self.mobile_phone or self.home_phone
+
+    @property
+    def address_text(self) -> str | None:
+        """The address as one line ('서울특별시 중구 다산로 12, 301호 (약수동)')."""
+        if not self.address_road:
+            return None
+        street = " ".join(p for p in (self.address_road, self.address_detail) if p)
+        suffix = f" ({self.neighbourhood})" if self.neighbourhood else ""
+        return f"서울특별시 중구 {street}{suffix}"
+
+
+async def upsert_contacts(conn: Conn, items: Iterable[ResidentContacts]) -> int:
+    """Set the contact details of existing residents; their contact persons are replaced."""
+    items = list(items)
+    if not items:
+        return 0
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "UPDATE resident SET mobile_phone = %s, home_phone = %s, address_road = %s, "
+            "address_detail = %s, postal_code = %s, lives_alone = %s WHERE id = %s",
+            [
+                (
+                    c.mobile_phone,
+                    c.home_phone,
+                    c.address_road,
+                    c.address_detail,
+                    c.postal_code,
+                    c.lives_alone,
+                    c.resident_id,
+                )
+                for c in items
+            ],
+        )
+        await cur.execute(
+            "DELETE FROM resident_contact WHERE resident_id = ANY(%s)",
+            ([c.resident_id for c in items],),
+        )
+        rows = [
+            (c.resident_id, rank, p.name, p.relationship, p.phone, p.guardian)
+            for c in items
+            for rank, p in enumerate(c.contacts, start=1)
+        ]
+        if rows:
+            await cur.executemany(
+                "INSERT INTO resident_contact (resident_id, rank, name, relationship, phone, "
+                "guardian) VALUES (%s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+    return len(items)
+
+
+CONTACTS_SQL = """
+SELECT r.id, r.neighbourhood, r.mobile_phone, r.home_phone, r.address_road, r.address_detail,
+       r.postal_code, r.lives_alone,
+       coalesce((SELECT array_agg(ARRAY[c.name, c.relationship, c.phone, c.guardian::text]
+                                  ORDER BY c.rank)
+                 FROM resident_contact c WHERE c.resident_id = r.id), '{}')
+FROM resident r"""
+
+
+def contacts_from_row(row: tuple[Any, ...] | Any) -> ResidentContacts:
+    """A :data:`CONTACTS_SQL` row as :class:`ResidentContacts`."""
+    return ResidentContacts(
+        resident_id=str(row[0]),
+        neighbourhood=str(row[1]),
+        mobile_phone=row[2],
+        home_phone=row[3],
+        address_road=row[4],
+        address_detail=row[5],
+        postal_code=row[6],
+        lives_alone=row[7],
+        contacts=tuple(Contact(p[0], p[1], p[2], p[3] == "true") for p in row[8]),
+    )
+
+
+async def read_contacts(conn: Conn, resident_ids: Iterable[str]) -> dict[str, ResidentContacts]:
+    """Contact details of residents by id (unknown ids are left out). No access check: for
+    services; the web app reads them through ``api.store.contacts`` (scope, consent, audit)."""
+    cur = await conn.execute(
+        (CONTACTS_SQL + " WHERE r.id = ANY(%s)").encode(), (list(resident_ids),)
+    )
+    return {c.resident_id: c for c in map(contacts_from_row, await cur.fetchall())}
+
+
 # --- the in-memory snapshot ingest binds with --------------------------------------------------
 
 

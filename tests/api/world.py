@@ -20,6 +20,7 @@ from psycopg import AsyncConnection
 from api.security import ScryptParams, hash_password
 from api.store import access
 from api.store.access import Actor, Role
+from ingest.store import registry
 
 #: Cheap scrypt for tests (the default is deliberately slow); one test checks the default.
 FAST = ScryptParams(n=2**10, r=8, p=1)
@@ -46,6 +47,23 @@ USERS: dict[str, tuple[Role, tuple[str, ...], dict[str, str]]] = {
     "S-yaksu-1": (Role.STATION, (), {"station_id": "yaksu-station-1"}),
     "G-yaksu-1": (Role.GATEWAY, (), {"gateway_id": "yaksu-gw-1"}),
     "A01": (Role.ADMIN, (), {}),
+}
+
+
+#: Synthetic contact details (numbers that reach nobody: 010-0000-xxxx, 02-0000-xxxx).
+CONTACTS = {
+    rid: registry.ResidentContacts(
+        resident_id=rid,
+        mobile_phone=f"010-0000-{1000 + i:04d}",
+        home_phone=f"02-0000-{2000 + i:04d}" if i % 2 else None,
+        address_road="다산로" if rid != IN_HWANGHAK else "난계로",
+        address_detail=f"{10 + i}, {100 + i}호",
+        lives_alone=i % 2 == 1,
+        contacts=(
+            registry.Contact(f"보호자{i}", "daughter", f"010-0000-{3000 + i:04d}", guardian=True),
+        ),
+    )
+    for i, rid in enumerate(RESIDENTS, start=1)
 }
 
 
@@ -131,6 +149,7 @@ async def build_world(conn: AsyncConnection[Any]) -> World:
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
             rows,
         )
+    await registry.upsert_contacts(conn, CONTACTS.values())
     hashed = hash_password(PASSWORD, FAST)
     for user_id, (role, nbs, extra) in USERS.items():
         await access.upsert_user(

@@ -1,0 +1,133 @@
+"""Residents' contact details: stored as given, seen only within scope and consent, audited."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import AsyncConnection
+
+from api.store import access
+from api.store.access import AccessDenied
+from api.store.contacts import contacts, resident_contacts
+from ingest.store import registry
+from tests.api.world import (
+    CONTACTS,
+    IN_HWANGHAK,
+    IN_YAKSU,
+    NO_LIAISON,
+    RESIDENTS,
+    WITHDRAWN,
+    World,
+    build_world,
+)
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture
+async def conn(db_url: str) -> AsyncIterator[AsyncConnection[Any]]:
+    async with await AsyncConnection.connect(db_url, autocommit=True) as c:
+        yield c
+
+
+@pytest.fixture
+async def world(conn: AsyncConnection[Any]) -> World:
+    return await build_world(conn)
+
+
+async def test_contacts_read_back_as_written(conn: AsyncConnection[Any], world: World) -> None:
+    found = await registry.read_contacts(conn, [*RESIDENTS, "R9999999"])
+    assert set(found) == set(RESIDENTS)
+    for rid, written in CONTACTS.items():
+        got = found[rid]
+        assert got.mobile_phone == written.mobile_phone
+        assert got.home_phone == written.home_phone
+        assert got.address_road == written.address_road
+        assert got.address_detail == written.address_detail
+        assert got.lives_alone == written.lives_alone
+        assert got.contacts == written.contacts
+    yaksu = found[IN_YAKSU]
+    assert yaksu.neighbourhood == "약수동"
+    assert yaksu.phone == "010-0000-1001"
+    assert yaksu.address_text == "서울특별시 중구 다산로 11, 101호 (약수동)"
+
+
+async def test_contact_persons_are_replaced_not_appended(conn: AsyncConnection[Any], world: World) -> None:
+    new = registry.ResidentContacts(
+        resident_id=IN_YAKSU,
+        mobile_phone=None,
+        home_phone="02-0000-9999",
+        contacts=(
+            registry.Contact("이웃 김씨", "neighbour", "010-0000-7001"),
+            registry.Contact("아들 박씨", "son", "010-0000-7002", guardian=True),
+        ),
+    )
+    await registry.upsert_contacts(conn, [new])
+    got = (await registry.read_contacts(conn, [IN_YAKSU]))[IN_YAKSU]
+    assert got.contacts == new.contacts
+    assert got.phone == "02-0000-9999"  # no mobile: home is the number to call
+    assert got.address_text is None
+
+
+@pytest.mark.parametrize("phone", ["01000001234", "+82-10-0000-1234", "010-0000-123", "phone"])
+async def test_malformed_phone_numbers_are_refused(conn: AsyncConnection[Any], world: World, phone: str) -> None:
+    bad = registry.ResidentContacts(resident_id=IN_YAKSU, mobile_phone=phone)
+    with pytest.raises(psycopg.errors.CheckViolation):
+        await registry.upsert_contacts(conn, [bad])
+
+
+async def test_unknown_relationship_is_refused(conn: AsyncConnection[Any], world: World) -> None:
+    bad = registry.ResidentContacts(
+        resident_id=IN_YAKSU, contacts=(registry.Contact("누구", "boss", "010-0000-1111"),)
+    )
+    with pytest.raises(psycopg.errors.CheckViolation):
+        await registry.upsert_contacts(conn, [bad])
+
+
+# Who sees which resident's contacts: the scope of tests/api/world.py, written out by hand.
+EXPECTED = {
+    "A01": set(RESIDENTS),
+    "N01": {IN_YAKSU, WITHDRAWN, NO_LIAISON},
+    "N02": {IN_HWANGHAK},  # another neighbourhood's nurse sees none of 약수동
+    "T01": {IN_YAKSU, NO_LIAISON},
+    "L10-01": {IN_YAKSU},  # consented only: not R0000002 (withdrew), not R0000004 (none)
+    "S-yaksu-1": set(),  # a station kiosk never shows phone numbers
+    "G-yaksu-1": set(),
+}
+
+
+@pytest.mark.parametrize("user_id", sorted(EXPECTED))
+async def test_contacts_follow_scope_and_consent(conn: AsyncConnection[Any], world: World, user_id: str) -> None:
+    found = await contacts(conn, world.actor(user_id), RESIDENTS)
+    assert set(found) == EXPECTED[user_id]
+
+
+async def test_liaison_loses_contacts_when_consent_is_withdrawn(conn: AsyncConnection[Any], world: World) -> None:
+    liaison = world.actor("L10-01")
+    assert (await resident_contacts(conn, liaison, IN_YAKSU)).phone == "010-0000-1001"
+    await access.withdraw_consent(conn, liaison, world.consent_ids[IN_YAKSU])
+    assert await contacts(conn, liaison, [IN_YAKSU]) == {}
+    with pytest.raises(AccessDenied):
+        await resident_contacts(conn, liaison, IN_YAKSU)
+
+
+async def test_other_neighbourhoods_nurse_is_denied_one_resident(conn: AsyncConnection[Any], world: World) -> None:
+    with pytest.raises(AccessDenied):
+        await resident_contacts(conn, world.actor("N02"), IN_YAKSU)
+
+
+async def test_station_is_denied(conn: AsyncConnection[Any], world: World) -> None:
+    with pytest.raises(AccessDenied):
+        await resident_contacts(conn, world.actor("S-yaksu-1"), IN_YAKSU)
+
+
+async def test_every_read_is_audited_per_resident(conn: AsyncConnection[Any], world: World) -> None:
+    await contacts(conn, world.actor("N01"), RESIDENTS)
+    cur = await conn.execute(
+        "SELECT resident_id FROM audit_event WHERE agent_user_id = 'N01' "
+        "AND entity = 'Patient.contact' ORDER BY resident_id"
+    )
+    assert [r[0] for r in await cur.fetchall()] == sorted([IN_YAKSU, WITHDRAWN, NO_LIAISON])
