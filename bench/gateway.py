@@ -37,6 +37,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from daon.embedded import EmbeddedBroker, find_mosquitto, free_port, port_open
+from devices.mqttlink import Broker, MqttLink
 from devices.wire import (
     Binding,
     CharacteristicValue,
@@ -56,7 +57,6 @@ from gateway.config import (
     StationConfig,
     parse_broker_url,
 )
-from gateway.mqtt import MqttLink
 from gateway.outbox import Entry, Outbox, new_reading_id
 from gateway.service import Gateway
 from simulators.bluez import PrivateBus, Timing, virtual_bluez
@@ -281,7 +281,7 @@ async def close_bleak_manager() -> None:
 
 async def acker(url: str, config: GatewayConfig, ready: asyncio.Event) -> None:
     async with MqttLink(
-        parse_broker_url(url, "acker"), client_id=f"{config.gateway_id}-ack", timeout=10
+        Broker.parse(url), client_id=f"{config.gateway_id}-ack", timeout=10
     ) as link:
         await link.subscribe([(f"{config.topic_root}/gw/{config.gateway_id}/readings", 1)])
         ready.set()

@@ -9,7 +9,10 @@
     ├── InvalidUuid (ValueError)     text that is not a 16-, 32- or 128-bit Bluetooth UUID
     ├── UnknownQuirk (ValueError)    a quirk name that is not in devices.quirks.QUIRKS
     ├── StationPayloadError (ValueError)   a station MQTT payload that breaks its schema
-    └── WireError (ValueError)       a gateway → ingest wire message that breaks its schema
+    ├── WireError (ValueError)       a gateway → ingest wire message that breaks its schema
+    └── MqttError                    devices.mqttlink: a broker refused, dropped or did not answer
+        ├── MqttConnectError         CONNACK refused or the connection could not be made
+        └── MqttTimeout              a connect, subscribe or publish did not finish in time
 
 Every error carries the facts a log line needs (characteristic, payload hex, field, reason), so
 the caller can log it at WARNING with the device address and carry on (house-style.md §3.4).
@@ -92,3 +95,23 @@ class WireError(DeviceError, ValueError):
 
     def __str__(self) -> str:
         return f"wire message field {self.field!r}: {self.reason}"
+
+
+class MqttError(DeviceError):
+    """A broker operation failed (``devices.mqttlink``); ``broker`` is the display URL."""
+
+    def __init__(self, broker: str, reason: str) -> None:
+        self.broker = broker
+        self.reason = reason
+        super().__init__(broker, reason)
+
+    def __str__(self) -> str:
+        return f"MQTT {self.broker}: {self.reason}"
+
+
+class MqttConnectError(MqttError):
+    """The broker could not be reached or refused the connection."""
+
+
+class MqttTimeout(MqttError):
+    """A connect, subscribe or publish did not complete in time."""

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from devices.mqttlink import Broker
 from gateway.errors import ConfigError
 
 _ADDRESS_RE = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
@@ -58,8 +59,22 @@ class BrokerConfig:
 
     def display(self) -> str:
         """The broker as a URL without the password, for logs and messages."""
-        user = f"{self.username}@" if self.username else ""
-        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+        return self.broker().display()
+
+    def broker(self) -> Broker:
+        """Where to connect, for the MQTT adapter (``devices.mqttlink``)."""
+        return Broker(
+            host=self.host,
+            port=self.port,
+            tls=self.tls,
+            username=self.username,
+            password=self.password,
+            password_file=self.password_file,
+            ca_file=self.ca_file,
+            cert_file=self.cert_file,
+            key_file=self.key_file,
+            keepalive_s=self.keepalive_s,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,6 @@
     ├── ConfigError (ValueError)     the gateway's TOML cannot be used; ``key`` names where
     ├── OutboxError                  the local SQLite outbox cannot be read or written
     │   └── OutboxFull               the retention cap is reached and the policy is "refuse"
-    ├── MqttError                    a broker refused, dropped or did not answer in time
-    │   ├── MqttConnectError         CONNACK refused or the connection could not be made
-    │   └── MqttTimeout              an operation did not finish within its timeout
     └── BleError                     one device's BLE session failed; ``address`` says which
         ├── DeviceNotFound           not advertising within the scan window
         ├── ConnectionFailed         every connect attempt failed (``attempts``, last ``cause``)
@@ -17,10 +14,13 @@
         └── TransferError            the profile's procedure failed (RACP/UCP code, timeout)
 
 Errors carry the facts a log line needs (bleak's habit), and the messages say what a person
-at the centre can do about it (bleak-retry-connector's habit).
+at the centre can do about it (bleak-retry-connector's habit). The broker's errors are the
+MQTT adapter's own (``devices.errors.MqttError`` and subclasses), re-exported here.
 """
 
 from __future__ import annotations
+
+from devices.errors import MqttConnectError, MqttError, MqttTimeout
 
 
 class GatewayError(Exception):
@@ -55,26 +55,6 @@ class OutboxFull(OutboxError):
             f"outbox full ({self.limit} readings waiting for the central side): new readings are "
             "refused and stay on the device; check the central broker and ingest"
         )
-
-
-class MqttError(GatewayError):
-    """A broker operation failed; ``broker`` is the display URL (no password)."""
-
-    def __init__(self, broker: str, reason: str) -> None:
-        self.broker = broker
-        self.reason = reason
-        super().__init__(broker, reason)
-
-    def __str__(self) -> str:
-        return f"MQTT {self.broker}: {self.reason}"
-
-
-class MqttConnectError(MqttError):
-    """The broker could not be reached or refused the connection."""
-
-
-class MqttTimeout(MqttError):
-    """A connect, subscribe or publish did not complete in time."""
 
 
 class BleError(GatewayError):
@@ -115,3 +95,20 @@ class BondLost(PairingFailed):
 
 class TransferError(BleError):
     """The profile procedure failed: an RACP/UCP error code, a refused consent, a timeout."""
+
+
+__all__ = [
+    "BleError",
+    "BondLost",
+    "ConfigError",
+    "ConnectionFailed",
+    "DeviceNotFound",
+    "GatewayError",
+    "MqttConnectError",
+    "MqttError",
+    "MqttTimeout",
+    "OutboxError",
+    "OutboxFull",
+    "PairingFailed",
+    "TransferError",
+]

@@ -29,13 +29,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from devices.errors import DeviceError, StationPayloadError, WireError
+from devices.mqttlink import Message, MqttLink
 from devices.station import parse_station_event
 from devices.wire import ack_topic, decode_ack, heartbeat_topic, readings_topic
 from gateway.binding import Binder, CheckIn, CheckInResult, Method
 from gateway.ble import BleSide
 from gateway.config import GatewayConfig, Mode
 from gateway.errors import MqttError, OutboxError, OutboxFull
-from gateway.mqtt import Message, MqttLink, gateway_topic, heartbeat_payload
+from gateway.mqtt import gateway_topic, heartbeat_payload
 from gateway.outbox import DeviceUpdate, Outbox, Pending
 from gateway.pipeline import Prepared
 from gateway.sink import Sink
@@ -123,7 +124,7 @@ class Gateway:
         will = (self.heartbeat_topic, self._heartbeat("offline"))
         while True:
             link = MqttLink(
-                cfg.central,
+                cfg.central.broker(),
                 client_id=cfg.central.client_id or self.client_id(""),
                 timeout=cfg.mqtt_timeout_s,
                 will=will,
@@ -262,7 +263,7 @@ class Gateway:
         while True:
             broker = cfg.local_broker
             link = MqttLink(
-                broker,
+                broker.broker(),
                 client_id=(cfg.local.client_id if cfg.local and cfg.local.client_id else None)
                 or self.client_id("-stations"),
                 timeout=cfg.mqtt_timeout_s,

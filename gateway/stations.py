@@ -22,12 +22,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from devices.errors import DeviceError, StationPayloadError, WireError
+from devices.mqttlink import Message
 from devices.station import StationMessage, parse_station_payload
 from devices.wire import parse_station_topic, station_subscription
 from gateway.binding import Binder, Method
 from gateway.config import GatewayConfig
 from gateway.errors import OutboxFull
-from gateway.mqtt import Message
 from gateway.outbox import DeviceUpdate
 from gateway.pipeline import Prepared, prepare_bad_station_message, prepare_station_message
 from gateway.sink import Sink

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from devices.mqttlink import Broker
 from ingest.errors import ConfigError
 from ingest.fhir import DEFAULT_POLICY, Policy
 
@@ -57,8 +58,17 @@ class IngestConfig:
         return f"{self.topic_root}/gw/{gateway_id}/ack"
 
     def mqtt_display(self) -> str:
-        user = f"{self.mqtt_username}@" if self.mqtt_username else ""
-        return f"{'mqtts' if self.mqtt_tls else 'mqtt'}://{user}{self.mqtt_host}:{self.mqtt_port}"
+        return self.broker().display()
+
+    def broker(self) -> Broker:
+        """Where to connect, for the MQTT adapter (``devices.mqttlink``)."""
+        return Broker(
+            host=self.mqtt_host,
+            port=self.mqtt_port,
+            tls=self.mqtt_tls,
+            username=self.mqtt_username,
+            password=self.mqtt_password,
+        )
 
     def __post_init__(self) -> None:
         if self.batch_max_messages >= self.max_inflight:

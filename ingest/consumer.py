@@ -31,10 +31,11 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from devices.errors import MqttError
+from devices.mqttlink import Message, MqttLink
 from devices.wire import encode_ack
 from ingest.config import IngestConfig
 from ingest.errors import ConsumerError, Reason
-from ingest.mqtt import Message, MqttLink
 from ingest.pipeline import DeadLetter, MessageOutcome, Registry, process_message
 from ingest.store.deadletter import insert_dead_letters
 from ingest.store.observations import SeenThrottle, WriteResult, write_outcomes
@@ -175,7 +176,7 @@ class Consumer:
 
     async def serve(self, link: MqttLink, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set (drains the batch in hand) or the link drops."""
-        await link.subscribe(self.config.subscription, qos=1)
+        await link.subscribe([(self.config.subscription, 1)])
         logger.info("consuming %s", self.config.subscription)
         self.subscribed.set()
         batches: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=1)
@@ -191,8 +192,7 @@ class Consumer:
             self.subscribed.clear()
 
     async def _watch(self, link: MqttLink) -> None:
-        assert link.closed is not None
-        why = await asyncio.shield(link.closed)
+        why = await link.wait_closed()
         raise ConsumerError(f"broker connection lost: {why}")
 
     async def _next(
@@ -332,11 +332,13 @@ class Consumer:
         try:
             for gateway_id, reading_ids in ids.items():
                 unique = list(dict.fromkeys(reading_ids))
-                link.publish(self.config.ack_topic(gateway_id), encode_ack(gateway_id, unique))
+                link.publish_nowait(
+                    self.config.ack_topic(gateway_id), encode_ack(gateway_id, unique)
+                )
             for message in batch.messages:
                 if link.ack(message):
                     self.stats.acked += 1
-        except ConsumerError as exc:
+        except MqttError as exc:
             # Committed but not acknowledged: the broker and the gateway will send it again
             # and the store will find it already there.
             logger.warning("acknowledgement not sent (%s); the batch will be redelivered", exc)

@@ -16,10 +16,11 @@ import logging
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from devices.errors import MqttError
+from devices.mqttlink import MqttLink
 from ingest.config import IngestConfig
 from ingest.consumer import Consumer
 from ingest.errors import ConsumerError
-from ingest.mqtt import MqttLink
 from ingest.store.db import open_pool, redact_url
 from ingest.store.errors import StoreUnavailable
 from ingest.store.observations import ensure_partitions, refresh_daily
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 _OUTAGES = (
     ConsumerError,
+    MqttError,
     StoreUnavailable,
     psycopg.OperationalError,
     PoolTimeout,
@@ -100,7 +102,14 @@ async def run(
                     if consumer_ready is not None and not consumer_ready.done():
                         consumer_ready.set_result(consumer)
                 assert consumer is not None
-                async with MqttLink(config) as link:
+                link = MqttLink(
+                    config.broker(),
+                    client_id=config.client_id,
+                    timeout=config.connect_timeout_s,
+                    manual_ack=True,
+                    max_inflight=config.max_inflight,
+                )
+                async with link:
                     delay = 0.5
                     await consumer.serve(link, stop)
             except* _OUTAGES as group:

@@ -18,8 +18,8 @@ time without offset). Each is a message ``devices.station`` rejects; the gateway
 dead-letter it and carry on.
 
 Layout: :class:`VisitPlanner` is pure (time and randomness are parameters) and says what a
-visit publishes; :class:`KioskLink` is the paho-mqtt 2.x edge (``CallbackAPIVersion.VERSION2``,
-callbacks only hand off to the event loop, every network call bounded by a timeout);
+visit publishes; :func:`kiosk_link` is the MQTT edge (the one adapter, ``devices.mqttlink``,
+every network call bounded by a timeout);
 :func:`run_station` / :func:`run_stations` run kiosks in-process (the demo), :func:`run_sync`
 is the blocking entry of ``daon simulate stations``.
 
@@ -37,22 +37,18 @@ import contextlib
 import itertools
 import json
 import logging
-import ssl
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from enum import StrEnum
-from types import TracebackType
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import numpy as np
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
 from devices.model import Component, Kind, Measurement
+from devices.mqttlink import Broker, MqttError, MqttLink, MqttTimeout
 from devices.station import encode_station_event, encode_station_payload
 from devices.wire import station_checkin_topic, station_topic
 from simulators.demo_data import DemoDevice, DemoResident, DemoWorld, Station, demo_world
@@ -396,167 +392,36 @@ class VisitPlanner:
 # --- the MQTT edge ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    """A parsed ``mqtt://[user[:password]@]host[:port]`` or ``mqtts://`` URL."""
+@contextlib.asynccontextmanager
+async def kiosk_link(
+    url: str,
+    client_id: str,
+    *,
+    connect_timeout: float = CONNECT_TIMEOUT_S,
+    publish_timeout: float = PUBLISH_TIMEOUT_S,
+) -> AsyncIterator[MqttLink]:
+    """One kiosk's MQTT connection (``devices.mqttlink``), with the simulator's errors.
 
-    host: str
-    port: int
-    tls: bool
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-
-    @staticmethod
-    def parse(url: str) -> BrokerAddress:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-            raise ValueError(f"{url!r} is not an mqtt:// or mqtts:// URL with a host")
-        tls = parts.scheme in ("mqtts", "ssl")
-        return BrokerAddress(
-            host=parts.hostname,
-            port=parts.port or (8883 if tls else 1883),
-            tls=tls,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-        )
-
-
-class KioskLink:
-    """One kiosk's MQTT connection: ``async with KioskLink(url, client_id) as link``.
-
-    paho's network thread runs the socket; its callbacks only hand results to the event loop
-    (``call_soon_threadsafe``). Connect and every QoS 1 publish are bounded by timeouts.
+    A kiosk keeps no session (``clean_session``): what it has not published when the broker
+    goes away is the resident's to measure again. Connect and every QoS 1 publish are bounded.
     """
-
-    def __init__(
-        self,
-        url: str,
-        client_id: str,
-        *,
-        connect_timeout: float = CONNECT_TIMEOUT_S,
-        publish_timeout: float = PUBLISH_TIMEOUT_S,
-    ) -> None:
-        self.address = BrokerAddress.parse(url)
-        self.client_id = client_id
-        self.connect_timeout = connect_timeout
-        self.publish_timeout = publish_timeout
-        self._client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, reconnect_on_failure=False
-        )
-        if self.address.username:
-            self._client.username_pw_set(self.address.username, self.address.password)
-        if self.address.tls:
-            self._client.tls_set_context(ssl.create_default_context())
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._connected: asyncio.Future[None] | None = None
-        self._pending: dict[int, asyncio.Future[None]] = {}
-        self._acked_early: set[int] = set()
-
-    # paho thread → event loop
-    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._connect_result, reason)
-
-    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._lost, "connection failed")
-
-    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._published, mid)
-
-    def _on_disconnect(
-        self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
-    ) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._lost, reason)
-
-    # event loop side
-    def _connect_result(self, reason: Any) -> None:
-        if self._connected is None or self._connected.done():
-            return
-        if getattr(reason, "is_failure", False):
-            self._connected.set_exception(BrokerUnavailable(f"connection refused: {reason}"))
-        else:
-            self._connected.set_result(None)
-
-    def _published(self, mid: int) -> None:
-        future = self._pending.pop(mid, None)
-        if future is None:
-            self._acked_early.add(mid)
-        elif not future.done():
-            future.set_result(None)
-
-    def _lost(self, reason: Any) -> None:
-        error = BrokerUnavailable(f"disconnected: {reason}")
-        if self._connected is not None and not self._connected.done():
-            self._connected.set_exception(error)
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(error)
-        self._pending.clear()
-
-    async def __aenter__(self) -> KioskLink:
-        self._loop = asyncio.get_running_loop()
-        self._connected = self._loop.create_future()
-        self._client.on_connect = self._on_connect
-        self._client.on_connect_fail = self._on_connect_fail
-        self._client.on_publish = self._on_publish
-        self._client.on_disconnect = self._on_disconnect
-        where = f"{self.address.host}:{self.address.port}"
-        try:
-            self._client.connect_async(self.address.host, self.address.port, keepalive=30)
-            self._client.loop_start()
-            async with asyncio.timeout(self.connect_timeout):
-                await self._connected
-        except TimeoutError:
-            await self._stop()
-            raise BrokerUnavailable(
-                f"no answer from {where} in {self.connect_timeout:g} s"
-            ) from None
-        except (OSError, BrokerUnavailable) as exc:
-            await self._stop()
-            raise BrokerUnavailable(f"cannot connect to {where}: {exc}") from exc
-        logger.info("kiosk %s connected to %s", self.client_id, where)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        with contextlib.suppress(Exception):
-            self._client.disconnect()
-        await self._stop()
-
-    async def _stop(self) -> None:
-        # loop_stop joins paho's thread: off the event loop, and bounded.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.connect_timeout):
-                await asyncio.to_thread(self._client.loop_stop)
-
-    async def publish(self, topic: str, payload: bytes, *, qos: int = 1) -> None:
-        """Publish and wait for the broker's PUBACK (QoS 1), bounded by ``publish_timeout``."""
-        assert self._loop is not None
-        info = self._client.publish(topic, payload, qos=qos)
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            raise BrokerUnavailable(f"publish on {topic} failed: {paho.error_string(info.rc)}")
-        if qos == 0:
-            return
-        if info.mid in self._acked_early:
-            self._acked_early.discard(info.mid)
-            return
-        future: asyncio.Future[None] = self._loop.create_future()
-        self._pending[info.mid] = future
-        try:
-            async with asyncio.timeout(self.publish_timeout):
-                await future
-        except TimeoutError:
-            self._pending.pop(info.mid, None)
-            raise PublishTimeout(
-                f"no PUBACK for {topic} within {self.publish_timeout:g} s"
-            ) from None
+    broker = Broker.parse(url)
+    link = MqttLink(broker, client_id=client_id, timeout=connect_timeout, clean_session=True)
+    try:
+        await link.connect()
+    except MqttError as exc:
+        raise BrokerUnavailable(
+            f"cannot connect to {broker.host}:{broker.port}: {exc.reason}"
+        ) from None
+    logger.info("kiosk %s connected to %s", client_id, broker.display())
+    try:
+        yield link
+    except MqttTimeout as exc:
+        raise PublishTimeout(f"{exc} within {publish_timeout:g} s") from None
+    except MqttError as exc:
+        raise BrokerUnavailable(str(exc)) from None
+    finally:
+        await link.close()
 
 
 # --- running kiosks ---------------------------------------------------------------------------
@@ -607,7 +472,7 @@ async def run_station(
     wait_rng = np.random.default_rng([seed, 99, *station.id.encode()])
     stop = stop or asyncio.Event()
     client_id = f"{station.id}-kiosk-sim-{uuid.uuid4().hex[:8]}"
-    async with KioskLink(url, client_id) as link:
+    async with kiosk_link(url, client_id) as link:
         while visits is None or stats.visits < visits:
             visit = planner.visit(datetime.now(KST))
             stats.unknown_cards += visit.resident is None
@@ -618,7 +483,7 @@ async def run_station(
                             await stop.wait()
                 if stop.is_set():
                     return stats
-                await link.publish(message.topic, message.payload)
+                await link.publish(message.topic, message.payload, wait_s=PUBLISH_TIMEOUT_S)
                 stats.messages += 1
                 stats.malformed += message.malformation is not None
                 if on_publish is not None:

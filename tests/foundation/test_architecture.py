@@ -10,6 +10,9 @@
                         clinical.flags   (+ fastapi); api.store is the web app's own SQL
     daon             -> anything (the composition root: CLI, settings, embedded servers, demo)
 
+The one MQTT adapter is ``devices.mqttlink``: the only module of the project that imports
+paho-mqtt, the only module of ``devices`` that may import something outside the stdlib, and
+imported by no other ``devices`` module (the decoders stay pure). Every side may import it.
 Nothing imports ``daon``. Function-level and ``TYPE_CHECKING`` imports count too.
 """
 
@@ -23,6 +26,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+MQTT_ADAPTER = "devices.mqttlink"
 PACKAGES = ("devices", "clinical", "gateway", "simulators", "ingest", "api", "daon")
 STDLIB = frozenset(sys.stdlib_module_names)
 
@@ -82,7 +86,13 @@ def check(module: str, imported: str) -> str | None:
         return "nothing imports the composition root daon"
     if _is_under(module, "daon"):
         return None
+    if top == "paho" and module != MQTT_ADAPTER:
+        return f"only {MQTT_ADAPTER} imports paho (one MQTT adapter)"
+    if _is_under(imported, MQTT_ADAPTER) and _is_under(module, "devices"):
+        return f"devices modules never import {MQTT_ADAPTER} (the decoders stay pure)"
     if _is_under(module, "devices"):
+        if module == MQTT_ADAPTER and top == "paho":
+            return None
         if project and top != "devices":
             return "devices imports only devices and the stdlib"
         return None if project else "devices imports only the stdlib"
@@ -116,6 +126,7 @@ def check(module: str, imported: str) -> str | None:
             "ingest.fhirjson",
             "ingest.errors",
             "devices.model",
+            MQTT_ADAPTER,
             "clinical.flags",
         )
         if imported in ("ingest", "devices", "clinical"):
@@ -124,6 +135,7 @@ def check(module: str, imported: str) -> str | None:
             return None
         return (
             "api imports only ingest.store, ingest.fhir(json), ingest.errors, devices.model, "
+            "devices.mqttlink, "
             "clinical.flags"
         )
     return None
@@ -176,6 +188,16 @@ def test_packages_follow_the_dependency_direction() -> None:
         ("api.routes.fhir", "devices.gatt.glucose", False),
         ("api.main", "daon.settings", False),
         ("simulators.stations", "gateway.mqtt", False),
+        ("simulators.stations", "devices.mqttlink", True),
+        ("simulators.stations", "paho.mqtt.client", False),
+        ("gateway.service", "paho.mqtt.client", False),
+        ("ingest.consumer", "paho", False),
+        ("api.checkin", "paho.mqtt.client", False),
+        ("api.checkin", "devices.mqttlink", True),
+        ("ingest.service", "devices.mqttlink", True),
+        ("devices.mqttlink", "paho.mqtt.client", True),
+        ("devices.wire", "devices.mqttlink", False),
+        ("devices.wire", "paho.mqtt.client", False),
         ("daon.cli", "gateway.service", True),
     ],
 )

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from devices.mqttlink import Broker, MqttLink
 from devices.wire import WireReading, ack_topic, decode_batch, encode_ack
 from gateway.config import (
     BleConfig,
@@ -27,7 +28,6 @@ from gateway.config import (
     StationConfig,
     parse_broker_url,
 )
-from gateway.mqtt import MqttLink
 from gateway.service import run
 
 STATION = "yaksu-station-1"
@@ -119,7 +119,7 @@ class Acker:
         topic = f"{cfg.topic_root}/gw/{cfg.gateway_id}/readings"
         while not self._stop.is_set():
             link = MqttLink(
-                parse_broker_url(self.url, "acker"),
+                Broker.parse(self.url),
                 client_id=f"acker-{cfg.gateway_id}",
                 timeout=3,
             )
@@ -154,7 +154,7 @@ class Acker:
 
 async def publish(url: str, topic: str, payload: bytes) -> None:
     async with MqttLink(
-        parse_broker_url(url, "pub"), client_id=f"pub-{uuid.uuid4().hex[:8]}", timeout=5
+        Broker.parse(url), client_id=f"pub-{uuid.uuid4().hex[:8]}", timeout=5
     ) as link:
         await link.publish(topic, payload, qos=1)
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from daon.embedded import EmbeddedBroker
+from devices.mqttlink import Broker, MqttLink
 from devices.wire import WireReading, station_checkin_topic, station_topic
-from gateway.config import DeviceConfig, GatewayConfig, parse_broker_url
-from gateway.mqtt import MqttLink
+from gateway.config import DeviceConfig, GatewayConfig
 from gateway.outbox import Outbox
 from tests.gateway.helpers import (
     STATION,
@@ -221,7 +221,7 @@ async def test_heartbeat_is_retained_and_a_clean_stop_says_offline(
         pass
     # A clean stop publishes "offline" (retained); a crash leaves the same as the will.
     async with MqttLink(
-        parse_broker_url(mqtt_url, "t"), client_id=f"hb-{config.gateway_id}", timeout=5
+        Broker.parse(mqtt_url), client_id=f"hb-{config.gateway_id}", timeout=5
     ) as link:
         await link.subscribe([(topic, 1)])
         async with asyncio.timeout(5):
@@ -243,9 +243,7 @@ async def test_heartbeat_while_running_reports_the_queue(
     topic = f"{topic_root}/gw/{config.gateway_id}/heartbeat"
     async with (
         running(config),
-        MqttLink(
-            parse_broker_url(mqtt_url, "t"), client_id=f"hb2-{config.gateway_id}", timeout=5
-        ) as link,
+        MqttLink(Broker.parse(mqtt_url), client_id=f"hb2-{config.gateway_id}", timeout=5) as link,
     ):
         await link.subscribe([(topic, 1)])
         async with asyncio.timeout(5):

@@ -19,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from daon.cli import main
 from devices.errors import StationPayloadError
+from devices.mqttlink import Broker
 from devices.station import (
     encode_station_event,
     parse_station_event,
@@ -29,7 +30,6 @@ from simulators.demo_data import STATIONS, DemoWorld, demo_world
 from simulators.stations import (
     CHECKIN_MALFORMATIONS,
     MEASUREMENT_MALFORMATIONS,
-    BrokerAddress,
     BrokerUnavailable,
     Malformation,
     Outgoing,
@@ -173,13 +173,13 @@ def test_malformed_every_n_is_exact_and_cycles(world: DemoWorld) -> None:
 
 
 def test_broker_address_parsing() -> None:
-    plain = BrokerAddress.parse("mqtt://127.0.0.1:1883")
+    plain = Broker.parse("mqtt://127.0.0.1:1883")
     assert (plain.host, plain.port, plain.tls, plain.username) == ("127.0.0.1", 1883, False, None)
-    secure = BrokerAddress.parse("mqtts://kiosk%40yaksu:s3cret@broker.example")
+    secure = Broker.parse("mqtts://kiosk%40yaksu:s3cret@broker.example")
     assert (secure.port, secure.tls, secure.username) == (8883, True, "kiosk@yaksu")
     assert "s3cret" not in repr(secure)
     with pytest.raises(ValueError, match="mqtt"):
-        BrokerAddress.parse("http://example.org")
+        Broker.parse("http://example.org")
 
 
 def _closed_port() -> int:
@@ -202,7 +202,7 @@ class Subscriber:
     """A plain paho subscriber collecting (topic, payload) from its own thread into a queue."""
 
     def __init__(self, url: str, topic_filter: str) -> None:
-        address = BrokerAddress.parse(url)
+        address = Broker.parse(url)
         self.received: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.ready: queue.Queue[bool] = queue.Queue()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex}")

@@ -1,4 +1,7 @@
-"""The paho bridge against the real broker: PUBACK-bounded publish, manual acks, lost links."""
+"""The one MQTT adapter (devices.mqttlink) against the real broker.
+
+PUBACK-bounded publish, manual acks, lost links.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +12,13 @@ from pathlib import Path
 import pytest
 
 from daon.embedded import EmbeddedBroker, free_port
-from gateway.config import BrokerConfig, parse_broker_url
-from gateway.errors import MqttConnectError, MqttError
-from gateway.mqtt import MqttLink
+from devices.mqttlink import Broker, MqttConnectError, MqttError, MqttLink
 
 pytestmark = pytest.mark.mqtt
 
 
-def broker(url: str) -> BrokerConfig:
-    return parse_broker_url(url, "test")
+def broker(url: str) -> Broker:
+    return Broker.parse(url)
 
 
 def cid(name: str) -> str:
@@ -85,9 +86,7 @@ async def test_broker_going_away_fails_the_iterator_and_publishes(
 
 
 async def test_nothing_listening_is_a_connect_error() -> None:
-    link = MqttLink(
-        BrokerConfig(host="127.0.0.1", port=free_port()), client_id=cid("none"), timeout=3
-    )
+    link = MqttLink(Broker(host="127.0.0.1", port=free_port()), client_id=cid("none"), timeout=3)
     with pytest.raises(MqttConnectError, match="cannot connect"):
         await link.connect()
 
@@ -96,11 +95,9 @@ async def test_password_file_is_read_when_connecting(tmp_path: Path, mqtt_url: s
     secret = tmp_path / "pw"
     secret.write_text("anything\n")
     base = broker(mqtt_url)
-    cfg = BrokerConfig(host=base.host, port=base.port, username="gw", password_file=secret)
+    cfg = Broker(host=base.host, port=base.port, username="gw", password_file=secret)
     async with MqttLink(cfg, client_id=cid("pw"), timeout=5) as link:  # broker allows anonymous
         assert link.is_connected
-    missing = BrokerConfig(
-        host=base.host, port=base.port, username="gw", password_file=tmp_path / "no"
-    )
+    missing = Broker(host=base.host, port=base.port, username="gw", password_file=tmp_path / "no")
     with pytest.raises(MqttConnectError, match="password file"):
         await MqttLink(missing, client_id=cid("pw2"), timeout=5).connect()
