@@ -39,6 +39,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from api.store import rows
 from ingest.store.errors import StoreError
 
 Conn = AsyncConnection[Any]
@@ -242,14 +243,14 @@ async def require_resident(
     """Check that ``resident_id`` exists and is in the actor's scope for ``capability``."""
     actor.require(capability, resident_id)
     where, params = scope_predicate(actor)
-    cur = await conn.execute(
+    allowed = await rows.scalar(
+        conn,
         f"SELECT {where} FROM resident r WHERE r.id = %(rid)s".encode(),
         {**params, "rid": resident_id},
     )
-    row = await cur.fetchone()
-    if row is None:
+    if allowed is None:
         raise NotFound(f"resident {resident_id}")
-    if not row[0]:
+    if not allowed:
         raise AccessDenied(actor, str(capability), resident_id)
 
 
@@ -319,12 +320,12 @@ async def upsert_user(
 
 async def credentials(conn: Conn, username: str) -> Credentials | None:
     """The stored password hash for a login name (None when there is no such user)."""
-    cur = await conn.execute(
-        "SELECT id, password_hash, active FROM app_user WHERE username = %s",
+    return await rows.fetch_one(
+        conn,
+        Credentials,
+        "SELECT id AS user_id, password_hash, active FROM app_user WHERE username = %s",
         (username.strip().lower(),),
     )
-    row = await cur.fetchone()
-    return Credentials(str(row[0]), row[1], bool(row[2])) if row else None
 
 
 async def set_password_hash(conn: Conn, user_id: str, password_hash: str) -> None:
@@ -333,47 +334,73 @@ async def set_password_hash(conn: Conn, user_id: str, password_hash: str) -> Non
     )
 
 
-_ACTOR_COLUMNS = """u.id, u.role, u.display_name, u.station_id, u.gateway_id,
+_ACTOR_COLUMNS = """u.id AS user_id, u.role, u.display_name, u.station_id, u.gateway_id,
     coalesce(array_agg(n.neighbourhood ORDER BY n.neighbourhood)
-             FILTER (WHERE n.neighbourhood IS NOT NULL), '{}')"""
+             FILTER (WHERE n.neighbourhood IS NOT NULL), '{}') AS neighbourhoods"""
 _ACTOR_FROM = "app_user u LEFT JOIN user_neighbourhood n ON n.user_id = u.id"
 _ACTOR_SQL = f"SELECT {_ACTOR_COLUMNS} FROM {_ACTOR_FROM}"
 
 
-def _actor_from_row(row: Sequence[Any]) -> Actor:
+def _actor(
+    *,
+    user_id: str,
+    role: str,
+    display_name: str,
+    station_id: str | None,
+    gateway_id: str | None,
+    neighbourhoods: list[str],
+) -> Actor:
     return Actor(
-        user_id=str(row[0]),
-        role=Role(row[1]),
-        display_name=str(row[2]),
-        station_id=row[3],
-        gateway_id=row[4],
-        neighbourhoods=tuple(row[5]),
+        user_id=user_id,
+        role=Role(role),
+        display_name=display_name,
+        station_id=station_id,
+        gateway_id=gateway_id,
+        neighbourhoods=tuple(neighbourhoods),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _ActorUse:
+    """An actor row of a session or token lookup: who, the session's CSRF token, and whether
+    the last-use time is old enough to be written again."""
+
+    actor: Actor
+    csrf_token: str | None
+    stale: bool
+
+
+def _actor_use(*, csrf_token: str | None, stale: bool, **actor: Any) -> _ActorUse:
+    return _ActorUse(_actor(**actor), csrf_token, stale)
 
 
 async def load_actor(conn: Conn, user_id: str) -> Actor | None:
     """The active user ``user_id`` as an Actor, or None."""
-    cur = await conn.execute(
-        (_ACTOR_SQL + " WHERE u.id = %s AND u.active GROUP BY u.id").encode(), (user_id,)
+    return await rows.build_one(
+        conn,
+        _actor,
+        (_ACTOR_SQL + " WHERE u.id = %s AND u.active GROUP BY u.id").encode(),
+        (user_id,),
     )
-    row = await cur.fetchone()
-    return _actor_from_row(row) if row else None
 
 
 async def list_users(conn: Conn, actor: Actor) -> tuple[UserSummary, ...]:
     actor.require(Capability.MANAGE_USERS)
-    cur = await conn.execute(
-        """SELECT u.id, u.username, u.display_name, u.role,
+    found = await rows.build_all(
+        conn,
+        _user_summary,
+        """SELECT u.id AS user_id, u.username, u.display_name, u.role,
                   coalesce(array_agg(n.neighbourhood ORDER BY n.neighbourhood)
-                           FILTER (WHERE n.neighbourhood IS NOT NULL), '{}'),
+                           FILTER (WHERE n.neighbourhood IS NOT NULL), '{}') AS neighbourhoods,
                   u.station_id, u.gateway_id, u.active
            FROM app_user u LEFT JOIN user_neighbourhood n ON n.user_id = u.id
-           GROUP BY u.id ORDER BY u.role, u.id"""
+           GROUP BY u.id ORDER BY u.role, u.id""",
     )
-    return tuple(
-        UserSummary(str(r[0]), str(r[1]), str(r[2]), Role(r[3]), tuple(r[4]), r[5], r[6], r[7])
-        for r in await cur.fetchall()
-    )
+    return tuple(found)
+
+
+def _user_summary(*, role: str, neighbourhoods: list[str], **fields: Any) -> UserSummary:
+    return UserSummary(role=Role(role), neighbourhoods=tuple(neighbourhoods), **fields)
 
 
 # --- sessions and tokens ----------------------------------------------------------------------
@@ -396,14 +423,13 @@ async def create_session(conn: Conn, user_id: str, *, lifetime: timedelta) -> Ne
     """Start a web session; the caller sets ``token`` as an HttpOnly cookie."""
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(24)
-    cur = await conn.execute(
+    expires_at = await rows.scalar(
+        conn,
         """INSERT INTO user_session (token_hash, user_id, csrf_token, expires_at)
            VALUES (%s, %s, %s, now() + %s) RETURNING expires_at""",
         (digest(token), user_id, csrf, lifetime),
     )
-    row = await cur.fetchone()
-    assert row is not None
-    return NewSession(token=token, csrf_token=csrf, expires_at=row[0])
+    return NewSession(token=token, csrf_token=csrf, expires_at=expires_at)
 
 
 async def session_actor(conn: Conn, token: str, *, idle: timedelta) -> SessionInfo | None:
@@ -413,23 +439,24 @@ async def session_actor(conn: Conn, token: str, *, idle: timedelta) -> SessionIn
     do not queue on its row lock.
     """
     hashed = digest(token)
-    cur = await conn.execute(
+    found = await rows.build_one(
+        conn,
+        _actor_use,
         f"""SELECT {_ACTOR_COLUMNS}, s.csrf_token,
-                   s.last_seen_at < now() - interval '1 minute'
+                   s.last_seen_at < now() - interval '1 minute' AS stale
             FROM {_ACTOR_FROM} JOIN user_session s ON s.user_id = u.id
             WHERE s.token_hash = %s AND u.active AND s.expires_at > now()
               AND s.last_seen_at > now() - %s
             GROUP BY u.id, s.token_hash""".encode(),
         (hashed, idle),
     )
-    row = await cur.fetchone()
-    if row is None:
+    if found is None:
         return None
-    if row[7]:
+    if found.stale:
         await conn.execute(
             "UPDATE user_session SET last_seen_at = now() WHERE token_hash = %s", (hashed,)
         )
-    return SessionInfo(_actor_from_row(row), str(row[6]))
+    return SessionInfo(found.actor, str(found.csrf_token))
 
 
 async def end_session(conn: Conn, token: str) -> None:
@@ -454,14 +481,13 @@ async def create_token(
     """Issue a bearer token for a service account or a staff tablet (shown once)."""
     token_id = secrets.token_hex(4)
     token = f"daon_{token_id}_{secrets.token_urlsafe(32)}"
-    cur = await conn.execute(
+    expires_at = await rows.scalar(
+        conn,
         """INSERT INTO api_token (token_hash, id, user_id, name, expires_at)
            VALUES (%s, %s, %s, %s, now() + %s) RETURNING expires_at""",
         (digest(token), token_id, user_id, name, lifetime),
     )
-    row = await cur.fetchone()
-    assert row is not None
-    return NewToken(token_id=token_id, token=token, expires_at=row[0])
+    return NewToken(token_id=token_id, token=token, expires_at=expires_at)
 
 
 async def token_actor(conn: Conn, token: str) -> Actor | None:
@@ -471,23 +497,24 @@ async def token_actor(conn: Conn, token: str) -> Actor | None:
     at once; a write per request would serialise them on the token's row).
     """
     hashed = digest(token)
-    cur = await conn.execute(
-        f"""SELECT {_ACTOR_COLUMNS}, NULL,
-                   t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute'
+    found = await rows.build_one(
+        conn,
+        _actor_use,
+        f"""SELECT {_ACTOR_COLUMNS}, NULL::text AS csrf_token,
+                   t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' AS stale
             FROM {_ACTOR_FROM} JOIN api_token t ON t.user_id = u.id
             WHERE t.token_hash = %s AND u.active AND t.revoked_at IS NULL
               AND (t.expires_at IS NULL OR t.expires_at > now())
             GROUP BY u.id, t.token_hash""".encode(),
         (hashed,),
     )
-    row = await cur.fetchone()
-    if row is None:
+    if found is None:
         return None
-    if row[7]:
+    if found.stale:
         await conn.execute(
             "UPDATE api_token SET last_used_at = now() WHERE token_hash = %s", (hashed,)
         )
-    return _actor_from_row(row)
+    return found.actor
 
 
 async def revoke_token(conn: Conn, actor: Actor, token_id: str) -> None:
@@ -512,23 +539,34 @@ class LoginPolicy:
     window: timedelta = timedelta(minutes=15)
 
 
+@dataclass(frozen=True, slots=True)
+class _Failures:
+    by_name: int
+    oldest_name: datetime | None
+    by_client: int
+    oldest_client: datetime | None
+    now: datetime
+
+
 async def login_retry_after(
     conn: Conn, name: str, client: str, policy: LoginPolicy
 ) -> timedelta | None:
     """How long this name/client must wait before trying again, or None when allowed."""
-    cur = await conn.execute(
+    row = await rows.fetch_one(
+        conn,
+        _Failures,
         """SELECT
              (SELECT count(*) FROM login_attempt
-              WHERE name_digest = %(n)s AND NOT success AND at > now() - %(w)s),
+              WHERE name_digest = %(n)s AND NOT success AND at > now() - %(w)s) AS by_name,
              (SELECT min(at) FROM (SELECT at FROM login_attempt
               WHERE name_digest = %(n)s AND NOT success AND at > now() - %(w)s
-              ORDER BY at DESC LIMIT %(pn)s) x),
+              ORDER BY at DESC LIMIT %(pn)s) x) AS oldest_name,
              (SELECT count(*) FROM login_attempt
-              WHERE client_digest = %(c)s AND NOT success AND at > now() - %(w)s),
+              WHERE client_digest = %(c)s AND NOT success AND at > now() - %(w)s) AS by_client,
              (SELECT min(at) FROM (SELECT at FROM login_attempt
               WHERE client_digest = %(c)s AND NOT success AND at > now() - %(w)s
-              ORDER BY at DESC LIMIT %(pc)s) x),
-             now()""",
+              ORDER BY at DESC LIMIT %(pc)s) x) AS oldest_client,
+             now() AS now""",
         {
             "n": digest(name.strip().lower()),
             "c": digest(client),
@@ -537,14 +575,12 @@ async def login_retry_after(
             "pc": policy.per_client,
         },
     )
-    row = await cur.fetchone()
     assert row is not None
-    by_name, oldest_name, by_client, oldest_client, now = row
     waits = []
-    if by_name >= policy.per_name:
-        waits.append(oldest_name + policy.window - now)
-    if by_client >= policy.per_client:
-        waits.append(oldest_client + policy.window - now)
+    if row.by_name >= policy.per_name and row.oldest_name is not None:
+        waits.append(row.oldest_name + policy.window - row.now)
+    if row.by_client >= policy.per_client and row.oldest_client is not None:
+        waits.append(row.oldest_client + policy.window - row.now)
     if not waits:
         return None
     wait: timedelta = max(max(waits), timedelta(seconds=1))
@@ -596,25 +632,20 @@ class Consent:
 
 
 _CONSENT_COLUMNS = (
-    "id::text, resident_id, purpose, recipient_roles, period_start, period_end, source, "
+    "id::text AS id, resident_id, purpose, recipient_roles, period_start, period_end, source, "
     "recorded_by, recorded_at, withdrawn_at, withdrawn_by"
 )
 
 
-def _consent(row: Sequence[Any]) -> Consent:
+def _consent(*, purpose: str, recipient_roles: list[str], **fields: Any) -> Consent:
     return Consent(
-        id=str(row[0]),
-        resident_id=str(row[1]),
-        purpose=ConsentPurpose(row[2]),
-        recipient_roles=tuple(row[3]),
-        period_start=row[4],
-        period_end=row[5],
-        source=row[6],
-        recorded_by=row[7],
-        recorded_at=row[8],
-        withdrawn_at=row[9],
-        withdrawn_by=row[10],
+        purpose=ConsentPurpose(purpose), recipient_roles=tuple(recipient_roles), **fields
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Liaison:
+    liaison_id: str | None
 
 
 async def _require_consent_authority(
@@ -623,11 +654,12 @@ async def _require_consent_authority(
     """Nurses and admins within their scope; a liaison officer for her assigned residents."""
     actor.require(capability, resident_id)
     if actor.role is Role.LIAISON:
-        cur = await conn.execute("SELECT liaison_id FROM resident WHERE id = %s", (resident_id,))
-        row = await cur.fetchone()
-        if row is None:
+        found = await rows.fetch_one(
+            conn, _Liaison, "SELECT liaison_id FROM resident WHERE id = %s", (resident_id,)
+        )
+        if found is None:
             raise NotFound(f"resident {resident_id}")
-        if row[0] != actor.user_id:
+        if found.liaison_id != actor.user_id:
             raise AccessDenied(actor, str(capability), resident_id)
         return
     await require_resident(conn, actor, resident_id, capability)
@@ -652,34 +684,36 @@ async def record_consent(
         raise InvalidRequest(f"consent recipients must be roles, got {list(recipient_roles)}")
     if period_end is not None and period_end <= period_start:
         raise InvalidRequest("consent period must end after it starts")
-    cur = await conn.execute(
+    created = await rows.build_one(
+        conn,
+        _consent,
         f"""INSERT INTO consent (resident_id, purpose, recipient_roles, period_start, period_end,
                                  source, recorded_by)
             VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_CONSENT_COLUMNS}""".encode(),
         (resident_id, str(purpose), list(roles), period_start, period_end, source, actor.user_id),
     )
-    row = await cur.fetchone()
-    assert row is not None
+    assert created is not None
     await record_audit(
         conn, actor, subtype="create", action="C", entity="Consent", residents=(resident_id,)
     )
-    return _consent(row)
+    return created
 
 
 async def withdraw_consent(conn: Conn, actor: Actor, consent_id: str) -> Consent:
     """Record withdrawal now; every later query sees it (no caching anywhere)."""
-    cur = await conn.execute("SELECT resident_id FROM consent WHERE id::text = %s", (consent_id,))
-    row = await cur.fetchone()
-    if row is None:
+    resident_id = await rows.scalar(
+        conn, "SELECT resident_id FROM consent WHERE id::text = %s", (consent_id,)
+    )
+    if resident_id is None:
         raise NotFound(f"consent {consent_id}")
-    resident_id = str(row[0])
     await _require_consent_authority(conn, actor, resident_id, Capability.WITHDRAW_CONSENT)
-    cur = await conn.execute(
+    updated = await rows.build_one(
+        conn,
+        _consent,
         f"""UPDATE consent SET withdrawn_at = now(), withdrawn_by = %s
             WHERE id::text = %s AND withdrawn_at IS NULL RETURNING {_CONSENT_COLUMNS}""".encode(),
         (actor.user_id, consent_id),
     )
-    updated = await cur.fetchone()
     if updated is None:
         raise InvalidRequest(f"consent {consent_id} was already withdrawn")
     await record_audit(
@@ -690,18 +724,21 @@ async def withdraw_consent(conn: Conn, actor: Actor, consent_id: str) -> Consent
         entity="Consent/withdraw",
         residents=(resident_id,),
     )
-    return _consent(updated)
+    return updated
 
 
 async def consents_for(conn: Conn, actor: Actor, resident_id: str) -> tuple[Consent, ...]:
     """A resident's consent records, newest first."""
     await _require_consent_authority(conn, actor, resident_id, Capability.WITHDRAW_CONSENT)
-    cur = await conn.execute(
-        f"SELECT {_CONSENT_COLUMNS} FROM consent WHERE resident_id = %s "
-        "ORDER BY recorded_at DESC".encode(),
-        (resident_id,),
+    found = tuple(
+        await rows.build_all(
+            conn,
+            _consent,
+            f"SELECT {_CONSENT_COLUMNS} FROM consent WHERE resident_id = %s "
+            "ORDER BY recorded_at DESC".encode(),
+            (resident_id,),
+        )
     )
-    found = tuple(_consent(r) for r in await cur.fetchall())
     await record_audit(
         conn, actor, subtype="read", action="R", entity="Consent", residents=(resident_id,)
     )
@@ -797,9 +834,11 @@ async def audit_events(
 ) -> tuple[AuditRecord, ...]:
     """The audit trail, newest first (admins only). Reading it is itself audited."""
     actor.require(Capability.READ_AUDIT)
-    cur = await conn.execute(
+    found = await rows.build_all(
+        conn,
+        _audit_record,
         """SELECT a.id, a.recorded, a.type_code, a.subtype, a.action, a.outcome,
-                  a.agent_user_id, a.agent_role, u.display_name, a.purpose_of_use,
+                  a.agent_user_id, a.agent_role, u.display_name AS agent_name, a.purpose_of_use,
                   a.resident_id, a.entity
            FROM audit_event a LEFT JOIN app_user u ON u.id = a.agent_user_id
            WHERE (%(rid)s::text IS NULL OR a.resident_id = %(rid)s)
@@ -815,7 +854,6 @@ async def audit_events(
             "limit": max(1, min(limit, 1000)),
         },
     )
-    rows = await cur.fetchall()
     await record_audit(
         conn,
         actor,
@@ -824,20 +862,8 @@ async def audit_events(
         entity="AuditEvent",
         residents=(resident_id,) if resident_id else (),
     )
-    return tuple(
-        AuditRecord(
-            id=int(r[0]),
-            recorded=r[1],
-            type_code=r[2],
-            subtype=r[3],
-            action=r[4],
-            outcome=Outcome(r[5]),
-            agent_user_id=r[6],
-            agent_role=r[7],
-            agent_name=r[8],
-            purpose_of_use=r[9],
-            resident_id=r[10],
-            entity=r[11],
-        )
-        for r in rows
-    )
+    return tuple(found)
+
+
+def _audit_record(*, outcome: str, **fields: Any) -> AuditRecord:
+    return AuditRecord(outcome=Outcome(outcome), **fields)

@@ -19,8 +19,9 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from psycopg import AsyncConnection
+from psycopg.rows import class_row
 
-from api.store import access
+from api.store import access, rows
 from api.store.access import Actor, Capability, NotFound, Role
 
 Conn = AsyncConnection[Any]
@@ -202,7 +203,7 @@ async def search_observations(conn: Conn, actor: Actor, query: ObservationQuery)
         cmp = "<" if query.newest_first else ">"
         where.append(f"(o.effective_at, o.id::text) {cmp} (%(after_at)s, %(after_id)s)")
     sql = (
-        f"SELECT o.id::text, o.effective_at, o.resource::text, o.resident_id"
+        f"SELECT o.id::text AS id, o.effective_at, o.resource::text AS json, o.resident_id"
         f" FROM observation o {join}"
         f" WHERE {' AND '.join(where) or 'TRUE'}"
         f" ORDER BY o.effective_at {direction}, o.id::text {direction}"
@@ -212,7 +213,8 @@ async def search_observations(conn: Conn, actor: Actor, query: ObservationQuery)
     if query.residents:
         # the residents are known (and checked): the audit row travels with the query
         async with conn.pipeline():
-            cur = await conn.execute(sql.encode(), params)
+            cur = conn.cursor(row_factory=class_row(StoredResource))
+            await cur.execute(sql.encode(), params)
             await access.record_audit(
                 conn,
                 actor,
@@ -221,13 +223,12 @@ async def search_observations(conn: Conn, actor: Actor, query: ObservationQuery)
                 entity=entity,
                 residents=query.residents,
             )
-            rows = await cur.fetchall()
+            found = await cur.fetchall()
+            await cur.close()
     else:
-        cur = await conn.execute(sql.encode(), params)
-        rows = await cur.fetchall()
-    more = len(rows) > query.count
-    rows = rows[: query.count]
-    resources = tuple(StoredResource(r[0], r[2], r[1], r[3]) for r in rows)
+        found = await rows.fetch_all(conn, StoredResource, sql.encode(), params)
+    more = len(found) > query.count
+    resources = tuple(found[: query.count])
     if not query.residents:
         await access.record_audit(
             conn,
@@ -237,22 +238,24 @@ async def search_observations(conn: Conn, actor: Actor, query: ObservationQuery)
             entity=entity,
             residents=[r.resident_id for r in resources if r.resident_id],
         )
-    next_after = (rows[-1][1], rows[-1][0]) if more and rows else None
+    last = resources[-1] if more and resources else None
+    next_after = (last.effective_at, last.id) if last and last.effective_at else None
     return ResourcePage(resources, next_after)
 
 
 async def read_observation(conn: Conn, actor: Actor, observation_id: str) -> StoredResource:
     """One Observation by id, if its resident is in scope."""
     actor.require(Capability.READ_HEALTH)
-    cur = await conn.execute(
-        "SELECT id::text, effective_at, resource::text, resident_id FROM observation"
-        " WHERE id::text = %s",
+    row = await rows.fetch_one(
+        conn,
+        StoredResource,
+        "SELECT id::text AS id, effective_at, resource::text AS json, resident_id"
+        " FROM observation WHERE id::text = %s",
         (observation_id,),
     )
-    row = await cur.fetchone()
     if row is None:
         raise NotFound(f"Observation/{observation_id}")
-    resident_id = row[3]
+    resident_id = row.resident_id
     if resident_id is None:
         if actor.role is not Role.ADMIN:
             raise access.AccessDenied(actor, "read device-subject observations")
@@ -266,7 +269,7 @@ async def read_observation(conn: Conn, actor: Actor, observation_id: str) -> Sto
         entity="Observation",
         residents=[resident_id] if resident_id else [],
     )
-    return StoredResource(row[0], row[2], row[1], resident_id)
+    return row
 
 
 async def last_n(
@@ -303,9 +306,10 @@ async def last_n(
                     ORDER BY o.code LIMIT 1)
             FROM codes c WHERE c.code IS NOT NULL
         )
-        SELECT last.id, last.effective_at, last.resource, last.code
+        SELECT last.id, last.effective_at, last.resource AS json, last.resident_id
         FROM codes c CROSS JOIN LATERAL (
-            SELECT o.id::text AS id, o.effective_at, o.resource::text AS resource, o.code
+            SELECT o.id::text AS id, o.effective_at, o.resource::text AS resource, o.code,
+                   o.resident_id
             FROM observation o
             WHERE o.resident_id = %(rid)s AND o.code = c.code
               AND o.effective_at < now() + interval '1 day'
@@ -315,7 +319,8 @@ async def last_n(
         WHERE c.code IS NOT NULL
         ORDER BY last.code, last.effective_at DESC"""
     async with conn.pipeline():  # the query and its audit row in one round trip
-        cur = await conn.execute(sql.encode(), params)
+        cur = conn.cursor(row_factory=class_row(StoredResource))
+        await cur.execute(sql.encode(), params)
         await access.record_audit(
             conn,
             actor,
@@ -324,8 +329,9 @@ async def last_n(
             entity="Observation/$lastn",
             residents=[resident_id],
         )
-        rows = await cur.fetchall()
-    return tuple(StoredResource(r[0], r[2], r[1], resident_id) for r in rows)
+        found = await cur.fetchall()
+        await cur.close()
+    return tuple(found)
 
 
 # --- Patient and Device -----------------------------------------------------------------------
@@ -345,18 +351,19 @@ class ResidentRecord:
 
 async def read_resident(conn: Conn, actor: Actor, resident_id: str) -> ResidentRecord:
     await access.require_resident(conn, actor, resident_id, Capability.READ_PATIENT)
-    cur = await conn.execute(
+    row = await rows.fetch_one(
+        conn,
+        ResidentRecord,
         "SELECT id, display_name, neighbourhood, birth_date, sex, active FROM resident"
         " WHERE id = %s",
         (resident_id,),
     )
-    row = await cur.fetchone()
     if row is None:  # removed between the check and the read
         raise NotFound(f"Patient/{resident_id}")
     await access.record_audit(
         conn, actor, subtype="read", action="R", entity="Patient", residents=[resident_id]
     )
-    return ResidentRecord(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
+    return row
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,22 +380,43 @@ class DeviceRecord:
     station_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _DeviceRow(DeviceRecord):
+    gateway_id: str | None  # of the device's station, for gateway accounts
+
+    @property
+    def record(self) -> DeviceRecord:
+        return DeviceRecord(
+            self.id,
+            self.resource_json,
+            self.manufacturer,
+            self.model,
+            self.serial,
+            self.firmware,
+            self.address,
+            self.kind,
+            self.owner_id,
+            self.station_id,
+        )
+
+
 async def read_device(conn: Conn, actor: Actor, device_id: str) -> DeviceRecord:
     """A registered device. Personal devices follow their owner's scope; a gateway account
     sees the devices of its own stations."""
     actor.require(Capability.READ_DEVICES)
-    cur = await conn.execute(
-        f"""SELECT d.id, d.resource::text, d.manufacturer, d.model, d.serial, d.firmware,
-                  d.address, d.kind, d.owner_id, d.station_id, s.gateway_id
+    row = await rows.fetch_one(
+        conn,
+        _DeviceRow,
+        f"""SELECT d.id, d.resource::text AS resource_json, d.manufacturer, d.model, d.serial,
+                  d.firmware, d.address, d.kind, d.owner_id, d.station_id, s.gateway_id
            FROM device d LEFT JOIN station s ON s.id = d.station_id
            WHERE d.id = %(id)s OR {FHIR_DEVICE_ID_SQL} = %(id)s
            ORDER BY d.id = %(id)s DESC LIMIT 1""".encode(),
         {"id": device_id},
     )
-    row = await cur.fetchone()
     if row is None:
         raise NotFound(f"Device/{device_id}")
-    owner, gateway = row[8], row[10]
+    owner, gateway = row.owner_id, row.gateway_id
     if actor.role is Role.GATEWAY:
         if gateway is None or gateway != actor.gateway_id:
             raise access.AccessDenied(actor, "read devices of other gateways")
@@ -402,7 +430,7 @@ async def read_device(conn: Conn, actor: Actor, device_id: str) -> DeviceRecord:
         entity="Device",
         residents=[owner] if owner else [],
     )
-    return DeviceRecord(*row[:10])
+    return row.record
 
 
 # --- Flag, RiskAssessment and Task (clinical runner's tables, migration 0200) ------------------
@@ -431,35 +459,28 @@ async def read_flag(conn: Conn, actor: Actor, flag_id: str, *, entity: str = "Fl
     actor.require(Capability.READ_FLAGS)
     if not _NUMERIC_ID.fullmatch(flag_id):
         raise NotFound(f"{entity}/{flag_id}")
-    cur = await conn.execute(
+    row = await rows.build_one(
+        conn,
+        _flag_record,
         """SELECT id, resident_id, rule, rule_set, severity, state, summary, opened_at, closed_at,
-                  evidence::text[],
-                  jsonb_set(fhir_flag, '{id}', to_jsonb(id::text))::text,
+                  evidence::text[] AS evidence,
+                  jsonb_set(fhir_flag, '{id}', to_jsonb(id::text))::text AS flag_json,
                   jsonb_set(fhir_risk_assessment, '{id}', to_jsonb(id::text))::text
+                      AS assessment_json
            FROM risk_flag WHERE id = %s""",
         (int(flag_id),),
     )
-    row = await cur.fetchone()
     if row is None:
         raise NotFound(f"{entity}/{flag_id}")
-    await access.require_resident(conn, actor, row[1], Capability.READ_FLAGS)
+    await access.require_resident(conn, actor, row.resident_id, Capability.READ_FLAGS)
     await access.record_audit(
-        conn, actor, subtype="read", action="R", entity=entity, residents=[row[1]]
+        conn, actor, subtype="read", action="R", entity=entity, residents=[row.resident_id]
     )
-    return FlagRecord(
-        id=row[0],
-        resident_id=row[1],
-        rule=row[2],
-        rule_set=row[3],
-        severity=row[4],
-        state=row[5],
-        summary=row[6],
-        opened_at=row[7],
-        closed_at=row[8],
-        evidence=tuple(row[9] or ()),
-        flag_json=row[10],
-        assessment_json=row[11],
-    )
+    return row
+
+
+def _flag_record(*, evidence: list[str] | None, **fields: Any) -> FlagRecord:
+    return FlagRecord(evidence=tuple(evidence or ()), **fields)
 
 
 _TASK_JSON = (
@@ -467,35 +488,45 @@ _TASK_JSON = (
 )
 
 
-async def _task_row(conn: Conn, actor: Actor, task_id: str, capability: Capability) -> Any:
+@dataclass(frozen=True, slots=True)
+class _TaskRow:
+    id: int
+    resident_id: str
+    role: str
+    closed_at: datetime | None
+    json: str
+
+
+async def _task_row(conn: Conn, actor: Actor, task_id: str, capability: Capability) -> _TaskRow:
     if not _NUMERIC_ID.fullmatch(task_id):
         raise NotFound(f"Task/{task_id}")
-    cur = await conn.execute(
-        f"SELECT t.id, t.resident_id, t.role, t.closed_at, {_TASK_JSON} FROM follow_up_task t"
-        " WHERE t.id = %s".encode(),
+    row = await rows.fetch_one(
+        conn,
+        _TaskRow,
+        f"SELECT t.id, t.resident_id, t.role, t.closed_at, {_TASK_JSON} AS json"
+        " FROM follow_up_task t WHERE t.id = %s".encode(),
         (int(task_id),),
     )
-    row = await cur.fetchone()
     if row is None:
         raise NotFound(f"Task/{task_id}")
     if actor.role is Role.LIAISON:
         # a liaison officer sees (and updates) only liaison tasks of her consented residents
-        if row[2] != "liaison":
-            raise access.AccessDenied(actor, "read clinical tasks", row[1])
-        await access.require_resident(conn, actor, row[1], Capability.READ_NEEDS)
+        if row.role != "liaison":
+            raise access.AccessDenied(actor, "read clinical tasks", row.resident_id)
+        await access.require_resident(conn, actor, row.resident_id, Capability.READ_NEEDS)
         if capability is not Capability.READ_FLAGS:
-            actor.require(capability, row[1])
+            actor.require(capability, row.resident_id)
     else:
-        await access.require_resident(conn, actor, row[1], capability)
+        await access.require_resident(conn, actor, row.resident_id, capability)
     return row
 
 
 async def read_task(conn: Conn, actor: Actor, task_id: str) -> StoredResource:
     row = await _task_row(conn, actor, task_id, Capability.READ_FLAGS)
     await access.record_audit(
-        conn, actor, subtype="read", action="R", entity="Task", residents=[row[1]]
+        conn, actor, subtype="read", action="R", entity="Task", residents=[row.resident_id]
     )
-    return StoredResource(str(row[0]), row[4], None, row[1])
+    return StoredResource(str(row.id), row.json, None, row.resident_id)
 
 
 #: Task.status values staff may set (FHIR task-status); the runner owns the others.
@@ -518,26 +549,28 @@ async def update_task_status(
             f"Task.status can be set to {', '.join(STAFF_TASK_STATUSES)}, not {status!r}"
         )
     row = await _task_row(conn, actor, task_id, Capability.UPDATE_TASKS)
-    if actor.role is not Role.ADMIN and row[2] not in TASK_ROLES.get(actor.role, ()):
-        raise access.AccessDenied(actor, f"update {row[2]} tasks", row[1])
-    if row[3] is not None:
+    if actor.role is not Role.ADMIN and row.role not in TASK_ROLES.get(actor.role, ()):
+        raise access.AccessDenied(actor, f"update {row.role} tasks", row.resident_id)
+    if row.closed_at is not None:
         raise access.InvalidRequest(f"Task/{task_id} is already closed")
     note_json = json.dumps(
         [{"text": note.strip(), "authorReference": {"reference": f"Practitioner/{actor.user_id}"}}]
         if note and note.strip()
         else []
     )
-    cur = await conn.execute(
+    updated = await rows.fetch_one(
+        conn,
+        StoredResource,
         f"""UPDATE follow_up_task t SET status = %(s)s, updated_at = now(),
                closed_at = CASE WHEN %(s)s = 'completed' THEN now() END,
                resource = jsonb_set(jsonb_set(t.resource, '{{status}}', to_jsonb(%(s)s::text)),
                    '{{note}}', coalesce(t.resource->'note', '[]'::jsonb) || %(note)s::jsonb)
-            WHERE t.id = %(id)s RETURNING t.id, t.resident_id, {_TASK_JSON}""".encode(),
+            WHERE t.id = %(id)s RETURNING t.id::text AS id, t.resident_id,
+                  {_TASK_JSON} AS json""".encode(),
         {"s": status, "id": int(task_id), "note": note_json},
     )
-    updated = await cur.fetchone()
     assert updated is not None
     await access.record_audit(
-        conn, actor, subtype="update", action="U", entity="Task", residents=[updated[1]]
+        conn, actor, subtype="update", action="U", entity="Task", residents=[row.resident_id]
     )
-    return StoredResource(str(updated[0]), updated[2], None, updated[1])
+    return updated

@@ -12,9 +12,9 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from api.store import access
+from api.store import access, rows
 from api.store.access import Actor, Capability, InvalidRequest, NotFound
-from api.store.web_station import READING_COLUMNS, Reading, reading_from_row
+from api.store.web_station import READING_COLUMNS, Reading, reading
 
 Conn = AsyncConnection[Any]
 
@@ -69,8 +69,9 @@ class ResidentPage:
 
 
 _DETAIL_SQL = """
-    SELECT r.id, r.display_name, r.neighbourhood, r.birth_date, r.sex, r.height_cm::float8,
-           r.nurse_id, n.display_name, r.liaison_id, l.display_name, r.rehab, r.active
+    SELECT r.id, r.display_name, r.neighbourhood, r.birth_date, r.sex,
+           r.height_cm::float8 AS height_cm, r.nurse_id, n.display_name AS nurse_name,
+           r.liaison_id, l.display_name AS liaison_name, r.rehab, r.active
     FROM resident r
     LEFT JOIN app_user n ON n.id = r.nurse_id
     LEFT JOIN app_user l ON l.id = r.liaison_id
@@ -79,11 +80,12 @@ _DETAIL_SQL = """
 
 async def resident_detail(conn: Conn, actor: Actor, resident_id: str) -> ResidentDetail:
     await access.require_resident(conn, actor, resident_id, Capability.READ_PATIENT)
-    cur = await conn.execute((_DETAIL_SQL + " WHERE r.id = %s").encode(), (resident_id,))
-    row = await cur.fetchone()
+    row = await rows.fetch_one(
+        conn, ResidentDetail, (_DETAIL_SQL + " WHERE r.id = %s").encode(), (resident_id,)
+    )
     if row is None:
         raise NotFound(f"resident {resident_id}")
-    return ResidentDetail(*row)
+    return row
 
 
 async def resident_page(
@@ -92,46 +94,51 @@ async def resident_page(
     """Everything the resident page shows for the last ``days`` days (audited once)."""
     await access.require_resident(conn, actor, resident_id, Capability.READ_HEALTH)
     detail = await resident_detail(conn, actor, resident_id)
-    cur = await conn.execute(
+    readings = await rows.build_all(
+        conn,
+        reading,
         f"""SELECT {READING_COLUMNS} FROM observation o
             WHERE o.resident_id = %s AND o.effective_at >= now() - %s
             ORDER BY o.effective_at DESC LIMIT %s""".encode(),
         (resident_id, timedelta(days=days), limit),
     )
-    readings = tuple(reading_from_row(r) for r in await cur.fetchall())
-    cur = await conn.execute(
+    last = await rows.scalar(
+        conn,
         """SELECT effective_at FROM observation WHERE resident_id = %s
              AND status <> 'entered-in-error' ORDER BY effective_at DESC LIMIT 1""",
         (resident_id,),
     )
-    last = await cur.fetchone()
     reviews = await _reviews(conn, resident_id, 10)
     visits = await _visits(conn, resident_id, 10)
     await access.record_audit(
         conn, actor, subtype="read", action="R", entity="page:resident", residents=[resident_id]
     )
-    return ResidentPage(detail, readings, last[0] if last else None, reviews, visits)
+    return ResidentPage(detail, tuple(readings), last, reviews, visits)
 
 
 async def _reviews(conn: Conn, resident_id: str, limit: int) -> tuple[Review, ...]:
-    cur = await conn.execute(
-        """SELECT v.at, v.user_id, u.display_name, v.note FROM resident_review v
+    found = await rows.fetch_all(
+        conn,
+        Review,
+        """SELECT v.at, v.user_id, u.display_name AS user_name, v.note FROM resident_review v
            JOIN app_user u ON u.id = v.user_id
            WHERE v.resident_id = %s ORDER BY v.at DESC LIMIT %s""",
         (resident_id, limit),
     )
-    return tuple(Review(*r) for r in await cur.fetchall())
+    return tuple(found)
 
 
 async def _visits(conn: Conn, resident_id: str, limit: int) -> tuple[Visit, ...]:
-    cur = await conn.execute(
-        """SELECT v.id, v.visited_on, v.kind, v.user_id, u.display_name, v.note
+    found = await rows.fetch_all(
+        conn,
+        Visit,
+        """SELECT v.id, v.visited_on, v.kind, v.user_id, u.display_name AS user_name, v.note
            FROM home_visit v JOIN app_user u ON u.id = v.user_id
            WHERE v.resident_id = %s AND v.cancelled_at IS NULL
            ORDER BY v.visited_on DESC, v.id DESC LIMIT %s""",
         (resident_id, limit),
     )
-    return tuple(Visit(*r) for r in await cur.fetchall())
+    return tuple(found)
 
 
 async def record_review(conn: Conn, actor: Actor, resident_id: str, note: str | None) -> None:
@@ -161,32 +168,32 @@ async def record_visit(
         raise InvalidRequest(f"visit kind must be one of {', '.join(VISIT_KINDS)}")
     if visited_on > date.today() + timedelta(days=1):
         raise InvalidRequest("방문일이 미래입니다 / the visit date is in the future")
-    cur = await conn.execute(
+    visit_id = await rows.scalar(
+        conn,
         """INSERT INTO home_visit (resident_id, user_id, visited_on, kind, note)
            VALUES (%s, %s, %s, %s, %s) RETURNING id""",
         (resident_id, actor.user_id, visited_on, kind, (note or "").strip() or None),
     )
-    row = await cur.fetchone()
-    assert row is not None
     await access.record_audit(
         conn, actor, subtype="create", action="C", entity="Visit", residents=[resident_id]
     )
-    return int(row[0])
+    return int(visit_id)
 
 
 async def cancel_visit(conn: Conn, actor: Actor, visit_id: int) -> None:
     """Mark a visit entered in error (kept for the record)."""
-    cur = await conn.execute("SELECT resident_id FROM home_visit WHERE id = %s", (visit_id,))
-    row = await cur.fetchone()
-    if row is None:
+    resident_id = await rows.scalar(
+        conn, "SELECT resident_id FROM home_visit WHERE id = %s", (visit_id,)
+    )
+    if resident_id is None:
         raise NotFound(f"visit {visit_id}")
-    await access.require_resident(conn, actor, str(row[0]), Capability.WRITE_READINGS)
+    await access.require_resident(conn, actor, resident_id, Capability.WRITE_READINGS)
     await conn.execute(
         "UPDATE home_visit SET cancelled_at = now() WHERE id = %s AND cancelled_at IS NULL",
         (visit_id,),
     )
     await access.record_audit(
-        conn, actor, subtype="update", action="U", entity="Visit/cancel", residents=[str(row[0])]
+        conn, actor, subtype="update", action="U", entity="Visit/cancel", residents=[resident_id]
     )
 
 
@@ -209,6 +216,7 @@ REHAB_CODES = (
 
 @dataclass(frozen=True, slots=True)
 class RehabFlag:
+    resident_id: str
     rule: str
     severity: str
     state: str
@@ -224,19 +232,26 @@ class RehabRow:
     flags: tuple[RehabFlag, ...]  # open flags for the therapist (sarcopenia, frailty, falls, ...)
 
 
+def _resident_reading(*, resident_id: str, **fields: Any) -> tuple[str, Reading]:
+    return resident_id, reading(**fields)
+
+
 async def rehab_overview(conn: Conn, actor: Actor) -> tuple[RehabRow, ...]:
     """Rehab-room residents in scope with their latest body-composition and function values."""
     actor.require(Capability.READ_HEALTH)
     where, params = access.scope_predicate(actor)
-    cur = await conn.execute(
+    details = await rows.fetch_all(
+        conn,
+        ResidentDetail,
         (
             _DETAIL_SQL + f" WHERE r.rehab AND r.active AND {where} ORDER BY r.neighbourhood, r.id"
         ).encode(),
         params,
     )
-    details = [ResidentDetail(*r) for r in await cur.fetchall()]
     ids = [d.id for d in details]
-    cur = await conn.execute(
+    found = await rows.build_all(
+        conn,
+        _resident_reading,
         f"""SELECT x.* FROM unnest(%(ids)s::text[]) AS rid
             CROSS JOIN unnest(%(codes)s::text[]) AS c(code)
             CROSS JOIN LATERAL (
@@ -248,14 +263,14 @@ async def rehab_overview(conn: Conn, actor: Actor) -> tuple[RehabRow, ...]:
     )
     latest: dict[str, dict[str, Reading]] = {i: {} for i in ids}
     previous: dict[str, dict[str, Reading]] = {i: {} for i in ids}
-    for row in await cur.fetchall():
-        reading = reading_from_row(row[:8])
-        rid = row[8]
-        if reading.code in latest[rid]:
-            previous[rid][reading.code] = reading
+    for rid, one in found:
+        if one.code in latest[rid]:
+            previous[rid][one.code] = one
         else:
-            latest[rid][reading.code] = reading
-    cur = await conn.execute(
+            latest[rid][one.code] = one
+    rehab_flags = await rows.fetch_all(
+        conn,
+        RehabFlag,
         """SELECT resident_id, rule, severity, state, summary, opened_at FROM risk_flag
            WHERE resident_id = ANY(%s) AND 'rehab' = ANY(recipients)
              AND state IN ('open', 'acknowledged', 'snoozed')
@@ -264,8 +279,8 @@ async def rehab_overview(conn: Conn, actor: Actor) -> tuple[RehabRow, ...]:
         (ids,),
     )
     flags: dict[str, list[RehabFlag]] = {}
-    for row in await cur.fetchall():
-        flags.setdefault(str(row[0]), []).append(RehabFlag(*row[1:]))
+    for flag in rehab_flags:
+        flags.setdefault(flag.resident_id, []).append(flag)
     await access.record_audit(
         conn, actor, subtype="search-type", action="E", entity="page:rehab", residents=ids
     )
@@ -297,42 +312,59 @@ class LiaisonRow:
     consent_id: str | None  # the active sharing consent (the officer may record its withdrawal)
 
 
+@dataclass(frozen=True, slots=True)
+class _LiaisonResident:
+    id: str
+    display_name: str
+    neighbourhood: str
+    consent_id: str | None
+
+
 async def liaison_overview(conn: Conn, actor: Actor) -> tuple[LiaisonRow, ...]:
     """Assigned residents with an active consent, and what follow-up they need (never values)."""
     actor.require(Capability.READ_NEEDS)
     where, params = access.scope_predicate(actor)
-    cur = await conn.execute(
+    found = await rows.fetch_all(
+        conn,
+        _LiaisonResident,
         f"""SELECT r.id, r.display_name, r.neighbourhood,
                    (SELECT c.id::text FROM consent c WHERE c.resident_id = r.id
                       AND c.purpose = 'liaison-sharing' AND c.withdrawn_at IS NULL
-                    ORDER BY c.recorded_at DESC LIMIT 1)
+                    ORDER BY c.recorded_at DESC LIMIT 1) AS consent_id
             FROM resident r WHERE {where} ORDER BY r.display_name, r.id""".encode(),
         params,
     )
-    rows = await cur.fetchall()
-    needs = await _liaison_needs(conn, [str(r[0]) for r in rows])
+    needs = await _liaison_needs(conn, [r.id for r in found])
     await access.record_audit(
         conn,
         actor,
         subtype="search-type",
         action="E",
         entity="page:liaison",
-        residents=[str(r[0]) for r in rows],
+        residents=[r.id for r in found],
     )
     return tuple(
-        LiaisonRow(str(r[0]), str(r[1]), str(r[2]), needs.get(str(r[0]), ()), r[3]) for r in rows
+        LiaisonRow(r.id, r.display_name, r.neighbourhood, needs.get(r.id, ()), r.consent_id)
+        for r in found
     )
+
+
+def _resident_need(*, resident_id: str, **fields: Any) -> tuple[str, Need]:
+    return resident_id, Need(**fields)
 
 
 async def _liaison_needs(conn: Conn, resident_ids: list[str]) -> dict[str, tuple[Need, ...]]:
     """Open liaison tasks per resident, due first."""
-    cur = await conn.execute(
-        """SELECT resident_id, id, description, due_at, status FROM follow_up_task
+    found = await rows.build_all(
+        conn,
+        _resident_need,
+        """SELECT resident_id, id AS task_id, description AS topic, due_at AS due, status
+           FROM follow_up_task
            WHERE resident_id = ANY(%s) AND role = 'liaison' AND closed_at IS NULL
            ORDER BY due_at, id""",
         (resident_ids,),
     )
     out: dict[str, list[Need]] = {}
-    for row in await cur.fetchall():
-        out.setdefault(str(row[0]), []).append(Need(int(row[1]), row[2], row[3], row[4]))
+    for resident_id, need in found:
+        out.setdefault(resident_id, []).append(need)
     return {k: tuple(v) for k, v in out.items()}

@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from api.store import access
+from api.store import access, rows
 from api.store.access import Actor, Capability, InvalidRequest, NotFound, Role
 
 Conn = AsyncConnection[Any]
@@ -50,12 +50,14 @@ class Reading:
     display: str | None  # Observation.code display as stored
 
 
-_CHECKIN_COLUMNS = """c.id::text, c.station_id, s.name, c.gateway_id, c.resident_id,
-    r.display_name, c.at, c.expires_at, c.delivered, c.delivery_note, r.height_cm::float8"""
+_CHECKIN_COLUMNS = """c.id::text AS id, c.station_id, s.name AS station_name, c.gateway_id,
+    c.resident_id, r.display_name, c.at, c.expires_at, c.delivered, c.delivery_note,
+    r.height_cm::float8 AS height_cm"""
 
 
-def _checkin(row: Any) -> CheckIn:
-    return CheckIn(*row)
+@dataclass(frozen=True, slots=True)
+class _StationGateway:
+    gateway_id: str | None
 
 
 async def check_in(
@@ -75,9 +77,10 @@ async def check_in(
     if not station:
         raise InvalidRequest("측정대를 선택해 주세요 / choose a station")
     digits = "".join(ch for ch in card_number if ch in "0123456789")
-    cur = await conn.execute("SELECT id FROM resident WHERE card_number = %s AND active", (digits,))
-    row = await cur.fetchone()
-    if row is None or not digits:
+    found = await rows.scalar(
+        conn, "SELECT id FROM resident WHERE card_number = %s AND active", (digits,)
+    )
+    if found is None or not digits:
         await access.record_audit(
             conn,
             actor,
@@ -87,27 +90,29 @@ async def check_in(
             outcome=access.Outcome.MINOR_FAILURE,
         )
         raise NotFound("card")
-    resident_id = str(row[0])
+    resident_id = str(found)
     if actor.role is not Role.STATION:
         await access.require_resident(conn, actor, resident_id, Capability.CHECK_IN)
-    cur = await conn.execute("SELECT gateway_id FROM station WHERE id = %s", (station,))
-    station_row = await cur.fetchone()
+    station_row = await rows.fetch_one(
+        conn, _StationGateway, "SELECT gateway_id FROM station WHERE id = %s", (station,)
+    )
     if station_row is None:
         raise NotFound(f"station {station}")
     await conn.execute(
         "UPDATE station_checkin SET ended_at = now() WHERE station_id = %s AND ended_at IS NULL",
         (station,),
     )
-    cur = await conn.execute(
+    created = await rows.fetch_one(
+        conn,
+        CheckIn,
         f"""WITH c AS (
                INSERT INTO station_checkin (station_id, gateway_id, resident_id, by_user_id,
                                             expires_at)
                VALUES (%s, %s, %s, %s, now() + %s) RETURNING *)
             SELECT {_CHECKIN_COLUMNS} FROM c JOIN station s ON s.id = c.station_id
             JOIN resident r ON r.id = c.resident_id""".encode(),
-        (station, station_row[0], resident_id, actor.user_id, window),
+        (station, station_row.gateway_id, resident_id, actor.user_id, window),
     )
-    created = await cur.fetchone()
     assert created is not None
     await access.record_audit(
         conn,
@@ -117,7 +122,7 @@ async def check_in(
         entity="Station/check-in",
         residents=[resident_id],
     )
-    return _checkin(created)
+    return created
 
 
 async def check_in_resident(
@@ -126,12 +131,10 @@ async def check_in_resident(
     """Staff check a resident in at a station from the resident page; returns the check-in and
     the card number (the gateway command carries it)."""
     await access.require_resident(conn, actor, resident_id, Capability.CHECK_IN)
-    cur = await conn.execute("SELECT card_number FROM resident WHERE id = %s", (resident_id,))
-    row = await cur.fetchone()
-    if row is None or not row[0]:
+    card = await rows.scalar(conn, "SELECT card_number FROM resident WHERE id = %s", (resident_id,))
+    if not card:
         raise InvalidRequest("이 주민에게 카드 번호가 없습니다 / the resident has no card")
-    card = str(row[0])
-    return await check_in(conn, actor, card, station_id=station_id), card
+    return await check_in(conn, actor, str(card), station_id=station_id), str(card)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +146,10 @@ class Station:
 
 
 async def list_stations(conn: Conn) -> tuple[Station, ...]:
-    cur = await conn.execute("SELECT id, name, centre_id, gateway_id FROM station ORDER BY id")
-    return tuple(Station(*r) for r in await cur.fetchall())
+    found = await rows.fetch_all(
+        conn, Station, "SELECT id, name, centre_id, gateway_id FROM station ORDER BY id"
+    )
+    return tuple(found)
 
 
 async def record_delivery(conn: Conn, checkin_id: str, delivered: bool, note: str) -> None:
@@ -160,15 +165,15 @@ async def active_checkin(conn: Conn, actor: Actor) -> CheckIn | None:
     actor.require(Capability.CHECK_IN)
     if actor.station_id is None:
         return None
-    cur = await conn.execute(
+    return await rows.fetch_one(
+        conn,
+        CheckIn,
         f"""SELECT {_CHECKIN_COLUMNS} FROM station_checkin c
             JOIN station s ON s.id = c.station_id JOIN resident r ON r.id = c.resident_id
             WHERE c.station_id = %s AND c.ended_at IS NULL AND c.expires_at > now()
             ORDER BY c.at DESC LIMIT 1""".encode(),
         (actor.station_id,),
     )
-    row = await cur.fetchone()
-    return _checkin(row) if row else None
 
 
 async def end_checkin(conn: Conn, actor: Actor) -> None:
@@ -180,35 +185,30 @@ async def end_checkin(conn: Conn, actor: Actor) -> None:
     )
 
 
-READING_COLUMNS = """o.id::text, o.effective_at, o.code, o.value, o.unit,
-    coalesce(o.component_values, '{}'::jsonb)::text, o.status,
-    o.resource->'code'->'coding'->0->>'display'"""
+#: The columns of a :class:`Reading` (read with :func:`reading`) over ``observation o``.
+READING_COLUMNS = """o.id::text AS id, o.effective_at, o.code, o.value, o.unit,
+    coalesce(o.component_values, '{}'::jsonb)::text AS components, o.status,
+    o.resource->'code'->'coding'->0->>'display' AS display"""
 
 
-def reading_from_row(row: Any) -> Reading:
-    return Reading(
-        id=row[0],
-        effective_at=row[1],
-        code=row[2],
-        value=row[3],
-        unit=row[4],
-        components={k: float(v) for k, v in json.loads(row[5]).items() if v is not None},
-        status=row[6],
-        display=row[7],
-    )
+def reading(*, components: str, **fields: Any) -> Reading:
+    """A Reading from READING_COLUMNS (a ``kwargs_row`` builder)."""
+    values = {k: float(v) for k, v in json.loads(components).items() if v is not None}
+    return Reading(components=values, **fields)
 
 
 async def station_readings(conn: Conn, actor: Actor, checkin: CheckIn) -> tuple[Reading, ...]:
     """Readings of the checked-in resident stored since the check-in, newest first."""
     await access.require_resident(conn, actor, checkin.resident_id, Capability.READ_HEALTH)
-    cur = await conn.execute(
+    found = await rows.build_all(
+        conn,
+        reading,
         f"""SELECT {READING_COLUMNS} FROM observation o
             WHERE o.resident_id = %s AND o.stored_at >= %s AND o.effective_at >= %s
               AND o.status <> 'entered-in-error'
             ORDER BY o.effective_at DESC LIMIT 20""".encode(),
         (checkin.resident_id, checkin.at, checkin.at - timedelta(hours=1)),
     )
-    rows = await cur.fetchall()
     await access.record_audit(
         conn,
         actor,
@@ -217,4 +217,4 @@ async def station_readings(conn: Conn, actor: Actor, checkin: CheckIn) -> tuple[
         entity="page:station",
         residents=[checkin.resident_id],
     )
-    return tuple(reading_from_row(r) for r in rows)
+    return tuple(found)

@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from api.store import access
+from api.store import access, rows
 from api.store.access import Actor, Capability, InvalidRequest, NotFound
 from ingest.store import unbound
 
@@ -55,14 +55,14 @@ async def resolve_resident(conn: Conn, actor: Actor, text: str) -> str:
     """A resident id (``R0001234``) or a centre card number, to a resident in scope."""
     value = text.strip()
     digits = "".join(ch for ch in value if ch in "0123456789")
-    cur = await conn.execute(
+    found = await rows.scalar(
+        conn,
         "SELECT id FROM resident WHERE id = %s OR (%s <> '' AND card_number = %s)",
         (value.upper(), digits, digits),
     )
-    row = await cur.fetchone()
-    if row is None:
+    if found is None:
         raise NotFound("resident (주민 번호 또는 카드 번호를 확인하세요 / check the id or card)")
-    resident_id = str(row[0])
+    resident_id = str(found)
     await access.require_resident(conn, actor, resident_id, Capability.RESOLVE_UNBOUND)
     return resident_id
 

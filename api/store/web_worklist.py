@@ -25,11 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from psycopg import AsyncConnection
 
-from api.store import access
+from api.store import access, rows
 from api.store.access import Actor, Capability, InvalidRequest, NotFound, Role
 from ingest.store import clinical
 
@@ -114,13 +114,34 @@ class FlagFacts(Protocol):
     def alerted_at(self) -> datetime: ...
 
 
-class _LightFlag(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class _LightFlag:
+    resident_id: str
     id: int
     rule: str
     severity: str
     state: str
     snoozed_until: datetime | None
     alerted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _DeviceRow:
+    resident_id: str
+    device_id: str
+    model: str | None
+    battery_pct: int | None
+    last_seen_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Details:
+    id: str
+    display_name: str
+    neighbourhood: str
+    last_measured: datetime | None
+    reviewed_at: datetime | None
+    reviewed_by: str | None
 
 
 @dataclass(slots=True)
@@ -178,12 +199,14 @@ async def worklist(
     if mine and actor.role is Role.NURSE:  # in the text, so the plan uses resident_nurse
         params["me"] = actor.user_id
         scope_sql += " AND r.nurse_id = %(me)s"
-    cur = await conn.execute(f"SELECT count(*) FROM ({scope_sql}) s".encode(), params)
-    counted = await cur.fetchone()
-    in_scope = int(counted[0]) if counted else 0
+    in_scope = int(
+        await rows.scalar(conn, f"SELECT count(*) FROM ({scope_sql}) s".encode(), params) or 0
+    )
     areas = actor.neighbourhoods or await neighbourhoods(conn, actor)
     # 1. what triage needs, for everyone in scope: light flag rows and device problems
-    cur = await conn.execute(
+    light = await rows.fetch_all(
+        conn,
+        _LightFlag,
         f"""WITH s AS ({scope_sql})
             SELECT f.resident_id, f.id, f.rule, f.severity, f.state, f.snoozed_until,
                    f.alerted_at
@@ -193,24 +216,27 @@ async def worklist(
         {**params, "data_rules": list(DATA_RULES + DEVICE_RULES)},
     )
     candidates: dict[str, _Candidate] = {}
-    for row in await cur.fetchall():
-        c = candidates.get(row[0])
+    for flag in light:
+        c = candidates.get(flag.resident_id)
         if c is None:
-            c = candidates[row[0]] = _Candidate(row[0])
-        c.flags.append(_LightFlag(*row[1:]))
-    cur = await conn.execute(
+            c = candidates[flag.resident_id] = _Candidate(flag.resident_id)
+        c.flags.append(flag)
+    device_rows = await rows.fetch_all(
+        conn,
+        _DeviceRow,
         f"""WITH s AS ({scope_sql})
-            SELECT s.id, d.id, d.model, d.battery_pct, d.last_seen_at
+            SELECT s.id AS resident_id, d.id AS device_id, d.model, d.battery_pct,
+                   d.last_seen_at
             FROM device d JOIN s ON s.id = d.owner_id
             WHERE d.owner_id IS NOT NULL
               AND (d.battery_pct < 20 OR d.last_seen_at < now() - %(silent)s)""".encode(),
         {**params, "silent": timedelta(days=DEVICE_SILENT_DAYS)},
     )
-    for row in await cur.fetchall():
-        c = candidates.get(row[0])
+    for d in device_rows:
+        c = candidates.get(d.resident_id)
         if c is None:
-            c = candidates[row[0]] = _Candidate(row[0])
-        c.devices.append(DeviceIssue(row[1], row[2], row[3], row[4]))
+            c = candidates[d.resident_id] = _Candidate(d.resident_id)
+        c.devices.append(DeviceIssue(d.device_id, d.model, d.battery_pct, d.last_seen_at))
     now = await clinical.db_now(conn)
     placed: dict[Category, list[_Candidate]] = {c: [] for c in CATEGORY_ORDER}
     for c in candidates.values():
@@ -232,28 +258,28 @@ async def worklist(
     groups = await clinical.visiting_groups(conn, listed)
     sections: dict[Category, tuple[WorklistRow, ...]] = {}
     for category, items in chosen.items():
-        rows = []
+        listed_rows = []
         for c in items:
-            name, area, measured, reviewed_at, reviewed_by = details[c.resident_id]
+            detail = details[c.resident_id]
             shown = sorted(
                 (flags[f.id] for f in c.flags if f.id in flags),
                 key=lambda f: (_SEVERITY_RANK[f.severity], -f.alerted_at.timestamp()),
             )
-            rows.append(
+            listed_rows.append(
                 WorklistRow(
                     resident_id=c.resident_id,
-                    display_name=name,
-                    neighbourhood=area,
+                    display_name=detail.display_name,
+                    neighbourhood=detail.neighbourhood,
                     category=category,
                     flags=tuple(shown),
                     device_issues=tuple(c.devices),
-                    last_measured=measured,
-                    reviewed_at=reviewed_at,
-                    reviewed_by=reviewed_by,
+                    last_measured=detail.last_measured,
+                    reviewed_at=detail.reviewed_at,
+                    reviewed_by=detail.reviewed_by,
                     group=groups[c.resident_id].grp if c.resident_id in groups else None,
                 )
             )
-        sections[category] = tuple(rows)
+        sections[category] = tuple(listed_rows)
     flagged = sum(len(items) for items in placed.values())
     await access.record_audit(
         conn, actor, subtype="search-type", action="E", entity="page:worklist", residents=listed
@@ -277,17 +303,18 @@ def _urgency_key(c: _Candidate) -> tuple[float, str]:
     return (-latest.timestamp() if latest is not None else 0.0, c.resident_id)
 
 
-async def _details(
-    conn: Conn, ids: Sequence[str]
-) -> dict[str, tuple[str, str, datetime | None, datetime | None, str | None]]:
+async def _details(conn: Conn, ids: Sequence[str]) -> dict[str, _Details]:
     """Name, 동, last reading within LOOKBACK, and last review (when, by whom) per resident.
 
     One index probe per resident for the last reading; the upper bound "before tomorrow" lets
     the partitions ahead of today be pruned."""
     if not ids:
         return {}
-    cur = await conn.execute(
-        """SELECT r.id, r.display_name, r.neighbourhood, last.effective_at, rv.at, rv.name
+    found = await rows.fetch_all(
+        conn,
+        _Details,
+        """SELECT r.id, r.display_name, r.neighbourhood, last.effective_at AS last_measured,
+                  rv.at AS reviewed_at, rv.name AS reviewed_by
            FROM unnest(%s::text[]) AS rid JOIN resident r ON r.id = rid
            LEFT JOIN LATERAL (
                SELECT o.effective_at FROM observation o
@@ -301,31 +328,34 @@ async def _details(
                WHERE v.resident_id = rid ORDER BY v.at DESC LIMIT 1) rv ON true""",
         (list(ids), LOOKBACK),
     )
-    return {str(r[0]): (r[1], r[2], r[3], r[4], r[5]) for r in await cur.fetchall()}
+    return {d.id: d for d in found}
 
 
 async def _flag_details(conn: Conn, flag_ids: Sequence[int]) -> dict[int, OpenFlag]:
     if not flag_ids:
         return {}
-    cur = await conn.execute(
+    found = await rows.fetch_all(
+        conn,
+        OpenFlag,
         """SELECT f.id, f.rule, f.severity, f.state, f.summary, f.alerted_at,
-                  coalesce(ua.display_name, f.acknowledged_by), f.acknowledged_at,
-                  f.snoozed_until, f.snooze_reason
+                  coalesce(ua.display_name, f.acknowledged_by) AS acknowledged_by,
+                  f.acknowledged_at, f.snoozed_until, f.snooze_reason
            FROM risk_flag f LEFT JOIN app_user ua ON ua.id = f.acknowledged_by
            WHERE f.id = ANY(%s)""",
         (list(flag_ids),),
     )
-    return {int(r[0]): OpenFlag(*r) for r in await cur.fetchall()}
+    return {f.id: f for f in found}
 
 
 async def neighbourhoods(conn: Conn, actor: Actor) -> tuple[str, ...]:
     """The neighbourhoods of the residents the actor may see."""
     where, params = access.scope_predicate(actor)
-    cur = await conn.execute(
+    found = await rows.scalars(
+        conn,
         f"SELECT DISTINCT r.neighbourhood FROM resident r WHERE {where} ORDER BY 1".encode(),
         params,
     )
-    return tuple(str(r[0]) for r in await cur.fetchall())
+    return tuple(str(n) for n in found)
 
 
 # --- flag actions -----------------------------------------------------------------------------
@@ -429,24 +459,26 @@ async def resident_flags_and_tasks(
 ) -> tuple[tuple[FlagHistory, ...], tuple[TaskHistory, ...]]:
     """The resident page's flags and tasks history (newest first; clinical staff)."""
     await access.require_resident(conn, actor, resident_id, Capability.READ_FLAGS)
-    cur = await conn.execute(
+    flags = await rows.fetch_all(
+        conn,
+        FlagHistory,
         """SELECT f.id, f.rule, f.severity, f.state, f.summary, f.opened_at, f.closed_at,
-                  f.close_reason, coalesce(u.display_name, f.acknowledged_by)
+                  f.close_reason, coalesce(u.display_name, f.acknowledged_by) AS acknowledged_by
            FROM risk_flag f LEFT JOIN app_user u ON u.id = f.acknowledged_by
            WHERE f.resident_id = %s
            ORDER BY (f.state IN ('open', 'acknowledged', 'snoozed')) DESC, f.opened_at DESC
            LIMIT %s""",
         (resident_id, limit),
     )
-    flags = tuple(FlagHistory(*r) for r in await cur.fetchall())
-    cur = await conn.execute(
+    tasks = await rows.fetch_all(
+        conn,
+        TaskHistory,
         """SELECT id, role, priority, status, business_status, due_at, description, created_at,
                   closed_at FROM follow_up_task WHERE resident_id = %s
            ORDER BY (closed_at IS NULL) DESC, created_at DESC LIMIT %s""",
         (resident_id, limit),
     )
-    tasks = tuple(TaskHistory(*r) for r in await cur.fetchall())
-    return flags, tasks
+    return tuple(flags), tuple(tasks)
 
 
 # --- the month's visit plan -------------------------------------------------------------------
@@ -479,16 +511,19 @@ async def visit_plan(
     actor.require(Capability.CASE_REPORT)
     first, nxt = month_bounds(month)
     where, params = access.scope_predicate(actor)
-    cur = await conn.execute(
-        f"""SELECT r.id, r.display_name, r.neighbourhood, g.grp, g.visits, g.next_visit_due,
+    found = await rows.fetch_all(
+        conn,
+        VisitPlanRow,
+        f"""SELECT r.id AS resident_id, r.display_name, r.neighbourhood, g.grp AS "group",
+                   g.visits AS visits_rule, g.next_visit_due,
                    (SELECT max(v.visited_on) FROM home_visit v
-                    WHERE v.resident_id = r.id AND v.cancelled_at IS NULL),
+                    WHERE v.resident_id = r.id AND v.cancelled_at IS NULL) AS last_visit,
                    (SELECT count(*) FROM home_visit v WHERE v.resident_id = r.id
                     AND v.cancelled_at IS NULL AND v.visited_on >= %(first)s
-                    AND v.visited_on < %(next)s),
+                    AND v.visited_on < %(next)s) AS visits_this_month,
                    (SELECT count(*) FROM home_visit v WHERE v.resident_id = r.id
                     AND v.cancelled_at IS NULL AND v.visited_on > %(next)s::date - 90
-                    AND v.visited_on < %(next)s)
+                    AND v.visited_on < %(next)s) AS visits_90_days
             FROM visiting_group g JOIN resident r ON r.id = g.resident_id
             WHERE g.grp <> 'none' AND {where}
               AND (%(nb)s::text IS NULL OR r.neighbourhood = %(nb)s)
@@ -497,16 +532,16 @@ async def visit_plan(
                      g.next_visit_due NULLS FIRST, r.id""".encode(),
         {**params, "first": first, "next": nxt, "nb": neighbourhood},
     )
-    rows = tuple(VisitPlanRow(*r) for r in await cur.fetchall())
+    plan = tuple(found)
     await access.record_audit(
         conn,
         actor,
         subtype="search-type",
         action="E",
         entity="page:visit-plan",
-        residents=[r.resident_id for r in rows],
+        residents=[r.resident_id for r in plan],
     )
-    return rows
+    return plan
 
 
 # --- the case-meeting report ------------------------------------------------------------------
@@ -557,6 +592,12 @@ class CaseMeetingReport:
     generated_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class _GroupCount:
+    grp: str
+    n: int
+
+
 async def case_meeting_report(
     conn: Conn, actor: Actor, neighbourhood: str, month: date
 ) -> CaseMeetingReport:
@@ -568,9 +609,11 @@ async def case_meeting_report(
     where, params = access.scope_predicate(actor)
     base = {**params, "nb": neighbourhood, "first": first, "next": nxt}
     scope = f"r.neighbourhood = %(nb)s AND {where}"
-    cur = await conn.execute(
-        f"""SELECT r.id, r.display_name, f.rule, f.severity, f.state, f.summary, f.opened_at,
-                   f.closed_at
+    flags = await rows.fetch_all(
+        conn,
+        ReportFlag,
+        f"""SELECT r.id AS resident_id, r.display_name, f.rule, f.severity, f.state,
+                   f.summary, f.opened_at, f.closed_at
             FROM risk_flag f JOIN resident r ON r.id = f.resident_id
             WHERE {scope} AND f.severity <> 'info'
               AND (f.state IN ('open', 'acknowledged', 'snoozed')
@@ -579,17 +622,20 @@ async def case_meeting_report(
                      f.opened_at DESC""".encode(),
         base,
     )
-    flags = tuple(ReportFlag(*r) for r in await cur.fetchall())
-    cur = await conn.execute(
-        f"""SELECT r.id, r.display_name, t.role, t.priority, t.business_status, t.due_at,
-                   t.description
+    tasks = await rows.fetch_all(
+        conn,
+        ReportTask,
+        f"""SELECT r.id AS resident_id, r.display_name, t.role, t.priority,
+                   t.business_status, t.due_at, t.description
             FROM follow_up_task t JOIN resident r ON r.id = t.resident_id
             WHERE {scope} AND t.closed_at IS NULL ORDER BY t.due_at""".encode(),
         base,
     )
-    tasks = tuple(ReportTask(*r) for r in await cur.fetchall())
-    cur = await conn.execute(
-        f"""SELECT r.id, r.display_name, v.visited_on, v.kind, u.display_name, v.note
+    visits = await rows.fetch_all(
+        conn,
+        ReportVisit,
+        f"""SELECT r.id AS resident_id, r.display_name, v.visited_on, v.kind,
+                   u.display_name AS "by", v.note
             FROM home_visit v JOIN resident r ON r.id = v.resident_id
             JOIN app_user u ON u.id = v.user_id
             WHERE {scope} AND v.cancelled_at IS NULL
@@ -597,13 +643,15 @@ async def case_meeting_report(
             ORDER BY v.visited_on, r.id""".encode(),
         base,
     )
-    visits = tuple(ReportVisit(*r) for r in await cur.fetchall())
-    cur = await conn.execute(
-        f"""SELECT g.grp, count(*) FROM visiting_group g JOIN resident r ON r.id = g.resident_id
+    group_counts = await rows.fetch_all(
+        conn,
+        _GroupCount,
+        f"""SELECT g.grp, count(*) AS n
+            FROM visiting_group g JOIN resident r ON r.id = g.resident_id
             WHERE {scope} GROUP BY g.grp""".encode(),
         base,
     )
-    groups = {str(r[0]): int(r[1]) for r in await cur.fetchall()}
+    groups = {g.grp: g.n for g in group_counts}
     counts: dict[str, int] = {}
     for f in flags:
         counts[f.severity] = counts.get(f.severity, 0) + 1
@@ -623,9 +671,9 @@ async def case_meeting_report(
     return CaseMeetingReport(
         neighbourhood=neighbourhood,
         month=first,
-        flags=flags,
-        tasks=tasks,
-        visits=visits,
+        flags=tuple(flags),
+        tasks=tuple(tasks),
+        visits=tuple(visits),
         severity_counts=counts,
         groups=groups,
         generated_at=await clinical.db_now(conn),
