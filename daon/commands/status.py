@@ -58,4 +58,23 @@ def run(args: argparse.Namespace) -> int:
     for key, label in _LABELS.items():
         value = status.counts.get(key)
         print(f"{label:<40} {'(not set up yet)' if value is None else value}")
+    for line in _replication_lines(status.replication):
+        print(line)
     return 0
+
+
+def _replication_lines(rep: store.Replication | None) -> list[str]:
+    """Replica lag for an operator: one line per standby, or this standby's replay age."""
+    if rep is None:
+        return []
+    if rep.in_recovery:
+        age = "?" if rep.replay_age_s is None else f"{rep.replay_age_s:.1f} s"
+        return [f"replication     standby (read-only); last replayed transaction {age} ago"]
+    if not rep.standbys:
+        return ["replication     none (a single server)"]
+    lines = []
+    for sb in rep.standbys:
+        lag = "?" if sb.lag_bytes is None else f"{sb.lag_bytes} bytes"
+        secs = "" if sb.replay_lag_s is None else f", {sb.replay_lag_s:.3f} s"
+        lines.append(f"replica         {sb.name} {sb.state} {sb.sync_state}: lag {lag}{secs}")
+    return lines

@@ -8,11 +8,13 @@ from ingest.store import clinical as clinical
 from ingest.store.db import connect, connection, open_pool, redact_url
 from ingest.store.errors import MigrationError, StoreError, StoreUnavailable
 from ingest.store.migrate import MigrationReport, current_version, discover, migrate
-from ingest.store.status import Status, read_status
+from ingest.store.status import Replication, Standby, Status, read_replication, read_status
 
 __all__ = [
     "MigrationError",
     "MigrationReport",
+    "Replication",
+    "Standby",
     "Status",
     "StoreError",
     "StoreUnavailable",
@@ -22,6 +24,7 @@ __all__ = [
     "discover",
     "migrate",
     "open_pool",
+    "read_replication",
     "read_status",
     "redact_url",
 ]

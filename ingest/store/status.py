@@ -20,12 +20,69 @@ _COUNTS: tuple[tuple[str, str, str], ...] = (
 
 
 @dataclass(frozen=True, slots=True)
+class Standby:
+    """One streaming standby as its primary sees it (``pg_stat_replication``)."""
+
+    name: str
+    state: str
+    sync_state: str  # sync, quorum, potential, async
+    lag_bytes: int | None  # WAL written on the primary and not yet replayed there
+    replay_lag_s: float | None  # PostgreSQL's own measure; None when idle or unknown
+
+
+@dataclass(frozen=True, slots=True)
+class Replication:
+    """Where this connection landed and how far behind the standbys are.
+
+    On a primary: its standbys. On a standby: ``in_recovery`` and how old its last replayed
+    transaction is (``replay_age_s``; large on an idle primary too, so read it with the lag of
+    the primary's view)."""
+
+    in_recovery: bool
+    standbys: tuple[Standby, ...] = ()
+    replay_age_s: float | None = None
+
+
+async def read_replication(conn: psycopg.AsyncConnection[Any]) -> Replication:
+    """Replication state of the server behind ``conn`` (no extra privileges on a standby; on a
+    primary, lag figures need ``pg_monitor`` or superuser, else they read as unknown)."""
+    row = await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone()
+    if row and row[0]:
+        age = await (
+            await conn.execute(
+                "SELECT extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8"
+            )
+        ).fetchone()
+        return Replication(True, replay_age_s=None if not age or age[0] is None else float(age[0]))
+    rows = await (
+        await conn.execute(
+            "SELECT application_name, coalesce(state, '?'), coalesce(sync_state, '?'),"
+            " pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint,"
+            " extract(epoch FROM replay_lag)::float8"
+            " FROM pg_stat_replication ORDER BY application_name"
+        )
+    ).fetchall()
+    standbys = tuple(
+        Standby(
+            str(name),
+            str(state),
+            str(sync),
+            None if lag is None else int(lag),
+            None if seconds is None else float(seconds),
+        )
+        for name, state, sync, lag, seconds in rows
+    )
+    return Replication(False, standbys)
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     schema_version: int
     backend: str
     backend_version: str
     server_version: str
     counts: dict[str, int | None]
+    replication: Replication | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,4 +125,5 @@ async def read_status(conn: psycopg.AsyncConnection[Any]) -> Status:
         backend_version=backend_version,
         server_version=server_version,
         counts=counts,
+        replication=await read_replication(conn),
     )
