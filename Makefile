@@ -34,7 +34,7 @@ demo: $(STAMP) system-deps
 	$(BIN)/daon demo
 
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -n auto -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --dist loadgroup -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
