@@ -17,8 +17,11 @@ Rules of the game (§10.2):
   event arrives, or the value is more extreme than the acknowledged one (SBP ≥ 20 mmHg
   higher) (§10.2.3-4); outside critical, such a notice waits for the end of quiet hours;
 * a critical flag shows the resident its emergency instructions at once (§0);
-* unacknowledged critical flags are re-sent every 15 min, go to the nurse team lead at 30 min and
-  to the liaison officer (welfare check) at 60 min;
+* unacknowledged critical flags are re-sent every 15 min and go to the nurse team lead at 30
+  min; a resident nobody has reached at 60 min becomes a welfare check for the liaison officer
+  (a task and a notification). The clock starts when someone is on duty: outside staffed hours
+  with no on-call nurse, the resident gets the instruction at once and the nurse's item opens
+  the next staffed morning (:class:`clinical.alerts.Cover`);
 * trend flags close only when their quantity is below threshold − margin (HOLD keeps them
   open); ADH-NO-DATA and BP-UNRELIABLE-HIGH clear by themselves; aggregate flags whose premise
   newer data made false close as *superseded*; immediate flags close when staff resolve them;
@@ -37,6 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 
+from clinical.alerts import ALWAYS, Cover
 from clinical.errors import LifecycleError
 from clinical.evaluation import Finding, ResidentResult, State
 from clinical.flags import FlagStatus, Recipient, Severity
@@ -107,6 +111,7 @@ class FlagState:
     acknowledged_value: float | None = None
     snoozed_until: datetime | None = None
     snooze_reason: str | None = None
+    reached_at: datetime | None = None  # a nurse spoke with the resident (no welfare check)
     closed_at: datetime | None = None
     close_reason: str | None = None
     rearmed: bool = True  # a staff-resolved aggregate flag may reopen only once re-armed
@@ -160,7 +165,9 @@ def acknowledge(flag: FlagState, by: str, now: datetime) -> FlagState:
 
 
 def snooze(flag: FlagState, by: str, until: datetime, reason: str, now: datetime) -> FlagState:
-    """Acknowledge and keep quiet until ``until``; a reason is required (it is audited)."""
+    """Acknowledge and keep quiet until ``until``; a reason is required (it is audited). A
+    snooze is a decision taken knowing where the resident is ("in hospital"), so it also counts
+    as having reached them: no welfare check follows."""
     if not flag.is_open:
         raise LifecycleError(flag.rule, flag.status, "snooze")
     if not reason.strip():
@@ -169,8 +176,21 @@ def snooze(flag: FlagState, by: str, until: datetime, reason: str, now: datetime
         raise LifecycleError(flag.rule, flag.status, "snooze into the past")
     acked = acknowledge(flag, by, now)
     return dataclasses.replace(
-        acked, status=FlagStatus.SNOOZED, snoozed_until=until, snooze_reason=reason.strip()
+        acked,
+        status=FlagStatus.SNOOZED,
+        snoozed_until=until,
+        snooze_reason=reason.strip(),
+        reached_at=acked.reached_at or now,
     )
+
+
+def reached(flag: FlagState, by: str, now: datetime) -> FlagState:
+    """A nurse spoke with the resident: acknowledged, and the 60-minute welfare check of a
+    critical flag (§0) is no longer needed."""
+    acked = acknowledge(flag, by, now) if flag.status is FlagStatus.OPEN else flag
+    if not acked.is_open:
+        raise LifecycleError(flag.rule, flag.status, "reached")
+    return dataclasses.replace(acked, reached_at=acked.reached_at or now)
 
 
 def resolve(flag: FlagState, by: str, note: str, now: datetime) -> FlagState:
@@ -184,6 +204,7 @@ def resolve(flag: FlagState, by: str, note: str, now: datetime) -> FlagState:
         closed_at=now,
         close_reason=f"staff:{by}: {note}".strip(),
         rearmed=False,
+        reached_at=flag.reached_at or now,
     )
 
 
@@ -233,17 +254,29 @@ def _quiet(now: datetime, h: Hygiene) -> datetime | None:
 
 
 def _notify(
-    flag: FlagState, notice: Notice, now: datetime, h: Hygiene, *, force: bool = False
+    flag: FlagState,
+    notice: Notice,
+    now: datetime,
+    h: Hygiene,
+    cover: Cover,
+    *,
+    force: bool = False,
 ) -> Action | None:
     """A staff notification: critical flags always push (§10.2.1); ``force`` lets a severity
     rise, a symptom or a worsening through for the other tiers too (§10.2.3-4), after quiet
-    hours (§10.2.7)."""
+    hours (§10.2.7). With nobody on duty (§0) a critical push waits for the next staffed
+    morning (the resident has had the emergency instruction at once); other tiers never page
+    an on-call nurse and wait for staffed hours too."""
     if flag.severity is not Severity.CRITICAL and not force:
         return None
     targets = _staff_of(flag.recipients)
     if not targets:
         return None
-    later = None if flag.severity is Severity.CRITICAL else _quiet(now, h)
+    if flag.severity is Severity.CRITICAL:
+        later = cover.deliver_after(now)
+    else:
+        candidates = [t for t in (_quiet(now, h), cover.next_working_open(now)) if t is not None]
+        later = max(candidates) if candidates else None
     return Action(
         ActionKind.NOTIFY,
         flag.resident,
@@ -262,8 +295,10 @@ def step(
     result: ResidentResult,
     now: datetime,
     ruleset: RuleSet,
+    cover: Cover = ALWAYS,
 ) -> Transition:
-    """Advance one resident's flags by one evaluation (see the module docstring)."""
+    """Advance one resident's flags by one evaluation (see the module docstring). ``cover``
+    says when staff are on duty for this resident (§0 staffed hours, on-call)."""
     h = ruleset.thresholds.hygiene
     open_by_rule: dict[str, FlagState] = {}
     closed_by_rule: dict[str, FlagState] = {}
@@ -377,7 +412,7 @@ def step(
                     )
                 )
                 if merged.severity.rank > closed.severity.rank:
-                    _emit(actions, flag, Notice.SEVERITY_ROSE, now, h, force=_rose(flag))
+                    _emit(actions, flag, Notice.SEVERITY_ROSE, now, h, cover, force=_rose(flag))
                 out[rule_id] = flag
                 changed.add(rule_id)
                 continue
@@ -395,7 +430,7 @@ def step(
                 last_evidence_at=merged.at,
                 peak_value=merged.value,
             )
-            note = _notify(flag, Notice.RAISED, now, h)
+            note = _notify(flag, Notice.RAISED, now, h, cover)
             if note is not None:
                 actions.append(note)
                 flag = dataclasses.replace(flag, last_notified_at=now)
@@ -452,8 +487,9 @@ def step(
                     acknowledged_at=None,
                     acknowledged_value=None,
                     snoozed_until=None,
+                    reached_at=None,
                 )
-                _emit(actions, flag, Notice.SEVERITY_ROSE, now, h, force=_rose(flag))
+                _emit(actions, flag, Notice.SEVERITY_ROSE, now, h, cover, force=_rose(flag))
                 actions.append(
                     Action(
                         ActionKind.UPDATE_TASK,
@@ -468,7 +504,7 @@ def step(
                 if flag.severity is Severity.CRITICAL:
                     actions.append(_prompt(flag, now))
             elif merged.symptom and has_new and merged.fresh:
-                _emit(actions, flag, Notice.SYMPTOM, now, h, force=True)
+                _emit(actions, flag, Notice.SYMPTOM, now, h, cover, force=True)
             elif (
                 spec.worsening_sys_mmhg is not None
                 and flag.acknowledged_value is not None
@@ -477,7 +513,7 @@ def step(
                 and has_new
             ):
                 flag = dataclasses.replace(flag, acknowledged_value=merged.value)
-                _emit(actions, flag, Notice.WORSENED, now, h, force=True)
+                _emit(actions, flag, Notice.WORSENED, now, h, cover, force=True)
             elif (
                 spec.timing is Timing.SINGLE
                 and has_new
@@ -487,10 +523,15 @@ def step(
                 and now >= quiet_until
             ):
                 flag = dataclasses.replace(
-                    flag, status=FlagStatus.OPEN, alerted_at=now, escalation=0, reminders=0
+                    flag,
+                    status=FlagStatus.OPEN,
+                    alerted_at=now,
+                    escalation=0,
+                    reminders=0,
+                    reached_at=None,
                 )
                 if flag.severity is Severity.CRITICAL:
-                    _emit(actions, flag, Notice.RERAISED, now, h)
+                    _emit(actions, flag, Notice.RERAISED, now, h, cover)
                 else:  # §10.2.1: only critical re-raises; the worklist task is due again
                     actions.append(
                         Action(
@@ -523,7 +564,7 @@ def step(
         if any(a.kind is ActionKind.NOTIFY and a.rule == rule_id for a in actions[mark:]):
             flag = dataclasses.replace(flag, last_notified_at=now)
         if flag.is_open:
-            flag = _duties(flag, spec, now, h, actions)
+            flag = _duties(flag, spec, now, h, cover, actions)
         out[rule_id] = flag
         if flag != before:
             changed.add(rule_id)
@@ -533,7 +574,13 @@ def step(
     )
 
 
-def tick(resident: str, flags: Sequence[FlagState], now: datetime, ruleset: RuleSet) -> Transition:
+def tick(
+    resident: str,
+    flags: Sequence[FlagState],
+    now: datetime,
+    ruleset: RuleSet,
+    cover: Cover = ALWAYS,
+) -> Transition:
     """Time-driven duties only (no new evaluation): critical re-sends and escalation, urgent
     reminders, snoozes running out. The runner calls this every few minutes."""
     h = ruleset.thresholds.hygiene
@@ -550,7 +597,7 @@ def tick(resident: str, flags: Sequence[FlagState], now: datetime, ruleset: Rule
             and new.snoozed_until <= now
         ):
             new = dataclasses.replace(new, status=FlagStatus.ACKNOWLEDGED, snoozed_until=None)
-        new = _duties(new, ruleset.rule(flag.rule), now, h, actions)
+        new = _duties(new, ruleset.rule(flag.rule), now, h, cover, actions)
         out.append(new)
         if new != flag:
             changed.add(flag.rule)
@@ -607,10 +654,11 @@ def _emit(
     notice: Notice,
     now: datetime,
     h: Hygiene,
+    cover: Cover,
     *,
     force: bool = False,
 ) -> None:
-    note = _notify(flag, notice, now, h, force=force)
+    note = _notify(flag, notice, now, h, cover, force=force)
     if note is not None:
         actions.append(note)
 
@@ -650,60 +698,57 @@ def _closing_reason(
 
 
 def _duties(
-    flag: FlagState, spec: RuleSpec, now: datetime, h: Hygiene, actions: list[Action]
+    flag: FlagState,
+    spec: RuleSpec,
+    now: datetime,
+    h: Hygiene,
+    cover: Cover,
+    actions: list[Action],
 ) -> FlagState:
-    """Time-driven duties of an open flag: critical re-sends and escalation, urgent reminder."""
-    if flag.status is not FlagStatus.OPEN:
-        return flag
+    """Time-driven duties of an open flag (§0): a critical flag is re-sent every 15 min until
+    acknowledged, goes to the team lead when still unacknowledged at 30 min, and to the liaison
+    officer for a welfare check when the resident has not been reached at 60 min; an urgent
+    flag gets one end-of-day reminder. The clock starts when someone is on duty."""
     if flag.severity is Severity.CRITICAL:
-        waited = now - flag.alerted_at
-        if waited >= timedelta(minutes=h.critical_escalate_liaison_min) and flag.escalation < 2:
-            actions.append(
-                Action(
-                    ActionKind.OPEN_TASK,
-                    flag.resident,
-                    flag.rule,
-                    now,
-                    Notice.ESCALATED_LIAISON,
-                    (Recipient.LIAISON.value,),
-                    flag.severity,
-                )
-            )
-            if flag.escalation < 1:
+        start = cover.chain_start(flag.alerted_at)
+        if now < start:
+            return flag  # nobody on duty: the morning queue starts the clock
+        waited = now - start
+        if (
+            waited >= timedelta(minutes=h.critical_escalate_liaison_min)
+            and flag.escalation < 2
+            and flag.reached_at is None
+        ):
+            for kind in (ActionKind.OPEN_TASK, ActionKind.NOTIFY):
                 actions.append(
                     Action(
-                        ActionKind.NOTIFY,
+                        kind,
                         flag.resident,
                         flag.rule,
                         now,
-                        Notice.ESCALATED_LEAD,
-                        (NURSE_LEAD,),
+                        Notice.ESCALATED_LIAISON,
+                        (Recipient.LIAISON.value,),
                         flag.severity,
                     )
                 )
+            if flag.escalation < 1 and flag.status is FlagStatus.OPEN:
+                actions.append(_lead(flag, now))
             return dataclasses.replace(flag, escalation=2, last_notified_at=now)
+        if flag.status is not FlagStatus.OPEN:
+            return flag
         if waited >= timedelta(minutes=h.critical_escalate_lead_min) and flag.escalation < 1:
-            actions.append(
-                Action(
-                    ActionKind.NOTIFY,
-                    flag.resident,
-                    flag.rule,
-                    now,
-                    Notice.ESCALATED_LEAD,
-                    (NURSE_LEAD,),
-                    flag.severity,
-                )
-            )
+            actions.append(_lead(flag, now))
             return dataclasses.replace(flag, escalation=1, last_notified_at=now)
-        last = flag.last_notified_at or flag.alerted_at
+        last = max(flag.last_notified_at or start, start)
         if now - last >= timedelta(minutes=h.critical_renotify_min):
-            _emit(actions, flag, Notice.REMINDER, now, h)
+            _emit(actions, flag, Notice.REMINDER, now, h, cover)
             return dataclasses.replace(flag, last_notified_at=now)
         return flag
+    if flag.status is not FlagStatus.OPEN:
+        return flag
     if flag.severity is Severity.URGENT and flag.reminders == 0:
-        local = flag.alerted_at.astimezone(KST)
-        due = local.replace(hour=h.urgent_reminder_local_hour, minute=0, second=0, microsecond=0)
-        if local >= due:
+        due = _urgent_reminder(flag.alerted_at, h, cover)
+        if due is None:
             return flag  # raised after the reminder hour: the morning queue picks it up
         if now >= due:
             actions.append(
@@ -719,3 +764,28 @@ def _duties(
             )
             return dataclasses.replace(flag, reminders=1, last_notified_at=now)
     return flag
+
+
+def _lead(flag: FlagState, now: datetime) -> Action:
+    return Action(
+        ActionKind.NOTIFY,
+        flag.resident,
+        flag.rule,
+        now,
+        Notice.ESCALATED_LEAD,
+        (NURSE_LEAD,),
+        flag.severity,
+    )
+
+
+def _urgent_reminder(raised: datetime, h: Hygiene, cover: Cover) -> datetime | None:
+    """The one end-of-day reminder of an urgent item (§10.2.1): at the reminder hour of the
+    staffed day it is worked on (raised on a weekend or holiday: the next working day's). None
+    when it was raised on a staffed day after the reminder hour."""
+    if cover.hours is None:
+        local = raised.astimezone(KST)
+        due = local.replace(hour=h.urgent_reminder_local_hour, minute=0, second=0, microsecond=0)
+        return None if local >= due else due
+    opened = cover.hours.next_open(raised).astimezone(cover.hours.tz)
+    due = opened.replace(hour=h.urgent_reminder_local_hour, minute=0, second=0, microsecond=0)
+    return None if opened >= due else due

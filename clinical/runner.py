@@ -38,9 +38,11 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import holidays
 import psycopg
 
 from clinical import engine
+from clinical.alerts import AlertPolicy, Cover, policy_from, route
 from clinical.assess import parse_profile
 from clinical.errors import InvalidCaseError
 from clinical.evaluation import ResidentResult, resident_results
@@ -133,17 +135,36 @@ class RunnerConfig:
     connect_timeout_s: float = 10.0
     write_timeout_s: float = 120.0  # one batch transaction
     retry_max_s: float = 30.0
+    alerts: AlertPolicy = field(default_factory=lambda: alert_policy(None))
 
 
 _SETTABLE = frozenset(f.name for f in fields(RunnerConfig)) - {"database_url", "ruleset"}
 
 
+def korean_holidays(around: date | None = None) -> frozenset[date]:
+    """Korean public holidays (substitute days included) from the maintained ``holidays``
+    library, for the year before ``around`` to three years after it (a runner restarts far
+    more often than that)."""
+    year = (around or datetime.now(KST).date()).year
+    days = holidays.country_holidays("KR", years=range(year - 1, year + 4))
+    return frozenset(days.keys())
+
+
+def alert_policy(table: Mapping[str, Any] | None) -> AlertPolicy:
+    """The §0 chain's roster and staffed hours from ``[clinical.alerts]`` (defaults: weekdays
+    09:00-18:00 Asia/Seoul, Korean public holidays, no roster)."""
+    return policy_from(table, korean_holidays())
+
+
 def config_from(database_url: str, table: Mapping[str, Any] | None = None) -> RunnerConfig:
-    """The config from the ``[clinical]`` settings table; unknown keys raise ValueError."""
+    """The config from the ``[clinical]`` settings table; unknown keys raise ValueError. The
+    ``alerts`` sub-table is the roster and staffed hours (:func:`alert_policy`)."""
     values = dict(table or {})
     unknown = set(values) - _SETTABLE
     if unknown:
         raise ValueError(f"unknown [clinical] settings: {sorted(unknown)}")
+    if "alerts" in values:
+        values["alerts"] = alert_policy(values["alerts"])
     return replace(RunnerConfig(database_url), **values)
 
 
@@ -364,6 +385,7 @@ def to_state(row: db.FlagRow) -> FlagState:
         acknowledged_value=row.acknowledged_value,
         snoozed_until=row.snoozed_until,
         snooze_reason=row.snooze_reason,
+        reached_at=row.reached_at,
         closed_at=row.closed_at,
         close_reason=row.close_reason,
         rearmed=row.rearmed,
@@ -397,6 +419,7 @@ def to_row(state: FlagState, uuid_of: Mapping[int, str]) -> db.FlagRow:
         closed_at=state.closed_at,
         close_reason=state.close_reason,
         rearmed=state.rearmed,
+        reached_at=state.reached_at,
     )
 
 
@@ -476,6 +499,7 @@ async def evaluate_residents(
                 now,
                 ruleset,
                 report,
+                config.alerts,
             )
             if changed:
                 report.changed_residents.append(rid)
@@ -502,10 +526,12 @@ async def _advance(
     now: datetime,
     ruleset: RuleSet,
     report: BatchReport,
+    policy: AlertPolicy,
 ) -> bool:
     """One resident: lifecycle step, persistence of its actions, visiting group."""
     states = [to_state(f) for f in stored]
-    transition = step(resident.id, states, result, now, ruleset)
+    cover = policy.cover(resident.neighbourhood)
+    transition = step(resident.id, states, result, now, ruleset, cover)
     before = {(f.rule, f.id): f for f in states}
     changed_states = [s for s in transition.states if s.rule in transition.changed]
     rows = [to_row(s, uuid_of) for s in changed_states]
@@ -532,11 +558,13 @@ async def _advance(
             for s in saved.values()
         ],
     )
-    await _store_actions(conn, resident, transition.actions, saved, states, now, ruleset, report)
+    await _store_actions(
+        conn, resident, transition.actions, saved, states, now, ruleset, report, policy
+    )
     # every changed flag's tasks mirror its state (priority, status, businessStatus)
     for s in saved.values():
         if s.is_open:
-            await _upsert_tasks(conn, resident, s, ruleset, now, welfare=False)
+            await _upsert_tasks(conn, resident, s, ruleset, now, welfare=False, cover=cover)
         else:
             status, business = business_status(s)
             await db.close_tasks(conn, [int(s.id or 0)], status, business, now)
@@ -559,7 +587,10 @@ async def _upsert_tasks(
     now: datetime,
     *,
     welfare: bool,
+    cover: Cover | None = None,
 ) -> int:
+    """The flag's Tasks, one per staff role (or the liaison welfare check). Their due time runs
+    from when the chain's clock starts: an alert raised at night is due the next morning."""
     if flag.severity.rank < Severity.ROUTINE.rank and not welfare:
         return 0
     roles = [Recipient.LIAISON.value] if welfare else _roles(flag)
@@ -573,7 +604,7 @@ async def _upsert_tasks(
             owner=owner,
             flag_id=flag.id,
             welfare_check=welfare,
-            now=flag.alerted_at,
+            now=now if welfare else (cover or Cover()).chain_start(flag.alerted_at),
         )
         status, business = business_status(flag)
         rows.append(
@@ -605,16 +636,18 @@ async def _store_actions(
     now: datetime,
     ruleset: RuleSet,
     report: BatchReport,
+    policy: AlertPolicy,
 ) -> None:
     current = {s.rule: s for s in states if s.is_open}
     events: list[db.FlagEventRow] = []
+    duty = policy.duty(resident.neighbourhood)
     for a in actions:
         flag = saved.get(a.rule) or current.get(a.rule)
         flag_id = int(flag.id) if flag is not None and flag.id else None
         if a.kind is ActionKind.NOTIFY:
             report.notifications += 1
         if a.kind is ActionKind.OPEN_TASK and a.notice is Notice.ESCALATED_LIAISON and flag:
-            report.tasks += await _upsert_tasks(conn, resident, flag, ruleset, now, welfare=True)
+            report.tasks += await _upsert_tasks(conn, resident, flag, ruleset, a.at, welfare=True)
         elif a.kind is ActionKind.OPEN_TASK:
             report.tasks += len(a.targets)
         events.append(
@@ -628,6 +661,15 @@ async def _store_actions(
                 targets=a.targets,
                 severity=None if a.severity is None else a.severity.value,
                 deliver_after=a.not_before,
+                recipients=route(
+                    a.targets,
+                    nurse=resident.nurse_id,
+                    liaison=resident.liaison_id,
+                    duty=duty,
+                    staffed=policy.staffed(a.at),
+                )
+                if a.kind is ActionKind.NOTIFY
+                else (),
             )
         )
     await db.insert_flag_events(conn, events)

@@ -84,6 +84,15 @@ async def acknowledge(
     return _back(next, "acknowledged")
 
 
+@router.post("/flags/{flag_id}/reached")
+async def reached(
+    flag_id: int, conn: Conn, session: CsrfChecked, next: Annotated[str, Form()] = "/worklist"
+) -> Response:
+    """The nurse spoke with the resident: no welfare check at 60 minutes (§0)."""
+    await web_worklist.reached(conn, session.actor, flag_id)
+    return _back(next, "reached")
+
+
 @router.post("/flags/{flag_id}/snooze")
 async def snooze(
     flag_id: int,

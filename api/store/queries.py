@@ -563,6 +563,7 @@ async def update_task_status(
         StoredResource,
         f"""UPDATE follow_up_task t SET status = %(s)s, updated_at = now(),
                closed_at = CASE WHEN %(s)s = 'completed' THEN now() END,
+               closed_by = CASE WHEN %(s)s = 'completed' THEN 'staff' END,
                resource = jsonb_set(jsonb_set(t.resource, '{{status}}', to_jsonb(%(s)s::text)),
                    '{{note}}', coalesce(t.resource->'note', '[]'::jsonb) || %(note)s::jsonb)
             WHERE t.id = %(id)s RETURNING t.id::text AS id, t.resident_id,

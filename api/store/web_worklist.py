@@ -21,7 +21,7 @@ are read only for the listed rows, so the page costs the same for 500 or 5,000 r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -31,6 +31,7 @@ from psycopg import AsyncConnection
 
 from api.store import access, rows
 from api.store.access import Actor, Capability, InvalidRequest, NotFound, Role
+from clinical import staff
 from ingest.store import clinical
 
 Conn = AsyncConnection[Any]
@@ -369,59 +370,65 @@ async def _flag_resident(conn: Conn, actor: Actor, flag_id: int) -> clinical.Fla
     return row
 
 
-async def acknowledge(conn: Conn, actor: Actor, flag_id: int) -> None:
+async def _staff_action(
+    conn: Conn,
+    actor: Actor,
+    flag_id: int,
+    entity: str,
+    run: Callable[[datetime], Awaitable[clinical.FlagRow | None]],
+) -> None:
+    """One staff action through the pure lifecycle (clinical.staff), audited."""
     row = await _flag_resident(conn, actor, flag_id)
-    done = await clinical.acknowledge_flag(
-        conn, flag_id, actor.user_id, await clinical.db_now(conn)
-    )
+    try:
+        done = await run(await clinical.db_now(conn))
+    except staff.LifecycleError as exc:
+        raise InvalidRequest(f"처리할 수 없습니다 / not possible: {exc}") from exc
     if done is None:
         raise InvalidRequest("이미 닫힌 알림입니다 / the flag is already closed")
     await access.record_audit(
+        conn, actor, subtype="update", action="U", entity=entity, residents=[row.resident_id]
+    )
+
+
+async def acknowledge(conn: Conn, actor: Actor, flag_id: int) -> None:
+    await _staff_action(
         conn,
         actor,
-        subtype="update",
-        action="U",
-        entity="Flag/acknowledge",
-        residents=[row.resident_id],
+        flag_id,
+        "Flag/acknowledge",
+        lambda now: staff.acknowledge(conn, flag_id, actor.user_id, now),
+    )
+
+
+async def reached(conn: Conn, actor: Actor, flag_id: int) -> None:
+    await _staff_action(
+        conn,
+        actor,
+        flag_id,
+        "Flag/reached",
+        lambda now: staff.reached(conn, flag_id, actor.user_id, now),
     )
 
 
 async def snooze(conn: Conn, actor: Actor, flag_id: int, until: datetime, reason: str) -> None:
-    row = await _flag_resident(conn, actor, flag_id)
-    try:
-        done = await clinical.snooze_flag(
-            conn, flag_id, actor.user_id, until, reason, await clinical.db_now(conn)
-        )
-    except ValueError as exc:
-        raise InvalidRequest(f"미루기 불가 / cannot snooze: {exc}") from exc
-    if done is None:
-        raise InvalidRequest("이미 닫힌 알림입니다 / the flag is already closed")
-    await access.record_audit(
+    await _staff_action(
         conn,
         actor,
-        subtype="update",
-        action="U",
-        entity="Flag/snooze",
-        residents=[row.resident_id],
+        flag_id,
+        "Flag/snooze",
+        lambda now: staff.snooze(conn, flag_id, actor.user_id, until, reason, now),
     )
 
 
 async def resolve(conn: Conn, actor: Actor, flag_id: int, note: str) -> None:
     if not note.strip():
         raise InvalidRequest("조치 내용을 적어 주세요 / document the follow-up to resolve")
-    row = await _flag_resident(conn, actor, flag_id)
-    done = await clinical.resolve_flag(
-        conn, flag_id, actor.user_id, note.strip(), await clinical.db_now(conn)
-    )
-    if done is None:
-        raise InvalidRequest("이미 닫힌 알림입니다 / the flag is already closed")
-    await access.record_audit(
+    await _staff_action(
         conn,
         actor,
-        subtype="update",
-        action="U",
-        entity="Flag/resolve",
-        residents=[row.resident_id],
+        flag_id,
+        "Flag/resolve",
+        lambda now: staff.resolve(conn, flag_id, actor.user_id, note.strip(), now),
     )
 
 

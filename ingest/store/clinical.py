@@ -1,11 +1,9 @@
-"""Clinical tables (migration 0200): risk flags, flag events, follow-up tasks, visiting groups and
-the runner's cursors. Written by ``clinical.runner``; the api reads flags and tasks and records
-staff actions through :func:`acknowledge_flag`, :func:`snooze_flag` and :func:`resolve_flag`.
+"""Clinical tables (migrations 0200, 0210): risk flags, flag events, follow-up tasks, visiting
+groups and the runner's cursors. Written by ``clinical.runner`` and, for staff actions, by
+``clinical.staff`` (which runs the pure lifecycle and stores what it says: there is no second
+copy of the lifecycle in SQL here).
 
-Plain values in and out (no clinical types: ingest never imports clinical). Staff actions
-mirror ``clinical.lifecycle.acknowledge/snooze/resolve`` exactly: acknowledging stores the peak
-value the flag had (the "acknowledged value" of §10.2.4), snoozing needs a reason and a time in
-the future, resolving a flag stops it from re-opening until its criteria have cleared.
+Plain values in and out (no clinical types: ingest never imports clinical).
 """
 
 from __future__ import annotations
@@ -36,6 +34,7 @@ class ResidentRow:
     profile: dict[str, Any]
     nurse_id: str | None
     liaison_id: str | None
+    neighbourhood: str | None = None
 
 
 async def residents(conn: Conn, ids: Sequence[str]) -> list[ResidentRow]:
@@ -46,7 +45,7 @@ async def residents(conn: Conn, ids: Sequence[str]) -> list[ResidentRow]:
             # the registry's lives_alone (migration 0003) is the one home of that fact
             "CASE WHEN lives_alone IS NULL THEN profile "
             "ELSE profile || jsonb_build_object('lives_alone', lives_alone) END AS profile, "
-            "nurse_id, liaison_id FROM resident WHERE id = ANY(%s) AND active ORDER BY id",
+            "nurse_id, liaison_id, neighbourhood FROM resident WHERE id = ANY(%s) AND active ORDER BY id",
             (list(ids),),
         )
         return await cur.fetchall()
@@ -156,6 +155,7 @@ class FlagRow:
     closed_at: datetime | None = None
     close_reason: str | None = None
     rearmed: bool = True
+    reached_at: datetime | None = None
 
     @property
     def is_open(self) -> bool:
@@ -182,6 +182,7 @@ async def flags_for(conn: Conn, ids: Sequence[str], *, closed_since: datetime) -
                           WHERE resident_id = ANY(%(ids)s) AND closed_at IS NOT NULL
                           ORDER BY resident_id, rule, closed_at DESC, id DESC))
             ORDER BY resident_id, rule, opened_at, id
+            FOR UPDATE OF f
             """.encode(),
             {"ids": list(ids), "since": closed_since},
         )
@@ -201,10 +202,13 @@ async def open_flags(conn: Conn, resident_id: str) -> list[FlagRow]:
         return await cur.fetchall()
 
 
-async def flag(conn: Conn, flag_id: int) -> FlagRow | None:
+async def flag(conn: Conn, flag_id: int, *, for_update: bool = False) -> FlagRow | None:
+    """One flag; ``for_update`` locks it until the transaction ends (a staff action and the
+    runner never overwrite each other: the runner locks the flags it evaluates too)."""
+    lock = " FOR UPDATE" if for_update else ""
     async with conn.cursor(row_factory=class_row(FlagRow)) as cur:
         await cur.execute(
-            f"SELECT {_FLAG_SELECT} FROM risk_flag WHERE id = %s".encode(), (flag_id,)
+            f"SELECT {_FLAG_SELECT} FROM risk_flag WHERE id = %s{lock}".encode(), (flag_id,)
         )
         return await cur.fetchone()
 
@@ -275,6 +279,7 @@ class FlagEventRow:
     actor: str | None = None
     detail: str | None = None
     deliver_after: datetime | None = None
+    recipients: Sequence[str] = ()  # app_user ids a notify event reaches (migration 0210)
 
 
 async def insert_flag_events(conn: Conn, rows: Sequence[FlagEventRow]) -> None:
@@ -283,8 +288,8 @@ async def insert_flag_events(conn: Conn, rows: Sequence[FlagEventRow]) -> None:
     async with conn.cursor() as cur:
         await cur.executemany(
             "INSERT INTO flag_event (flag_id, resident_id, rule, at, kind, notice, targets, "
-            "severity, actor, detail, deliver_after) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "severity, actor, detail, deliver_after, recipients) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 (
                     r.flag_id,
@@ -298,6 +303,7 @@ async def insert_flag_events(conn: Conn, rows: Sequence[FlagEventRow]) -> None:
                     r.actor,
                     r.detail,
                     r.deliver_after,
+                    list(r.recipients),
                 )
                 for r in rows
             ],
@@ -308,17 +314,22 @@ async def flag_events(conn: Conn, flag_id: int) -> list[FlagEventRow]:
     async with conn.cursor(row_factory=class_row(FlagEventRow)) as cur:
         await cur.execute(
             "SELECT flag_id, resident_id, rule, at, kind, notice, targets, severity, actor, "
-            "detail, deliver_after FROM flag_event WHERE flag_id = %s ORDER BY at, id",
+            "detail, deliver_after, recipients FROM flag_event WHERE flag_id = %s "
+            "ORDER BY at, id",
             (flag_id,),
         )
         return await cur.fetchall()
 
 
 async def residents_with_alerts(conn: Conn) -> list[str]:
-    """Residents whose open critical/urgent flags or snoozes may need time-driven duties."""
+    """Residents whose open critical/urgent flags or snoozes may need time-driven duties:
+    re-sends and escalation of unacknowledged ones, and the welfare check of a critical flag
+    whose resident nobody has reached yet (acknowledged or not)."""
     cur = await conn.execute(
-        "SELECT DISTINCT resident_id FROM risk_flag WHERE state IN ('open', 'snoozed') "
-        "AND severity IN ('critical', 'urgent') ORDER BY resident_id"
+        "SELECT DISTINCT resident_id FROM risk_flag WHERE (state IN ('open', 'snoozed') "
+        "AND severity IN ('critical', 'urgent')) OR (state = 'acknowledged' "
+        "AND severity = 'critical' AND escalation < 2 AND reached_at IS NULL) "
+        "ORDER BY resident_id"
     )
     return [str(r[0]) for r in await cur.fetchall()]
 
@@ -326,66 +337,10 @@ async def residents_with_alerts(conn: Conn) -> list[str]:
 # --------------------------------------------------------------------------- staff actions
 
 
-async def acknowledge_flag(conn: Conn, flag_id: int, user_id: str, at: datetime) -> FlagRow | None:
-    """Acknowledge an open flag (None when it is not open). Its open tasks become accepted."""
-    cur = await conn.execute(
-        "UPDATE risk_flag SET state = 'acknowledged', acknowledged_at = %s, acknowledged_by = %s, "
-        "acknowledged_value = peak_value, snoozed_until = NULL, snooze_reason = NULL, "
-        "updated_at = now() WHERE id = %s AND state IN ('open', 'acknowledged', 'snoozed') "
-        "RETURNING id",
-        (at, user_id, flag_id),
-    )
-    if await cur.fetchone() is None:
-        return None
-    await _staff_event(conn, flag_id, at, "acknowledge", user_id, None)
-    await set_task_status(conn, flag_id, "accepted", "acknowledged", at)
-    return await flag(conn, flag_id)
-
-
-async def snooze_flag(
-    conn: Conn, flag_id: int, user_id: str, until: datetime, reason: str, at: datetime
-) -> FlagRow | None:
-    """Acknowledge and keep quiet until ``until``; needs a reason (ValueError otherwise)."""
-    if not reason.strip():
-        raise ValueError("a snooze needs a reason")
-    if until <= at:
-        raise ValueError("a snooze must end in the future")
-    cur = await conn.execute(
-        "UPDATE risk_flag SET state = 'snoozed', acknowledged_at = %s, acknowledged_by = %s, "
-        "acknowledged_value = peak_value, snoozed_until = %s, snooze_reason = %s, "
-        "updated_at = now() WHERE id = %s AND state IN ('open', 'acknowledged', 'snoozed') "
-        "RETURNING id",
-        (at, user_id, until, reason.strip(), flag_id),
-    )
-    if await cur.fetchone() is None:
-        return None
-    await _staff_event(
-        conn, flag_id, at, "snooze", user_id, f"until {until.isoformat()}: {reason.strip()}"
-    )
-    await set_task_status(conn, flag_id, "on-hold", "snoozed", at)
-    return await flag(conn, flag_id)
-
-
-async def resolve_flag(
-    conn: Conn, flag_id: int, user_id: str, note: str, at: datetime
-) -> FlagRow | None:
-    """Staff documented the follow-up: close the flag and its tasks."""
-    cur = await conn.execute(
-        "UPDATE risk_flag SET state = 'resolved', closed_at = %s, close_reason = %s, "
-        "rearmed = false, updated_at = now() WHERE id = %s "
-        "AND state IN ('open', 'acknowledged', 'snoozed') RETURNING id",
-        (at, f"staff:{user_id}: {note}".strip(), flag_id),
-    )
-    if await cur.fetchone() is None:
-        return None
-    await _staff_event(conn, flag_id, at, "resolve", user_id, note)
-    await close_tasks(conn, [flag_id], "completed", "resolved", at)
-    return await flag(conn, flag_id)
-
-
-async def _staff_event(
+async def staff_event(
     conn: Conn, flag_id: int, at: datetime, action: str, user_id: str, detail: str | None
 ) -> None:
+    """The audit trail of a staff action on a flag (acknowledge, snooze, reached, resolve)."""
     await conn.execute(
         "INSERT INTO flag_event (flag_id, resident_id, rule, at, kind, notice, actor, detail) "
         "SELECT id, resident_id, rule, %s, 'staff', %s, %s, %s FROM risk_flag WHERE id = %s",
@@ -413,7 +368,9 @@ class TaskRow:
 
 
 async def upsert_tasks(conn: Conn, rows: Sequence[TaskRow]) -> None:
-    """Create tasks, or refresh status, priority and resource of ones that exist."""
+    """Create tasks, or refresh status, priority and resource of ones that exist. A task a
+    person completed (``closed_by = 'staff'``) is left exactly as she left it; one the runner
+    closed itself re-opens with its flag (§10.2)."""
     if not rows:
         return
     async with conn.cursor() as cur:
@@ -424,7 +381,8 @@ async def upsert_tasks(conn: Conn, rows: Sequence[TaskRow]) -> None:
             "ON CONFLICT (identifier) DO UPDATE SET priority = excluded.priority, "
             "status = excluded.status, business_status = excluded.business_status, "
             "due_at = least(t.due_at, excluded.due_at), resource = excluded.resource, "
-            "updated_at = excluded.updated_at, closed_at = NULL",
+            "updated_at = excluded.updated_at, closed_at = NULL, closed_by = NULL "
+            "WHERE t.closed_by IS DISTINCT FROM 'staff'",
             [
                 (
                     r.identifier,
@@ -462,16 +420,25 @@ async def set_task_status(
 
 
 async def close_tasks(
-    conn: Conn, flag_ids: Iterable[int], status: str, business_status: str, at: datetime
+    conn: Conn,
+    flag_ids: Iterable[int],
+    status: str,
+    business_status: str,
+    at: datetime,
+    *,
+    by: str = "runner",
 ) -> None:
+    """Close the open tasks of flags; ``by`` is 'staff' when a person closed them (a resolve)
+    and 'runner' when the flag closed by itself."""
     ids = list(flag_ids)
     if not ids:
         return
     for flag_id in ids:
         await set_task_status(conn, flag_id, status, business_status, at)
     await conn.execute(
-        "UPDATE follow_up_task SET closed_at = %s WHERE flag_id = ANY(%s) AND closed_at IS NULL",
-        (at, ids),
+        "UPDATE follow_up_task SET closed_at = %s, closed_by = %s "
+        "WHERE flag_id = ANY(%s) AND closed_at IS NULL",
+        (at, by, ids),
     )
 
 

@@ -19,6 +19,7 @@ from clinical.lifecycle import (
     Notice,
     Transition,
     acknowledge,
+    reached,
     resolve,
     snooze,
     step,
@@ -129,19 +130,37 @@ def test_critical_resend_and_escalation_until_acknowledged():
     assert flags["BP-CRISIS"].escalation == 2
 
 
-def test_acknowledgement_stops_resends_and_escalation():
+def test_acknowledgement_stops_resends_and_escalation_once_the_resident_is_reached():
     flags = Flags()
     flags.step(run([bp(T0, 190, 100)], {0}, T0), T0)
     flags.set(acknowledge(flags["BP-CRISIS"], "nurse-07", T0 + 10 * M))
+    flags.set(reached(flags["BP-CRISIS"], "nurse-07", T0 + 20 * M))
     for minutes in (15, 30, 45, 60, 120):
         assert notices(flags.tick(T0 + minutes * M)) == []
+
+
+def test_acknowledged_but_not_reached_at_60_minutes_asks_the_liaison_officer():
+    """§0: "If the resident cannot be reached within 60 min, the liaison officer is asked for a
+    welfare check": acknowledging stops the re-sends and the team-lead escalation, not that."""
+    flags = Flags()
+    flags.step(run([bp(T0, 190, 100)], {0}, T0), T0)
+    flags.set(acknowledge(flags["BP-CRISIS"], "nurse-07", T0 + 10 * M))
+    for minutes in (15, 30, 45, 59):
+        assert notices(flags.tick(T0 + minutes * M)) == []
+    t60 = flags.tick(T0 + 60 * M)
+    assert notices(t60) == [
+        (ActionKind.OPEN_TASK, Notice.ESCALATED_LIAISON),
+        (ActionKind.NOTIFY, Notice.ESCALATED_LIAISON),
+    ]
+    assert {a.targets for a in t60.actions} == {("liaison",)}
+    assert notices(flags.tick(T0 + 75 * M)) == []  # asked once
 
 
 def test_cool_down_and_worsening_after_acknowledgement():
     flags = Flags()
     r = [bp(T0, 185, 100)]
     flags.step(run(r, {0}, T0), T0)
-    flags.set(acknowledge(flags["BP-CRISIS"], "nurse-07", T0 + 5 * M))
+    flags.set(reached(flags["BP-CRISIS"], "nurse-07", T0 + 5 * M))  # acknowledged, reached
     # 1 h later, 10 mmHg higher: inside the 6 h cool-down and not ≥ 20 higher → silent
     r.append(bp(T0 + H, 195, 100))
     assert notices(flags.step(run(r, {1}, T0 + H), T0 + H), "BP-CRISIS") == []
@@ -160,7 +179,7 @@ def test_no_reraise_after_cool_down_without_new_data():
     flags = Flags()
     r = [bp(T0, 185, 100)]
     flags.step(run(r, {0}, T0), T0)
-    flags.set(acknowledge(flags["BP-CRISIS"], "nurse-07", T0 + 5 * M))
+    flags.set(reached(flags["BP-CRISIS"], "nurse-07", T0 + 5 * M))
     assert notices(flags.step(run(r, set(), T0 + 8 * H), T0 + 8 * H)) == []
     assert notices(flags.tick(T0 + 9 * H)) == []
 

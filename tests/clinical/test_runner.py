@@ -14,7 +14,8 @@ import pytest
 from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.riskassessment import RiskAssessment
 
-from clinical import runner
+from clinical import runner, staff
+from clinical.alerts import AlertPolicy
 from devices.model import Component, Kind, Measurement
 from ingest.fhir import ReadingContext, to_observations
 from ingest.store import clinical as db
@@ -72,6 +73,9 @@ async def count(conn, sql: str, *args: Any) -> int:
 
 
 def config(url: str, **kw: Any) -> runner.RunnerConfig:
+    """Staffed around the clock unless a test says otherwise: these tests run at the wall
+    clock's time (tests/clinical/test_alert_chain.py times the §0 chain with its own clock)."""
+    kw.setdefault("alerts", AlertPolicy(hours=None))
     return runner.RunnerConfig(url, **kw)
 
 
@@ -129,7 +133,7 @@ async def test_escalation_and_acknowledgement_through_the_store(db_url):
         assert not any(ch.isdigit() for ch in welfare[0].description)
         assert welfare[0].owner_id == "L01-02"
 
-        acked = await db.acknowledge_flag(conn, crisis.id, "N01", now + timedelta(minutes=62))
+        acked = await staff.acknowledge(conn, crisis.id, "N01", now + timedelta(minutes=62))
         assert acked is not None
         assert acked.state == "acknowledged"
         assert acked.acknowledged_value == 195.0
@@ -138,7 +142,7 @@ async def test_escalation_and_acknowledgement_through_the_store(db_url):
         quiet = await runner.evaluate_residents(conn, ["R1"], now + timedelta(minutes=90), cfg)
         assert quiet.notifications == 0
 
-        resolved = await db.resolve_flag(
+        resolved = await staff.resolve(
             conn, crisis.id, "N01", "called; clinic today", now + timedelta(hours=2)
         )
         assert resolved is not None
@@ -156,9 +160,9 @@ async def test_snooze_needs_a_reason(db_url):
         await store_obs(conn, bp_obs("R1", now - timedelta(minutes=2), 195, 100))
         await runner.evaluate_residents(conn, ["R1"], now, config(db_url))
         crisis = next(f for f in await db.open_flags(conn, "R1") if f.rule == "BP-CRISIS")
-        with pytest.raises(ValueError, match="reason"):
-            await db.snooze_flag(conn, crisis.id, "N01", now + timedelta(hours=2), " ", now)
-        snoozed = await db.snooze_flag(
+        with pytest.raises(staff.LifecycleError, match="reason"):
+            await staff.snooze(conn, crisis.id, "N01", now + timedelta(hours=2), " ", now)
+        snoozed = await staff.snooze(
             conn, crisis.id, "N01", now + timedelta(hours=2), "resident in hospital", now
         )
         assert snoozed is not None

@@ -6,8 +6,9 @@
     simulators       -> devices                      (+ paho-mqtt, dbus-fast, ...)
     ingest           -> devices                      (+ paho-mqtt, psycopg, fhir.resources)
     clinical/runner  -> clinical core, ingest.store
+    clinical/staff   -> clinical core, clinical.runner, ingest.store (staff actions, stored)
     api              -> ingest.store, ingest.fhir, ingest.fhirjson, ingest.errors, devices.model,
-                        clinical.flags   (+ fastapi); api.store is the web app's own SQL
+                        clinical.flags, clinical.staff (+ fastapi); api.store is the web app's SQL
     daon             -> anything (the composition root: CLI, settings, embedded servers, demo)
 
 The one MQTT adapter is ``devices.mqttlink``: the only module of the project that imports
@@ -97,7 +98,7 @@ def check(module: str, imported: str) -> str | None:
             return "devices imports only devices and the stdlib"
         return None if project else "devices imports only the stdlib"
     if _is_under(module, "clinical"):
-        if module == "clinical.runner":
+        if module in ("clinical.runner", "clinical.staff"):
             if top in ("clinical",) or _is_under(imported, "ingest.store") or imported == "ingest":
                 return None
             return None if not project else "clinical.runner imports only clinical and ingest.store"
@@ -128,6 +129,7 @@ def check(module: str, imported: str) -> str | None:
             "devices.model",
             MQTT_ADAPTER,
             "clinical.flags",
+            "clinical.staff",
         )
         if imported in ("ingest", "devices", "clinical"):
             return None  # "from ingest import store" is checked through its submodule entry
@@ -136,7 +138,7 @@ def check(module: str, imported: str) -> str | None:
         return (
             "api imports only ingest.store, ingest.fhir(json), ingest.errors, devices.model, "
             "devices.mqttlink, "
-            "clinical.flags"
+            "clinical.flags, clinical.staff"
         )
     return None
 
@@ -174,6 +176,9 @@ def test_packages_follow_the_dependency_direction() -> None:
         ("clinical.bp", "ingest.store", False),
         ("clinical.runner", "ingest.store", True),
         ("clinical.runner", "gateway.ble", False),
+        ("clinical.staff", "ingest.store", True),
+        ("api.store.web_worklist", "clinical.staff", True),
+        ("api.store.web_worklist", "clinical.lifecycle", False),
         ("gateway.ble", "bleak", True),
         ("gateway.ble", "ingest.consumer", False),
         ("gateway.service", "clinical.flags", False),
