@@ -45,7 +45,8 @@ async def residents(conn: Conn, ids: Sequence[str]) -> list[ResidentRow]:
             # the registry's lives_alone (migration 0003) is the one home of that fact
             "CASE WHEN lives_alone IS NULL THEN profile "
             "ELSE profile || jsonb_build_object('lives_alone', lives_alone) END AS profile, "
-            "nurse_id, liaison_id, neighbourhood FROM resident WHERE id = ANY(%s) AND active ORDER BY id",
+            "nurse_id, liaison_id, neighbourhood FROM resident "
+            "WHERE id = ANY(%s) AND active ORDER BY id",
             (list(ids),),
         )
         return await cur.fetchall()
