@@ -25,6 +25,7 @@ import numpy as np
 
 from clinical import units
 from clinical._seg import BoolArray, FloatArray, IntArray
+from clinical.limits import GLUCOSE_HI, GLUCOSE_LO
 from clinical.ruleset import (
     ANTIHYPERTENSIVES,
     BP_HIGH_RISK_CONDITIONS,
@@ -117,8 +118,6 @@ GLUCOSE_FAULTS = frozenset(
         "time_fault",
     }
 )
-GLUCOSE_HI = frozenset({"result_high", "result_higher_than_device_can_process"})
-GLUCOSE_LO = frozenset({"result_low", "result_lower_than_device_can_process"})
 CONTROL_SOLUTION_TYPE = 10  # BLE glucose sample type 10
 CONTROL_SOLUTION_LOCATION = 4  # BLE sample location 4
 

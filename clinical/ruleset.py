@@ -20,6 +20,7 @@ from types import MappingProxyType
 
 from clinical.errors import RuleSetError
 from clinical.flags import Recipient, Severity
+from clinical.limits import QualityLimits
 
 N = Recipient.NURSE
 R = Recipient.REHAB
@@ -69,35 +70,6 @@ class RuleSpec:
 
 
 # --------------------------------------------------------------------------- thresholds
-
-
-@dataclass(frozen=True, slots=True)
-class QualityLimits:
-    """§2 measurement-quality filters (all OPERATIONAL, §12.4)."""
-
-    sys_min: float = 50.0  # Q-01
-    sys_max: float = 300.0
-    dia_min: float = 20.0
-    dia_max: float = 200.0
-    pulse_min: float = 25.0
-    pulse_max: float = 250.0
-    min_pulse_pressure: float = 10.0  # Q-03: SBP − DBP < 10 rejected
-    glucose_min: float = 10.0  # Q-05 (numeric values without HI/LO status)
-    glucose_max: float = 700.0
-    glucose_hi_value: float = 600.0  # Q-05: meter "HI" kept as ≥ the meter maximum
-    glucose_lo_value: float = 20.0  # Q-05: meter "LO" kept as < 20
-    weight_min: float = 20.0  # Q-07
-    weight_max: float = 300.0
-    height_min: float = 100.0
-    height_max: float = 220.0
-    waist_min: float = 40.0
-    waist_max: float = 200.0
-    a1c_min: float = 3.0
-    a1c_max: float = 20.0
-    weight_jump_kg: float = 5.0  # Q-08: > 5 kg from the previous valid weight …
-    weight_jump_hours: float = 24.0  # … taken ≤ 24 h earlier
-    duplicate_seconds: int = 60  # Q-09
-    future_tolerance_s: int = 300  # Q-09: a device clock ahead of the server by more than this
 
 
 @dataclass(frozen=True, slots=True)

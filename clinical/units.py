@@ -31,14 +31,14 @@ A1C_IFCC_INTERCEPT = 2.152
 TG_MG_DL_PER_MMOL_L = 88.57
 HDL_MG_DL_PER_MMOL_L = 38.67
 
-_EPS = 1e-9
+HALF_UP_EPS = 1e-9  # see the module docstring
 
 
 def round_half_up(x: npt.ArrayLike, decimals: int = 0) -> FloatArray:
     """Round half away from zero for positives (half-up), at ``decimals`` places; NaN stays NaN."""
     arr = np.asarray(x, dtype=np.float64)
     scale = 10.0**decimals
-    return np.asarray(np.floor(arr * scale + 0.5 + _EPS) / scale, dtype=np.float64)
+    return np.asarray(np.floor(arr * scale + 0.5 + HALF_UP_EPS) / scale, dtype=np.float64)
 
 
 def kpa_to_mmhg(kpa: npt.ArrayLike) -> FloatArray:
@@ -55,19 +55,19 @@ def glucose_to_mg_dl(
     the device registry lists as whole-blood-calibrated (× 1.11). Raises ``KeyError`` for an
     unknown unit: callers map that to Q-09.
     """
-    factor = _GLUCOSE_FACTORS[unit]
+    factor = GLUCOSE_FACTORS[unit]
     raw = np.asarray(value, dtype=np.float64) * factor
     wb = np.asarray(whole_blood, dtype=bool)
     return round_half_up(np.where(wb, raw * WHOLE_BLOOD_TO_PLASMA, raw))
 
 
-_GLUCOSE_FACTORS = {
+GLUCOSE_FACTORS = {
     "mg/dL": 1.0,
     "mmol/L": MG_DL_PER_MMOL_L,
     "kg/L": MG_DL_PER_KG_L,
     "mol/L": MMOL_L_PER_MOL_L * MG_DL_PER_MMOL_L,
 }
-GLUCOSE_UNITS = frozenset(_GLUCOSE_FACTORS)
+GLUCOSE_UNITS = frozenset(GLUCOSE_FACTORS)
 
 
 def lb_to_kg(lb: npt.ArrayLike) -> FloatArray:

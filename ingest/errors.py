@@ -37,6 +37,8 @@ class Reason(StrEnum):
     NOT_A_RESULT = "not_a_result"
     UNSUPPORTED = "unsupported"
     IMPOSSIBLE_VALUE = "impossible_value"
+    IMPLAUSIBLE_VALUE = "implausible_value"  # outside the §2 physiological bounds
+    CONFLICTING_DUPLICATE = "conflicting_duplicate"  # same identifier, another value
     GATEWAY_DEAD_LETTER = "gateway_dead_letter"
     INTERNAL_ERROR = "internal_error"
     # held for review in the unbound queue

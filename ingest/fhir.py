@@ -42,6 +42,7 @@ from json.encoder import encode_basestring
 from typing import Any, Final, NamedTuple
 
 from devices.model import Component, Kind, Measurement, Special
+from ingest.bounds import out_of_bounds
 from ingest.errors import HeldForReview, Reason, RejectedReading
 from ingest.fhirjson import Template, canonical, decimal_text, dumps, loads
 
@@ -1465,6 +1466,9 @@ def prepare(
     check_result(measurement)
     values: dict[str, Decimal] = {}
     structure = _PREPARERS[measurement.kind](measurement, values)
+    implausible = out_of_bounds(measurement)  # §2, the engine's own bounds
+    if implausible is not None:
+        raise RejectedReading(Reason.IMPLAUSIBLE_VALUE, implausible.describe())
     if structure.control and ctx.performer is not None:
         raise RejectedReading(
             Reason.NOT_A_RESULT, "a hand-entered control-solution test is not a patient result"

@@ -4,7 +4,7 @@
     clinical (core)  -> numpy, stdlib
     gateway          -> devices                      (+ bleak, paho-mqtt, ...)
     simulators       -> devices                      (+ paho-mqtt, dbus-fast, ...)
-    ingest           -> devices                      (+ paho-mqtt, psycopg, fhir.resources)
+    ingest           -> devices, clinical.limits     (+ paho-mqtt, psycopg, fhir.resources)
     clinical/runner  -> clinical core, ingest.store
     clinical/staff   -> clinical core, clinical.runner, ingest.store (staff actions, stored)
     api              -> ingest.store, ingest.fhir, ingest.fhirjson, ingest.errors, devices.model,
@@ -115,6 +115,8 @@ def check(module: str, imported: str) -> str | None:
         ok = not project or top in ("simulators", "devices")
         return None if ok else "simulators imports only devices"
     if _is_under(module, "ingest"):
+        if _is_under(imported, "clinical.limits"):
+            return None  # the §2 bounds: one home for the engine and the door (issue 12.5)
         return (
             None if not project or top in ("ingest", "devices") else "ingest imports only devices"
         )
@@ -187,6 +189,8 @@ def test_packages_follow_the_dependency_direction() -> None:
         ("ingest.store.clinical", "api.store.web_worklist", False),
         ("api.store.web_worklist", "ingest.store.clinical", True),
         ("ingest.consumer", "clinical.runner", False),
+        ("ingest.bounds", "clinical.limits", True),
+        ("ingest.bounds", "clinical.quality", False),
         ("api.routes.fhir", "ingest.store", True),
         ("api.routes.fhir", "ingest.consumer", False),
         ("api.routes.fhir", "devices.model", True),

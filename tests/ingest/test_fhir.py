@@ -437,9 +437,18 @@ def test_impossible_values_are_rejected_with_the_component_named() -> None:
     assert "systolic" in caught.value.detail
 
 
-def test_implausible_values_are_flagged_questionable() -> None:
-    # 310 mmHg is possible for a device to report but outside physiological plausibility
-    rows = transform([(p.BPM, p.bp(MEASURED, systolic="3601"))])  # 0x0136 = 310
+def test_values_outside_the_physiological_bounds_are_rejected_naming_the_rule() -> None:
+    # 310 mmHg can come out of a cuff but is outside clinical-rules.md §2 Q-01 (SBP > 300)
+    measurement = decode_record([(p.BPM, bytes.fromhex(p.bp(MEASURED, systolic="3601")))])[0]
+    with pytest.raises(RejectedReading) as caught:
+        fhir.to_observations(measurement, ctx())
+    assert caught.value.reason is Reason.IMPLAUSIBLE_VALUE
+    assert caught.value.detail.startswith("Q-01: systolic 310")
+
+
+def test_a_diastolic_not_below_the_systolic_is_flagged_questionable() -> None:
+    # 120/130 is inside every §2 bound; the panel is marked questionable (Q-02 is the engine's)
+    rows = transform([(p.BPM, p.bp(MEASURED, diastolic="8200"))])  # 0x0082 = 130
     panel = by_code(rows)["85354-9"]
     assert panel["interpretation"] == [
         {
