@@ -145,6 +145,7 @@ class ReadingOutcome:
     reading_json: str | None = None  # for the unbound queue
     dead: DeadLetter | None = None
     residents: tuple[str, ...] = ()
+    wire: WireReading | None = None  # the reading as received (a conflict's dead letter)
 
 
 @dataclass(slots=True)
@@ -357,7 +358,7 @@ def process_reading(
     ``staff`` overrides the binding (the unbound queue's assign); ``use_received_time`` places
     the reading at its reception time instead of the device's clock (staff confirmed it).
     """
-    out = ReadingOutcome(reading.id, gateway_id, reading.device.id)
+    out = ReadingOutcome(reading.id, gateway_id, reading.device.id, wire=reading)
     device_id = reading.device.id
 
     def dead(reason: Reason, detail: str, exc: BaseException | None = None) -> ReadingOutcome:

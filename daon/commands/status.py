@@ -19,6 +19,7 @@ _LABELS = {
     "open_flags": "open flags (미처리 위험 알림)",
     "unbound_readings": "unbound readings (미배정 측정값)",
     "dead_letters": "dead letters (처리 불가 메시지)",
+    "conflicting_duplicates": "  of which conflicting duplicates (값이 다른 중복)",
 }
 
 
@@ -27,7 +28,8 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
         name,
         help=help_text,
         description="Report the schema version, the storage backend and counts of stored "
-        "observations, open flags, unbound readings and dead letters. With no configuration "
+        "observations, open flags, unbound readings and dead letters (with the conflicting "
+        "duplicates among them). With no configuration "
         "it looks at the demo's embedded database.",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")

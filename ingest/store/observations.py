@@ -12,6 +12,13 @@ Write path (:func:`insert_observations`, one transaction with everything else of
 Replays, redeliveries and whole-memory resends therefore store nothing twice, and the same
 reading arriving through two gateways at once is serialised by the identity key.
 
+The identity row also keeps a digest of the value (:func:`value_key`). A second reading with
+the identifier of a stored one (same device, resident, code and device-time second) but another
+value is a *conflicting duplicate*, not a replay: the first stays, the second becomes a dead
+letter naming both values (``Reason.CONFLICTING_DUPLICATE``) and is counted (``conflict``).
+Only a batch that met known identifiers pays one more statement (their digests); a batch of new
+readings costs what it did.
+
 :func:`write_outcomes` adds the rest of a consumer batch in the same transaction: unbound-queue
 rows, dead letters (idempotent on their digest), staff-binding provenance, per-gateway counters,
 ``last_seen_at`` of gateways and devices, and ``NOTIFY daon_observations`` with the residents
@@ -21,6 +28,7 @@ the clinical runner.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import uuid
@@ -31,9 +39,11 @@ from typing import Any, Final
 
 from psycopg import AsyncConnection
 
+from devices.wire import encode_reading
+from ingest.errors import Reason
 from ingest.fhir import StoredObservation, resource_id
 from ingest.fhirjson import dumps, loads
-from ingest.pipeline import Bound, MessageOutcome
+from ingest.pipeline import Bound, DeadLetter, MessageOutcome, ReadingOutcome
 from ingest.store.deadletter import insert_dead_letters
 
 Conn = AsyncConnection[Any]
@@ -48,9 +58,18 @@ _COLUMNS: Final = (
 )
 _COPY: Final = f"COPY observation ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 _IDENTITY: Final = (
-    "INSERT INTO observation_identity (identifier, observation_id, effective_at) "
-    "SELECT * FROM unnest(%s::text[], %s::uuid[], %s::timestamptz[]) "
+    "INSERT INTO observation_identity (identifier, observation_id, effective_at, value_key) "
+    "SELECT * FROM unnest(%s::text[], %s::uuid[], %s::timestamptz[], %s::text[]) "
     "ON CONFLICT (identifier) DO NOTHING RETURNING identifier"
+)
+_KNOWN: Final = (
+    "SELECT identifier, value_key, effective_at FROM observation_identity "
+    "WHERE identifier = ANY(%s::text[])"
+)
+_FIRST_VALUES: Final = (
+    "SELECT o.id::text, o.value, o.unit, o.component_values::text FROM observation o "
+    "JOIN unnest(%s::uuid[], %s::timestamptz[]) AS k(id, effective_at) "
+    "ON o.id = k.id AND o.effective_at = k.effective_at"
 )
 
 
@@ -95,30 +114,68 @@ def copy_row(o: StoredObservation) -> tuple[Any, ...]:
     )
 
 
-async def insert_observations(
-    conn: Conn, observations: Sequence[StoredObservation]
-) -> tuple[list[StoredObservation], list[StoredObservation]]:
-    """Store what is new; return (new, already stored). Call inside a transaction.
+def value_key(o: StoredObservation) -> str:
+    """A short digest of what a replay repeats exactly: value, unit and panel components."""
+    text = f"{o.value!r}|{o.unit}|{o.component_values}"
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
-    Duplicates within ``observations`` count as already stored after the first.
+
+def value_text(value: float | None, unit: str | None, components: str | None) -> str:
+    """The value as staff read it in a dead letter (``100 mg/dL``, ``{"8480-6":120,...}``)."""
+    if components:
+        return f"{components} {unit or ''}".strip()
+    if value is None:
+        return "(값 없음 / no value)"
+    return f"{value:.15g} {unit or ''}".strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """An Observation whose identifier is stored with another value; ``first`` is that value."""
+
+    observation: StoredObservation
+    first: str
+
+
+@dataclass(frozen=True, slots=True)
+class Inserted:
+    """What :func:`store_observations` did with each Observation."""
+
+    new: list[StoredObservation]
+    same: list[StoredObservation]  # replays: stored before with the same value
+    conflicts: list[Conflict]
+
+
+async def store_observations(conn: Conn, observations: Sequence[StoredObservation]) -> Inserted:
+    """Store what is new; sort the rest into replays and conflicts. Call inside a transaction.
+
+    Duplicates within ``observations`` are replays (same value) or conflicts of the first.
     """
     unique: dict[str, StoredObservation] = {}
+    keys: dict[str, str] = {}
     repeats: list[StoredObservation] = []
     for o in observations:
         if o.identifier in unique:
             repeats.append(o)
         else:
             unique[o.identifier] = o
+            keys[o.identifier] = value_key(o)
     if not unique:
-        return [], repeats
+        return Inserted([], [], [])
     ordered = sorted(unique)
     rows = [unique[i] for i in ordered]
     identifiers, ids = _array_literal(ordered), _array_literal([o.id for o in rows])
     times = _array_literal([o.effective_at.isoformat() for o in rows])
-    if identifiers is not None and ids is not None and times is not None:
-        params: tuple[Any, ...] = (identifiers, ids, times)
+    digests = _array_literal([keys[i] for i in ordered])
+    if identifiers is not None and ids is not None and times is not None and digests is not None:
+        params: tuple[Any, ...] = (identifiers, ids, times, digests)
     else:  # not plain words: let psycopg quote them (slower, never expected)
-        params = (ordered, [o.id for o in rows], [o.effective_at for o in rows])
+        params = (
+            ordered,
+            [o.id for o in rows],
+            [o.effective_at for o in rows],
+            [keys[i] for i in ordered],
+        )
     cur = await conn.execute(_IDENTITY, params)
     fresh = {r[0] for r in await cur.fetchall()}
     new = [o for o in rows if o.identifier in fresh]
@@ -127,7 +184,79 @@ async def insert_observations(
         async with conn.cursor().copy(_COPY) as copy:
             for o in new:
                 await copy.write_row(copy_row(o))
-    return new, old + repeats
+    same: list[StoredObservation] = []
+    conflicts: list[Conflict] = []
+    # what each identifier is compared with: the stored value, or the batch's first occurrence
+    reference = {i: (keys[i], "") for i in fresh}
+    if old:
+        cur = await conn.execute(_KNOWN, ([o.identifier for o in old],))
+        known = {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
+        against: list[tuple[StoredObservation, datetime]] = []  # (this one, first's time)
+        for o in old:
+            stored_key, first_at = known.get(o.identifier, (None, None))
+            # NULL: stored before digests were kept; nothing to compare, so a replay
+            if stored_key is None or stored_key == keys[o.identifier] or first_at is None:
+                same.append(o)
+                reference[o.identifier] = (keys[o.identifier], "")
+            else:
+                against.append((o, first_at))
+        if against:  # rare: read the first values for the dead letter (id, time: one index)
+            cur = await conn.execute(
+                _FIRST_VALUES, ([o.id for o, _ in against], [t for _, t in against])
+            )
+            stored = {r[0]: value_text(r[1], r[2], r[3]) for r in await cur.fetchall()}
+            for o, _ in against:
+                conflicts.append(Conflict(o, stored.get(o.id, "?")))
+                reference[o.identifier] = (known[o.identifier][0], stored.get(o.id, "?"))
+    for o in repeats:  # within the batch: compare with what the identifier is stored with
+        ref_key, ref_text = reference[o.identifier]
+        if value_key(o) == ref_key:
+            same.append(o)
+        else:
+            first = unique[o.identifier]
+            text = ref_text or value_text(first.value, first.unit, first.component_values)
+            conflicts.append(Conflict(o, text))
+    return Inserted(new, same, conflicts)
+
+
+async def insert_observations(
+    conn: Conn, observations: Sequence[StoredObservation]
+) -> tuple[list[StoredObservation], list[StoredObservation]]:
+    """Store what is new; return (new, not stored: replays and conflicts alike).
+
+    For callers that need not tell a conflict from a replay; see :func:`store_observations`.
+    """
+    done = await store_observations(conn, observations)
+    return done.new, done.same + [c.observation for c in done.conflicts]
+
+
+def conflict_letter(
+    reading: ReadingOutcome, conflicts: Sequence[Conflict], topic: str
+) -> DeadLetter:
+    """The dead letter of a reading with conflicting duplicates: both values and the reason."""
+    parts = [
+        f"{c.observation.code}: 먼저 저장된 값 {c.first}, 이번 값 "
+        f"{value_text(c.observation.value, c.observation.unit, c.observation.component_values)} "
+        f"(first {c.first} kept, this one not stored; identifier {c.observation.identifier})"
+        for c in conflicts
+    ]
+    raw = (
+        encode_reading(reading.wire)
+        if reading.wire is not None
+        else "; ".join(c.observation.resource for c in conflicts).encode()
+    )
+    return DeadLetter(
+        Reason.CONFLICTING_DUPLICATE,
+        "같은 기기·주민·항목·측정 시각(초)에 다른 값이 이미 저장되어 있습니다 (conflicting "
+        "duplicate: same device, resident, code and device time as a stored reading, another "
+        "value): " + "; ".join(parts),
+        raw,
+        topic,
+        reading.gateway_id,
+        reading.reading_id,
+        reading.device_id,
+        None,
+    )
 
 
 def notify_payloads(residents: Iterable[str], limit: int = NOTIFY_LIMIT) -> list[str]:
@@ -178,6 +307,7 @@ class GatewayCounts:
     duplicate: int = 0
     dead_lettered: int = 0
     unbound: int = 0
+    conflict: int = 0  # readings with a conflicting duplicate (also dead letters)
 
 
 @dataclass(slots=True)
@@ -187,6 +317,7 @@ class WriteResult:
     counts: dict[str, GatewayCounts] = field(default_factory=dict)
     observations: int = 0
     duplicates: int = 0
+    conflicts: int = 0
     residents: tuple[str, ...] = ()
 
     def total(self, name: str) -> int:
@@ -306,8 +437,10 @@ async def write_outcomes(
                 counts.unbound += 1
                 unbound.append((message, reading))
             observations.extend(reading.observations)
-    new, _ = await insert_observations(conn, observations)
+    inserted = await store_observations(conn, observations)
+    new = inserted.new
     new_ids = {o.identifier for o in new}
+    conflicting = {id(c.observation): c for c in inserted.conflicts}
     bindings = []
     residents: set[str] = set()
     for message in messages:
@@ -318,6 +451,14 @@ async def write_outcomes(
             # the first reading carrying a new identifier claims it; repeats are duplicates
             fresh = [o for o in reading.observations if o.identifier in new_ids]
             new_ids.difference_update(o.identifier for o in fresh)
+            clashes = [conflicting[id(o)] for o in reading.observations if id(o) in conflicting]
+            if clashes:  # another value under a stored identifier: kept as a dead letter
+                counts.conflict += 1
+                result.conflicts += 1
+                dead.append(conflict_letter(reading, clashes, message.topic))
+                if not fresh:
+                    counts.dead_lettered += 1
+                    continue
             if fresh:
                 counts.stored += 1
                 counts.observations += len(fresh)
@@ -346,7 +487,7 @@ async def write_outcomes(
         await _seen(conn, touched_gateways, touched_devices)
         await notify_residents(conn, residents)
     result.observations = len(new)
-    result.duplicates = len(observations) - len(new)
+    result.duplicates = len(inserted.same)
     result.residents = tuple(sorted(residents))
     return result
 
@@ -399,6 +540,7 @@ async def _count(conn: Conn, counts: Mapping[str, GatewayCounts], worker: str) -
             c.duplicate,
             c.dead_lettered,
             c.unbound,
+            c.conflict,
             c.stored > 0,
         )
         for g, c in sorted(counts.items())  # one lock order for every worker
@@ -410,8 +552,9 @@ async def _count(conn: Conn, counts: Mapping[str, GatewayCounts], worker: str) -
         await cur.executemany(
             """
             INSERT INTO gateway_counter AS gc (gateway_id, worker, messages, received, stored,
-                observations, duplicate, dead_lettered, unbound, last_message_at, last_stored_at)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now(), CASE WHEN %s THEN now() END)
+                observations, duplicate, dead_lettered, unbound, conflict, last_message_at,
+                last_stored_at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), CASE WHEN %s THEN now() END)
             ON CONFLICT (gateway_id, worker) DO UPDATE SET
                 messages = gc.messages + excluded.messages,
                 received = gc.received + excluded.received,
@@ -420,6 +563,7 @@ async def _count(conn: Conn, counts: Mapping[str, GatewayCounts], worker: str) -
                 duplicate = gc.duplicate + excluded.duplicate,
                 dead_lettered = gc.dead_lettered + excluded.dead_lettered,
                 unbound = gc.unbound + excluded.unbound,
+                conflict = gc.conflict + excluded.conflict,
                 last_message_at = excluded.last_message_at,
                 last_stored_at = coalesce(excluded.last_stored_at, gc.last_stored_at)
             """,
@@ -442,7 +586,8 @@ async def read_counters(conn: Conn) -> dict[str, dict[str, Any]]:
         "SELECT gateway_id, sum(messages)::bigint AS messages, sum(received)::bigint AS received, "
         "sum(stored)::bigint AS stored, sum(observations)::bigint AS observations, "
         "sum(duplicate)::bigint AS duplicate, sum(dead_lettered)::bigint AS dead_lettered, "
-        "sum(unbound)::bigint AS unbound, max(last_message_at) AS last_message_at, "
+        "sum(unbound)::bigint AS unbound, sum(conflict)::bigint AS conflict, "
+        "max(last_message_at) AS last_message_at, "
         "max(last_stored_at) AS last_stored_at FROM gateway_counter "
         "GROUP BY gateway_id ORDER BY gateway_id"
     )

@@ -16,6 +16,7 @@ _COUNTS: tuple[tuple[str, str, str], ...] = (
     ("open_flags", "risk_flag", "state IN ('open', 'acknowledged', 'snoozed')"),
     ("unbound_readings", "unbound_reading", "state = 'pending'"),
     ("dead_letters", "dead_letter", "TRUE"),
+    ("conflicting_duplicates", "dead_letter", "reason = 'conflicting_duplicate'"),
 )
 
 

@@ -40,10 +40,11 @@ from ingest.fhirjson import dumps
 from ingest.pipeline import Bound, process_reading
 from ingest.store.errors import StoreError
 from ingest.store.observations import (
-    insert_observations,
+    conflict_letter,
     insert_provenance,
     notify_residents,
     provenance_rows,
+    store_observations,
 )
 
 Conn = AsyncConnection[Any]
@@ -243,24 +244,32 @@ async def assign_unbound(
             raise AssignRejected(unbound_id, outcome.dead.reason, outcome.dead.detail)
         if outcome.unbound is not None:
             raise AssignRejected(unbound_id, outcome.unbound.reason, outcome.unbound.detail)
-        _, old = await insert_observations(conn, outcome.observations)
-        revived = [o.id for o in old]
-        if revived:
+        done = await store_observations(conn, outcome.observations)
+        if done.conflicts:
+            letter = conflict_letter(outcome, done.conflicts, "")
+            raise AssignRejected(unbound_id, letter.reason, letter.detail)
+        if done.same:
+            # revive a retracted assignment; the identity row gives each row's time, so only
+            # that chunk is touched (a compressed chunk is not decompressed whole)
             await conn.execute(
-                "UPDATE observation SET status = 'final', "
-                "resource = jsonb_set(resource, '{status}', '\"final\"') "
-                "WHERE id = ANY(%s::uuid[]) AND status = 'entered-in-error'",
-                (revived,),
+                "UPDATE observation o SET status = 'final', "
+                "resource = jsonb_set(o.resource, '{status}', '\"final\"') "
+                "FROM observation_identity i WHERE i.identifier = ANY(%s::text[]) "
+                "AND o.id = i.observation_id AND o.effective_at = i.effective_at "
+                "AND o.status = 'entered-in-error'",
+                ([o.identifier for o in done.same],),
             )
         ids = tuple(o.id for o in outcome.observations)
+        times = [o.effective_at for o in outcome.observations]
         patient_ids = [o.id for o in outcome.observations if o.resident_id]
         await insert_provenance(
             conn, provenance_rows([(gateway_id, reading.id, staff, patient_ids)])
         )
         await conn.execute(
             "UPDATE unbound_reading SET state = 'assigned', resident_id = %s, decided_by = %s, "
-            "decided_at = now(), decision_note = %s, observation_ids = %s::uuid[] WHERE id = %s",
-            (resident_id, by_user, note, list(ids), unbound_id),
+            "decided_at = now(), decision_note = %s, observation_ids = %s::uuid[], "
+            "observation_times = %s::timestamptz[] WHERE id = %s",
+            (resident_id, by_user, note, list(ids), times, unbound_id),
         )
         await _event(conn, unbound_id, "assign", by_user, resident_id, note)
         await notify_residents(conn, [resident_id])
@@ -295,19 +304,25 @@ async def restore_unbound(
         retracted: tuple[str, ...] = ()
         residents: list[str] = []
         if state == "assigned" and observation_ids:
+            # by (id, time): only the chunks holding them are touched (migration 0102 filled
+            # observation_times of earlier assignments)
             cur = await conn.execute(
-                "UPDATE observation SET status = 'entered-in-error', "
-                "resource = jsonb_set(resource, '{status}', '\"entered-in-error\"') "
-                "WHERE id = ANY(%s::uuid[]) AND status <> 'entered-in-error' "
-                "RETURNING id::text, resident_id",
-                (observation_ids,),
+                "UPDATE observation o SET status = 'entered-in-error', "
+                "resource = jsonb_set(o.resource, '{status}', '\"entered-in-error\"') "
+                "FROM unbound_reading u, unnest(u.observation_ids, u.observation_times) "
+                "AS k(id, effective_at) WHERE u.id = %s "
+                "AND o.id = k.id AND o.effective_at = k.effective_at "
+                "AND o.status <> 'entered-in-error' "
+                "RETURNING o.id::text, o.resident_id",
+                (unbound_id,),
             )
             rows = await cur.fetchall()
             retracted = tuple(r[0] for r in rows)
             residents = sorted({r[1] for r in rows if r[1]})
         await conn.execute(
             "UPDATE unbound_reading SET state = 'pending', resident_id = NULL, "
-            "decided_by = NULL, decided_at = NULL, decision_note = NULL, observation_ids = NULL "
+            "decided_by = NULL, decided_at = NULL, decision_note = NULL, observation_ids = NULL, "
+            "observation_times = NULL "
             "WHERE id = %s",
             (unbound_id,),
         )
