@@ -25,7 +25,7 @@ from clinical.model import (
     WaistTable,
     WeightTable,
 )
-from clinical.ruleset import QualityLimits
+from clinical.limits import QualityLimits
 
 OK = 0
 Q01, Q02, Q03, Q04, Q05, Q06, Q07, Q08 = 10, 20, 30, 40, 50, 60, 70, 80

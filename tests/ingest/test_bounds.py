@@ -149,5 +149,4 @@ def test_ingest_and_the_engine_agree_on_weight(kg: float) -> None:
 def test_the_engine_and_ingest_read_one_table_of_limits() -> None:
     from clinical import limits, ruleset
 
-    assert ruleset.QualityLimits is limits.QualityLimits
     assert ruleset.DEFAULT_RULESET.thresholds.quality == limits.DEFAULT_LIMITS
