@@ -15,6 +15,7 @@ import numpy as np
 
 from clinical import _seg
 from clinical._seg import BoolArray, FloatArray, IntArray
+from clinical.limits import QualityLimits
 from clinical.model import (
     BP_Q04_MASK,
     A1cTable,
@@ -25,7 +26,6 @@ from clinical.model import (
     WaistTable,
     WeightTable,
 )
-from clinical.limits import QualityLimits
 
 OK = 0
 Q01, Q02, Q03, Q04, Q05, Q06, Q07, Q08 = 10, 20, 30, 40, 50, 60, 70, 80
