@@ -341,6 +341,8 @@ class BleSide:
         self.repair.discard(address)
         facts = Facts()
         try:
+            if self.ble.settle_s:
+                await asyncio.sleep(self.ble.settle_s)
             async with asyncio.timeout(self.ble.transfer_timeout_s):
                 await Transfer(self.context, link, config, model, facts).run()
         except TimeoutError:
@@ -348,42 +350,51 @@ class BleSide:
                 address, f"transfer exceeded {self.ble.transfer_timeout_s:.0f} s"
             ) from None
         finally:
-            await link.close()
+            await _release(link)
         return facts
 
     async def connect(self, device: BLEDevice, *, pair: bool) -> Link:
-        """bleak-retry-connector's discipline: attempts, backoff by error class, safety bound."""
+        """bleak-retry-connector's discipline: attempts, backoff by error class, safety bound.
+
+        One client per attempt, and every client that does not come back connected is
+        released here (failed, timed out or cancelled): see :meth:`Link.close`.
+        """
         address = device.address.upper()
         last = "no attempt"
         for attempt in range(1, self.ble.attempts + 1):
             link = Link(address)
-            client = BleakClient(
+            link.client = BleakClient(
                 device,
                 disconnected_callback=link.on_disconnect,
                 timeout=self.ble.connect_timeout_s,
                 pair=pair,
                 bluez={"adapter": self.ble.adapter},
             )
-            link.client = client
             try:
                 async with asyncio.timeout(self.ble.safety_timeout_s):
-                    await client.connect()
+                    await link.bleak.connect()
             except (BleakError, TimeoutError, EOFError, OSError) as exc:
                 kind = classify(exc)
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 logger.debug("%s: connect attempt %d failed (%s): %s", address, attempt, kind, last)
-                if kind == "bond_lost":
-                    await self._forget(client, address)
-                    raise BondLost(address, "the device forgot our bond") from None
-                if kind == "auth":
-                    await self._forget(client, address)
-                    raise PairingFailed(address, f"pairing refused ({last})") from None
-                if kind == "not_found":
-                    raise DeviceNotFound(address, "gone from BlueZ (stopped advertising)") from None
+                try:
+                    if kind == "bond_lost":
+                        await self._forget(link.bleak, address)
+                        raise BondLost(address, "the device forgot our bond") from None
+                    if kind == "auth":
+                        await self._forget(link.bleak, address)
+                        raise PairingFailed(address, f"pairing refused ({last})") from None
+                    if kind == "not_found":
+                        raise DeviceNotFound(
+                            address, "gone from BlueZ (stopped advertising)"
+                        ) from None
+                finally:
+                    await _release(link)
                 await asyncio.sleep(BACKOFF_S.get(kind, 1.0) * attempt * self.ble.backoff_s / 0.25)
                 continue
-            if self.ble.settle_s:
-                await asyncio.sleep(self.ble.settle_s)
+            except BaseException:
+                await _release(link)  # cancelled mid-connect
+                raise
             return link
         raise ConnectionFailed(address, "could not connect", attempts=self.ble.attempts, cause=last)
 
@@ -398,6 +409,16 @@ class BleSide:
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+async def _release(link: Link) -> None:
+    """Close a link even when the caller is being cancelled (the close itself is bounded)."""
+    closing = asyncio.ensure_future(link.close())
+    try:
+        await asyncio.shield(closing)
+    except asyncio.CancelledError:
+        await asyncio.wait({closing})  # cancelled again while closing: finish closing first
+        raise
 
 
 def _configured_model(device: DeviceConfig) -> catalogue.DeviceModel | None:

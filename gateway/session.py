@@ -86,6 +86,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: Bound on releasing a link (bleak waits up to 10 s for BlueZ to confirm a disconnect).
+DISCONNECT_TIMEOUT_S = 12.0
 #: After a UDS consent, a slot with nothing more to send for this long is done.
 CONSENT_IDLE_S = 1.0
 
@@ -159,12 +161,22 @@ class Link:
         return self.bleak.services.get_service(uuid) is not None
 
     async def close(self) -> None:
+        """Disconnect and release the client's own D-Bus connection, on every path.
+
+        bleak (3.1, BlueZ) opens a D-Bus connection per ``connect()`` and closes it only in
+        ``disconnect()``, also when the device has already hung up (``is_connected`` is then
+        False and ``disconnect()`` sends nothing to BlueZ, it only releases). Skipping it after
+        the device's hang-up leaked one connection per session, until the bus's per-user
+        limit stopped every BLE session (issue 12.1). Bounded; never raises.
+        """
         client = self.client
-        if client is None or not client.is_connected:
+        if client is None:
             return
-        with contextlib.suppress(BleakError, TimeoutError, EOFError):
-            async with asyncio.timeout(10.0):
+        try:
+            async with asyncio.timeout(DISCONNECT_TIMEOUT_S):
                 await client.disconnect()
+        except (BleakError, TimeoutError, EOFError, OSError) as exc:
+            logger.debug("%s: disconnect: %s", self.address, exc or type(exc).__name__)
 
 
 class Transfer:

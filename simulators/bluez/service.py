@@ -450,6 +450,16 @@ class VirtualBlueZ:
         dev = self._devices.get((adapter, address.upper()))
         return dev is not None and dev.paired
 
+    def set_blocked(self, address: str, blocked: bool = True, adapter: str = "hci0") -> None:
+        """What setting ``Device1.Blocked`` does: a blocked device's Connect is refused
+        (``le-connection-refused``) and its link, if any, dropped."""
+        dev = self._devices.get((adapter, address.upper()))
+        if dev is None:
+            raise KeyError(f"{address} is not known to {adapter}")
+        dev.blocked = blocked
+        if blocked:
+            self._drop_link(dev, DisconnectReason.LOCAL)
+
     def set_powered(self, powered: bool, adapter: str = "hci0") -> None:
         """Power an adapter on or off (off drops every link and discovery session)."""
         self._set_powered(self._adapters[adapter], powered)
