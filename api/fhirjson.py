@@ -1,35 +1,34 @@
-"""FHIR R4 JSON the API builds itself: Bundles around stored resources, OperationOutcome,
-Patient, Device (when the registry has no stored resource), AuditEvent and the
-CapabilityStatement.
+"""The REST envelope of the FHIR API: Bundles, OperationOutcome, AuditEvent, the
+CapabilityStatement, and the registry rows rendered with the one home of FHIR (``ingest.fhir``).
 
-Stored resources (Observation, Flag, Task, RiskAssessment, Device) are spliced into Bundles as
-the JSON text the database returned, never parsed and re-serialised, so what the ingest layer
-stored is what clients get. The tests check every shape here against ``fhir.resources.R4B``.
+Resources themselves (Patient, Device, Flag, RiskAssessment, Task, Observation) are built by
+:mod:`ingest.fhir`, the same builders ingest and the clinical runner use. Stored resources are
+spliced into Bundles as the JSON text the database returned, never parsed and re-serialised, so
+what was stored is what clients get. The tests check every shape here against
+``fhir.resources.R4B``.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from api.store.access import AuditRecord
 from api.store.queries import DeviceRecord, FlagRecord, ResidentRecord
+from ingest.fhir import clinical as fhir_clinical
+from ingest.fhir import devices as fhir_devices
+from ingest.fhir import people
+from ingest.fhir.encoding import dumps as dumps
+from ingest.fhir.vocab import (
+    DICOM_DCM,
+    RESTFUL_INTERACTION,
+    STAFF_SYSTEM,
+    V3_ACT_REASON,
+)
 
 MEDIA_TYPE = "application/fhir+json"
 FHIR_VERSION = "4.0.1"
-
-#: Identifier system of residents: a health-centre-scoped id, never the registration number
-#: (fhir-mapping-and-anchors.md §2.3; KR Core requires a system on Patient.identifier).
-RESIDENT_SYSTEM = "urn:daon:junggu:resident"
-KR_CORE_PATIENT = "http://www.hl7korea.or.kr/fhir/krcore/StructureDefinition/krcore-patient"
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON, Korean kept readable."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def now_instant() -> str:
@@ -85,150 +84,63 @@ def transaction_response(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-# --- resources built here ---------------------------------------------------------------------
+# --- registry rows rendered by ingest.fhir ----------------------------------------------------
 
 
 def patient(record: ResidentRecord) -> dict[str, Any]:
     """Patient from the registry: pseudonymous id, name, sex, birth date, 동 (no card number)."""
-    resource: dict[str, Any] = {
-        "resourceType": "Patient",
-        "id": record.id,
-        "meta": {"profile": [KR_CORE_PATIENT]},
-        "identifier": [{"system": RESIDENT_SYSTEM, "value": record.id}],
-        "active": record.active,
-        "name": [{"text": record.display_name}],
-    }
-    if record.sex in ("M", "F"):
-        resource["gender"] = "male" if record.sex == "M" else "female"
-    if record.birth_date is not None:
-        resource["birthDate"] = record.birth_date.isoformat()
-    resource["address"] = [
-        {
-            "text": f"서울특별시 중구 {record.neighbourhood}",
-            "city": "서울특별시",
-            "district": "중구",
-            "country": "KR",
-        }
-    ]
-    return resource
-
-
-def fhir_id(registry_id: str) -> str:
-    """A registry id as a FHIR id (``[A-Za-z0-9.-]{1,64}``): a BT address's ':' becomes '-'."""
-    return re.sub(r"[^A-Za-z0-9.-]", "-", registry_id)[:64]
+    return people.patient(
+        people.PatientFacts(
+            id=record.id,
+            display_name=record.display_name,
+            neighbourhood=record.neighbourhood,
+            birth_date=record.birth_date,
+            sex=record.sex,
+            active=record.active,
+        )
+    )
 
 
 def device(record: DeviceRecord) -> dict[str, Any]:
-    """A minimal Device from the registry columns, for devices without a stored resource."""
-    resource: dict[str, Any] = {"resourceType": "Device", "id": fhir_id(record.id)}
-    if record.address:
-        resource["identifier"] = [
-            {
-                "system": "http://hl7.org/fhir/sid/eui-48/bluetooth",
-                "value": record.address.upper().replace(":", "-"),
-            }
-        ]
-    if record.manufacturer:
-        resource["manufacturer"] = record.manufacturer
-    if record.model:
-        resource["modelNumber"] = record.model
-    if record.serial:
-        resource["serialNumber"] = record.serial
-    if record.firmware:
-        resource["version"] = [{"type": {"text": "firmware"}, "value": record.firmware}]
-    if record.owner_id:
-        resource["patient"] = {"reference": f"Patient/{record.owner_id}"}
-    return resource
+    """The PhdDevice of a registry device that has no stored resource (same builder, same id)."""
+    return fhir_devices.device_resource(
+        record.id,
+        address=record.address,
+        manufacturer=record.manufacturer,
+        model=record.model,
+        serial=record.serial,
+        firmware=record.firmware,
+        kind=record.kind,
+    )
 
 
-# Flag and RiskAssessment of a stored flag, for a flag the runner has not rendered yet (it stores
-# its own in risk_flag.fhir_flag / fhir_risk_assessment, which the api serves as stored). The
-# systems are the runner's (clinical/resources.py).
-DAON_SYSTEM = "https://daon.junggu.seoul.kr/fhir"
-RULE_SYSTEM = f"{DAON_SYSTEM}/CodeSystem/clinical-rule"
-_FLAG_PRIORITY = {
-    "critical": ("PH", "High priority"),
-    "urgent": ("PM", "Medium priority"),
-    "routine": ("PL", "Low priority"),
-    "info": ("PN", "No alarm"),
-}
-_RISK = {"critical": "high", "urgent": "high", "routine": "moderate", "info": "low"}
 _OPEN = ("open", "acknowledged", "snoozed")
 
 
-def _rule_coding(record: FlagRecord) -> dict[str, Any]:
-    return {"system": RULE_SYSTEM, "version": record.rule_set, "code": record.rule}
+def _flag_facts(record: FlagRecord) -> fhir_clinical.FlagFacts:
+    return fhir_clinical.FlagFacts(
+        resident=record.resident_id,
+        rule=record.rule,
+        rule_set=record.rule_set,
+        severity=record.severity,
+        is_open=record.state in _OPEN,
+        summary=record.summary,
+        opened_at=record.opened_at,
+        closed_at=record.closed_at,
+        id=str(record.id),
+    )
 
 
 def flag(record: FlagRecord) -> dict[str, Any]:
-    """A FHIR Flag: what is true of the resident now (active while the flag is open)."""
-    code, display = _FLAG_PRIORITY.get(record.severity, ("PN", "No alarm"))
-    period = {"start": record.opened_at.isoformat()}
-    if record.closed_at is not None:
-        period["end"] = record.closed_at.isoformat()
-    return {
-        "resourceType": "Flag",
-        "id": str(record.id),
-        "meta": {"tag": [{"system": f"{DAON_SYSTEM}/rule-set", "code": record.rule_set}]},
-        "extension": [
-            {
-                "url": "http://hl7.org/fhir/StructureDefinition/flag-priority",
-                "valueCodeableConcept": {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/flag-priority",
-                            "code": code,
-                            "display": display,
-                        }
-                    ]
-                },
-            }
-        ],
-        "status": "active" if record.state in _OPEN else "inactive",
-        "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/flag-category",
-                        "code": "clinical",
-                        "display": "Clinical",
-                    }
-                ]
-            }
-        ],
-        "code": {"coding": [_rule_coding(record)], "text": record.summary},
-        "subject": {"reference": f"Patient/{record.resident_id}"},
-        "period": period,
-    }
+    """A Flag for a stored flag the runner has not rendered yet (it stores its own)."""
+    return fhir_clinical.flag(_flag_facts(record))
 
 
 def risk_assessment(record: FlagRecord) -> dict[str, Any]:
-    """A FHIR RiskAssessment: the rule, its rule-set version and the readings it rests on."""
-    resource: dict[str, Any] = {
-        "resourceType": "RiskAssessment",
-        "id": str(record.id),
-        "status": "final" if record.state in _OPEN else "amended",
-        "subject": {"reference": f"Patient/{record.resident_id}"},
-        "occurrenceDateTime": record.opened_at.isoformat(),
-        "method": {"coding": [_rule_coding(record)]},
-        "prediction": [
-            {
-                "outcome": {"text": record.rule},
-                "qualitativeRisk": {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/risk-probability",
-                            "code": _RISK.get(record.severity, "low"),
-                        }
-                    ]
-                },
-                "rationale": record.summary,
-            }
-        ],
-    }
-    if record.evidence:
-        resource["basis"] = [{"reference": f"Observation/{e}"} for e in record.evidence]
-    return resource
+    """A RiskAssessment for a stored flag the runner has not rendered yet."""
+    return fhir_clinical.risk_assessment(
+        _flag_facts(record), evidence_refs=[f"Observation/{e}" for e in record.evidence]
+    )
 
 
 _ACTION_DISPLAY = {"C": "create", "R": "read", "U": "update", "D": "delete", "E": "execute"}
@@ -240,7 +152,7 @@ def audit_event(record: AuditRecord) -> dict[str, Any]:
     agent: dict[str, Any] = {"requestor": True}
     if record.agent_user_id:
         agent["who"] = {
-            "identifier": {"system": "urn:daon:user", "value": record.agent_user_id},
+            "identifier": {"system": STAFF_SYSTEM, "value": record.agent_user_id},
             "display": record.agent_name or record.agent_user_id,
         }
     else:
@@ -252,7 +164,7 @@ def audit_event(record: AuditRecord) -> dict[str, Any]:
             {
                 "coding": [
                     {
-                        "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+                        "system": V3_ACT_REASON,
                         "code": record.purpose_of_use,
                     }
                 ]
@@ -262,13 +174,13 @@ def audit_event(record: AuditRecord) -> dict[str, Any]:
         "resourceType": "AuditEvent",
         "id": str(record.id),
         "type": {
-            "system": "http://dicom.nema.org/resources/ontology/DCM",
+            "system": DICOM_DCM,
             "code": record.type_code,
             "display": _TYPE_DISPLAY.get(record.type_code, record.type_code),
         },
         "subtype": [
             {
-                "system": "http://hl7.org/fhir/restful-interaction",
+                "system": RESTFUL_INTERACTION,
                 "code": record.subtype,
             }
         ],

@@ -416,7 +416,7 @@ async def copy_rate(url: str, rows: list[Any]) -> dict[str, Any]:
 def validation_cost(rows: list[Any]) -> dict[str, float]:
     from fhir.resources.R4B.observation import Observation
 
-    from ingest.fhirjson import loads
+    from ingest.fhir.encoding import loads
 
     sample = [loads(o.resource) for o in rows if o.code == "85354-9"][:200]
     started = time.perf_counter()

@@ -1,17 +1,14 @@
-"""FHIR R4B resources for flags and follow-up work, as plain JSON-ready dicts.
+"""The runner's FHIR rendering of flags and follow-up work (FlagState → Flag, RiskAssessment, Task).
 
-Clinical risk never goes into the device Observation (fhir-mapping-and-anchors.md §4): each flag
-becomes a ``Flag`` (what is true of the resident now) and a ``RiskAssessment`` (the rule, its
-rule-set version and the readings it rests on), and each recipient gets a ``Task`` with an owner
-(a named person, when assigned) or a role (``performerType``), a priority, a due date
-(``restriction.period.end``) and a ``businessStatus`` that mirrors the flag's lifecycle.
+The clinical core decides what is true (severity, lifecycle status, due times, the wording a
+liaison officer may see); this module turns a ``FlagState`` into plain facts and hands them to
+the one home of FHIR, :mod:`ingest.fhir.clinical`, which the API also uses to render stored
+flags. Like ``clinical.runner`` it sits at the runner's edge (it imports ``ingest.fhir``); the
+pure core never imports it (tests/foundation/test_architecture.py).
 
 Liaison officers' tasks are written in plain language and carry no clinical values, no rule
 title and no link to the clinical Flag (§0, §10.2.8); they name the topic only
 (:func:`clinical.flags.liaison_label`).
-
-Built here without importing ``fhir.resources`` (clinical/ imports numpy and the stdlib only);
-the tests validate every shape with ``fhir.resources.R4B``.
 """
 
 from __future__ import annotations
@@ -22,99 +19,39 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from clinical.flags import FlagStatus, Recipient, Severity, liaison_label
-from clinical.lifecycle import KST, NURSE_LEAD, FlagState
+from clinical.lifecycle import KST, FlagState
 from clinical.ruleset import Hygiene, RuleSet
 from clinical.visiting import VISITS, Group
-
-SYSTEM = "https://daon.junggu.seoul.kr/fhir"
-RULE_SYSTEM = f"{SYSTEM}/CodeSystem/clinical-rule"  # version = the rule-set version
-TASK_CODE_SYSTEM = f"{SYSTEM}/CodeSystem/follow-up-task"
-BUSINESS_STATUS_SYSTEM = f"{SYSTEM}/CodeSystem/flag-status"
-ROLE_SYSTEM = f"{SYSTEM}/CodeSystem/care-role"
-FLAG_PRIORITY_EXT = "http://hl7.org/fhir/StructureDefinition/flag-priority"
-FLAG_PRIORITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/flag-priority"
-RISK_PROBABILITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/risk-probability"
-FLAG_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/flag-category"
-
-_FLAG_PRIORITY = {  # flag-priority: PN none, PL low, PM medium, PH high
-    Severity.CRITICAL: ("PH", "High priority"),
-    Severity.URGENT: ("PM", "Medium priority"),
-    Severity.ROUTINE: ("PL", "Low priority"),
-    Severity.INFO: ("PN", "No alarm"),
-}
-_TASK_PRIORITY = {
-    Severity.CRITICAL: "stat",
-    Severity.URGENT: "urgent",
-    Severity.ROUTINE: "routine",
-    Severity.INFO: "routine",
-}
-_RISK = {
-    Severity.CRITICAL: "high",
-    Severity.URGENT: "high",
-    Severity.ROUTINE: "moderate",
-    Severity.INFO: "low",
-}
-_ROLE_DISPLAY = {
-    Recipient.NURSE.value: "방문간호사 / visiting nurse",
-    Recipient.REHAB.value: "재활운동사 / rehabilitation therapist",
-    Recipient.LIAISON.value: "현장소통담당관 / liaison officer",
-    NURSE_LEAD: "간호 팀장 / nurse team lead",
-}
+from ingest.fhir import clinical as fhir_clinical
+from ingest.fhir.clinical import FlagFacts, TaskFacts, flag_identifier
 
 
-def _iso(when: datetime) -> str:
-    return when.isoformat()
-
-
-def _rule_coding(flag: FlagState, ruleset: RuleSet) -> dict[str, Any]:
+def flag_facts(flag: FlagState, ruleset: RuleSet, *, flag_id: str | None = None) -> FlagFacts:
+    """The plain facts :mod:`ingest.fhir.clinical` renders."""
     spec = ruleset.rules.get(flag.rule)
-    return {
-        "system": RULE_SYSTEM,
-        "version": flag.rule_set,
-        "code": flag.rule,
-        "display": spec.title_en if spec else flag.rule,
-    }
+    return FlagFacts(
+        resident=flag.resident,
+        rule=flag.rule,
+        rule_set=flag.rule_set,
+        severity=flag.severity.value,
+        is_open=flag.is_open,
+        summary=flag.summary,
+        opened_at=flag.opened_at,
+        closed_at=flag.closed_at,
+        rule_display=spec.title_en if spec else flag.rule,
+        id=flag_id or flag.id,
+    )
 
 
 def flag_resource(
     flag: FlagState, ruleset: RuleSet, *, flag_id: str | None = None
 ) -> dict[str, Any]:
     """A FHIR ``Flag`` for a stored flag (active while open)."""
-    code, display = _FLAG_PRIORITY[flag.severity]
-    period: dict[str, str] = {"start": _iso(flag.opened_at)}
-    if flag.closed_at is not None:
-        period["end"] = _iso(flag.closed_at)
-    res: dict[str, Any] = {
-        "resourceType": "Flag",
-        "meta": {"tag": [{"system": f"{SYSTEM}/rule-set", "code": flag.rule_set}]},
-        "identifier": [{"system": f"{SYSTEM}/flag", "value": _flag_key(flag)}],
-        "status": "active" if flag.is_open else "inactive",
-        "category": [
-            {
-                "coding": [
-                    {"system": FLAG_CATEGORY_SYSTEM, "code": "clinical", "display": "Clinical"}
-                ]
-            }
-        ],
-        "code": {"coding": [_rule_coding(flag, ruleset)], "text": flag.summary},
-        "subject": {"reference": f"Patient/{flag.resident}"},
-        "period": period,
-        "extension": [
-            {
-                "url": FLAG_PRIORITY_EXT,
-                "valueCodeableConcept": {
-                    "coding": [{"system": FLAG_PRIORITY_SYSTEM, "code": code, "display": display}]
-                },
-            }
-        ],
-    }
-    if flag_id or flag.id:
-        res["id"] = flag_id or flag.id
-    return res
+    return fhir_clinical.flag(flag_facts(flag, ruleset, flag_id=flag_id))
 
 
 def _flag_key(flag: FlagState) -> str:
-    return f"{flag.resident}/{flag.rule}/{flag.opened_at.strftime('%Y%m%dT%H%M%SZ')}"
+    return flag_identifier(flag.resident, flag.rule, flag.opened_at)
 
 
 def task_key(flag: FlagState, role: str, *, welfare_check: bool = False) -> str:
@@ -136,29 +73,12 @@ def risk_assessment(
     ``evidence_refs`` are references such as ``Observation/…`` for the readings the flag cites.
     """
     spec = ruleset.rules.get(flag.rule)
-    res: dict[str, Any] = {
-        "resourceType": "RiskAssessment",
-        "status": "final" if flag.is_open else "amended",
-        "subject": {"reference": f"Patient/{flag.resident}"},
-        "occurrenceDateTime": _iso(flag.opened_at),
-        "method": {"coding": [_rule_coding(flag, ruleset)]},
-        "prediction": [
-            {
-                "outcome": {"text": f"{spec.title_ko} / {spec.title_en}" if spec else flag.rule},
-                "qualitativeRisk": {
-                    "coding": [{"system": RISK_PROBABILITY_SYSTEM, "code": _RISK[flag.severity]}]
-                },
-                "rationale": flag.summary,
-            }
-        ],
-    }
-    if evidence_refs:
-        res["basis"] = [{"reference": ref} for ref in evidence_refs]
-    if flag_id or flag.id:
-        res["identifier"] = [{"system": f"{SYSTEM}/flag", "value": _flag_key(flag)}]
-    if spec:
-        res["note"] = [{"text": f"{spec.action_ko} / {spec.action_en} (source: {spec.source})"}]
-    return res
+    return fhir_clinical.risk_assessment(
+        flag_facts(flag, ruleset, flag_id=flag_id),
+        outcome=f"{spec.title_ko} / {spec.title_en}" if spec else flag.rule,
+        evidence_refs=evidence_refs,
+        note=f"{spec.action_ko} / {spec.action_en} (source: {spec.source})" if spec else None,
+    )
 
 
 def task_due(
@@ -245,40 +165,23 @@ def task_resource(
         action = f"{spec.action_ko} / {spec.action_en}" if spec else ""
         description = f"{flag.summary}. {action}".strip()
         code = "clinical-follow-up"
-    res: dict[str, Any] = {
-        "resourceType": "Task",
-        "identifier": [
-            {
-                "system": f"{SYSTEM}/task",
-                "value": task_key(flag, role, welfare_check=welfare_check),
-            }
-        ],
-        "status": status,
-        "businessStatus": {
-            "coding": [{"system": BUSINESS_STATUS_SYSTEM, "code": business}],
-            "text": business,
-        },
-        "intent": "order",
-        "priority": _TASK_PRIORITY[severity],
-        "code": {"coding": [{"system": TASK_CODE_SYSTEM, "code": code}]},
-        "description": description,
-        "for": {"reference": f"Patient/{flag.resident}"},
-        "authoredOn": _iso(flag.opened_at),
-        "lastModified": _iso(now or flag.alerted_at),
-        "restriction": {"period": {"end": _iso(due)}},
-        "performerType": [
-            {
-                "coding": [
-                    {"system": ROLE_SYSTEM, "code": role, "display": _ROLE_DISPLAY.get(role, role)}
-                ]
-            }
-        ],
-    }
-    if owner:
-        res["owner"] = {"reference": f"Practitioner/{owner}"}
-    if not liaison and (flag_id or flag.id):
-        res["focus"] = {"reference": f"Flag/{flag_id or flag.id}"}
-    return res
+    return fhir_clinical.task(
+        TaskFacts(
+            identifier=task_key(flag, role, welfare_check=welfare_check),
+            status=status,
+            business_status=business,
+            severity=severity.value,
+            code=code,
+            description=description,
+            resident=flag.resident,
+            authored_on=flag.opened_at,
+            last_modified=now or flag.alerted_at,
+            due=due,
+            role=role,
+            owner=owner,
+            focus_flag=None if liaison else (flag_id or flag.id),
+        )
+    )
 
 
 def group_change_task(
@@ -294,35 +197,19 @@ def group_change_task(
         f"반영해 주세요. / The visit schedule changed: {VISITS[group].split(' / ')[1]}. "
         "Please take it into your monthly visit plan."
     )
-    res: dict[str, Any] = {
-        "resourceType": "Task",
-        "identifier": [
-            {
-                "system": f"{SYSTEM}/task",
-                "value": f"{resident}/visit-group/{now.strftime('%Y%m%dT%H%M%SZ')}",
-            }
-        ],
-        "status": "requested",
-        "businessStatus": {"coding": [{"system": BUSINESS_STATUS_SYSTEM, "code": "open"}]},
-        "intent": "order",
-        "priority": "routine",
-        "code": {"coding": [{"system": TASK_CODE_SYSTEM, "code": "visit-schedule"}]},
-        "description": text,
-        "for": {"reference": f"Patient/{resident}"},
-        "authoredOn": _iso(now),
-        "restriction": {"period": {"end": _iso(now + timedelta(days=30))}},
-        "performerType": [
-            {
-                "coding": [
-                    {
-                        "system": ROLE_SYSTEM,
-                        "code": Recipient.LIAISON.value,
-                        "display": _ROLE_DISPLAY[Recipient.LIAISON.value],
-                    }
-                ]
-            }
-        ],
-    }
-    if owner:
-        res["owner"] = {"reference": f"Practitioner/{owner}"}
-    return res
+    return fhir_clinical.task(
+        TaskFacts(
+            identifier=f"{resident}/visit-group/{now.strftime('%Y%m%dT%H%M%SZ')}",
+            status="requested",
+            business_status="open",
+            business_text=False,
+            severity=Severity.ROUTINE.value,
+            code="visit-schedule",
+            description=text,
+            resident=resident,
+            authored_on=now,
+            due=now + timedelta(days=30),
+            role=Recipient.LIAISON.value,
+            owner=owner,
+        )
+    )

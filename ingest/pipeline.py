@@ -41,7 +41,7 @@ from ingest.fhir import (
     to_observations,
     unbound_record,
 )
-from ingest.fhirjson import dumps
+from ingest.fhir.encoding import dumps
 
 
 class DeviceInfo(Protocol):

@@ -16,7 +16,7 @@ from typing import Any
 from devices.errors import WireError
 from devices.wire import reading_from_json
 from ingest.fhir import render_bundle
-from ingest.fhirjson import dumps
+from ingest.fhir.encoding import dumps
 from ingest.pipeline import OpenRegistry, process_reading
 
 

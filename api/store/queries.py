@@ -32,8 +32,9 @@ LOINC = "http://loinc.org"
 _LOINC_SHAPE = re.compile(r"[0-9]{1,7}-[0-9]")
 _NUMERIC_ID = re.compile(r"[0-9]{1,18}")  # bigint ids as FHIR ids (ASCII digits, no overflow)
 
-#: A registry device id as a FHIR id (``[A-Za-z0-9.-]``): other characters become '-'.
-FHIR_DEVICE_ID_SQL = "regexp_replace(d.id, '[^A-Za-z0-9.-]', '-', 'g')"
+#: A device's FHIR id is the id of its stored PhdDevice (``phd-…``, written by the registry with
+#: ``ingest.fhir.ids.phd_device_id``, the function ingest writes ``Observation.device`` with).
+FHIR_DEVICE_ID_SQL = "(d.resource->>'id')"
 _SQL_OP: dict[str, str] = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 
 
@@ -140,7 +141,7 @@ def _observation_filters(query: ObservationQuery, params: dict[str, Any]) -> lis
         params[f"date{i}"] = when
         where.append(f"o.effective_at {_SQL_OP[op]} %(date{i})s")
     if query.devices:
-        # FHIR ids cannot hold ':' (registry ids can be BT addresses): match either form
+        # a FHIR id (phd-…, as Observation.device says) or a registry id
         params["devices"] = list(query.devices)
         where.append(
             "o.device_id = ANY(%(devices)s || ARRAY(SELECT d.id FROM device d"

@@ -32,7 +32,7 @@ from ingest.fhir import (
     resource_id,
     to_observations,
 )
-from ingest.fhirjson import dumps
+from ingest.fhir.encoding import dumps
 from ingest.store.observations import insert_observations, notify_residents
 
 Conn = AsyncConnection[Any]

@@ -8,7 +8,7 @@ import sys
 from decimal import Decimal
 from typing import Any, TextIO
 
-from ingest.fhirjson import dumps
+from ingest.fhir.encoding import dumps
 from ingest.preview import PreviewError, preview
 
 DESCRIPTION = """\

@@ -42,7 +42,7 @@ from psycopg import AsyncConnection
 from devices.wire import encode_reading
 from ingest.errors import Reason
 from ingest.fhir import StoredObservation, resource_id
-from ingest.fhirjson import dumps, loads
+from ingest.fhir.encoding import dumps, loads
 from ingest.pipeline import Bound, DeadLetter, MessageOutcome, ReadingOutcome
 from ingest.store.deadletter import insert_dead_letters
 

@@ -24,7 +24,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from ingest.fhir import device_resource
-from ingest.fhirjson import dumps
+from ingest.fhir.encoding import dumps
 
 Conn = AsyncConnection[Any]
 

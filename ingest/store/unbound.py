@@ -36,7 +36,7 @@ from psycopg import AsyncConnection
 from devices.errors import WireError
 from devices.wire import reading_from_json
 from ingest.errors import Reason
-from ingest.fhirjson import dumps
+from ingest.fhir.encoding import dumps
 from ingest.pipeline import Bound, process_reading
 from ingest.store.errors import StoreError
 from ingest.store.observations import (

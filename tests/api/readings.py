@@ -17,6 +17,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from ingest.fhir.ids import device_reference
+
 LOINC = "http://loinc.org"
 MDC = "urn:iso:std:iso:11073:10101"
 UCUM = "http://unitsofmeasure.org"
@@ -67,7 +69,7 @@ def _base(
             ]
         },
         "effectiveDateTime": when.isoformat(),
-        "device": {"reference": f"Device/{device.replace(':', '-')}"},
+        "device": {"reference": device_reference(device)},
     }
     if resident is not None:
         resource["subject"] = {"reference": f"Patient/{resident}"}

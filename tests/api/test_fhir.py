@@ -15,6 +15,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
 
+from ingest.store import registry
 from tests.api import readings
 from tests.api.conftest import Api
 from tests.api.world import IN_HWANGHAK, IN_YAKSU, NO_LIAISON
@@ -167,8 +168,8 @@ def test_paging_with_next_links_visits_every_row_once(api: Api, ten_days) -> Non
 
 def test_search_by_code_category_device_identifier(api: Api) -> None:
     async def work(conn: Any) -> dict[str, readings.Stored]:
-        await conn.execute(
-            "INSERT INTO device (id, kind) VALUES ('AA:BB:CC:00:00:01', 'blood-pressure')"
+        await registry.upsert_devices(
+            conn, [registry.Device("AA:BB:CC:00:00:01", kind="blood-pressure")]
         )
         return {
             "bp": await readings.blood_pressure(
@@ -196,7 +197,10 @@ def test_search_by_code_category_device_identifier(api: Api) -> None:
     assert ids(
         "category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory"
     ) == {stored["glu"].id}
-    assert ids("device=Device/AA-BB-CC-00-00-01") == {stored["bp"].id}  # FHIR id of AA:BB:..
+    written = stored["bp"].resource["device"]["reference"]  # what the server writes
+    assert written == "Device/phd-AABBCC000001"
+    assert ids(f"device={written}") == {stored["bp"].id}
+    assert ids("device=phd-AABBCC000001") == {stored["bp"].id}
     assert ids(f"identifier={stored['glu'].identifier}") == {stored["glu"].id}
     assert ids(f"identifier={readings.PHD_IDENT}|{stored['wt'].identifier}") == {stored["wt"].id}
     assert ids(f"identifier=urn:other|{stored['wt'].identifier}") == set()
@@ -302,24 +306,32 @@ def test_observation_read(api: Api, ten_days) -> None:
     assert denied.status_code == 403
 
 
-def test_device_read_builds_a_minimal_device(api: Api) -> None:
+def test_device_read_answers_the_id_observations_reference(api: Api) -> None:
     async def work(conn: Any) -> None:
-        await conn.execute(
-            """INSERT INTO device (id, address, manufacturer, model, serial, firmware, kind,
-                                   station_id)
-               VALUES ('C4:7C:8D:6A:1B:22', 'C4:7C:8D:6A:1B:22', 'A&D Medical', 'UA-651BLE',
-                       '5120034871', '1.2', 'blood-pressure', 'yaksu-station-1')"""
+        device = registry.Device(
+            "C4:7C:8D:6A:1B:22",
+            kind="blood-pressure",
+            address="C4:7C:8D:6A:1B:22",
+            manufacturer="A&D Medical",
+            model="UA-651BLE",
+            serial="5120034871",
+            firmware="1.2",
+            station_id="yaksu-station-1",
         )
+        await registry.upsert_devices(conn, [device])
 
     api.db(work)
-    body = fhir_ok(api.client.get("/fhir/Device/C4-7C-8D-6A-1B-22", headers=api.bearer("N01")))
+    # the id ingest writes into Observation.device for this device (PHD: EUI-48 hex, no dashes)
+    url = "/fhir/Device/phd-C47C8D6A1B22"
+    body = fhir_ok(api.client.get(url, headers=api.bearer("N01")))
     device = Device.model_validate(body)
+    assert device.id == "phd-C47C8D6A1B22"
     assert device.manufacturer == "A&D Medical"
+    assert device.identifier[0].system == "http://hl7.org/fhir/sid/eui-48/bluetooth"
     assert device.identifier[0].value == "C4-7C-8D-6A-1B-22"
-    assert device.id == "C4-7C-8D-6A-1B-22"
-    gateway = api.client.get("/fhir/Device/C4-7C-8D-6A-1B-22", headers=api.bearer("G-yaksu-1"))
+    gateway = api.client.get(url, headers=api.bearer("G-yaksu-1"))
     assert gateway.status_code == 200
-    liaison = api.client.get("/fhir/Device/C4-7C-8D-6A-1B-22", headers=api.bearer("L10-01"))
+    liaison = api.client.get(url, headers=api.bearer("L10-01"))
     assert liaison.status_code == 403
 
 

@@ -1,13 +1,14 @@
 """The dependency direction of house-style.md §3.2, enforced by walking every module's imports.
 
     devices          -> stdlib only
-    clinical (core)  -> numpy, stdlib
+    clinical (core)  -> numpy, stdlib; never the runner side (below)
     gateway          -> devices                      (+ bleak, paho-mqtt, ...)
     simulators       -> devices                      (+ paho-mqtt, dbus-fast, ...)
     ingest           -> devices, clinical.limits     (+ paho-mqtt, psycopg, fhir.resources)
-    clinical/runner  -> clinical core, ingest.store
-    clinical/staff   -> clinical core, clinical.runner, ingest.store (staff actions, stored)
-    api              -> ingest.store, ingest.fhir, ingest.fhirjson, ingest.errors, devices.model,
+    clinical runner side: clinical.runner, clinical.staff (staff actions, stored) and
+                     clinical.resources (FlagState -> FHIR)
+                     -> clinical core, ingest.store, ingest.fhir (the one home of FHIR)
+    api              -> ingest.store, ingest.fhir, ingest.errors, devices.model,
                         clinical.flags, clinical.staff (+ fastapi); api.store is the web app's SQL
     daon             -> anything (the composition root: CLI, settings, embedded servers, demo)
 
@@ -30,6 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 MQTT_ADAPTER = "devices.mqttlink"
 PACKAGES = ("devices", "clinical", "gateway", "simulators", "ingest", "api", "daon")
 STDLIB = frozenset(sys.stdlib_module_names)
+#: clinical modules at the runner's edge: they store, and render the core's values with ingest.fhir
+RUNNER_SIDE = frozenset({"clinical.runner", "clinical.staff", "clinical.resources"})
 
 
 @dataclass(frozen=True)
@@ -98,11 +101,19 @@ def check(module: str, imported: str) -> str | None:
             return "devices imports only devices and the stdlib"
         return None if project else "devices imports only the stdlib"
     if _is_under(module, "clinical"):
-        if module in ("clinical.runner", "clinical.staff"):
-            if top in ("clinical",) or _is_under(imported, "ingest.store") or imported == "ingest":
+        if module in RUNNER_SIDE:
+            if top == "clinical" or imported == "ingest":
                 return None
-            return None if not project else "clinical.runner imports only clinical and ingest.store"
+            if _is_under(imported, "ingest.store") or _is_under(imported, "ingest.fhir"):
+                return None
+            return (
+                None
+                if not project
+                else "the clinical runner side imports only clinical, ingest.store, ingest.fhir"
+            )
         if project:
+            if imported in RUNNER_SIDE:
+                return "the pure clinical core never imports the runner side"
             return (
                 None if top == "clinical" else "clinical core imports only clinical, numpy, stdlib"
             )
@@ -126,7 +137,6 @@ def check(module: str, imported: str) -> str | None:
         allowed = (
             "ingest.store",
             "ingest.fhir",
-            "ingest.fhirjson",
             "ingest.errors",
             "devices.model",
             MQTT_ADAPTER,
@@ -138,7 +148,7 @@ def check(module: str, imported: str) -> str | None:
         if any(_is_under(imported, prefix) for prefix in allowed):
             return None
         return (
-            "api imports only ingest.store, ingest.fhir(json), ingest.errors, devices.model, "
+            "api imports only ingest.store, ingest.fhir, ingest.errors, devices.model, "
             "devices.mqttlink, "
             "clinical.flags, clinical.staff"
         )
@@ -178,6 +188,13 @@ def test_packages_follow_the_dependency_direction() -> None:
         ("clinical.bp", "ingest.store", False),
         ("clinical.runner", "ingest.store", True),
         ("clinical.runner", "gateway.ble", False),
+        ("clinical.runner", "ingest.fhir.clinical", True),
+        ("clinical.resources", "ingest.fhir.clinical", True),
+        ("clinical.resources", "ingest.consumer", False),
+        ("clinical.lifecycle", "clinical.resources", False),
+        ("clinical.bp", "ingest.fhir.vocab", False),
+        ("ingest.fhir.observations", "clinical.flags", False),
+        ("api.routes.fhir", "ingest.fhir.people", True),
         ("clinical.staff", "ingest.store", True),
         ("api.store.web_worklist", "clinical.staff", True),
         ("api.store.web_worklist", "clinical.lifecycle", False),

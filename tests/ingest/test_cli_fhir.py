@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from daon.cli import main
-from ingest import fhir
-from ingest.fhirjson import loads
+from ingest.fhir.encoding import loads, render, validate
 from tests.ingest import payloads as p
 
 MEASURED = datetime(2025, 3, 4, 9, 15, 0)
@@ -58,7 +57,7 @@ def test_one_array_of_resources_per_line(
     # panel, pulse, status bits (0x0005), then the coincident timestamp: clocks differ by 6 min
     assert codes == ["150020", "149546", "8410608", "67975"]
     for resource in resources:
-        fhir.validate(resource)
+        validate(resource)
     panel = resources[0]
     assert panel["effectiveDateTime"] == "2025-03-04T09:21:00+09:00"
     assert panel["subject"] == {"reference": "Patient/R0001234"}
@@ -68,7 +67,7 @@ def test_one_array_of_resources_per_line(
 def test_output_is_what_the_api_serves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _, [line] = run(tmp_path, [json.dumps(spec_line())], capsys)
     for resource in loads(line):
-        stored = fhir.render(resource)
+        stored = render(resource)
         assert stored in line  # each element is the canonical text the store keeps
 
 

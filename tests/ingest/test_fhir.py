@@ -16,9 +16,11 @@ import pytest
 
 from devices.model import Component, Kind, Measurement, Special
 from devices.records import decode_record
-from ingest import fhir
 from ingest.errors import HeldForReview, Reason, RejectedReading
-from ingest.fhirjson import dumps, is_canonical, loads
+from ingest.fhir import observations as fhir
+from ingest.fhir.devices import device_resource, gateway_resource
+from ingest.fhir.encoding import dumps, is_canonical, loads, render, validate
+from ingest.fhir.ids import ID_NAMESPACE
 from tests.ingest import payloads as p
 
 MDC = "urn:iso:std:iso:11073:10101"
@@ -82,7 +84,7 @@ def transform(
     assert len(measurements) == 1
     rows = fhir.to_observations(measurements[0], context or ctx())
     for row in rows:
-        fhir.validate(row.resource)  # R4B models accept every resource we emit
+        validate(row.resource)  # R4B models accept every resource we emit
         assert is_canonical(loads(row.resource))
     return rows
 
@@ -217,7 +219,7 @@ def test_identifier_is_device_patient_type_and_raw_seconds_since_2000() -> None:
 
 def test_resource_id_is_the_uuid5_of_the_identifier() -> None:
     rows = transform([(p.BPM, p.bp(MEASURED))])
-    namespace = uuid.UUID(bytes=fhir.ID_NAMESPACE)
+    namespace = uuid.UUID(bytes=ID_NAMESPACE)
     for row in rows:
         assert row.id == str(uuid.uuid5(namespace, row.identifier))
 
@@ -494,7 +496,7 @@ def test_manual_entry_has_no_device_and_a_practitioner_performer() -> None:
         measurement, ctx(performer="Practitioner/nurse-07", binding="staff")
     )
     panel = loads(rows[0].resource)
-    fhir.validate(panel)
+    validate(panel)
     assert "device" not in panel
     assert "extension" not in panel
     assert panel["performer"] == [{"reference": "Practitioner/nurse-07"}]
@@ -533,11 +535,11 @@ def test_render_reproduces_the_stored_text_from_jsonb_order() -> None:
     rows = transform([(p.BPM, p.bp(MEASURED))])
     resource = loads(rows[0].resource)
     reordered = dict(reversed(list(resource.items())))
-    assert fhir.render(reordered) == rows[0].resource
+    assert render(reordered) == rows[0].resource
 
 
 def test_device_resources_validate() -> None:
-    device = fhir.device_resource(
+    device = device_resource(
         "C4:7C:8D:6A:1B:22",
         manufacturer="A&D Medical",
         model="UA-651BLE",
@@ -545,11 +547,11 @@ def test_device_resources_validate() -> None:
         firmware="1.2",
         kind="blood-pressure",
     )
-    fhir.validate(device)
+    validate(device)
     assert device["id"] == "phd-C47C8D6A1B22"
     assert device["identifier"][0]["value"] == "C4-7C-8D-6A-1B-22"  # §1.2: dashes, upper case
-    gateway = fhir.gateway_resource("yaksu-gw-1", description="약수동 1번")
-    fhir.validate(gateway)
+    gateway = gateway_resource("yaksu-gw-1", description="약수동 1번")
+    validate(gateway)
     assert gateway["id"] == "phg-yaksu-gw-1"
 
 

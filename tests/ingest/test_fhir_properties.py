@@ -15,12 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devices.model import Component, Kind, Measurement, Special
-from ingest import fhir
 from ingest.errors import HeldForReview, RejectedReading
-from ingest.fhirjson import dumps, is_canonical, loads
+from ingest.fhir import observations as fhir
+from ingest.fhir.encoding import dumps, is_canonical, loads, validate
+from ingest.fhir.ids import ID_NAMESPACE
 
 RECEIVED = datetime(2025, 3, 4, 10, 2, 11, tzinfo=fhir.KST)
-NAMESPACE = uuid.UUID(bytes=fhir.ID_NAMESPACE)
+NAMESPACE = uuid.UUID(bytes=ID_NAMESPACE)
 
 specials = st.sampled_from(list(Special))
 
@@ -187,7 +188,7 @@ def test_any_valid_reading_maps_to_valid_r4_resources(
     identifiers = [row.identifier for row in rows]
     assert len(set(identifiers)) == len(identifiers)
     for row, plan in zip(rows, plans, strict=True):
-        fhir.validate(row.resource)
+        validate(row.resource)
         resource = loads(row.resource)
         assert is_canonical(resource)
         assert row.resource == dumps(plan.resource_dict())

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.fhirjson import Template, canonical, clean_text, dumps, is_canonical, loads
+from ingest.fhir.encoding import Template, canonical, clean_text, dumps, is_canonical, loads
 
 
 # HL7/phd input/pagecontent/FLOATS.md, "SFLOAT Encoding": the FHIR encoding column.

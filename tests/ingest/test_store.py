@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest import fhir, store
+from ingest import store
 from ingest.errors import Reason
 from ingest.fhir import render
-from ingest.fhirjson import loads
+from ingest.fhir.encoding import loads, validate
 from ingest.pipeline import MessageOutcome, process_message
 from ingest.store import deadletter, registry
 from ingest.store.observations import (
@@ -202,7 +202,7 @@ async def test_a_check_in_binding_has_a_provenance(db_url: str) -> None:
         unbound_id = "00000000-0000-5000-8000-000000000000"
         assert await provenance_for_observation(conn, unbound_id) is None
     assert provenance is not None
-    fhir.validate(provenance)
+    validate(provenance)
     assert [t["reference"] for t in provenance["target"]] == [f"Observation/{i}" for i in ids]
     assert provenance["entity"][0]["what"]["identifier"]["value"] == "session-m1"
     assert provenance["agent"][0]["who"] == {"reference": f"Device/phg-{world.GATEWAY}"}

@@ -1,4 +1,4 @@
-"""Device readings → FHIR R4 resources (the Transform stage). Pure: values in, values out.
+"""Device readings → FHIR R4 Observations (the Transform stage). Pure: values in, values out.
 
 What a reading becomes (fhir-mapping-and-anchors.md §1-§2; PHD IG + FHIR vital signs + KR Core):
 
@@ -20,23 +20,21 @@ What a reading becomes (fhir-mapping-and-anchors.md §1-§2; PHD IG + FHIR vital
   resource id (UUIDv5 of the identifier), so replays and whole-memory resends dedup;
 - a coincident-timestamp Observation (MDC 67975) whenever a device clock was corrected.
 
-Values keep the precision the device sent (``ingest.fhirjson``). Mapping tables are data
+Values keep the precision the device sent (``ingest.fhir.encoding``). Mapping tables are data
 (:data:`QUANTITIES`, :data:`BITS`, ...), in the manner of bthome-ble's ``const.py``.
 
-Hot path: resources are rendered from cached :class:`~ingest.fhirjson.Template` objects (one per
-shape), not by building and validating ``fhir.resources`` models per reading (about 0.5 ms to
-validate and 1 ms to dump one Observation on this machine, which would cap ingest near 1,000
-readings per second per core). The tests validate every shape against the R4B models
+Hot path: resources are rendered from cached :class:`~ingest.fhir.encoding.Template` objects
+(one per shape), not by building and validating ``fhir.resources`` models per reading (about
+0.5 ms to validate and 1 ms to dump one Observation on this machine, which would cap ingest
+near 1,000 readings per second per core). The tests validate every shape against the R4B models
 (:func:`validate`) and check the template fill against the dict build.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from json.encoder import encode_basestring
 from typing import Any, Final, NamedTuple
@@ -44,393 +42,62 @@ from typing import Any, Final, NamedTuple
 from devices.model import Component, Kind, Measurement, Special
 from ingest.bounds import out_of_bounds
 from ingest.errors import HeldForReview, Reason, RejectedReading
-from ingest.fhirjson import Template, canonical, decimal_text, dumps, loads
-
-# --- systems and profiles ---------------------------------------------------------------------
-
-KST: Final = timezone(timedelta(hours=9))
-_EPOCH_2000: Final = datetime(2000, 1, 1)
-
-MDC: Final = "urn:iso:std:iso:11073:10101"
-LOINC: Final = "http://loinc.org"
-UCUM: Final = "http://unitsofmeasure.org"
-OBSERVATION_CATEGORY: Final = "http://terminology.hl7.org/CodeSystem/observation-category"
-PHD_CATEGORY: Final = "http://hl7.org/fhir/uv/phd/CodeSystem/PhdObservationCategories"
-DATA_ABSENT_REASON: Final = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
-ASN1_TO_HL7: Final = "http://hl7.org/fhir/uv/phd/CodeSystem/ASN1ToHL7"
-V2_0136: Final = "http://terminology.hl7.org/CodeSystem/v2-0136"
-MEASUREMENT_STATUS: Final = "http://hl7.org/fhir/uv/pocd/CodeSystem/measurement-status"
-GATEWAY_EXTENSION: Final = "http://hl7.org/fhir/StructureDefinition/observation-gatewayDevice"
-COINCIDENT_EXTENSION: Final = (
-    "http://hl7.org/fhir/uv/phd/StructureDefinition/CoincidentTimeStampReference"
+from ingest.fhir.encoding import Template, decimal_text, loads
+from ingest.fhir.ids import (
+    _EPOCH_2000,
+    device_key,
+    gateway_reference,
+    observation_identifier,
+    patient_reference,
+    reception_token,
+    resource_id,
+    time_token,
 )
-PHD_IDENTIFIER_SYSTEM: Final = "http://hl7.org/fhir/uv/phd/StructureDefinition/PhdBaseObservation"
-GLUCOSE_RECORD_SYSTEM: Final = "urn:daon:sid:glucose-record"  # device + BLE sequence number
-BTMAC_SYSTEM: Final = "http://hl7.org/fhir/sid/eui-48/bluetooth"
-EUI64_SYSTEM: Final = "urn:oid:1.2.840.10004.1.1.1.0.0.1.0.0.1.2680"
-CONTINUA_DEVICE_IDENTIFIERS: Final = (
-    "http://terminology.hl7.org/CodeSystem/ContinuaDeviceIdentifiers"
+from ingest.fhir.vocab import (
+    ABSENT,
+    ASN1_TO_HL7,
+    BITS,
+    BP_PANEL,
+    COINCIDENT,
+    COINCIDENT_EXTENSION,
+    CORE_SD,
+    DATA_ABSENT_REASON,
+    GATEWAY_EXTENSION,
+    GLUCOSE_BY_CALIBRATION,
+    GLUCOSE_CONTROL,
+    GLUCOSE_FASTING_LOINC,
+    GLUCOSE_GENERIC_MDC,
+    GLUCOSE_LOINC,
+    GLUCOSE_LOINC_BLOOD,
+    GLUCOSE_MDC,
+    GLUCOSE_RANGES,
+    GLUCOSE_RECORD_SYSTEM,
+    GLUCOSE_TEXT,
+    KR_SD,
+    KST,
+    MDC,
+    MEAL_CONTEXT,
+    MEALS,
+    MEASUREMENT_STATUS,
+    OBSERVATION_CATEGORY,
+    PHD_BITS,
+    PHD_CATEGORY,
+    PHD_CODED,
+    PHD_COINCIDENT,
+    PHD_COMPOUND,
+    PHD_COMPOUND_NUMERIC,
+    PHD_IDENTIFIER_SYSTEM,
+    PHD_NUMERIC,
+    PHD_SD,
+    QUANTITIES,
+    QUESTIONABLE_STATUS,
+    UCUM,
+    V2_0136,
+    Coding,
+    Concept,
+    iso,
+    kst,
 )
-
-_CORE: Final = "http://hl7.org/fhir/StructureDefinition/"
-_PHD: Final = "http://hl7.org/fhir/uv/phd/StructureDefinition/"
-_KR: Final = "http://www.hl7korea.or.kr/fhir/krcore/StructureDefinition/"
-PHD_NUMERIC: Final = _PHD + "PhdNumericObservation"
-PHD_COMPOUND_NUMERIC: Final = _PHD + "PhdCompoundNumericObservation"
-PHD_COMPOUND: Final = _PHD + "PhdCompoundObservation"
-PHD_BITS: Final = _PHD + "PhdBitsEnumerationObservation"
-PHD_CODED: Final = _PHD + "PhdCodedEnumerationObservation"
-PHD_COINCIDENT: Final = _PHD + "PhdCoincidentTimeStampObservation"
-PHD_DEVICE: Final = _PHD + "PhdDevice"
-PHG_DEVICE: Final = _PHD + "PhgDevice"
-
-# Fixed namespace of our deterministic resource ids: uuid5(NAMESPACE_URL, "urn:daon:observation").
-ID_NAMESPACE: Final = bytes.fromhex("5b1b6f1e0d2a5a2f9a64f3b7a9a2c1d0")
-
-
-# --- mapping tables ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Coding:
-    system: str
-    code: str
-    display: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Concept:
-    """A CodeableConcept: codings in order, and a text (Korean first, then English)."""
-
-    codings: tuple[Coding, ...]
-    text: str | None = None
-
-    @property
-    def mdc(self) -> str:
-        """The MDC code (the PHD identifier's *type*); every device observation has one."""
-        for coding in self.codings:
-            if coding.system == MDC:
-                return coding.code
-        raise LookupError("concept has no MDC coding")
-
-    @property
-    def primary(self) -> Coding:
-        """LOINC where one exists, else the first coding (the ``observation.code`` column)."""
-        for coding in self.codings:
-            if coding.system == LOINC:
-                return coding
-        return self.codings[0]
-
-
-def _mdc(code: str, ref: str) -> Coding:
-    return Coding(MDC, code, ref)
-
-
-def _loinc(code: str, display: str) -> Coding:
-    return Coding(LOINC, code, display)
-
-
-@dataclass(frozen=True, slots=True)
-class Quantity:
-    """How one device component becomes an Observation (or a panel component)."""
-
-    concept: Concept
-    category: str  # "vital-signs" | "laboratory" | "exam"
-    profiles: tuple[str, ...]  # claimed with the PHD profile
-    kr_profile: str | None = None  # KR Core profile, claimed only in its pinned unit
-    kr_unit: str | None = None
-    hard: tuple[Decimal, Decimal] | None = None  # outside: impossible (dead letter)
-    plausible: tuple[Decimal, Decimal] | None = None  # outside: interpretation questionable
-
-
-def _range(low: str, high: str) -> tuple[Decimal, Decimal]:
-    return (Decimal(low), Decimal(high))
-
-
-BP_PANEL: Final = Concept(
-    (
-        _mdc("150020", "MDC_PRESS_BLD_NONINV"),
-        _loinc("85354-9", "Blood pressure panel with all children optional"),
-    ),
-    "혈압 (Blood pressure)",
-)
-
-#: component code (devices.model.COMPONENT_CODES) → mapping. Ranges are in the stored unit
-#: (mm[Hg], /min, mg/dL, kg, cm, %, kJ, Ohm, Cel).
-QUANTITIES: Final[dict[str, Quantity]] = {
-    "systolic": Quantity(
-        Concept(
-            (
-                _loinc("8480-6", "Systolic blood pressure"),
-                _mdc("150021", "MDC_PRESS_BLD_NONINV_SYS"),
-            ),
-            "수축기 혈압 (Systolic blood pressure)",
-        ),
-        "vital-signs",
-        (),
-        hard=_range("0", "400"),
-        plausible=_range("50", "300"),
-    ),
-    "diastolic": Quantity(
-        Concept(
-            (
-                _loinc("8462-4", "Diastolic blood pressure"),
-                _mdc("150022", "MDC_PRESS_BLD_NONINV_DIA"),
-            ),
-            "이완기 혈압 (Diastolic blood pressure)",
-        ),
-        "vital-signs",
-        (),
-        hard=_range("0", "400"),
-        plausible=_range("20", "200"),
-    ),
-    "mean": Quantity(
-        Concept(
-            (_mdc("150023", "MDC_PRESS_BLD_NONINV_MEAN"), _loinc("8478-0", "Mean blood pressure")),
-            "평균 동맥압 (Mean blood pressure)",
-        ),
-        "vital-signs",
-        (),
-        hard=_range("0", "400"),
-        plausible=_range("30", "250"),
-    ),
-    "pulse": Quantity(
-        Concept(
-            (_mdc("149546", "MDC_PULS_RATE_NON_INV"), _loinc("8867-4", "Heart rate")),
-            "맥박 (Heart rate)",
-        ),
-        "vital-signs",
-        (_CORE + "heartrate",),
-        _KR + "krcore-heartrate",
-        "/min",
-        hard=_range("0", "350"),
-        plausible=_range("25", "250"),
-    ),
-    "weight": Quantity(
-        Concept(
-            (_mdc("188736", "MDC_MASS_BODY_ACTUAL"), _loinc("29463-7", "Body weight")),
-            "체중 (Body weight)",
-        ),
-        "vital-signs",
-        (_CORE + "bodyweight",),
-        _KR + "krcore-bodyweight",
-        "kg",
-        hard=_range("0", "500"),
-        plausible=_range("2", "350"),
-    ),
-    "height": Quantity(
-        Concept(
-            (_mdc("188740", "MDC_LEN_BODY_ACTUAL"), _loinc("8302-2", "Body height")),
-            "신장 (Body height)",
-        ),
-        "vital-signs",
-        (_CORE + "bodyheight",),
-        _KR + "krcore-bodyheight",
-        "cm",
-        hard=_range("0", "300"),
-        plausible=_range("50", "250"),
-    ),
-    "bmi": Quantity(
-        Concept(
-            (
-                _mdc("188752", "MDC_RATIO_MASS_BODY_LEN_SQ"),
-                _loinc("39156-5", "Body mass index (BMI) [Ratio]"),
-            ),
-            "체질량지수 (Body mass index)",
-        ),
-        "vital-signs",
-        (_CORE + "bmi",),
-        hard=_range("0", "200"),
-        plausible=_range("8", "80"),
-    ),
-    "body_fat": Quantity(
-        Concept(
-            (_mdc("188748", "MDC_BODY_FAT"), _loinc("41982-0", "Percentage of body fat Measured")),
-            "체지방률 (Body fat percentage)",
-        ),
-        "exam",
-        (),
-        hard=_range("0", "100"),
-        plausible=_range("2", "75"),
-    ),
-    "basal_metabolism": Quantity(
-        Concept((_mdc("188768", "MDC_BASAL_METABOLISM"),), "기초대사량 (Basal metabolism)"),
-        "exam",
-        (),
-        hard=_range("0", "60000"),
-    ),
-    "muscle_pct": Quantity(
-        Concept(
-            (
-                _mdc("188772", "MDC_BODY_MUSCLE"),
-                _loinc("73965-6", "Body muscle mass/Body weight Measured"),
-            ),
-            "근육률 (Muscle percentage)",
-        ),
-        "exam",
-        (),
-        hard=_range("0", "100"),
-    ),
-    "muscle_mass": Quantity(
-        Concept(
-            (
-                _mdc("188776", "MDC_MASS_BODY_MUSCLE"),
-                _loinc("73964-9", "Body muscle mass Calculated"),
-            ),
-            "근육량 (Muscle mass)",
-        ),
-        "exam",
-        (),
-        hard=_range("0", "500"),
-    ),
-    "fat_free_mass": Quantity(
-        Concept((_mdc("188756", "MDC_MASS_BODY_FAT_FREE"),), "제지방량 (Fat-free mass)"),
-        "exam",
-        (),
-        hard=_range("0", "500"),
-    ),
-    "soft_lean_mass": Quantity(
-        Concept((_mdc("188760", "MDC_MASS_BODY_SOFT_LEAN"),), "연조직량 (Soft lean mass)"),
-        "exam",
-        (),
-        hard=_range("0", "500"),
-    ),
-    "body_water_mass": Quantity(
-        Concept(
-            (_mdc("188764", "MDC_BODY_WATER"), _loinc("101683-1", "Body water mass")),
-            "체수분량 (Body water mass)",
-        ),
-        "exam",
-        (),
-        hard=_range("0", "500"),
-    ),
-    "impedance": Quantity(
-        Concept(
-            (_mdc("188780", "MDC_BODY_ELECTRICAL_IMPEDANCE"),),
-            "생체 임피던스 (Bio-electrical impedance)",
-        ),
-        "exam",
-        (),
-        hard=_range("0", "10000"),
-    ),
-    "temperature": Quantity(
-        Concept(
-            (_mdc("150364", "MDC_TEMP_BODY"), _loinc("8310-5", "Body temperature")),
-            "체온 (Body temperature)",
-        ),
-        "vital-signs",
-        (_CORE + "bodytemp",),
-        hard=_range("0", "60"),
-        plausible=_range("30", "45"),
-    ),
-}
-
-# Glucose: LOINC by unit, MDC by the BLE sample type (fhir-mapping-and-anchors.md §1.1).
-_GLUCOSE_LOINC: Final = {
-    "mg/dL": _loinc("41653-7", "Glucose [Mass/volume] in Capillary blood by Glucometer"),
-    "mmol/L": _loinc("14743-9", "Glucose [Moles/volume] in Capillary blood by Glucometer"),
-}
-_GLUCOSE_LOINC_BLOOD: Final = {
-    "mg/dL": _loinc("2339-0", "Glucose [Mass/volume] in Blood"),
-    "mmol/L": _loinc("15074-8", "Glucose [Moles/volume] in Blood"),
-}
-_GLUCOSE_FASTING_LOINC: Final = {
-    "mg/dL": _loinc("41604-0", "Fasting glucose [Mass/volume] in Capillary blood by Glucometer"),
-    "mmol/L": _loinc("14770-2", "Fasting glucose [Moles/volume] in Capillary blood by Glucometer"),
-}
-_GLUCOSE_MDC: Final = {
-    "capillary_whole_blood": _mdc("160184", "MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD"),
-    "capillary_plasma": _mdc("160188", "MDC_CONC_GLU_CAPILLARY_PLASMA"),
-    "undetermined_whole_blood": _mdc("160364", "MDC_CONC_GLU_UNDETERMINED_WHOLEBLOOD"),
-    "undetermined_plasma": _mdc("160368", "MDC_CONC_GLU_UNDETERMINED_PLASMA"),
-}
-_GLUCOSE_BY_CALIBRATION: Final = {
-    "whole_blood": "undetermined_whole_blood",
-    "plasma": "undetermined_plasma",
-}
-_GLUCOSE_GENERIC_MDC: Final = _mdc("160020", "MDC_CONC_GLU_GEN")
-GLUCOSE_TEXT: Final = "혈당 (Blood glucose)"
-GLUCOSE_RANGES: Final = {
-    "mg/dL": (_range("0", "2000"), _range("10", "800")),
-    "mmol/L": (_range("0", "111"), _range("0.6", "44.4")),
-}
-GLUCOSE_CONTROL: Final = Concept(
-    (_mdc("160208", "MDC_CONC_GLU_CONTROL"),),
-    "혈당 측정기 정도관리 용액 (Glucose control solution)",
-)
-
-MEAL_CONTEXT: Final = Concept((_mdc("8417864", "MDC_CTXT_GLU_MEAL"),), "식사 상태 (Meal context)")
-#: devices meal names → MDC meal-context codes (8417864 + 4n; bedtime's code is unconfirmed [U]).
-MEALS: Final[dict[str, Concept]] = {
-    "preprandial": Concept(
-        (_mdc("8417868", "MDC_CTXT_GLU_MEAL_PREPRANDIAL"),), "식전 (Before meal)"
-    ),
-    "postprandial": Concept(
-        (_mdc("8417872", "MDC_CTXT_GLU_MEAL_POSTPRANDIAL"),), "식후 (After meal)"
-    ),
-    "fasting": Concept((_mdc("8417876", "MDC_CTXT_GLU_MEAL_FASTING"),), "공복 (Fasting)"),
-    "casual": Concept((_mdc("8417880", "MDC_CTXT_GLU_MEAL_CASUAL"),), "수시 (Casual)"),
-    "bedtime": Concept((_mdc("8417908", "MDC_CTXT_GLU_MEAL_BEDTIME"),), "취침 전 (Bedtime)"),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class BitsTable:
-    """A device status word reported as a PhdBitsEnumerationObservation."""
-
-    concept: Concept
-    bits: Mapping[str, tuple[str, str]]  # devices status name → (ASN1ToHL7 code, display)
-
-
-#: Status words by measurement kind; names are the cli-decode.md status vocabulary.
-BITS: Final[dict[Kind, BitsTable]] = {
-    Kind.BLOOD_PRESSURE: BitsTable(
-        Concept(
-            (_mdc("8410608", "MDC_BLOOD_PRESSURE_MEASUREMENT_STATUS"),),
-            "혈압 측정 상태 (Blood pressure measurement status)",
-        ),
-        {
-            "body_movement": ("8410608.0", "body-movement"),
-            "cuff_too_loose": ("8410608.1", "cuff-too-loose"),
-            "irregular_pulse": ("8410608.2", "irregular-pulse"),
-            "pulse_rate_exceeds_upper_limit": ("8410608.3", "pulse-over-range-limit"),
-            "pulse_rate_below_lower_limit": ("8410608.4", "pulse-under-range-limit"),
-            "improper_measurement_position": ("8410608.5", "improper-body-position"),
-        },
-    ),
-    Kind.GLUCOSE: BitsTable(
-        Concept(
-            (_mdc("8417752", "MDC_GLU_METER_DEV_STATUS"),),
-            "혈당 측정기 상태 (Glucose meter status)",
-        ),
-        {
-            "device_battery_low": ("8417752.0", "device-battery-low"),
-            "sensor_malfunction": ("8417752.1", "sensor-malfunction"),
-            "sample_size_insufficient": ("8417752.2", "sensor-sample-size-insufficient"),
-            "strip_insertion_error": ("8417752.3", "sensor-strip-insertion"),
-            "strip_type_incorrect": ("8417752.4", "sensor-strip-type-incorrect"),
-            "result_higher_than_device_can_process": ("8417752.5", "sensor-result-too-high"),
-            "result_lower_than_device_can_process": ("8417752.6", "sensor-result-too-low"),
-            "sensor_temperature_too_high": ("8417752.7", "sensor-temp-too-high"),
-            "sensor_temperature_too_low": ("8417752.8", "sensor-temp-too-low"),
-            "sensor_read_interrupted": ("8417752.9", "sensor-read-interrupt"),
-            "general_device_fault": ("8417752.10", "device-gen-fault"),
-        },
-    ),
-}
-#: Status names that make the measurement itself questionable rather than a bit to report.
-QUESTIONABLE_STATUS: Final = frozenset({"time_fault"})
-
-#: IEEE-11073 special values → data-absent-reason (HL7 PHD FLOATS.md).
-ABSENT: Final[dict[Special, tuple[str, str]]] = {
-    Special.NAN: ("not-a-number", "Not a Number (NaN)"),
-    Special.POSITIVE_INFINITY: ("positive-infinity", "Positive Infinity (+Inf)"),
-    Special.NEGATIVE_INFINITY: ("negative-infinity", "Negative Infinity (-Inf)"),
-    Special.NRES: ("error", "Error"),
-    Special.RESERVED: ("error", "Error"),
-}
-
-COINCIDENT: Final = Concept((_mdc("67975", "MDC_ATTR_TIME_ABS"),), "측정기 시계 (Absolute time)")
 
 #: Status markers from devices.quirks.NOT_A_RESULT; control solution is a device QC record.
 CONTROL_SOLUTION: Final = "control_solution"
@@ -511,7 +178,7 @@ class StoredObservation(NamedTuple):
     centre_id: str | None
     status: str
     identifier: str
-    resource: str  # canonical JSON text (ingest.fhirjson)
+    resource: str  # canonical JSON text (ingest.fhir.encoding)
     received_at: datetime | None
     quality: tuple[str, ...] | None = None  # device status names, "questionable"
     context: str | None = None  # JSON object text: meal, sample, setting, user_index, sequence
@@ -547,8 +214,8 @@ class UnboundRecord:
             "device": self.device_id,
             "gateway": self.gateway_id,
             "station": self.station_id,
-            "measured_at": _iso(self.measured_at) if self.measured_at else None,
-            "received_at": _iso(self.received_at),
+            "measured_at": iso(self.measured_at) if self.measured_at else None,
+            "received_at": iso(self.received_at),
             "values": [
                 {"code": code, "value": value, "unit": unit, "special": special}
                 for code, value, unit, special in self.values
@@ -556,101 +223,6 @@ class UnboundRecord:
             "summary": self.summary,
             "suggested_resident": self.suggested_resident,
         }
-
-
-# --- small pure helpers ------------------------------------------------------------------------
-
-_MAC_RE: Final = re.compile(r"^[0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5}$")
-_HEX_RE: Final = re.compile(r"^(?:[0-9A-Fa-f]{12}|[0-9A-Fa-f]{16})$")
-_ID_RE: Final = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-_NOT_ID_CHAR: Final = re.compile(r"[^A-Za-z0-9.]")
-
-
-def device_key(device_id: str) -> str:
-    """The PHD identifier's *device* part: EUI-48/EUI-64 as upper-case hex without separators.
-
-    Ids that are not hardware addresses (a serial number) keep their letters and digits; any
-    other character becomes ``.`` so the dash-separated identifier stays unambiguous.
-    """
-    if _MAC_RE.match(device_id):
-        return device_id.replace(":", "").replace("-", "").upper()
-    if _HEX_RE.match(device_id):
-        return device_id.upper()
-    return _NOT_ID_CHAR.sub(".", device_id)[:60] or "unknown"
-
-
-def device_reference(device_id: str) -> str:
-    return f"Device/phd-{device_key(device_id)}"
-
-
-def gateway_reference(gateway_id: str) -> str:
-    plain = _ID_RE.match(gateway_id) and len(gateway_id) <= 60
-    key = gateway_id if plain else device_key(gateway_id)
-    return f"Device/phg-{key}"
-
-
-def patient_reference(resident_id: str) -> str:
-    if not _ID_RE.match(resident_id):
-        raise RejectedReading(
-            Reason.UNKNOWN_RESIDENT, f"resident id {resident_id!r} is not a valid FHIR id"
-        )
-    return f"Patient/{resident_id}"
-
-
-def resource_id(identifier: str) -> str:
-    """UUIDv5 (RFC 4122 §4.3, SHA-1) of the identifier in :data:`ID_NAMESPACE`."""
-    h = hashlib.sha1(ID_NAMESPACE + identifier.encode()).hexdigest()
-    variant = _VARIANT[h[16]]
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
-
-
-# RFC 4122 variant bits (10xx) over the top nibble of byte 8
-_VARIANT: Final = {f"{n:x}": f"{(n & 0x3) | 0x8:x}" for n in range(16)}
-
-
-def time_token(device_time: datetime) -> str:
-    """The PHD reported timestamp as seconds since 2000-01-01 (GeneratingtheTimeStampPart…).
-
-    BLE Date Time has one-second resolution, so the token is an integer. The device's wall
-    clock is used as sent (no zone, no correction): two gateways with different corrections
-    still produce the same identifier.
-    """
-    naive = (
-        device_time.replace(tzinfo=None)
-        if device_time.tzinfo is None
-        else (device_time.astimezone(KST).replace(tzinfo=None))
-    )
-    seconds = (naive - _EPOCH_2000) // timedelta(seconds=1)
-    return str(seconds)
-
-
-def reception_token(received_at: datetime) -> str:
-    """Identifier time part for a reading without a device time: the reception time (ms), marked."""
-    local = _kst(received_at).replace(tzinfo=None)
-    millis = (local - _EPOCH_2000) // timedelta(milliseconds=1)
-    return f"r{millis // 1000}.{millis % 1000:03d}"
-
-
-def observation_identifier(device_id: str, patient: str | None, mdc: str, token: str) -> str:
-    """``device-patient-type-timestamp`` (PhdBaseObservation conditional create, §2.4).
-
-    The patient is part of the key so a shared station device dedups per resident; device
-    observations (QC, coincident time) have no patient part.
-    """
-    if patient is None:
-        return f"{device_key(device_id)}-{mdc}-{token}"
-    return f"{device_key(device_id)}-{patient}-{mdc}-{token}"
-
-
-def _kst(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=KST)
-    return moment.astimezone(KST)
-
-
-def _iso(moment: datetime) -> str:
-    """FHIR dateTime in Korea time, seconds precision (no DST in Korea)."""
-    return _kst(moment).replace(microsecond=0).isoformat()
 
 
 # --- resource builders (shape + slots) ---------------------------------------------------------
@@ -857,7 +429,7 @@ def clock_offset(clock: Clock | None) -> timedelta | None:
     """gateway − device at connection, whole seconds; None without a clock sample."""
     if clock is None:
         return None
-    offset = _naive_local(_kst(clock.gateway)) - _naive_local(clock.device)
+    offset = _naive_local(kst(clock.gateway)) - _naive_local(clock.device)
     return timedelta(seconds=round(offset.total_seconds()))
 
 
@@ -870,7 +442,7 @@ def place_in_time(
     that differs: the device time moved by the offset (and a coincident-timestamp Observation).
     A time that still cannot be right raises :class:`HeldForReview`.
     """
-    received = _kst(ctx.received_at)
+    received = kst(ctx.received_at)
     if measurement.device_time is None:
         return Timing(received.replace(microsecond=0), reception_token(received), None)
     naive = _naive_local(measurement.device_time)
@@ -884,14 +456,14 @@ def place_in_time(
     if effective > received + policy.future_tolerance:
         raise HeldForReview(
             Reason.IMPLAUSIBLE_TIME,
-            f"측정 시각 {_iso(effective)}이(가) 수신 시각 {_iso(received)}보다 늦습니다 "
+            f"측정 시각 {iso(effective)}이(가) 수신 시각 {iso(received)}보다 늦습니다 "
             f"(measured after it was received; device clock ahead)",
         )
     if effective < policy.earliest or effective < received - policy.max_age:
         raise HeldForReview(
             Reason.IMPLAUSIBLE_TIME,
-            f"측정 시각 {_iso(effective)}이(가) 너무 이릅니다 (measured too long before "
-            f"{_iso(received)}; device clock reset?)",
+            f"측정 시각 {iso(effective)}이(가) 너무 이릅니다 (measured too long before "
+            f"{iso(received)}; device clock reset?)",
         )
     return Timing(effective, token, corrected)
 
@@ -1071,7 +643,7 @@ def _prepare_bp(m: Measurement, values: dict[str, Decimal]) -> Structure:
 
 def _prepare_glucose(m: Measurement, values: dict[str, Decimal]) -> Structure:
     comp = m.component("glucose")
-    if comp is None or comp.unit not in _GLUCOSE_LOINC:
+    if comp is None or comp.unit not in GLUCOSE_LOINC:
         raise RejectedReading(Reason.UNSUPPORTED, "glucose record without a mg/dL or mmol/L value")
     control = CONTROL_SOLUTION in m.status
     questionable = any(name in QUESTIONABLE_STATUS for name in m.status)
@@ -1085,7 +657,7 @@ def _prepare_glucose(m: Measurement, values: dict[str, Decimal]) -> Structure:
         )
     sample = m.context_value("sample_type")
     if sample is None:
-        sample = _GLUCOSE_BY_CALIBRATION.get(m.context_value("calibration") or "")
+        sample = GLUCOSE_BY_CALIBRATION.get(m.context_value("calibration") or "")
     meal = m.context_value("meal")
     return Structure(
         Kind.GLUCOSE,
@@ -1187,7 +759,7 @@ class _Compiler:
         if v.manual:
             # Manual entry is out of PHD scope: no device, no gateway, no phd category/profiles.
             return ObservationShape(
-                tuple(p for p in profiles if not p.startswith(_PHD)),
+                tuple(p for p in profiles if not p.startswith(PHD_SD)),
                 tuple(c for c in categories if c != "phd"),
                 concept,
                 performer="practitioner",
@@ -1286,7 +858,7 @@ def _compile_bp(c: _Compiler) -> None:
     components = tuple(
         ComponentShape(QUANTITIES[e.code].concept, _value_shape(e.special, "mm[Hg]")) for e in panel
     )
-    profiles = (PHD_COMPOUND_NUMERIC, PHD_COMPOUND, _CORE + "bp", _KR + "krcore-bloodpressure")
+    profiles = (PHD_COMPOUND_NUMERIC, PHD_COMPOUND, CORE_SD + "bp", KR_SD + "krcore-bloodpressure")
     extra: dict[str, Any] = {"note": KPA_NOTE} if s.kpa and not c.v.manual else {}
     shape = c.shape(
         profiles,
@@ -1310,13 +882,13 @@ def _compile_bp(c: _Compiler) -> None:
 
 
 def _glucose_concept(unit: str, sample: str | None, meal: str | None) -> Concept:
-    mdc = _GLUCOSE_MDC.get(sample or "")
+    mdc = GLUCOSE_MDC.get(sample or "")
     if sample is not None and mdc is None:
         # venous, arterial, interstitial: not a glucometer capillary value
-        return Concept((_GLUCOSE_GENERIC_MDC, _GLUCOSE_LOINC_BLOOD[unit]), GLUCOSE_TEXT)
-    codings = [mdc or _GLUCOSE_GENERIC_MDC, _GLUCOSE_LOINC[unit]]
+        return Concept((GLUCOSE_GENERIC_MDC, GLUCOSE_LOINC_BLOOD[unit]), GLUCOSE_TEXT)
+    codings = [mdc or GLUCOSE_GENERIC_MDC, GLUCOSE_LOINC[unit]]
     if meal == "fasting":
-        codings.append(_GLUCOSE_FASTING_LOINC[unit])
+        codings.append(GLUCOSE_FASTING_LOINC[unit])
     return Concept(tuple(codings), GLUCOSE_TEXT)
 
 
@@ -1344,7 +916,7 @@ def _compile_glucose(c: _Compiler) -> None:
         )
         return
     shape = c.shape(
-        (PHD_NUMERIC, _KR + "krcore-observation-laboratory-result"),
+        (PHD_NUMERIC, KR_SD + "krcore-observation-laboratory-result"),
         ("laboratory", "phd"),
         _glucose_concept(entry.unit, s.sample, s.meal),
         value=_value_shape(entry.special, entry.unit),
@@ -1532,7 +1104,7 @@ def _fill(
         coincident = _coincident(ctx, device_ref, gateway_ref)
         common["coincident"] = f"Observation/{coincident.id}"
     if structure.kind is Kind.GLUCOSE:
-        common["issued"] = _iso(ctx.received_at)
+        common["issued"] = iso(ctx.received_at)
         if measurement.sequence_number is not None:
             common["identifier2"] = f"{devkey}-{measurement.sequence_number}"
     filled: list[_Filled] = []
@@ -1584,7 +1156,7 @@ def _coincident(ctx: ReadingContext, device_ref: str, gateway_ref: str) -> Plan:
     clock = ctx.clock
     assert clock is not None
     device_local = _naive_local(clock.device)
-    gateway = _kst(clock.gateway).replace(microsecond=0)
+    gateway = kst(clock.gateway).replace(microsecond=0)
     token = f"{time_token(device_local)}-{time_token(gateway)}"
     ident = observation_identifier(ctx.device_id, None, COINCIDENT.mdc, token)
     obs_id = resource_id(ident)
@@ -1593,7 +1165,7 @@ def _coincident(ctx: ReadingContext, device_ref: str, gateway_ref: str) -> Plan:
         "identifier": ident,
         "subject": device_ref,
         "effective": gateway.isoformat(),
-        "value": _iso(device_local),
+        "value": iso(device_local),
         "gateway": gateway_ref,
     }
     return Plan(_COINCIDENT_RECIPE, slots, ident, obs_id, gateway, None, None)
@@ -1741,7 +1313,7 @@ def unbound_record(
         measured_at: datetime | None = place_in_time(measurement, ctx, policy).effective_at
     except HeldForReview:
         measured_at = (
-            _kst(measurement.device_time).replace(microsecond=0)
+            kst(measurement.device_time).replace(microsecond=0)
             if measurement.device_time is not None
             else None
         )
@@ -1764,126 +1336,8 @@ def unbound_record(
         gateway_id=ctx.gateway_id,
         station_id=ctx.station_id,
         measured_at=measured_at,
-        received_at=_kst(ctx.received_at),
+        received_at=kst(ctx.received_at),
         values=values,
         summary=summary,
         suggested_resident=ctx.patient,
     )
-
-
-# --- Device resources --------------------------------------------------------------------------
-
-_SPECIALIZATION: Final = {
-    Kind.BLOOD_PRESSURE.value: ("528391", "MDC_DEV_SPEC_PROFILE_BPM"),
-    Kind.GLUCOSE.value: ("528401", "MDC_DEV_SPEC_PROFILE_GLUCOSE"),
-    Kind.BODY_WEIGHT.value: ("528399", "MDC_DEV_SPEC_PROFILE_SCALE"),
-    Kind.BODY_COMPOSITION.value: ("528404", "MDC_DEV_SPEC_PROFILE_BCA"),
-}
-
-
-def device_resource(
-    device_id: str,
-    *,
-    address: str | None = None,
-    manufacturer: str | None = None,
-    model: str | None = None,
-    serial: str | None = None,
-    firmware: str | None = None,
-    kind: str | None = None,
-) -> dict[str, Any]:
-    """The PhdDevice for a registry device (BT address as EUI-48, DIS strings)."""
-    resource: dict[str, Any] = {
-        "resourceType": "Device",
-        "id": f"phd-{device_key(device_id)}",
-        "meta": {"profile": [PHD_DEVICE]},
-    }
-    identifiers = []
-    mac = (
-        address
-        if address and _MAC_RE.match(address)
-        else (device_id if _MAC_RE.match(device_id) else None)
-    )
-    if mac is not None:
-        identifiers.append(
-            {
-                "type": {"coding": [{"system": CONTINUA_DEVICE_IDENTIFIERS, "code": "BTMAC"}]},
-                "system": BTMAC_SYSTEM,
-                "value": mac.replace(":", "-").upper(),
-            }
-        )
-    else:
-        identifiers.append({"system": "urn:daon:sid:device", "value": device_id})
-    resource["identifier"] = identifiers
-    if manufacturer:
-        resource["manufacturer"] = manufacturer
-    if serial:
-        resource["serialNumber"] = serial
-    if model:
-        resource["modelNumber"] = model
-    resource["type"] = {
-        "coding": [{"system": MDC, "code": "65573", "display": "MDC_MOC_VMS_MDS_SIMP"}]
-    }
-    spec = _SPECIALIZATION.get(kind or "", ("528457", "MDC_DEV_SPEC_PROFILE_GENERIC"))
-    resource["specialization"] = [
-        {"systemType": {"coding": [{"system": MDC, "code": spec[0], "display": spec[1]}]}}
-    ]
-    if firmware:
-        resource["version"] = [
-            {
-                "type": {
-                    "coding": [{"system": MDC, "code": "531976", "display": "MDC_ID_PROD_SPEC_FW"}]
-                },
-                "value": firmware,
-            }
-        ]
-    return canonical(resource)  # type: ignore[no-any-return]
-
-
-def gateway_resource(gateway_id: str, *, description: str | None = None) -> dict[str, Any]:
-    """The PhgDevice for one of our gateways."""
-    resource: dict[str, Any] = {
-        "resourceType": "Device",
-        "id": gateway_reference(gateway_id).split("/", 1)[1],
-        "meta": {"profile": [PHG_DEVICE]},
-        "identifier": [{"system": "urn:daon:sid:gateway", "value": gateway_id}],
-        "type": {"coding": [{"system": MDC, "code": "531981", "display": "MDC_MOC_VMS_MDS_AHD"}]},
-        "specialization": [
-            {
-                "systemType": {
-                    "coding": [
-                        {"system": MDC, "code": "528457", "display": "MDC_DEV_SPEC_PROFILE_GENERIC"}
-                    ]
-                }
-            }
-        ],
-    }
-    if description:
-        resource["deviceName"] = [{"name": description, "type": "user-friendly-name"}]
-    return canonical(resource)  # type: ignore[no-any-return]
-
-
-# --- rendering and validation ------------------------------------------------------------------
-
-
-def render(resource: Any) -> str:
-    """A resource (dict, or JSON text as read back from jsonb) as the API serves it."""
-    value = loads(resource) if isinstance(resource, str | bytes) else resource
-    return dumps(canonical(value))
-
-
-def render_bundle(resources: Sequence[str]) -> str:
-    """A JSON array of already-rendered resources (what ``daon fhir`` prints per line)."""
-    return "[" + ",".join(resources) + "]"
-
-
-def validate(resource: Mapping[str, Any] | str) -> None:
-    """Check a resource against the ``fhir.resources`` R4B model (tests and audits only).
-
-    Raises ``pydantic.ValidationError``. Imported lazily: model construction costs about
-    0.5 ms per Observation, far too much for the hot path.
-    """
-    from fhir.resources.R4B import get_fhir_model_class
-
-    data = loads(resource) if isinstance(resource, str) else dict(resource)
-    model = get_fhir_model_class(str(data["resourceType"]))
-    model.model_validate(data)
