@@ -1,7 +1,8 @@
 """The unbound-readings queue for staff, on top of :mod:`ingest.store.unbound`.
 
-Adds what the queue itself does not know: who may act (RESOLVE_UNBOUND), that the resident a
-reading is assigned to must be in the actor's scope, and the audit trail. The decisions
+Adds what the queue itself does not know: who may act (RESOLVE_UNBOUND), the actor's scope
+(:func:`item_scope`: a reading belongs to its centre's neighbourhood, and a decided one also to
+the resident it went to), and the audit trail. The decisions
 (assign, discard, restore) are ingest's own functions, so an assignment goes through the same
 decode → bind → transform → identity path as any reading, and every decision is reversible and
 recorded in ``unbound_event``.
@@ -15,7 +16,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from api.store import access, rows
-from api.store.access import Actor, Capability, InvalidRequest, NotFound
+from api.store.access import Actor, Capability, InvalidRequest, NotFound, Role
 from ingest.store import unbound
 
 Conn = AsyncConnection[Any]
@@ -32,14 +33,50 @@ class QueueEvent:
     note: str | None
 
 
+def item_scope(actor: Actor, item: str = "u") -> tuple[str, dict[str, Any]]:
+    """SQL condition over ``unbound_reading`` alias ``item`` that the actor may see and act on.
+
+    A reading is in scope when the centre it was measured at (the item's, else its gateway's)
+    lies in the actor's scope, and, once assigned, when its resident does too. Admins see all.
+    """
+    if actor.role is Role.ADMIN:
+        return "TRUE", {}
+    if actor.role is not Role.NURSE:
+        return "FALSE", {}
+    resident, params = access.scope_predicate(actor, "sr")
+    sql = (
+        f"(EXISTS (SELECT 1 FROM centre sc LEFT JOIN gateway sg ON sg.id = {item}.gateway_id"
+        f" WHERE sc.id = coalesce({item}.centre_id, sg.centre_id)"
+        " AND sc.neighbourhood = ANY(%(scope_nbs)s))"
+        f" AND ({item}.resident_id IS NULL OR EXISTS (SELECT 1 FROM resident sr"
+        f" WHERE sr.id = {item}.resident_id AND {resident})))"
+    )
+    return sql, params
+
+
+_ITEM_COLUMNS = (
+    "u.id, u.gateway_id, u.reading_id, u.centre_id, u.station_id, u.device_id, u.kind, u.reason,"
+    " u.detail, u.measured_at, u.received_at, u.summary, u.suggested_resident, u.state,"
+    " u.resident_id, u.decided_by, u.decided_at, u.decision_note"
+)
+
+
 async def queue(
     conn: Conn, actor: Actor, *, state: str = "pending", limit: int = 100
 ) -> list[unbound.UnboundItem]:
-    """Queue items in ``state``, newest first."""
+    """Queue items in ``state`` within the actor's scope, newest first."""
     actor.require(Capability.RESOLVE_UNBOUND)
     if state not in STATES:
         raise InvalidRequest(f"state must be one of {', '.join(STATES)}")
-    items = await unbound.list_unbound(conn, state=state, limit=limit)
+    where, params = item_scope(actor)
+    items = await rows.fetch_all(
+        conn,
+        unbound.UnboundItem,
+        f"""SELECT {_ITEM_COLUMNS} FROM unbound_reading u
+            WHERE u.state = %(state)s AND {where}
+            ORDER BY u.received_at DESC, u.id DESC LIMIT %(limit)s""".encode(),
+        {**params, "state": state, "limit": limit},
+    )
     await access.record_audit(
         conn,
         actor,
@@ -49,6 +86,22 @@ async def queue(
         residents=[i.resident_id for i in items if i.resident_id],
     )
     return items
+
+
+async def require_item(conn: Conn, actor: Actor, unbound_id: int) -> None:
+    """Raise NotFound unless the item exists and is in the actor's scope (one answer for both,
+    so ids outside the scope cannot be probed)."""
+    actor.require(Capability.RESOLVE_UNBOUND)
+    where, params = item_scope(actor)
+    visible = await rows.scalar(
+        conn,
+        f"SELECT {where} FROM unbound_reading u WHERE u.id = %(id)s".encode(),
+        {**params, "id": unbound_id},
+    )
+    if visible is None:
+        raise NotFound(f"unbound reading {unbound_id}")
+    if not visible:
+        raise access.AccessDenied(actor, str(Capability.RESOLVE_UNBOUND))
 
 
 async def resolve_resident(conn: Conn, actor: Actor, text: str) -> str:
@@ -77,7 +130,7 @@ async def assign(
     use_received_time: bool = False,
 ) -> tuple[str, ...]:
     """Bind a pending reading to a resident (in scope); returns the Observation ids."""
-    actor.require(Capability.RESOLVE_UNBOUND)
+    await require_item(conn, actor, unbound_id)
     await access.require_resident(conn, actor, resident_id, Capability.RESOLVE_UNBOUND)
     try:
         ids = await unbound.assign_unbound(
@@ -104,7 +157,7 @@ async def assign(
 
 
 async def discard(conn: Conn, actor: Actor, unbound_id: int, reason: str) -> None:
-    actor.require(Capability.RESOLVE_UNBOUND)
+    await require_item(conn, actor, unbound_id)
     if not reason.strip():
         raise InvalidRequest("버리는 이유를 적어 주세요 / give a reason to discard")
     try:
@@ -118,7 +171,7 @@ async def discard(conn: Conn, actor: Actor, unbound_id: int, reason: str) -> Non
 
 async def restore(conn: Conn, actor: Actor, unbound_id: int, note: str | None = None) -> None:
     """Undo an assignment (its Observations become entered-in-error) or a discard."""
-    actor.require(Capability.RESOLVE_UNBOUND)
+    await require_item(conn, actor, unbound_id)
     try:
         item = await unbound.get_unbound(conn, unbound_id)
     except unbound.UnboundNotFound as exc:
@@ -140,5 +193,5 @@ async def restore(conn: Conn, actor: Actor, unbound_id: int, note: str | None = 
 
 
 async def events(conn: Conn, actor: Actor, unbound_id: int) -> list[QueueEvent]:
-    actor.require(Capability.RESOLVE_UNBOUND)
+    await require_item(conn, actor, unbound_id)
     return [QueueEvent(**e) for e in await unbound.history(conn, unbound_id)]

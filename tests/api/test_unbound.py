@@ -124,3 +124,47 @@ def test_only_staff_who_resolve_readings_see_the_queue(api: Api) -> None:
     for user in ("T01", "L10-01", "S-yaksu-1"):
         api.login_as(user)
         assert api.client.get("/unbound").status_code == 403, user
+
+
+def test_the_queue_stays_within_the_viewers_neighbourhoods_in_every_state(api: Api) -> None:
+    """A 약수동 reading, pending, assigned and discarded in turn, never shows to the 황학동 nurse
+    (issue 13.1: she saw another centre's resident, values, assigning nurse and note), and
+    she cannot act on it; the admin sees every state."""
+    api.db(queue_one)
+    yaksu_csrf = api.login_as("N01")
+    unbound_id = item_id(api.client.get("/unbound").text)
+
+    def outsider_sees(state: str) -> str:
+        api.login_as("N02")
+        return api.client.get(f"/unbound?state={state}").text
+
+    def outsider_cannot_act() -> None:
+        csrf = api.login_as("N02")
+        for action, data in (
+            ("assign", {"resident": IN_HWANGHAK}),
+            ("discard", {"reason": "남의 것"}),
+            ("restore", {}),
+        ):
+            answer = api.client.post(
+                f"/unbound/{unbound_id}/{action}", data={"csrf_token": csrf, **data}
+            )
+            assert answer.status_code == 403, action
+
+    assert f'action="/unbound/{unbound_id}/' not in outsider_sees("pending")
+    outsider_cannot_act()
+    api.login_as("N01")
+    note = {"csrf_token": yaksu_csrf, "resident": IN_YAKSU, "note": "약수 메모"}
+    assert api.client.post(f"/unbound/{unbound_id}/assign", data=note).status_code == 303
+    assigned = outsider_sees("assigned")
+    for secret in (IN_YAKSU, "약수 메모", "N01", f"/unbound/{unbound_id}/"):
+        assert secret not in assigned
+    outsider_cannot_act()
+    api.login_as("N01")
+    api.client.post(f"/unbound/{unbound_id}/restore", data={"csrf_token": yaksu_csrf})
+    api.client.post(
+        f"/unbound/{unbound_id}/discard", data={"csrf_token": yaksu_csrf, "reason": "시험 측정"}
+    )
+    assert "시험 측정" not in outsider_sees("discarded")
+    outsider_cannot_act()
+    api.login_as("A01")
+    assert "시험 측정" in api.client.get("/unbound?state=discarded").text
