@@ -3,8 +3,12 @@
 Config         the ApiConfig the app was created with
 Conn           a pooled connection; one transaction per request, committed when the route
                returns (before the response is sent), rolled back if it raises
-CurrentActor   the user of a bearer token or a web session (401 / login redirect if none)
-WebSession     the web session's user and CSRF token (cookie only)
+CurrentActor   the user of a bearer token or a web session (401 / login redirect if none), for
+               the FHIR API: never a station account (a kiosk sees only its own screen)
+WebSession     the web session's user and CSRF token (cookie only; never a gateway account)
+
+The actor is also kept on ``request.state.actor`` so that the error handlers can give one
+answer to "not yours" and "does not exist" (api.main).
 CsrfChecked    a WebSession whose form carried the right CSRF token (POST forms)
 """
 
@@ -21,7 +25,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from api.config import ApiConfig
 from api.security import SESSION_COOKIE
 from api.store import access
-from api.store.access import Actor
+from api.store.access import Actor, Role
 
 #: Prepare a statement on its second use on a connection (see api.main.SESSION_OPTIONS).
 PREPARE_THRESHOLD = 1
@@ -77,22 +81,29 @@ async def _session(request: Request, conn: AsyncConnection[Any]) -> Session | No
         return None
     config = get_config(request)
     info = await access.session_actor(conn, token, idle=config.session_idle)
-    if info is None:
+    if info is None or info.actor.role is Role.GATEWAY:  # service accounts have no web pages
         return None
-    return Session(info.actor.with_client(client_address(request)), info.csrf_token)
+    actor = info.actor.with_client(client_address(request))
+    request.state.actor = actor
+    return Session(actor, info.csrf_token)
 
 
 async def get_actor(request: Request, conn: Conn) -> Actor:
     header = request.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
-        actor = await access.token_actor(conn, header[7:].strip())
-        if actor is None:
+        found = await access.token_actor(conn, header[7:].strip())
+        if found is None:
             raise NotAuthenticated()
-        return actor.with_client(client_address(request))
-    session = await _session(request, conn)
-    if session is None:
-        raise NotAuthenticated()
-    return session.actor
+        actor = found.with_client(client_address(request))
+        request.state.actor = actor
+    else:
+        session = await _session(request, conn)
+        if session is None:
+            raise NotAuthenticated()
+        actor = session.actor
+    if actor.role is Role.STATION:
+        raise access.AccessDenied(actor, "use the FHIR API (a station shows only its screen)")
+    return actor
 
 
 CurrentActor = Annotated[Actor, Depends(get_actor, scope="function")]

@@ -181,16 +181,37 @@ async def _audit_denial(request: Request, exc: access.AccessDenied) -> None:
         logger.warning("could not audit an access denial: %s", failure)
 
 
+#: The one answer a member of staff gets for "not yours" and for "does not exist", so that
+#: neither resident ids, cards, consent ids nor any other id can be probed (issue 13.6).
+HIDDEN = "권한이 없거나 찾을 수 없습니다 / forbidden or not found"
+
+
+def _sees_everything(request: Request) -> bool:
+    """Admins see every record, so telling them "does not exist" reveals nothing."""
+    actor = getattr(request.state, "actor", None)
+    return isinstance(actor, access.Actor) and actor.role is access.Role.ADMIN
+
+
+def _hidden(request: Request) -> Response:
+    if _is_fhir(request):
+        return _outcome(403, "forbidden", HIDDEN)
+    return _error_page(request, 403, "권한 없음 / Forbidden", HIDDEN)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def denied(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, access.AccessDenied)
         await _audit_denial(request, exc)
+        if not _sees_everything(request):
+            return _hidden(request)
         text = f"권한이 없습니다 / forbidden: {exc.actor.role} may not {exc.what}"
         if _is_fhir(request):
             return _outcome(403, "forbidden", text)
         return _error_page(request, 403, "권한 없음 / Forbidden", text)
 
     async def not_found(request: Request, exc: Exception) -> Response:
+        if getattr(request.state, "actor", None) is not None and not _sees_everything(request):
+            return _hidden(request)
         text = f"찾을 수 없습니다 / not found: {exc}"
         if _is_fhir(request):
             return _outcome(404, "not-found", text)

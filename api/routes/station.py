@@ -59,12 +59,17 @@ async def publish_checkin(
     await web_station.record_delivery(conn, checkin.id, delivery.delivered, delivery.note)
 
 
+def require_station(actor: access.Actor) -> None:
+    """The station screen and its card check-in are for station accounts only."""
+    actor.require(Capability.CHECK_IN)
+    if actor.role is not access.Role.STATION or actor.station_id is None:
+        raise access.AccessDenied(actor, "use the station screen (not a station account)")
+
+
 @router.get("/station")
 async def station_screen(request: Request, conn: Conn, session: WebSession) -> Response:
     actor = session.actor
-    actor.require(Capability.CHECK_IN)
-    if actor.station_id is None:
-        raise access.AccessDenied(actor, "use the station screen (not a station account)")
+    require_station(actor)
     checkin = await web_station.active_checkin(conn, actor)
     shown: list[tuple[web_station.Reading, explain.Explanation]] = []
     if checkin is not None:
@@ -100,6 +105,7 @@ async def station_checkin(
     session: CsrfChecked,
     card_number: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
+    require_station(session.actor)
     try:
         checkin = await web_station.check_in(conn, session.actor, card_number)
     except access.NotFound:
@@ -112,5 +118,6 @@ async def station_checkin(
 
 @router.post("/station/finish")
 async def station_finish(conn: Conn, session: CsrfChecked) -> Response:
+    require_station(session.actor)
     await web_station.end_checkin(conn, session.actor)
     return RedirectResponse("/station", status_code=303)

@@ -13,7 +13,8 @@ Scope by role (who a member of staff may see at all)::
     liaison    residents assigned to her (resident.liaison_id) WITH an active consent whose
                purpose is 'liaison-sharing' and whose recipients include 'liaison'; withdrawal
                or the end of the period removes them at the next query
-    station    the resident checked in at this station in the last few minutes
+    station    the resident checked in at this station in the last few minutes; a station has
+               no READ_HEALTH: its screen shows only the readings of the current visit
     gateway    nobody (service account: reads the devices of its own stations)
 
 What each role may do is :data:`ROLE_CAPABILITIES`; a liaison officer never has READ_HEALTH,
@@ -140,7 +141,9 @@ ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
     Role.LIAISON: frozenset(
         {_C.READ_NEEDS, _C.READ_CONTACTS, _C.WITHDRAW_CONSENT, _C.UPDATE_TASKS}
     ),
-    Role.STATION: frozenset({_C.CHECK_IN, _C.READ_HEALTH}),
+    # a kiosk shows the current visit's readings on its own screen (web_station) and nothing
+    # else: no health-data capability, so no FHIR read and no resident page ever serves it
+    Role.STATION: frozenset({_C.CHECK_IN}),
     Role.GATEWAY: frozenset({_C.READ_DEVICES}),  # readings travel over MQTT, not the API
 }
 

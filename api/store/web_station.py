@@ -129,7 +129,10 @@ async def check_in_resident(
     conn: Conn, actor: Actor, resident_id: str, station_id: str
 ) -> tuple[CheckIn, str]:
     """Staff check a resident in at a station from the resident page; returns the check-in and
-    the card number (the gateway command carries it)."""
+    the card number (the gateway command carries it). Not for station accounts: a kiosk
+    checks in by card only."""
+    if actor.role is Role.STATION:
+        raise access.AccessDenied(actor, "check in by resident id (staff only)", resident_id)
     await access.require_resident(conn, actor, resident_id, Capability.CHECK_IN)
     card = await rows.scalar(conn, "SELECT card_number FROM resident WHERE id = %s", (resident_id,))
     if not card:
@@ -198,8 +201,11 @@ def reading(*, components: str, **fields: Any) -> Reading:
 
 
 async def station_readings(conn: Conn, actor: Actor, checkin: CheckIn) -> tuple[Reading, ...]:
-    """Readings of the checked-in resident stored since the check-in, newest first."""
-    await access.require_resident(conn, actor, checkin.resident_id, Capability.READ_HEALTH)
+    """Readings of the checked-in resident stored since the check-in, newest first: the
+    current visit only, on the station's own open check-in (a kiosk never reads a history)."""
+    actor.require(Capability.CHECK_IN)
+    if actor.role is not Role.STATION or checkin.station_id != actor.station_id:
+        raise access.AccessDenied(actor, "read another station's screen", checkin.resident_id)
     found = await rows.build_all(
         conn,
         reading,
