@@ -1,238 +1,707 @@
-"""The access-control matrix: every role × every resident endpoint × in-scope / out-of-scope
-resident × consented / withdrawn, against the real database and the real app.
+"""The access matrix: every route of the app × role × scope × consent, against the real
+database and the real app. It cannot go stale: the routes are enumerated from the app at test
+time, and a route without a row in :data:`ROWS` (or a row without its route) fails the test.
 
-The expected outcome of each cell comes from the policy written out below by hand (the brief's
-rules: nurses by neighbourhood and assignment, therapists for rehab-room residents, liaison
-officers only assigned residents with an active consent and never values, the station only the
-resident checked in there, gateways no resident data, admins everything), not from the code
-under test. Every denial must be a 403 and every allowed call a success.
+Roles: nurse, therapist, liaison officer, administrator, station (kiosk session), gateway
+(service token), anonymous. Subjects (the resident a call is about): own neighbourhood with
+consent given (R0000001), own with consent withdrawn (R0000002), another neighbourhood with
+consent given (R0000003) and withdrawn (R0000005, added here). The expected outcome of each cell
+comes from the policy written out below by hand (the brief's rules), not from the code under
+test: nurses by neighbourhood, therapists rehab-room residents, liaison officers their assigned
+residents with an active consent and never values, the station only its own screen, gateways
+no resident data, admins everything. An allowed call must succeed (2xx, or a redirect that is
+not to the login page); a denied one must be 401/403 or a redirect to the login page, with the
+same answer for "not yours" as for "does not exist" (tests/api/test_security.py).
+
+Adding a route: add a row (the call to make and who may make it); run this file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute, Mount, Route
 
-from ingest.store import clinical
+from api.store import access
+from api.store.access import ConsentPurpose
+from ingest.pipeline import process_message
+from ingest.store import clinical, registry
+from ingest.store.observations import write_outcomes
 from tests.api import readings
 from tests.api.conftest import Api
-from tests.api.world import IN_HWANGHAK, IN_YAKSU, NO_LIAISON, RESIDENTS, WITHDRAWN
+from tests.api.world import CARD, IN_HWANGHAK, IN_YAKSU, PASSWORD, WITHDRAWN, username
 
 pytestmark = pytest.mark.db
 
-USERS = ("A01", "N01", "N02", "T01", "L10-01", "S-yaksu-1", "G-yaksu-1")
-CHECKED_IN = IN_YAKSU  # at yaksu-station-1 for the whole test
+SEOUL = ZoneInfo("Asia/Seoul")
 
-# Who may see whom at all (the world: tests/api/world.py).
-SCOPE: dict[str, set[str]] = {
-    "A01": set(RESIDENTS),
-    "N01": {IN_YAKSU, WITHDRAWN, NO_LIAISON},
-    "N02": {IN_HWANGHAK},
-    "T01": {IN_YAKSU, NO_LIAISON},
-    "L10-01": {IN_YAKSU},  # R0000002 is also hers but withdrew consent
-    "S-yaksu-1": {CHECKED_IN},
-    "G-yaksu-1": set(),
+# --- principals and subjects ------------------------------------------------------------------
+
+PRINCIPALS: dict[str, str | None] = {
+    "nurse": "N01",  # 약수동
+    "therapist": "T01",  # rehabilitation room, every neighbourhood
+    "liaison": "L10-01",  # R0000001 and R0000002 are assigned to her
+    "admin": "A01",
+    "station": "S-yaksu-1",  # kiosk at yaksu-station-1, R0000001 checked in there
+    "gateway": "G-yaksu-1",  # yaksu-gw-1's service account
+    "anonymous": None,
 }
+OTHER_WITHDRAWN = "R0000005"  # 황학동, officer L14-01, consent withdrawn (made by _setup)
+SUBJECTS = {
+    "own/consent": IN_YAKSU,
+    "own/withdrawn": WITHDRAWN,
+    "other/consent": IN_HWANGHAK,
+    "other/withdrawn": OTHER_WITHDRAWN,
+}
+CHECKED_IN = IN_YAKSU
 
-# What each role may do within its scope.
-HEALTH = {"A01", "N01", "N02", "T01", "S-yaksu-1"}  # observation values
-FLAGS = {"A01", "N01", "N02", "T01"}  # flags, risk assessments, clinical tasks
-PATIENT = {"A01", "N01", "N02", "T01"}  # demographics
-WRITE = {"A01", "N01", "N02"}  # hand-entered readings, visits
-REVIEW = {"A01", "N01", "N02", "T01"}  # mark reviewed, notes
-CONSENT = {"A01", "N01", "N02"}  # record consent
-CHECKIN = {"A01", "N01", "N02", "S-yaksu-1"}  # check a resident in at a station
-WEB = {"A01", "N01", "N02", "T01", "L10-01", "S-yaksu-1"}  # gateways have no web session
+#: Who each role may see at all (the world: tests/api/world.py and _setup).
+SCOPE: dict[str, set[str]] = {
+    "nurse": {IN_YAKSU, WITHDRAWN},  # her neighbourhood
+    "therapist": {IN_YAKSU},  # the rehab-room resident
+    "liaison": {IN_YAKSU},  # assigned AND consent given; never values
+    "admin": set(SUBJECTS.values()),
+    "station": set(),  # a kiosk reads no resident's data beyond its own screen
+    "gateway": set(),
+    "anonymous": set(),
+}
+ASSIGNED_TO_LIAISON = {IN_YAKSU, WITHDRAWN}  # she records withdrawals for these
+WEB = {"nurse", "therapist", "liaison", "admin", "station"}  # have a web session
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    name: str
-    allowed_roles: set[str]
-    call: Callable[[Api, str, str, dict[str, str]], Any]  # (api, user, resident, ids) -> response
-    web: bool = False
+# --- the policy -------------------------------------------------------------------------------
+
+Rule = Callable[[str, str | None], bool]  # (role, subject) -> allowed
 
 
-def fhir_get(path: str) -> Callable[[Api, str, str, dict[str, str]], Any]:
-    def call(api: Api, user: str, rid: str, ids: dict[str, str]) -> Any:
-        url = path.format(
-            rid=rid,
-            obs=ids[rid],
-            flag=ids[f"flag:{rid}"],
-            ntask=ids[f"nurse-task:{rid}"],
-            ltask=ids[f"liaison-task:{rid}"],
+def public(role: str, subject: str | None) -> bool:
+    return True
+
+
+def roles(*allowed: str) -> Rule:
+    """Subject-free: these roles may."""
+    return lambda role, subject: role in allowed
+
+
+def about(*allowed: str) -> Rule:
+    """About a resident: these roles, for residents in their scope."""
+    return lambda role, subject: role in allowed and subject in SCOPE[role]
+
+
+CLINICAL = ("admin", "nurse", "therapist")  # values, flags, clinical tasks, resident details
+NURSING = ("admin", "nurse")  # hand entry, visits, consent, check-in, unbound queue
+
+
+# --- the calls --------------------------------------------------------------------------------
+
+
+@dataclass
+class Ctx:
+    """What a call needs: the app, the principal, the subject and fresh objects to act on."""
+
+    api: Api
+    role: str
+    subject: str
+    objects: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def user(self) -> str | None:
+        return PRINCIPALS[self.role]
+
+    def web(self) -> str:
+        """Put the principal's session cookie on the client; returns its CSRF token."""
+        self.api.client.cookies.clear()
+        if self.user is None:
+            return "none"
+        return self.api.login_as(self.user)
+
+    def fhir_headers(self) -> dict[str, str]:
+        """Bearer tokens for staff and service accounts; the kiosk tries its session cookie
+        (the issue found the FHIR API accepted it)."""
+        self.api.client.cookies.clear()
+        if self.user is None:
+            return {}
+        if self.role == "station":
+            self.api.login_as(self.user)
+            return {}
+        return self.api.bearer(self.user)
+
+
+Call = Callable[[Ctx], Any]
+Prepare = Callable[..., Any]  # async (conn, rid) -> {name: id}
+
+
+def get(path: str) -> Call:
+    def call(ctx: Ctx) -> Any:
+        ctx.web()
+        return ctx.api.client.get(path.format(rid=ctx.subject, **ctx.objects))
+
+    return call
+
+
+def post(path: str, data: dict[str, str] | None = None) -> Call:
+    def call(ctx: Ctx) -> Any:
+        csrf = ctx.web()
+        form = {k: v.format(rid=ctx.subject, **ctx.objects) for k, v in (data or {}).items()}
+        return ctx.api.client.post(
+            path.format(rid=ctx.subject, **ctx.objects), data={**form, "csrf_token": csrf}
         )
-        return api.client.get(url, headers=api.bearer(user))
 
     return call
 
 
-def task_post(kind: str) -> Callable[[Api, str, str, dict[str, str]], Any]:
-    def call(api: Api, user: str, rid: str, ids: dict[str, str]) -> Any:
-        csrf = api.login_as(user)
-        return api.client.post(
-            f"/tasks/{ids[f'{kind}-task:{rid}']}/status",
-            data={"csrf_token": csrf, "status": "accepted"},
-        )
+def fhir_get(path: str) -> Call:
+    def call(ctx: Ctx) -> Any:
+        headers = ctx.fhir_headers()
+        return ctx.api.client.get(path.format(rid=ctx.subject, **ctx.objects), headers=headers)
 
     return call
 
 
-def web_post(path: str, data: dict[str, str]) -> Callable[[Api, str, str, dict[str, str]], Any]:
-    def call(api: Api, user: str, rid: str, ids: dict[str, str]) -> Any:
-        csrf = api.login_as(user)
-        return api.client.post(path.format(rid=rid), data={**data, "csrf_token": csrf})
-
-    return call
-
-
-def web_get(path: str) -> Callable[[Api, str, str, dict[str, str]], Any]:
-    def call(api: Api, user: str, rid: str, ids: dict[str, str]) -> Any:
-        api.login_as(user)
-        return api.client.get(path.format(rid=rid))
-
-    return call
+def fhir_task_put(ctx: Ctx) -> Any:
+    headers = ctx.fhir_headers()
+    task_id = ctx.objects["task"]
+    current = ctx.api.client.get(f"/fhir/Task/{task_id}", headers=ctx.api.bearer("A01")).json()
+    body = {**current, "status": "accepted"}
+    return ctx.api.client.put(
+        f"/fhir/Task/{task_id}",
+        content=json.dumps(body),
+        headers={**headers, "Content-Type": "application/fhir+json"},
+    )
 
 
-def transaction(api: Api, user: str, rid: str, ids: dict[str, str]) -> Any:
-    minute = (sum(map(ord, user + rid)) % 50) + 1  # a distinct time per cell
+def fhir_transaction(ctx: Ctx) -> Any:
+    headers = ctx.fhir_headers()
+    minute = (sum(map(ord, ctx.role + ctx.subject)) % 50) + 1  # a distinct time per cell
     body = (
         '{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"POST",'
         '"url":"Observation"},"resource":{"resourceType":"Observation","status":"final",'
         '"code":{"coding":[{"system":"http://loinc.org","code":"29463-7"}]},'
-        f'"subject":{{"reference":"Patient/{rid}"}},'
+        f'"subject":{{"reference":"Patient/{ctx.subject}"}},'
         f'"effectiveDateTime":"2026-03-01T10:{minute:02d}:00+09:00",'
         '"valueQuantity":{"value":60.5,"unit":"kg","system":"http://unitsofmeasure.org",'
         '"code":"kg"}}}]}'
     )
-    headers = {**api.bearer(user), "Content-Type": "application/fhir+json"}
-    return api.client.post("/fhir", content=body, headers=headers)
-
-
-ENDPOINTS = [
-    Endpoint("GET Patient", PATIENT, fhir_get("/fhir/Patient/{rid}")),
-    Endpoint("GET Observation?patient", HEALTH, fhir_get("/fhir/Observation?patient={rid}")),
-    Endpoint("GET Observation/{id}", HEALTH, fhir_get("/fhir/Observation/{obs}")),
-    Endpoint("GET $lastn", HEALTH, fhir_get("/fhir/Observation/$lastn?patient={rid}")),
-    Endpoint("GET AuditEvent?patient", {"A01"}, fhir_get("/fhir/AuditEvent?patient={rid}")),
-    Endpoint("GET Flag", FLAGS, fhir_get("/fhir/Flag/{flag}")),
-    Endpoint("GET RiskAssessment", FLAGS, fhir_get("/fhir/RiskAssessment/{flag}")),
-    Endpoint("GET nurse Task", FLAGS, fhir_get("/fhir/Task/{ntask}")),
-    Endpoint("GET liaison Task", FLAGS | {"L10-01"}, fhir_get("/fhir/Task/{ltask}")),
-    # tasks are updated by the role they are for (and admins)
-    Endpoint("POST nurse task status", {"A01", "N01", "N02"}, task_post("nurse"), web=True),
-    Endpoint("POST liaison task status", {"A01", "L10-01"}, task_post("liaison"), web=True),
-    Endpoint("POST transaction", WRITE, transaction),
-    Endpoint("GET resident page", HEALTH - {"S-yaksu-1"}, web_get("/residents/{rid}"), web=True),
-    Endpoint("POST review", REVIEW, web_post("/residents/{rid}/review", {"note": "n"}), web=True),
-    Endpoint(
-        "POST visit",
-        WRITE,
-        web_post("/residents/{rid}/visits", {"visited_on": "2026-03-01", "kind": "phone"}),
-        web=True,
-    ),
-    Endpoint(
-        "POST reading",
-        WRITE,
-        web_post(
-            "/residents/{rid}/readings",
-            {"kind": "weight", "measured_at": "2026-03-02T09:00", "weight": "61.2"},
-        ),
-        web=True,
-    ),
-    Endpoint(
-        "POST consent",
-        CONSENT,
-        web_post(
-            "/residents/{rid}/consents",
-            {"purpose": "care-coordination", "period_start": "2026-03-01"},
-        ),
-        web=True,
-    ),
-    Endpoint(
-        "POST staff check-in",
-        CHECKIN,
-        web_post("/residents/{rid}/checkin", {"station_id": "hwanghak-station-1"}),
-        web=True,
-    ),
-]
-
-
-def expected(endpoint: Endpoint, user: str, rid: str) -> bool:
-    if endpoint.web and user not in WEB:
-        return False
-    if endpoint.name == "GET AuditEvent?patient":
-        return user == "A01"
-    if user == "S-yaksu-1" and endpoint.name == "POST staff check-in":
-        return rid == CHECKED_IN  # a kiosk re-checks-in only the resident at its own station
-    if user == "A01":
-        return True
-    return user in endpoint.allowed_roles and rid in SCOPE[user]
-
-
-def succeeded(response: Any) -> bool:
-    return response.status_code in (200, 303) and "login" not in response.headers.get(
-        "location", ""
+    return ctx.api.client.post(
+        "/fhir", content=body, headers={**headers, "Content-Type": "application/fhir+json"}
     )
 
 
-async def _setup(conn: Any) -> dict[str, str]:
-    ids = {}
+def login(ctx: Ctx) -> Any:
+    ctx.api.client.cookies.clear()
+    form = ctx.api.client.get("/login")
+    token = form.cookies.get("daon_login_csrf") or ""
+    name = username(ctx.user) if ctx.user else "nobody"
+    return ctx.api.client.post(
+        "/login", data={"username": name, "password": PASSWORD, "login_csrf": token}
+    )
+
+
+def logout(ctx: Ctx) -> Any:
+    """With a session of its own, so the principal's shared session survives."""
+    ctx.api.client.cookies.clear()
+    if ctx.user is None:
+        return ctx.api.client.post("/logout", data={"csrf_token": "none"})
+    user = ctx.user
+
+    async def fresh(conn: Any) -> Any:
+        return await access.create_session(conn, user, lifetime=timedelta(minutes=5))
+
+    new = ctx.api.db(fresh)
+    ctx.api.client.cookies.set("daon_session", new.token)
+    return ctx.api.client.post("/logout", data={"csrf_token": new.csrf_token})
+
+
+# --- fresh objects for calls that change them -------------------------------------------------
+
+_serial = itertools.count(1)
+
+
+async def new_flag_and_tasks(conn: Any, rid: str) -> dict[str, str]:
     now = datetime.now(UTC)
-    for rid in RESIDENTS:
-        ids[rid] = (await readings.blood_pressure(conn, rid, now, 126, 78)).id
-        [flag_id] = await clinical.save_flags(
-            conn,
-            [
-                clinical.FlagRow(
-                    id=None,
-                    resident_id=rid,
-                    rule="BP-HOME-HTN",
-                    rule_set="t",
-                    severity="routine",
-                    recipients=["nurse", "liaison"],
-                    state="open",
-                    opened_at=now,
-                    alerted_at=now,
-                    summary="가정혈압 평균 142/91",
-                )
-            ],
-        )
-        ids[f"flag:{rid}"] = str(flag_id)
-        tasks = []
-        for role in ("nurse", "liaison"):
-            tasks.append(
-                clinical.TaskRow(
-                    identifier=f"{rid}-{role}",
-                    flag_id=flag_id,
-                    resident_id=rid,
-                    role=role,
-                    owner_id=None,
-                    priority="routine",
-                    status="requested",
-                    business_status="open",
-                    due_at=now,
-                    description="전화해 주세요",
-                    resource={
-                        "resourceType": "Task",
-                        "status": "requested",
-                        "intent": "order",
-                        "for": {"reference": f"Patient/{rid}"},
-                    },
-                    at=now,
-                )
+    n = next(_serial)
+    [flag_id] = await clinical.save_flags(
+        conn,
+        [
+            clinical.FlagRow(
+                id=None,
+                resident_id=rid,
+                rule=f"BP-HOME-HTN-{n}",
+                rule_set="t",
+                severity="routine",
+                recipients=["nurse", "liaison"],
+                state="open",
+                opened_at=now,
+                alerted_at=now,
+                summary="가정혈압 평균 142/91",
             )
-        await clinical.upsert_tasks(conn, tasks)
-        cur = await conn.execute(
-            "SELECT role, id FROM follow_up_task WHERE resident_id = %s", (rid,)
+        ],
+    )
+    tasks = [
+        clinical.TaskRow(
+            identifier=f"{rid}-{role}-{n}",
+            flag_id=flag_id,
+            resident_id=rid,
+            role=role,
+            owner_id=None,
+            priority="routine",
+            status="requested",
+            business_status="open",
+            due_at=now,
+            description="전화해 주세요",
+            resource={
+                "resourceType": "Task",
+                "status": "requested",
+                "intent": "order",
+                "for": {"reference": f"Patient/{rid}"},
+            },
+            at=now,
         )
-        for role, task_id in await cur.fetchall():
-            ids[f"{role}-task:{rid}"] = str(task_id)
-    return ids
+        for role in ("nurse", "liaison")
+    ]
+    await clinical.upsert_tasks(conn, tasks)
+    cur = await conn.execute(
+        "SELECT role, id::text FROM follow_up_task WHERE flag_id = %s", (flag_id,)
+    )
+    found = {f"{role}_task": task_id for role, task_id in await cur.fetchall()}
+    return {"flag": str(flag_id), **found}
+
+
+def task_of(role: str) -> Prepare:
+    async def prepare(conn: Any, rid: str) -> dict[str, str]:
+        made = await new_flag_and_tasks(conn, rid)
+        return {**made, "task": made[f"{role}_task"]}
+
+    return prepare
+
+
+async def new_observation(conn: Any, rid: str) -> dict[str, str]:
+    when = datetime.now(UTC) - timedelta(seconds=next(_serial))  # one identity per reading
+    return {"obs": (await readings.blood_pressure(conn, rid, when, 126, 78)).id}
+
+
+async def new_visit(conn: Any, rid: str) -> dict[str, str]:
+    cur = await conn.execute(
+        "INSERT INTO home_visit (resident_id, user_id, visited_on, kind) "
+        "VALUES (%s, 'A01', current_date, 'phone') RETURNING id::text",
+        (rid,),
+    )
+    row = await cur.fetchone()
+    return {"visit": row[0]}
+
+
+async def new_consent(conn: Any, rid: str) -> dict[str, str]:
+    admin = await access.load_actor(conn, "A01")
+    assert admin is not None
+    consent = await access.record_consent(
+        conn,
+        admin,
+        resident_id=rid,
+        purpose=ConsentPurpose.CARE_COORDINATION,
+        recipient_roles=("nurse",),
+        period_start=datetime.now(UTC) - timedelta(days=1),
+    )
+    return {"consent": consent.id}
+
+
+async def new_personal_device(conn: Any, rid: str) -> dict[str, str]:
+    device = f"AA:00:00:00:{next(_serial) % 256:02X}:01"
+    await conn.execute(
+        "INSERT INTO device (id, address, kind, owner_id) VALUES (%s, %s, 'glucose', %s)",
+        (device, device, rid),
+    )
+    return {"device": device}
+
+
+async def new_station_device(conn: Any, rid: str) -> dict[str, str]:
+    device = f"BB:00:00:00:{next(_serial) % 256:02X}:01"
+    await conn.execute(
+        "INSERT INTO device (id, address, kind, station_id) "
+        "VALUES (%s, %s, 'blood-pressure', 'yaksu-station-1')",
+        (device, device),
+    )
+    return {"device": device}
+
+
+BPM = "00002a35-0000-1000-8000-00805f9b34fb"
+
+
+def unbound_at(centre: str, *, decided: bool = False) -> Prepare:
+    """A fresh unbound reading measured at ``centre``'s station, through ingest's pipeline."""
+
+    async def prepare(conn: Any, rid: str) -> dict[str, str]:
+        n = next(_serial)
+        station, gateway = f"{centre}-station-1", f"{centre}-gw-1"
+        device = f"CC:00:00:{n // 256 % 256:02X}:{n % 256:02X}:01"
+        await conn.execute(
+            "INSERT INTO device (id, address, kind, station_id) "
+            "VALUES (%s, %s, 'blood-pressure', %s)",
+            (device, device, station),
+        )
+        t = datetime.now(SEOUL).replace(microsecond=0) - timedelta(minutes=5, seconds=n % 50)
+        stamp = t.year.to_bytes(2, "little") + bytes([t.month, t.day, t.hour, t.minute, t.second])
+        reading = {
+            "id": f"m-{n}",
+            "source": "ble",
+            "station": station,
+            "device": {"id": device, "address": device},
+            "values": [{"uuid": BPM, "hex": "0678005000" + "5d00" + stamp.hex() + "4800"}],
+            "received_at": datetime.now(SEOUL).isoformat(),
+            "clock": None,
+            "binding": None,
+        }
+        batch = {
+            "schema": 1,
+            "gateway": gateway,
+            "centre": centre,
+            "sent_at": datetime.now(SEOUL).isoformat(),
+            "readings": [reading],
+        }
+        snapshot = await registry.load_registry(conn)
+        outcome = process_message(
+            f"daon/gw/{gateway}/readings", json.dumps(batch).encode(), snapshot
+        )
+        async with conn.transaction():
+            await write_outcomes(conn, [outcome])
+        cur = await conn.execute(
+            "SELECT id::text FROM unbound_reading WHERE reading_id = %s", (f"m-{n}",)
+        )
+        row = await cur.fetchone()
+        assert row is not None, "the reading was not queued as unbound"
+        if decided:
+            await conn.execute(
+                "UPDATE unbound_reading SET state = 'discarded', decided_by = 'A01', "
+                "decided_at = now(), decision_note = 'x' WHERE id = %s::bigint",
+                (row[0],),
+            )
+        return {"unbound": row[0]}
+
+    return prepare
+
+
+# --- the table --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One way of calling a route, with who may (``per_subject``: once per subject)."""
+
+    call: Call
+    allow: Rule
+    per_subject: bool = True
+    prepare: Prepare | None = None
+    resets_checkin: bool = False
+    label: str = ""
+    ok: Callable[[Any], bool] | None = None  # success, when not the default (2xx or redirect)
+
+
+def probe(call: Call, allow: Rule, **kw: Any) -> list[Probe]:
+    return [Probe(call, allow, **kw)]
+
+
+def liaison_task_rule(role: str, subject: str | None) -> bool:
+    return about(*CLINICAL)(role, subject) or about("liaison")(role, subject)
+
+
+def withdraw_rule(role: str, subject: str | None) -> bool:
+    """Nurses and admins in scope; a liaison officer for her assigned residents (she records
+    the withdrawal she is told of, whatever the consent state)."""
+    return about(*NURSING)(role, subject) or (role == "liaison" and subject in ASSIGNED_TO_LIAISON)
+
+
+def own_centre(*allowed: str) -> Rule:
+    """Subject-free, about the yaksu centre (the nurse's own)."""
+    return lambda role, subject: role in allowed
+
+
+def other_centre(*allowed: str) -> Rule:
+    """Subject-free, about the hwanghak centre: only those who see every centre."""
+    return lambda role, subject: role in allowed and role == "admin"
+
+
+def assign_rule(role: str, subject: str | None) -> bool:
+    return about(*NURSING)(role, subject)
+
+
+ROWS: dict[tuple[str, str], list[Probe]] = {
+    # framework and static files: public by design (no data)
+    ("GET", "/openapi.json"): probe(get("/openapi.json"), public, per_subject=False),
+    ("GET", "/docs"): probe(get("/docs"), public, per_subject=False),
+    ("GET", "/docs/oauth2-redirect"): probe(
+        get("/docs/oauth2-redirect"), public, per_subject=False
+    ),
+    ("GET", "/redoc"): probe(get("/redoc"), public, per_subject=False),
+    ("GET", "/static"): probe(get("/static/daon.css"), public, per_subject=False),
+    # FHIR
+    ("GET", "/fhir/metadata"): probe(fhir_get("/fhir/metadata"), public, per_subject=False),
+    ("GET", "/fhir/Patient/{resident_id}"): probe(
+        fhir_get("/fhir/Patient/{rid}"), about(*CLINICAL)
+    ),
+    ("GET", "/fhir/Observation"): probe(
+        fhir_get("/fhir/Observation?patient={rid}"), about(*CLINICAL)
+    ),
+    ("GET", "/fhir/Observation/$lastn"): probe(
+        fhir_get("/fhir/Observation/$lastn?patient={rid}"), about(*CLINICAL)
+    ),
+    ("GET", "/fhir/Observation/{observation_id}"): probe(
+        fhir_get("/fhir/Observation/{obs}"), about(*CLINICAL), prepare=new_observation
+    ),
+    ("GET", "/fhir/Device/{device_id}"): [
+        Probe(
+            fhir_get("/fhir/Device/{device}"),
+            about(*CLINICAL),
+            prepare=new_personal_device,
+            label="personal device",
+        ),
+        Probe(
+            fhir_get("/fhir/Device/{device}"),
+            roles(*CLINICAL, "gateway"),
+            per_subject=False,
+            prepare=new_station_device,
+            label="station device of yaksu-gw-1",
+        ),
+    ],
+    ("GET", "/fhir/Flag/{flag_id}"): probe(
+        fhir_get("/fhir/Flag/{flag}"), about(*CLINICAL), prepare=task_of("nurse")
+    ),
+    ("GET", "/fhir/RiskAssessment/{assessment_id}"): probe(
+        fhir_get("/fhir/RiskAssessment/{flag}"), about(*CLINICAL), prepare=task_of("nurse")
+    ),
+    ("GET", "/fhir/Task/{task_id}"): [
+        Probe(fhir_get("/fhir/Task/{task}"), about(*CLINICAL), prepare=task_of("nurse")),
+        Probe(fhir_get("/fhir/Task/{task}"), liaison_task_rule, prepare=task_of("liaison")),
+    ],
+    ("PUT", "/fhir/Task/{task_id}"): [
+        Probe(fhir_task_put, about(*NURSING), prepare=task_of("nurse"), label="nurse task"),
+        Probe(
+            fhir_task_put, about("admin", "liaison"), prepare=task_of("liaison"), label="liaison"
+        ),
+    ],
+    ("GET", "/fhir/AuditEvent"): probe(fhir_get("/fhir/AuditEvent?patient={rid}"), roles("admin")),
+    ("POST", "/fhir"): probe(fhir_transaction, about(*NURSING)),
+    # sign-in
+    ("GET", "/login"): probe(get("/login"), public, per_subject=False),
+    ("POST", "/login"): probe(login, roles(*WEB), per_subject=False),
+    ("POST", "/logout"): probe(
+        logout,
+        roles(*WEB),
+        per_subject=False,
+        ok=lambda r: r.status_code == 303 and r.headers["location"] == "/login",
+    ),
+    ("GET", "/"): probe(get("/"), roles(*WEB), per_subject=False),
+    # the station screen: station accounts only
+    ("GET", "/station"): probe(get("/station"), roles("station"), per_subject=False),
+    ("POST", "/station/checkin"): probe(
+        post("/station/checkin", {"card_number": CARD[IN_YAKSU]}),
+        roles("station"),
+        per_subject=False,
+        resets_checkin=True,
+    ),
+    ("POST", "/station/finish"): probe(
+        post("/station/finish"), roles("station"), per_subject=False, resets_checkin=True
+    ),
+    # the resident page and what staff record there
+    ("GET", "/residents/{resident_id}"): probe(get("/residents/{rid}"), about(*CLINICAL)),
+    ("POST", "/residents/{resident_id}/review"): probe(
+        post("/residents/{rid}/review", {"note": "n"}), about(*CLINICAL)
+    ),
+    ("POST", "/residents/{resident_id}/visits"): probe(
+        post("/residents/{rid}/visits", {"visited_on": str(date.today()), "kind": "phone"}),
+        about(*NURSING),
+    ),
+    ("POST", "/visits/{visit_id}/cancel"): probe(
+        post("/visits/{visit}/cancel", {"resident_id": "{rid}"}),
+        about(*NURSING),
+        prepare=new_visit,
+    ),
+    ("POST", "/residents/{resident_id}/consents"): probe(
+        post(
+            "/residents/{rid}/consents",
+            {"purpose": "care-coordination", "period_start": str(date.today())},
+        ),
+        about(*NURSING),
+    ),
+    ("POST", "/consents/{consent_id}/withdraw"): probe(
+        post("/consents/{consent}/withdraw", {"resident_id": "{rid}"}),
+        withdraw_rule,
+        prepare=new_consent,
+    ),
+    ("POST", "/residents/{resident_id}/checkin"): probe(
+        post("/residents/{rid}/checkin", {"station_id": "hwanghak-station-1"}), about(*NURSING)
+    ),
+    ("POST", "/residents/{resident_id}/readings"): probe(
+        post(
+            "/residents/{rid}/readings",
+            {"kind": "weight", "measured_at": "2026-03-02T09:00", "weight": "61.2"},
+        ),
+        about(*NURSING),
+    ),
+    ("POST", "/residents/{resident_id}/function-tests"): probe(
+        post("/residents/{rid}/function-tests", {"measured_at": "2026-03-02T09:00", "grip": "21"}),
+        about(*CLINICAL),
+    ),
+    # role pages
+    ("GET", "/rehab"): probe(get("/rehab"), roles("therapist", "admin"), per_subject=False),
+    ("GET", "/liaison"): probe(get("/liaison"), roles("liaison"), per_subject=False),
+    ("GET", "/admin/audit"): probe(get("/admin/audit"), roles("admin"), per_subject=False),
+    ("GET", "/worklist"): probe(get("/worklist"), roles(*NURSING), per_subject=False),
+    ("GET", "/visits"): probe(get("/visits"), roles(*NURSING), per_subject=False),
+    ("GET", "/reports/case-meeting"): probe(
+        get("/reports/case-meeting"), roles(*NURSING), per_subject=False
+    ),
+    # the unbound-readings queue: within the viewer's centres, in every state (issue 13.1)
+    ("GET", "/unbound"): probe(get("/unbound"), roles(*NURSING), per_subject=False),
+    ("POST", "/unbound/{unbound_id}/assign"): [
+        Probe(
+            post("/unbound/{unbound}/assign", {"resident": "{rid}"}),
+            assign_rule,
+            prepare=unbound_at("yaksu"),
+            label="own centre",
+        ),
+        Probe(
+            post("/unbound/{unbound}/assign", {"resident": "{rid}"}),
+            lambda role, subject: role == "admin",
+            prepare=unbound_at("hwanghak"),
+            label="other centre",
+        ),
+    ],
+    ("POST", "/unbound/{unbound_id}/discard"): [
+        Probe(
+            post("/unbound/{unbound}/discard", {"reason": "시험"}),
+            own_centre(*NURSING),
+            per_subject=False,
+            prepare=unbound_at("yaksu"),
+            label="own centre",
+        ),
+        Probe(
+            post("/unbound/{unbound}/discard", {"reason": "시험"}),
+            other_centre(*NURSING),
+            per_subject=False,
+            prepare=unbound_at("hwanghak"),
+            label="other centre",
+        ),
+    ],
+    ("POST", "/unbound/{unbound_id}/restore"): [
+        Probe(
+            post("/unbound/{unbound}/restore"),
+            own_centre(*NURSING),
+            per_subject=False,
+            prepare=unbound_at("yaksu", decided=True),
+            label="own centre",
+        ),
+        Probe(
+            post("/unbound/{unbound}/restore"),
+            other_centre(*NURSING),
+            per_subject=False,
+            prepare=unbound_at("hwanghak", decided=True),
+            label="other centre",
+        ),
+    ],
+    # flags and tasks from the worklist
+    ("POST", "/flags/{flag_id}/acknowledge"): probe(
+        post("/flags/{flag}/acknowledge"), about(*CLINICAL), prepare=task_of("nurse")
+    ),
+    ("POST", "/flags/{flag_id}/snooze"): probe(
+        post("/flags/{flag}/snooze", {"until": "2030-01-01T09:00", "reason": "r"}),
+        about(*CLINICAL),
+        prepare=task_of("nurse"),
+    ),
+    ("POST", "/flags/{flag_id}/resolve"): probe(
+        post("/flags/{flag}/resolve", {"note": "n"}), about(*CLINICAL), prepare=task_of("nurse")
+    ),
+    ("POST", "/tasks/{task_id}/status"): [
+        Probe(
+            post("/tasks/{task}/status", {"status": "accepted"}),
+            about(*NURSING),
+            prepare=task_of("nurse"),
+            label="nurse task",
+        ),
+        Probe(
+            post("/tasks/{task}/status", {"status": "accepted"}),
+            about("admin", "liaison"),
+            prepare=task_of("liaison"),
+            label="liaison task",
+        ),
+    ],
+}
+
+#: Routes outside the matrix, each with the reason (keep this empty unless a route has no
+#: access decision at all).
+EXEMPT: dict[tuple[str, str], str] = {}
+
+
+# --- the mechanism ----------------------------------------------------------------------------
+
+
+def app_routes(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """Every (method, path) the app serves, through included routers and mounts."""
+    for route in routes:
+        original = getattr(route, "original_router", None)  # FastAPI's included router
+        if original is not None:
+            include = getattr(route, "include_context", None)
+            yield from app_routes(original.routes, prefix + (getattr(include, "prefix", "") or ""))
+        elif isinstance(route, Mount):
+            yield "GET", prefix + route.path
+        elif isinstance(route, APIRoute | Route):
+            for method in sorted((route.methods or set()) - {"HEAD"}):
+                yield method, prefix + route.path
+        else:
+            yield "?", f"{prefix}{getattr(route, 'path', route)!r} ({type(route).__name__})"
+
+
+def test_every_route_has_a_row(api: Api) -> None:
+    served = set(app_routes(api.client.app.routes))  # type: ignore[attr-defined]
+    missing = sorted(served - set(ROWS) - set(EXEMPT))
+    stale = sorted(set(ROWS) - served)
+    assert missing == [], f"routes without a row in the access matrix: {missing}"
+    assert stale == [], f"rows for routes the app no longer serves: {stale}"
+
+
+def succeeded(response: Any) -> bool:
+    status: int = response.status_code
+    if status in (301, 302, 303, 307):
+        return not str(response.headers.get("location", "")).startswith("/login")
+    return 200 <= status < 300
+
+
+def denied(response: Any) -> bool:
+    status: int = response.status_code
+    if status in (302, 303):
+        return str(response.headers.get("location", "")).startswith("/login")
+    return status in (401, 403)
+
+
+async def _setup(conn: Any) -> None:
+    """The fourth subject (another neighbourhood, consent withdrawn) and the kiosk's visit."""
+    await conn.execute(
+        """INSERT INTO resident (id, card_number, display_name, neighbourhood, birth_date, sex,
+                                 height_cm, nurse_id, liaison_id, rehab)
+           VALUES (%s, '941000000058', '정구름', '황학동', '1950-05-05', 'M', 165, 'N02',
+                   'L14-01', false)""",
+        (OTHER_WITHDRAWN,),
+    )
+    admin = await access.load_actor(conn, "A01")
+    assert admin is not None
+    consent = await access.record_consent(
+        conn,
+        admin,
+        resident_id=OTHER_WITHDRAWN,
+        purpose=ConsentPurpose.LIAISON_SHARING,
+        recipient_roles=("liaison",),
+        period_start=datetime.now(UTC) - timedelta(days=30),
+    )
+    await access.withdraw_consent(conn, admin, consent.id)
+    for rid in SUBJECTS.values():
+        await readings.blood_pressure(conn, rid, datetime.now(UTC), 126, 78)
 
 
 async def _check_in(conn: Any) -> None:
@@ -244,37 +713,33 @@ async def _check_in(conn: Any) -> None:
     )
 
 
-def test_every_role_every_endpoint_every_resident(api: Api) -> None:
-    ids = api.db(_setup)
+def test_every_route_every_role_scope_and_consent(api: Api) -> None:
+    api.db(_setup)
     api.db(_check_in)
     wrong: list[str] = []
     tally = {True: 0, False: 0}
-    for endpoint in ENDPOINTS:
-        for user in USERS:
-            for rid in RESIDENTS:
-                response = endpoint.call(api, user, rid, ids)
-                if endpoint.name == "POST staff check-in":
-                    api.db(_check_in)  # keep the kiosk's scope fixed for the next cells
-                allowed = expected(endpoint, user, rid)
-                tally[allowed] += 1
-                ok = succeeded(response)
-                denied = response.status_code in (403, 401) or (
-                    endpoint.web and user not in WEB and response.status_code == 303
-                )
-                if allowed and not ok:
-                    wrong.append(
-                        f"{endpoint.name} {user} {rid}: expected success, "
-                        f"got {response.status_code}"
-                    )
-                if not allowed and not denied:
-                    wrong.append(
-                        f"{endpoint.name} {user} {rid}: expected 403, got {response.status_code}"
-                    )
-    assert wrong == []
-    cells = len(ENDPOINTS) * len(USERS) * len(RESIDENTS)
-    assert tally[True] + tally[False] == cells
-    assert tally[True] >= 90  # both kinds of cell are exercised
-    assert tally[False] >= 300
+    for (method, path), probes in sorted(ROWS.items()):
+        for p in probes:
+            subjects = list(SUBJECTS.items()) if p.per_subject else [("-", IN_YAKSU)]
+            for role in PRINCIPALS:
+                for axis, subject in subjects:
+                    objects: dict[str, str] = {}
+                    if p.prepare is not None:
+                        objects = api.db(partial(p.prepare, rid=subject))
+                    ctx = Ctx(api, role, subject, objects)
+                    response = p.call(ctx)
+                    if p.resets_checkin:
+                        api.db(_check_in)
+                    allowed = p.allow(role, subject if p.per_subject else None)
+                    tally[allowed] += 1
+                    where = f"{method} {path} {p.label} as {role} about {axis}"
+                    if allowed and not (p.ok or succeeded)(response):
+                        wrong.append(f"{where}: expected success, got {response.status_code}")
+                    if not allowed and (not denied(response) or (p.ok and p.ok(response))):
+                        wrong.append(f"{where}: expected a denial, got {response.status_code}")
+    assert wrong == [], "\n".join(wrong)
+    assert tally[True] >= 100  # both kinds of cell are exercised
+    assert tally[False] >= 400
 
 
 def test_liaison_view_follows_assignment_and_consent(api: Api) -> None:
