@@ -610,6 +610,9 @@ ROWS: dict[tuple[str, str], list[Probe]] = {
     ("POST", "/flags/{flag_id}/acknowledge"): probe(
         post("/flags/{flag}/acknowledge"), about(*CLINICAL), prepare=task_of("nurse")
     ),
+    ("POST", "/flags/{flag_id}/reached"): probe(
+        post("/flags/{flag}/reached"), about(*CLINICAL), prepare=task_of("nurse")
+    ),
     ("POST", "/flags/{flag_id}/snooze"): probe(
         post("/flags/{flag}/snooze", {"until": "2030-01-01T09:00", "reason": "r"}),
         about(*CLINICAL),
