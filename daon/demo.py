@@ -202,11 +202,17 @@ async def virtual_ble(stop: asyncio.Event) -> AsyncIterator[tuple[Any, str]]:
 
     try:
         bus = PrivateBus(detach=True).start()  # its own session: Ctrl-C reaches only us
-    except (BusUnavailable, OSError, FileNotFoundError) as exc:
-        yield None, f"off: {exc} (install dbus-daemon for the BLE devices)"
+    except (BusUnavailable, OSError) as exc:
+        yield (
+            None,
+            f"꺼짐 / off: {exc}; the kiosks and everything else run "
+            "(for the BLE devices: apt-get install dbus-daemon, as root)",
+        )
         return
     try:
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
+        # bleak asks `bluetoothctl --version` for BlueZ's version: the bus brings an answer.
+        os.environ["PATH"] = f"{bus.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
         fleet = build_fleet()
         # One adapter per centre, as each centre has its own gateway box and radio.
         bluez = VirtualBlueZ(bus.address, adapters=tuple(ADAPTERS.values()))

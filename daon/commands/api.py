@@ -15,9 +15,9 @@ import socket
 import sys
 from typing import Any
 
-from daon.embedded import EmbeddedError, port_open
+from daon.embedded import EmbeddedError
 from daon.logsetup import configure_logging
-from daon.runtime import DEMO_MQTT_PORT, demo_broker, endpoints
+from daon.runtime import demo_broker_url, endpoints
 from daon.settings import MqttUrl, Settings, SettingsError, load_settings
 from ingest import store
 
@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
         settings = load_settings(args.config)
         with endpoints(settings, need_mqtt=False) as ep:
             mqtt_url = ep.mqtt_url or settings.mqtt_url
-            if mqtt_url is None and port_open("127.0.0.1", DEMO_MQTT_PORT):
-                mqtt_url = demo_broker(settings).url
+            if mqtt_url is None:
+                mqtt_url = demo_broker_url(settings)
             asyncio.run(store.migrate(ep.database_url, timescaledb=settings.timescaledb))
             config = api_config(settings, ep.database_url, mqtt_url)
             host = args.host or settings.api_host

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from daon.embedded import EmbeddedError, port_open
+from daon.embedded import EmbeddedError, shared
 from daon.logsetup import configure_logging
-from daon.runtime import DEMO_MQTT_PORT, demo_broker
+from daon.runtime import demo_broker
 from daon.settings import Settings, SettingsError, load_settings
 from gateway.config import GatewayConfig, config_from_mapping
 from gateway.errors import ConfigError, GatewayError
@@ -148,14 +149,15 @@ def demo_tables(
     return tables
 
 
-def _broker_url(settings: Settings, table: dict[str, Any]) -> str | None:
-    """DAON_MQTT_URL, else the demo's embedded broker (started here if it is not up)."""
+@contextlib.contextmanager
+def _broker_url(settings: Settings, table: dict[str, Any]) -> Iterator[str | None]:
+    """DAON_MQTT_URL, else the demo's embedded broker (shared with the other daon commands)."""
     if settings.mqtt_url or "central" in table:
-        return settings.mqtt_url
+        yield settings.mqtt_url
+        return
     broker = demo_broker(settings)
-    if not port_open("127.0.0.1", DEMO_MQTT_PORT):
-        broker.start()
-    return broker.url
+    with shared(broker, may_start=True):
+        yield broker.url
 
 
 def run(args: argparse.Namespace) -> int:
@@ -168,8 +170,9 @@ def run(args: argparse.Namespace) -> int:
             status = asyncio.run(_status(config))
             _print_status(config, status, as_json=args.json)
             return 0
-        config = build_config(settings, table, broker_url=_broker_url(settings, table))
-        asyncio.run(run_gateway(config))
+        with _broker_url(settings, table) as broker_url:
+            config = build_config(settings, table, broker_url=broker_url)
+            asyncio.run(run_gateway(config))
     except (SettingsError, GatewayError, EmbeddedError) as exc:
         print(f"daon gateway: {exc}", file=sys.stderr)
         return 1

@@ -189,17 +189,16 @@ def run_stations(args: argparse.Namespace) -> int:
         stations = importlib.import_module("simulators.stations")
     except ImportError as exc:
         return _unavailable("stations", str(exc))
-    from daon.embedded import port_open
     from daon.logsetup import configure_logging
-    from daon.runtime import DEMO_MQTT_PORT, demo_broker
+    from daon.runtime import demo_broker_url
     from daon.settings import SettingsError, load_settings
 
     configure_logging(args.verbose)
     try:
         settings = load_settings(args.config)
         url = args.mqtt or settings.mqtt_url
-        if not url and port_open("127.0.0.1", DEMO_MQTT_PORT):
-            url = demo_broker(settings).url  # the demo's embedded broker is running
+        if not url:
+            url = demo_broker_url(settings)  # the demo's embedded broker, when it runs
         if not url:
             raise SettingsError(
                 "브로커가 없습니다 / no MQTT broker: pass --mqtt URL, set DAON_MQTT_URL, "

@@ -29,8 +29,8 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
         help=help_text,
         description="Report the schema version, the storage backend and counts of stored "
         "observations, open flags, unbound readings and dead letters (with the conflicting "
-        "duplicates among them). With no configuration "
-        "it looks at the demo's embedded database.",
+        "duplicates among them). With no configuration it looks at the demo's embedded "
+        "database while the demo runs (it never starts or stops it).",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run)
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
     try:
         settings = load_settings(args.config)
-        with endpoints(settings, need_mqtt=False) as ep:
+        with endpoints(settings, need_mqtt=False, read_only=True) as ep:
             status = asyncio.run(_read(ep.database_url))
             where = store.redact_url(ep.database_url)
     except (SettingsError, EmbeddedError, store.StoreError) as exc:
