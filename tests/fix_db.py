@@ -9,6 +9,13 @@ The session header says which (``pytest_report_header`` in tests/conftest.py).
 Each xdist worker migrates one template database once; each test gets
 ``CREATE DATABASE ... TEMPLATE`` (fast) and it is dropped afterwards, so tests run in parallel
 without interfering. No mocks.
+
+The template is migrated with ``DAON_TIMESCALEDB`` (auto | on | off, as the services read it),
+so ``DAON_TEST_DATABASE_URL=<a TimescaleDB server> make test`` runs the suite on TimescaleDB;
+tests that only mean something there take ``timescale_db_url`` and skip elsewhere, saying why.
+After migrating, the template refuses connections: TimescaleDB's job scheduler would otherwise
+connect to it and make ``CREATE DATABASE ... TEMPLATE`` fail ("source database ... is being
+accessed by other users").
 """
 
 from __future__ import annotations
@@ -87,6 +94,25 @@ def pg_server_url() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+_BACKENDS: dict[str, str] = {}  # template name -> backend its migration chose
+
+
+def timescaledb_setting() -> str:
+    """``DAON_TIMESCALEDB`` as the services read it (auto when unset)."""
+    return os.environ.get("DAON_TIMESCALEDB", "auto").strip().lower() or "auto"
+
+
+def _seal(server_url: str, name: str) -> None:
+    """No session may connect to the template any more (nor stay connected to it)."""
+    with _admin(server_url) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'.encode())
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+
+
 @pytest.fixture(scope="session")
 def migrated_template(pg_server_url: str, worker_id: str) -> Iterator[str]:
     """Name of a database with every migration applied, to clone per test."""
@@ -94,11 +120,21 @@ def migrated_template(pg_server_url: str, worker_id: str) -> Iterator[str]:
     _drop(pg_server_url, name)
     with _admin(pg_server_url) as conn:
         conn.execute(f'CREATE DATABASE "{name}"'.encode())
-    asyncio.run(store.migrate(_with_dbname(pg_server_url, name)))
+    report = asyncio.run(
+        store.migrate(_with_dbname(pg_server_url, name), timescaledb=timescaledb_setting())
+    )
+    _BACKENDS[name] = report.backend
+    _seal(pg_server_url, name)
     try:
         yield name
     finally:
         _drop(pg_server_url, name)
+
+
+@pytest.fixture(scope="session")
+def db_backend(migrated_template: str) -> str:
+    """The backend the test databases use: "timescaledb" or "postgresql"."""
+    return _BACKENDS[migrated_template]
 
 
 def _fresh_database(server_url: str, template: str | None) -> tuple[str, str]:
@@ -117,6 +153,17 @@ def db_url(pg_server_url: str, migrated_template: str) -> Iterator[str]:
         yield url
     finally:
         _drop(pg_server_url, name)
+
+
+@pytest.fixture
+def timescale_db_url(db_url: str, db_backend: str) -> str:
+    """A migrated database on TimescaleDB; skips on stock PostgreSQL."""
+    if db_backend != "timescaledb":
+        pytest.skip(
+            "needs TimescaleDB (not installable here): run with DAON_TEST_DATABASE_URL "
+            "pointing at a TimescaleDB server"
+        )
+    return db_url
 
 
 @pytest.fixture

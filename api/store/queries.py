@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -247,12 +248,16 @@ async def search_observations(conn: Conn, actor: Actor, query: ObservationQuery)
 async def read_observation(conn: Conn, actor: Actor, observation_id: str) -> StoredResource:
     """One Observation by id, if its resident is in scope."""
     actor.require(Capability.READ_HEALTH)
+    try:  # compared typed, so the primary key's index serves it (id::text = … cannot)
+        key = uuid.UUID(observation_id)
+    except ValueError:
+        raise NotFound(f"Observation/{observation_id}") from None
     row = await rows.fetch_one(
         conn,
         StoredResource,
         "SELECT id::text AS id, effective_at, resource::text AS json, resident_id"
-        " FROM observation WHERE id::text = %s",
-        (observation_id,),
+        " FROM observation WHERE id = %s",
+        (key,),
     )
     if row is None:
         raise NotFound(f"Observation/{observation_id}")

@@ -62,6 +62,47 @@ def discover(backend: Backend) -> list[Migration]:
     return [by_version[v] for v in sorted(by_version)]
 
 
+def preload_problem(shared_preload_libraries: str) -> str | None:
+    """Why ``CREATE EXTENSION timescaledb`` cannot work on this server, or None.
+
+    TimescaleDB must be preloaded: without it in ``shared_preload_libraries`` the server answers
+    ``CREATE EXTENSION`` with FATAL and closes the connection (the normal state right after
+    installing the package), so this is checked before trying.
+    """
+    names = [n.strip().strip('"') for n in shared_preload_libraries.split(",") if n.strip()]
+    if "timescaledb" in names:
+        return None
+    wanted = ", ".join([*names, "timescaledb"])
+    return (
+        "TimescaleDB is installed but not preloaded (shared_preload_libraries = "
+        f"'{shared_preload_libraries}'). Set shared_preload_libraries = '{wanted}' in "
+        "postgresql.conf (or run timescaledb-tune), restart PostgreSQL, then run "
+        "`daon db migrate` again"
+    )
+
+
+def plan_backend(timescaledb: str, available: bool, preload: str | None) -> Backend:
+    """The backend for a new database: ``timescaledb`` is the setting (auto | on | off),
+    ``available`` whether the server has the extension, ``preload`` the server's
+    ``shared_preload_libraries``. ``on`` raises :class:`StoreError` saying what to change;
+    ``auto`` falls back to stock PostgreSQL with a warning."""
+    if timescaledb == "off":
+        return "postgresql"
+    if not available:
+        if timescaledb == "on":
+            raise StoreError(
+                "timescaledb=on but the TimescaleDB extension is not installed on this server"
+            )
+        return "postgresql"
+    problem = preload_problem(preload or "")
+    if problem is not None:
+        if timescaledb == "on":
+            raise StoreError(f"timescaledb=on: {problem}")
+        logger.warning("%s; using stock PostgreSQL (timescaledb=auto)", problem)
+        return "postgresql"
+    return "timescaledb"
+
+
 async def _choose_backend(conn: psycopg.AsyncConnection[Any], timescaledb: str) -> Backend:
     row = await (await conn.execute("SELECT value FROM daon_meta WHERE key = 'backend'")).fetchone()
     if row is not None:
@@ -71,21 +112,23 @@ async def _choose_backend(conn: psycopg.AsyncConnection[Any], timescaledb: str) 
         return "timescaledb" if recorded == "timescaledb" else "postgresql"
     if timescaledb == "off":
         return "postgresql"
-    available = await (
-        await conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
+    facts = await (
+        await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'), "
+            "current_setting('shared_preload_libraries')"
+        )
     ).fetchone()
-    if available is None:
-        if timescaledb == "on":
-            raise StoreError(
-                "timescaledb=on but the TimescaleDB extension is not installed on this server"
-            )
+    available, preload = (bool(facts[0]), str(facts[1])) if facts else (False, "")
+    if plan_backend(timescaledb, available, preload) == "postgresql":
         return "postgresql"
     try:
         async with conn.transaction():
             await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     except psycopg.Error as exc:
-        if timescaledb == "on":
-            raise StoreError(f"cannot enable TimescaleDB: {exc}") from exc
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if timescaledb == "on" or conn.closed:
+            # a closed connection cannot go on with stock PostgreSQL either: say so plainly
+            raise StoreError(f"cannot enable TimescaleDB: {reason}") from exc
         logger.warning("TimescaleDB is installed but cannot be enabled (%s); using PostgreSQL", exc)
         return "postgresql"
     return "timescaledb"
@@ -157,5 +200,11 @@ async def migrate(
                 applied.append(migration.version)
             version = await current_version(conn)
         finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+            # a FATAL error closes the connection (and with it the lock): never let the unlock
+            # hide the error that got us here
+            if not conn.closed:
+                try:
+                    await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+                except psycopg.Error as exc:
+                    logger.warning("could not release the migration lock: %s", exc)
     return MigrationReport(backend=backend, applied=tuple(applied), version=version)

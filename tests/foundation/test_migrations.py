@@ -7,14 +7,15 @@ import pytest
 
 from ingest import store
 from ingest.store.migrate import Migration, discover
+from tests.fix_db import timescaledb_setting
 
 pytestmark = pytest.mark.db
 
 
 async def test_migrate_twice_is_a_no_op(empty_db_url: str) -> None:
-    first = await store.migrate(empty_db_url)
+    first = await store.migrate(empty_db_url, timescaledb=timescaledb_setting())
     assert first.applied == tuple(m.version for m in discover(first.backend))
-    second = await store.migrate(empty_db_url)
+    second = await store.migrate(empty_db_url, timescaledb=timescaledb_setting())
     assert second.applied == ()
     assert second.version == first.version
 
@@ -55,7 +56,7 @@ async def test_a_failing_migration_leaves_the_previous_version(empty_db_url: str
     assert kept[0] is not None
 
 
-async def test_status_counts_stored_observations(db_url: str) -> None:
+async def test_status_counts_stored_observations(db_url: str, db_backend: str) -> None:
     async with store.connection(db_url) as conn:
         await conn.execute(
             """INSERT INTO observation (id, effective_at, resident_id, code, code_system, value,
@@ -67,7 +68,7 @@ async def test_status_counts_stored_observations(db_url: str) -> None:
         status = await store.read_status(conn)
     assert status.counts["observations"] == 1
     assert status.schema_version >= 1
-    assert status.backend == "postgresql"
+    assert status.backend == db_backend
 
 
 async def test_unreachable_database_is_one_clear_error() -> None:
