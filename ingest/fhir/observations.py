@@ -92,7 +92,6 @@ from ingest.fhir.vocab import (
     QUANTITIES,
     QUESTIONABLE_STATUS,
     UCUM,
-    V2_0136,
     Coding,
     Concept,
     iso,
@@ -246,7 +245,8 @@ class CodedValue:
 
 @dataclass(frozen=True, slots=True)
 class YesValue:
-    """A set bit of a BITs observation: v2-0136 ``Y``."""
+    """A set bit of a BITs observation: ``valueBoolean`` true (PHD IG 2.0.0; 1.x used v2-0136
+    ``Y`` in a valueCodeableConcept)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +336,7 @@ def _place_value(out: dict[str, Any], shape: ValueShape, s: Mapping[str, Any], k
     elif isinstance(shape, CodedValue):
         out["valueCodeableConcept"] = _concept(shape.concept)
     elif isinstance(shape, YesValue):
-        out["valueCodeableConcept"] = {"coding": [{"system": V2_0136, "code": "Y"}]}
+        out["valueBoolean"] = True
     else:
         out["valueDateTime"] = s[key]
 
@@ -417,6 +417,7 @@ class Timing:
     effective_at: datetime  # aware, Korea time, whole seconds
     token: str  # identifier time part (raw device time)
     corrected_by: timedelta | None  # gateway − device, when a correction applied
+    clock: Clock | None = None  # the clock pair the coincident-timestamp Observation records
 
 
 def _naive_local(moment: datetime) -> datetime:
@@ -440,7 +441,11 @@ def place_in_time(
 
     No device time (a cuff in live mode): reception time, no correction. With a clock sample
     that differs: the device time moved by the offset (and a coincident-timestamp Observation).
-    A time that still cannot be right raises :class:`HeldForReview`.
+    A time after the reception (a device clock running ahead, within
+    ``policy.future_tolerance``) is mapped onto the gateway's timeline as the PHD IG asks: the
+    reading is placed at its reception, and the coincident-timestamp Observation records the
+    device's time against the gateway's, so ``issued`` is never before ``effective``. A time that
+    still cannot be right raises :class:`HeldForReview`.
     """
     received = kst(ctx.received_at)
     if measurement.device_time is None:
@@ -449,6 +454,7 @@ def place_in_time(
     token = str((naive - _EPOCH_2000) // _SECOND)
     offset = clock_offset(ctx.clock)
     corrected = None
+    clock = ctx.clock
     if offset is not None and abs(offset) >= policy.clock_tolerance:
         naive = naive + offset
         corrected = offset
@@ -465,7 +471,14 @@ def place_in_time(
             f"측정 시각 {iso(effective)}이(가) 너무 이릅니다 (measured too long before "
             f"{iso(received)}; device clock reset?)",
         )
-    return Timing(effective, token, corrected)
+    arrived = received.replace(microsecond=0)
+    if effective > arrived:
+        # ahead of the reception: the device clock runs fast by at least the difference
+        ahead = effective - arrived
+        corrected = (corrected or timedelta(0)) - ahead
+        effective = arrived
+        clock = Clock(_naive_local(measurement.device_time), received)
+    return Timing(effective, token, corrected, clock if corrected is not None else None)
 
 
 _SECOND: Final = timedelta(seconds=1)
@@ -1101,7 +1114,8 @@ def _fill(
         common["gateway"] = gateway_ref
     coincident: Plan | None = None
     if variant.corrected:
-        coincident = _coincident(ctx, device_ref, gateway_ref)
+        assert timing.clock is not None
+        coincident = _coincident(ctx.device_id, timing.clock, device_ref, gateway_ref)
         common["coincident"] = f"Observation/{coincident.id}"
     if structure.kind is Kind.GLUCOSE:
         common["issued"] = iso(ctx.received_at)
@@ -1151,20 +1165,23 @@ def plan(
     return tuple(plans)
 
 
-def _coincident(ctx: ReadingContext, device_ref: str, gateway_ref: str) -> Plan:
-    """The PHD coincident-timestamp Observation relating the device and gateway clocks."""
-    clock = ctx.clock
-    assert clock is not None
+def _coincident(device_id: str, clock: Clock, device_ref: str, gateway_ref: str) -> Plan:
+    """The PHD coincident-timestamp Observation relating the device and gateway clocks.
+
+    The gateway time keeps its milliseconds (the device clock has whole seconds), so the
+    correction can be reconstructed from the pair to better than a second.
+    """
     device_local = _naive_local(clock.device)
-    gateway = kst(clock.gateway).replace(microsecond=0)
+    gateway = kst(clock.gateway)
+    gateway = gateway.replace(microsecond=gateway.microsecond // 1000 * 1000)
     token = f"{time_token(device_local)}-{time_token(gateway)}"
-    ident = observation_identifier(ctx.device_id, None, COINCIDENT.mdc, token)
+    ident = observation_identifier(device_id, None, COINCIDENT.mdc, token)
     obs_id = resource_id(ident)
     slots: dict[str, str | Decimal] = {
         "id": obs_id,
         "identifier": ident,
         "subject": device_ref,
-        "effective": gateway.isoformat(),
+        "effective": gateway.isoformat(timespec="milliseconds" if gateway.microsecond else "auto"),
         "value": iso(device_local),
         "gateway": gateway_ref,
     }

@@ -38,12 +38,11 @@ IG_BP_COMPONENTS = [
     {(MDC, "150023")},  # the IG carries MDC only for MAP; the mapping table adds LOINC 8478-0
 ]
 IG_MMHG = {"unit": "mm[Hg]", "system": UCUM, "code": "mm[Hg]"}
-# HL7/phd input/examples/bpm-status.json (commit 2c323472): status bits as components.
+# HL7/phd input/examples/bpm-status.json (PHD IG 2.0.0, commit 5af8412): status bits as
+# components coded in terminology.hl7.org's ASN1ToHL7, each set bit valueBoolean true.
+IG_ASN1 = "http://terminology.hl7.org/CodeSystem/ASN1ToHL7"
 IG_STATUS_CODE = (MDC, "8410608")
-IG_STATUS_BODY_MOVEMENT = ("http://hl7.org/fhir/uv/phd/CodeSystem/ASN1ToHL7", "8410608.0")
-IG_STATUS_VALUE = {
-    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0136", "code": "Y"}]
-}
+IG_STATUS_BODY_MOVEMENT = (IG_ASN1, "8410608.0")
 IG_GATEWAY_EXTENSION = "http://hl7.org/fhir/StructureDefinition/observation-gatewayDevice"
 # HL7/phd input/examples/coin-example-1.json (commit 141e941c).
 IG_COINCIDENT_CODE = (MDC, "67975")
@@ -151,15 +150,11 @@ def test_status_bits_follow_the_phd_bits_example_and_derive_from_the_panel() -> 
     rows = transform([(p.BPM, p.bp(MEASURED, status="0500"))])
     status = by_code(rows)["8410608"]
     assert codings(status["code"]) == {IG_STATUS_CODE}
-    components = {
-        next(iter(codings(c["code"]))): c["valueCodeableConcept"] for c in status["component"]
-    }
+    components = {next(iter(codings(c["code"]))): c for c in status["component"]}
     # 0x0005: bit 0 body movement, bit 2 irregular pulse; only set bits are reported
-    assert set(components) == {
-        IG_STATUS_BODY_MOVEMENT,
-        ("http://hl7.org/fhir/uv/phd/CodeSystem/ASN1ToHL7", "8410608.2"),
-    }
-    assert all(value == IG_STATUS_VALUE for value in components.values())
+    assert set(components) == {IG_STATUS_BODY_MOVEMENT, (IG_ASN1, "8410608.2")}
+    assert all(c["valueBoolean"] is True for c in components.values())
+    assert all("valueCodeableConcept" not in c for c in components.values())
     panel_id = next(r.id for r in rows if r.code == "85354-9")
     assert status["derivedFrom"] == [{"reference": f"Observation/{panel_id}"}]
     assert "valueQuantity" not in status
@@ -260,6 +255,40 @@ def test_coincident_timestamp_observation_follows_the_phd_example() -> None:
         ]
         assert reference["valueReference"] == {"reference": f"Observation/{coin_id}"}
     assert next(r for r in rows if r.code == "67975").resident_id is None
+
+
+def test_the_coincident_pair_keeps_the_gateway_milliseconds() -> None:
+    """A 1.4 s correction must be recoverable from the pair (device seconds, gateway ms)."""
+    gateway = datetime(2025, 3, 4, 9, 50, 1, 400_000, tzinfo=p.KST)
+    clock = fhir.Clock(device=datetime(2025, 3, 4, 9, 50), gateway=gateway)
+    coin = by_code(transform([(p.BPM, p.bp(MEASURED))], ctx(clock=clock)))["67975"]
+    pair = (coin["effectiveDateTime"], coin["valueDateTime"])
+    assert pair == ("2025-03-04T09:50:01.400+09:00", "2025-03-04T09:50:00+09:00")
+    effective = datetime.fromisoformat(pair[0]) - datetime.fromisoformat(pair[1])
+    assert effective == timedelta(seconds=1.4)
+
+
+def test_a_reading_stamped_ahead_of_its_reception_is_placed_at_the_reception() -> None:
+    """A kiosk clock 3 minutes fast (within the future tolerance): PHD time rules map the
+    reading onto the gateway's timeline, record the device time in a coincident-timestamp
+    Observation, and ``issued`` (the reception) is never before ``effective``."""
+    ahead = (RECEIVED + timedelta(minutes=3)).replace(tzinfo=None)
+    rows = transform([(p.GLUCOSE, p.glucose(ahead))])
+    glucose = next(loads(r.resource) for r in rows if r.code == "41653-7")
+    assert glucose["effectiveDateTime"] == "2025-03-04T10:02:11+09:00"  # the reception
+    assert datetime.fromisoformat(glucose["issued"]) >= datetime.fromisoformat(
+        glucose["effectiveDateTime"]
+    )
+    coin = by_code(rows)["67975"]
+    assert coin["valueDateTime"] == "2025-03-04T10:05:11+09:00"  # what the device said
+    assert coin["effectiveDateTime"] == "2025-03-04T10:02:11+09:00"  # the gateway, then
+    extension = {e["url"] for e in glucose["extension"]}
+    assert "http://hl7.org/fhir/uv/phd/StructureDefinition/CoincidentTimeStampReference" in (
+        extension
+    )
+    # the identity is still the device's own time: a resend dedups onto the same resource
+    again = transform([(p.GLUCOSE, p.glucose(ahead))])
+    assert {r.id for r in again} == {r.id for r in rows}
 
 
 def test_no_coincident_observation_when_the_clocks_agree() -> None:
