@@ -27,10 +27,12 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import fhirjson, ui
+from api.alerts import AlertHub
 from api.checkin import CheckinPublisher
 from api.config import ApiConfig
 from api.deps import CsrfFailed, NotAuthenticated, ServiceBusy
 from api.fhirsearch import SearchError
+from api.routes import alerts as alert_routes
 from api.routes import fhir as fhir_routes
 from api.routes import resident, staff, station, unbound, web, worklist
 from api.store import access
@@ -70,11 +72,15 @@ def create_app(config: ApiConfig) -> FastAPI:
         )
         publisher = CheckinPublisher(config.mqtt, config.topic_root, config.mqtt_timeout_s)
         await publisher.start()
+        hub = AlertHub(config.database_url)
+        await hub.start()
         app.state.pool = pool
         app.state.publisher = publisher
+        app.state.alert_hub = hub
         try:
             yield
         finally:
+            await hub.stop()
             await publisher.stop()
             await pool.close()
 
@@ -90,7 +96,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(fhir_routes.router)
-    for module in (web, station, resident, staff, unbound, worklist):
+    for module in (web, station, resident, staff, unbound, worklist, alert_routes):
         app.include_router(module.router)
     _install_error_handlers(app)
     app.add_middleware(RequestLog)

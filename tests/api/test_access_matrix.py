@@ -31,6 +31,7 @@ import pytest
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Mount, Route
 
+from api.alerts import HubLimits
 from api.store import access
 from api.store.access import ConsentPurpose
 from ingest.pipeline import process_message
@@ -165,6 +166,14 @@ def fhir_get(path: str) -> Call:
         return ctx.api.client.get(path.format(rid=ctx.subject, **ctx.objects), headers=headers)
 
     return call
+
+
+def alert_stream(ctx: Ctx) -> Any:
+    """The alert stream, made to end at once (its own tests, tests/api/test_alert_push.py,
+    cover what it sends to whom; here only who may open one)."""
+    ctx.api.client.app.state.alert_hub.limits = HubLimits(lifetime_s=0.01)  # type: ignore[attr-defined]
+    ctx.web()
+    return ctx.api.client.get("/alerts/stream")
 
 
 def fhir_task_put(ctx: Ctx) -> Any:
@@ -554,6 +563,10 @@ ROWS: dict[tuple[str, str], list[Probe]] = {
     ("GET", "/liaison"): probe(get("/liaison"), roles("liaison"), per_subject=False),
     ("GET", "/admin/audit"): probe(get("/admin/audit"), roles("admin"), per_subject=False),
     ("GET", "/worklist"): probe(get("/worklist"), roles(*NURSING), per_subject=False),
+    # live alerts: staff roles (what reaches whom: tests/api/test_alert_push.py)
+    ("GET", "/alerts/stream"): probe(
+        alert_stream, roles("nurse", "therapist", "liaison", "admin"), per_subject=False
+    ),
     ("GET", "/visits"): probe(get("/visits"), roles(*NURSING), per_subject=False),
     ("GET", "/reports/case-meeting"): probe(
         get("/reports/case-meeting"), roles(*NURSING), per_subject=False

@@ -55,7 +55,9 @@ async def test_contacts_read_back_as_written(conn: AsyncConnection[Any], world: 
     assert yaksu.address_text == "서울특별시 중구 다산로 11, 101호 (약수동)"
 
 
-async def test_contact_persons_are_replaced_not_appended(conn: AsyncConnection[Any], world: World) -> None:
+async def test_contact_persons_are_replaced_not_appended(
+    conn: AsyncConnection[Any], world: World
+) -> None:
     new = registry.ResidentContacts(
         resident_id=IN_YAKSU,
         mobile_phone=None,
@@ -73,7 +75,9 @@ async def test_contact_persons_are_replaced_not_appended(conn: AsyncConnection[A
 
 
 @pytest.mark.parametrize("phone", ["01000001234", "+82-10-0000-1234", "010-0000-123", "phone"])
-async def test_malformed_phone_numbers_are_refused(conn: AsyncConnection[Any], world: World, phone: str) -> None:
+async def test_malformed_phone_numbers_are_refused(
+    conn: AsyncConnection[Any], world: World, phone: str
+) -> None:
     bad = registry.ResidentContacts(resident_id=IN_YAKSU, mobile_phone=phone)
     with pytest.raises(psycopg.errors.CheckViolation):
         await registry.upsert_contacts(conn, [bad])
@@ -100,12 +104,16 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("user_id", sorted(EXPECTED))
-async def test_contacts_follow_scope_and_consent(conn: AsyncConnection[Any], world: World, user_id: str) -> None:
+async def test_contacts_follow_scope_and_consent(
+    conn: AsyncConnection[Any], world: World, user_id: str
+) -> None:
     found = await contacts(conn, world.actor(user_id), RESIDENTS)
     assert set(found) == EXPECTED[user_id]
 
 
-async def test_liaison_loses_contacts_when_consent_is_withdrawn(conn: AsyncConnection[Any], world: World) -> None:
+async def test_liaison_loses_contacts_when_consent_is_withdrawn(
+    conn: AsyncConnection[Any], world: World
+) -> None:
     liaison = world.actor("L10-01")
     assert (await resident_contacts(conn, liaison, IN_YAKSU)).phone == "010-0000-1001"
     await access.withdraw_consent(conn, liaison, world.consent_ids[IN_YAKSU])
@@ -114,7 +122,9 @@ async def test_liaison_loses_contacts_when_consent_is_withdrawn(conn: AsyncConne
         await resident_contacts(conn, liaison, IN_YAKSU)
 
 
-async def test_other_neighbourhoods_nurse_is_denied_one_resident(conn: AsyncConnection[Any], world: World) -> None:
+async def test_other_neighbourhoods_nurse_is_denied_one_resident(
+    conn: AsyncConnection[Any], world: World
+) -> None:
     with pytest.raises(AccessDenied):
         await resident_contacts(conn, world.actor("N02"), IN_YAKSU)
 

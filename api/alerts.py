@@ -1,0 +1,208 @@
+"""The web channel of the alert chain (issue 11.3a): server push to open staff pages.
+
+One :class:`AlertHub` per api process holds a single ``LISTEN daon_flags`` connection (the
+clinical runner and every staff action NOTIFY it with the residents whose flags changed) and
+wakes the open streams. Each stream (:func:`stream`) then asks the database, with the user's
+own scope, which alerts are waiting for that user, and sends them as Server-Sent Events:
+
+``alerts``   the user's unacknowledged alerts now (resident name and phone, what to do), the
+             whole list each time it changes, so a page that acknowledged elsewhere drops its
+             toast too
+``count``    the number of open critical flags in the user's scope (the navigation badge)
+``changed``  flags changed somewhere: live sections of the page may reload themselves
+
+Every stream is bounded: at most ``max_streams`` at once and ``per_user`` per user (503
+beyond), each ends after ``lifetime_s`` (the browser's EventSource reconnects by itself, so a
+server shutdown never waits long for a stream), and its registration is removed in ``finally``
+whatever ends it (the page closed, the server stopping, an error). Without the LISTEN connection
+(database restarting) streams fall back to polling every ``poll_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from api.store.access import Actor
+from ingest import store
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "daon_flags"  # clinical.runner.FLAGS_CHANNEL and clinical.staff NOTIFY it
+
+
+class TooManyStreams(Exception):
+    """The stream limit (total or per user) is reached."""
+
+
+@dataclass(frozen=True, slots=True)
+class HubLimits:
+    max_streams: int = 200
+    per_user: int = 6
+    lifetime_s: float = 25.0
+    poll_s: float = 5.0  # also how soon an alert held for the morning (deliver_after) shows
+    heartbeat_s: float = 10.0
+
+
+class AlertHub:
+    """Wakes open alert streams when flags change (one LISTEN connection per process)."""
+
+    def __init__(self, database_url: str, limits: HubLimits | None = None) -> None:
+        self.database_url = database_url
+        self.limits = limits or HubLimits()
+        self._wake = asyncio.Event()
+        self._streams: dict[str, int] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self.listening = False
+        self.notifications = 0
+
+    # -- registry ------------------------------------------------------------------------
+
+    @property
+    def active(self) -> int:
+        return sum(self._streams.values())
+
+    def active_for(self, user_id: str) -> int:
+        return self._streams.get(user_id, 0)
+
+    def register(self, user_id: str) -> None:
+        if self.active >= self.limits.max_streams:
+            raise TooManyStreams(f"{self.active} alert streams open")
+        if self.active_for(user_id) >= self.limits.per_user:
+            raise TooManyStreams(f"{self.active_for(user_id)} alert streams open for this user")
+        self._streams[user_id] = self.active_for(user_id) + 1
+
+    def unregister(self, user_id: str) -> None:
+        left = self.active_for(user_id) - 1
+        if left > 0:
+            self._streams[user_id] = left
+        else:
+            self._streams.pop(user_id, None)
+
+    # -- waking ----------------------------------------------------------------------------
+
+    def changed(self) -> asyncio.Event:
+        """The event the current waiters wait on; set (and replaced) on the next change."""
+        return self._wake
+
+    def bump(self) -> None:
+        woken, self._wake = self._wake, asyncio.Event()
+        woken.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="alert-hub-listen")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self.bump()  # streams see stopping and end
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _listen(self) -> None:
+        delay = 0.5
+        while not self._stopping.is_set():
+            conn = None
+            try:
+                async with asyncio.timeout(10.0):
+                    conn = await store.connect(self.database_url, autocommit=True)
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                self.listening = True
+                delay = 0.5
+                self.bump()  # anything missed while not listening
+                while not self._stopping.is_set():
+                    async for _ in conn.notifies(timeout=1.0):
+                        self.notifications += 1
+                        self.bump()
+                    async with asyncio.timeout(10.0):
+                        await conn.execute("SELECT 1")  # a dead connection shows here
+            except (psycopg.Error, store.StoreUnavailable, TimeoutError, OSError) as exc:
+                logger.warning("alert hub: LISTEN lost (%s); polling, retry in %.1f s", exc, delay)
+            finally:
+                self.listening = False
+                if conn is not None:
+                    await conn.close()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._stopping.wait()
+            delay = min(delay * 2, 15.0)
+
+
+Snapshot = Callable[[], Awaitable[tuple[list[dict[str, Any]], int | None]]]
+
+
+def sse(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def admit(hub: AlertHub, user_id: str) -> None:
+    """Refuse a new stream up front (the route answers 503) when the limits are reached."""
+    if hub.active >= hub.limits.max_streams or hub.active_for(user_id) >= hub.limits.per_user:
+        raise TooManyStreams(f"{hub.active} alert streams open")
+
+
+async def stream(hub: AlertHub, actor: Actor, snapshot: Snapshot) -> AsyncIterator[bytes]:
+    """The event stream of one open page: registered with the hub when it starts, and
+    unregistered however it ends (so a stream that never started holds nothing)."""
+    loop = asyncio.get_running_loop()
+    try:
+        hub.register(actor.user_id)
+    except TooManyStreams:
+        yield b"retry: 5000\n\n"
+        return
+    try:
+        end = loop.time() + hub.limits.lifetime_s
+        yield b"retry: 1000\n\n"
+        sent_alerts: list[dict[str, Any]] | None = None
+        sent_count: int | None = -1
+        bumped = False
+        last_write = loop.time()
+        while not hub.stopping:
+            try:
+                # shielded: a page closing mid-query must not cancel the query (that would
+                # discard the pooled connection); the look finishes and returns it
+                alerts, count = await asyncio.shield(snapshot())
+            except (psycopg.Error, TimeoutError) as exc:
+                logger.warning("alert stream for %s ended: %s", actor.user_id, exc)
+                break  # the page's EventSource reconnects
+            if alerts != sent_alerts:
+                yield sse("alerts", alerts)
+                sent_alerts = alerts
+                last_write = loop.time()
+            if count != sent_count:
+                yield sse("count", {"critical": count})
+                sent_count = count
+                last_write = loop.time()
+            if bumped:
+                yield sse("changed", {})
+                last_write = loop.time()
+            now = loop.time()
+            if now >= end:
+                break
+            if now - last_write >= hub.limits.heartbeat_s:
+                yield b": keep-alive\n\n"  # a closed page shows up as a failed write
+                last_write = now
+            wake = hub.changed()
+            timeout = min(hub.limits.poll_s, end - now, hub.limits.heartbeat_s)
+            try:
+                async with asyncio.timeout(max(timeout, 0.05)):
+                    await wake.wait()
+                bumped = True
+            except TimeoutError:
+                bumped = False
+    finally:
+        hub.unregister(actor.user_id)

@@ -1,0 +1,134 @@
+"""What the web channel pushes to one user (issue 11.3a): her waiting alerts and the number of
+open critical flags in her scope.
+
+An alert waits for a user when a notify event of the runner names her among its recipients
+(``flag_event.recipients``, resolved from the resident's nurse, liaison officer and the alert
+roster), it is due (``deliver_after`` passed: an alert held for the morning shows in the
+morning), the resident is in her scope, and its flag still needs her: unacknowledged for
+clinical staff; for the liaison officer, a welfare check while nobody has reached the resident
+and her welfare task is open.
+
+Clinical staff see the rule's summary; a liaison officer gets plain language only, never a value
+(§0, §10.2.8), and the welfare request reaches her for her own residents whether or not they
+consented to sharing health data (it carries none); their phone number follows the consent, like
+every contact detail (api.store.contacts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from api.store import access, rows
+from api.store.access import Actor, Capability, Conn, Role
+
+NOTICE_TEXT = {
+    "raised": "새 알림 / New alert",
+    "reminder": "다시 알림: 아직 확인 안 됨 / Reminder: not yet acknowledged",
+    "escalated_lead": "팀장 보고: 30분 미확인 / Escalated: 30 minutes unacknowledged",
+    "escalated_liaison": "안부 확인 요청 / Welfare check requested",
+    "severity_rose": "심각도 상승 / Severity rose",
+    "reraised": "다시 발생 / Raised again",
+    "worsened": "악화 / Worse than when acknowledged",
+    "symptom": "새 증상 / New symptom reported",
+}
+
+WELFARE_TEXT = (
+    "간호사가 주민과 연락이 닿지 않습니다. 지금 전화나 방문으로 안부를 확인해 주세요. "
+    "응답이 없고 위급해 보이면 119에 신고하세요(119 안전신고 절차). / The nurse cannot reach "
+    "this resident. Please phone or visit now. If there is no answer and you fear for them, "
+    "call 119 (the 119 protocol)."
+)
+
+_ORDER = "array_position(ARRAY['critical','urgent','routine','info'], f.severity)"
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingAlert:
+    flag_id: int
+    resident_id: str
+    display_name: str
+    severity: str
+    summary: str
+    state: str
+    event_id: int
+    notice: str
+    at: datetime
+
+
+def _where(actor: Actor) -> tuple[str, dict[str, object]] | None:
+    """Which residents' alerts may reach this actor (None: no alerts for this role)."""
+    if actor.role is Role.LIAISON:
+        return "r.active AND r.liaison_id = %(me)s AND e.notice = 'escalated_liaison'", {}
+    if not actor.can(Capability.READ_FLAGS):
+        return None
+    where, params = access.scope_predicate(actor)
+    return where, params
+
+
+async def waiting(conn: Conn, actor: Actor, limit: int = 20) -> list[WaitingAlert]:
+    """The alerts waiting for ``actor`` now, most severe and newest first."""
+    found = _where(actor)
+    if found is None:
+        return []
+    where, params = found
+    query = f"""
+        SELECT f.id AS flag_id, f.resident_id, r.display_name, f.severity, f.summary,
+               f.state, e.id AS event_id, e.notice, e.at
+        FROM risk_flag f
+        JOIN resident r ON r.id = f.resident_id
+        JOIN LATERAL (
+            SELECT e.id, e.notice, e.at FROM flag_event e
+            WHERE e.flag_id = f.id AND e.kind = 'notify'
+              AND e.recipients @> ARRAY[%(me)s]::text[]
+              AND (e.deliver_after IS NULL OR e.deliver_after <= now())
+            ORDER BY e.id DESC LIMIT 1) e ON true
+        WHERE f.state IN ('open', 'acknowledged', 'snoozed')
+          AND CASE WHEN e.notice = 'escalated_liaison'
+                   THEN f.reached_at IS NULL AND NOT EXISTS (
+                        SELECT 1 FROM follow_up_task t WHERE t.flag_id = f.id
+                        AND t.role = 'liaison' AND t.closed_at IS NOT NULL)
+                   ELSE f.state = 'open' END
+          AND {where}
+        ORDER BY {_ORDER}, e.id DESC
+        LIMIT %(limit)s
+    """
+    return await rows.fetch_all(
+        conn,
+        WaitingAlert,
+        query.encode(),
+        {**params, "me": actor.user_id, "limit": limit},
+    )
+
+
+async def open_critical(conn: Conn, actor: Actor) -> int | None:
+    """Open critical flags in the actor's scope (None for roles that do not see flags)."""
+    if not actor.can(Capability.READ_FLAGS):
+        return None
+    where, params = access.scope_predicate(actor)
+    found = await rows.scalar(
+        conn,
+        f"""SELECT count(*) FROM risk_flag f JOIN resident r ON r.id = f.resident_id
+            WHERE f.state IN ('open', 'acknowledged', 'snoozed') AND f.severity = 'critical'
+              AND {where}""".encode(),
+        params,
+    )
+    return int(found or 0)
+
+
+def describe(alert: WaitingAlert, actor: Actor, phone: str | None) -> dict[str, object]:
+    """The JSON a page shows for one alert (plain language for a liaison officer)."""
+    liaison = actor.role is Role.LIAISON
+    return {
+        "flag": alert.flag_id,
+        "event": alert.event_id,
+        "resident": alert.resident_id,
+        "name": alert.display_name,
+        "phone": phone,
+        "severity": "welfare" if liaison else alert.severity,
+        "notice": NOTICE_TEXT.get(alert.notice, alert.notice),
+        "text": WELFARE_TEXT if liaison else alert.summary,
+        "at": alert.at.isoformat(),
+        "ack": actor.can(Capability.MANAGE_FLAGS) and alert.state == "open",
+        "link": "/liaison" if liaison else f"/residents/{alert.resident_id}",
+    }
