@@ -36,7 +36,10 @@ class ApiConfig:
     topic_root: str = "daon"
     session_lifetime: timedelta = timedelta(hours=12)
     session_idle: timedelta = timedelta(hours=2)
-    cookie_secure: bool = False  # True behind HTTPS
+    cookie_secure: bool = False  # always Secure; else Secure whenever the request came over https
+    #: Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
+    #: networks). Empty: the peer address is the client, whatever a header claims.
+    trusted_proxies: tuple[str, ...] = ()
     password_params: ScryptParams = DEFAULT_PARAMS
     login_policy: LoginPolicy = field(default_factory=LoginPolicy)
     pool_min: int = 2
@@ -68,7 +71,11 @@ class ApiConfig:
         }
         changes: dict[str, Any] = {}
         for key, value in table.items():
-            if key in simple:
+            if key == "trusted_proxies":
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ValueError("[api] trusted_proxies must be a list of addresses")
+                changes[key] = tuple(value)
+            elif key in simple:
                 changes[key] = value
             elif key in durations:
                 changes[durations[key]] = timedelta(minutes=float(value))

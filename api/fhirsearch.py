@@ -17,7 +17,7 @@ import binascii
 import json
 import re
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 from api.store.queries import Comparison, Token
@@ -47,31 +47,41 @@ def _add_months(when: datetime, months: int) -> datetime:
 
 
 def date_range(value: str) -> tuple[datetime, datetime]:
-    """The [lo, hi) range a FHIR date/dateTime value stands for."""
+    """The [lo, hi) range a FHIR date/dateTime value stands for.
+
+    Every value the pattern admits either gives a range or a :class:`SearchError` (400): a
+    zone beyond ±14:00, a day that does not exist, or a range ending after year 9999 (which
+    Python's datetime cannot hold) are the client's error, never a 500.
+    """
     match = _DATE.match(value)
     if not match:
         raise SearchError("date", f"{value!r} is not a FHIR date (YYYY, YYYY-MM-DD, ...)")
-    g = match.groupdict()
-    tz = SEOUL
-    if g["tz"]:
-        tz_text = g["tz"]
-        zone = "+00:00" if tz_text == "Z" else tz_text
-        parsed = datetime.fromisoformat(f"2000-01-01T00:00:00{zone}")
-        assert parsed.tzinfo is not None
-        tz = parsed.tzinfo  # type: ignore[assignment]
     try:
-        lo = datetime(
-            int(g["y"]),
-            int(g["m"] or 1),
-            int(g["d"] or 1),
-            int(g["H"] or 0),
-            int(g["M"] or 0),
-            int(g["S"] or 0),
-            int(float(g["f"]) * 1_000_000) if g["f"] else 0,
-            tzinfo=tz,
-        )
-    except ValueError as exc:
-        raise SearchError("date", f"{value!r}: {exc}") from exc
+        return _range(match.groupdict())
+    except (ValueError, OverflowError) as exc:
+        raise SearchError("date", f"{value!r} is out of range ({exc})") from exc
+
+
+def _range(g: dict[str, str | None]) -> tuple[datetime, datetime]:
+    tz: tzinfo = SEOUL
+    if g["tz"] and g["tz"] != "Z":
+        hours, minutes = int(g["tz"][1:3]), int(g["tz"][4:6])
+        if hours > 14 or minutes > 59 or hours * 60 + minutes > 14 * 60:
+            raise ValueError(f"time zone {g['tz']} is beyond ±14:00")
+        offset = timedelta(hours=hours, minutes=minutes)
+        tz = timezone(-offset if g["tz"][0] == "-" else offset)
+    elif g["tz"] == "Z":
+        tz = UTC
+    lo = datetime(
+        int(g["y"] or 0),
+        int(g["m"] or 1),
+        int(g["d"] or 1),
+        int(g["H"] or 0),
+        int(g["M"] or 0),
+        int(g["S"] or 0),
+        int(float(g["f"]) * 1_000_000) if g["f"] else 0,
+        tzinfo=tz,
+    )
     if g["f"]:
         hi = lo + timedelta(microseconds=1)
     elif g["S"]:
@@ -84,6 +94,8 @@ def date_range(value: str) -> tuple[datetime, datetime]:
         hi = _add_months(lo, 1)
     else:
         hi = lo.replace(year=lo.year + 1)
+    for end in (lo, hi):
+        end.astimezone(UTC)  # OverflowError when an end is no instant UTC can hold
     return lo, hi
 
 

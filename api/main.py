@@ -25,6 +25,7 @@ from fastapi.templating import Jinja2Templates
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import fhirjson, ui
 from api.alerts import AlertHub
@@ -100,6 +101,10 @@ def create_app(config: ApiConfig) -> FastAPI:
         app.include_router(module.router)
     _install_error_handlers(app)
     app.add_middleware(RequestLog)
+    if config.trusted_proxies:
+        # outermost: the client address and scheme every layer sees (login limits, audit,
+        # the Secure cookie) come from a forwarded header only when a trusted proxy sent it
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(config.trusted_proxies))
     return app
 
 

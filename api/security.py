@@ -17,8 +17,23 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 SESSION_COOKIE = "daon_session"
+
+
+def local_path(target: str, default: str) -> str:
+    """``target`` when it is a path on this site, else ``default``: redirect targets taken from
+    a form (``next``) never lead elsewhere. Browsers read ``/\\host`` and ``//host`` as another
+    host, and drop tabs and newlines, so any of those, a scheme or a host are refused."""
+    if not target.startswith("/") or target.startswith(("//", "/\\")):
+        return default
+    if "\\" in target or any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target
 
 
 @dataclass(frozen=True, slots=True)

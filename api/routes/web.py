@@ -13,6 +13,7 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from api.config import ApiConfig
 from api.deps import Config, Conn, CsrfChecked, WebSession, client_address
 from api.security import (
     SESSION_COOKIE,
@@ -47,12 +48,21 @@ def render(
     return templates(request).TemplateResponse(request, name, context, status_code=status_code)
 
 
+def _secure(request: Request) -> bool:
+    """Cookies are Secure when configured so, and whenever the request came over https,
+    directly or through a trusted proxy (whose X-Forwarded-Proto api.main believes)."""
+    config: ApiConfig = request.app.state.config
+    return config.cookie_secure or request.url.scheme == "https"
+
+
 def _login_page(request: Request, error: str | None = None, status: int = 200) -> Response:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
     response = render(
         request, "login.html", {"actor": None, "error": error, "login_csrf": token}, status
     )
-    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict")
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request)
+    )
     return response
 
 
@@ -123,7 +133,7 @@ async def login(
         session.token,
         httponly=True,
         samesite="lax",
-        secure=config.cookie_secure,
+        secure=_secure(request),
         max_age=int(config.session_lifetime.total_seconds()),
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE)

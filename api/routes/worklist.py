@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse
 
 from api.deps import Conn, CsrfChecked, WebSession
 from api.routes.web import render
+from api.security import local_path
 from api.store import access, queries, web_worklist
 from api.store.web_worklist import Category
 
@@ -71,7 +72,7 @@ async def worklist(
 
 
 def _back(next_url: str, message: str) -> RedirectResponse:
-    target = next_url if next_url.startswith("/") and not next_url.startswith("//") else "/worklist"
+    target = local_path(next_url, "/worklist")
     joiner = "&" if "?" in target else "?"
     return RedirectResponse(f"{target}{joiner}m={message}", status_code=303)
 

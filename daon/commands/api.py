@@ -129,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
                 "port": port,
                 "access_log": False,
                 "log_level": "info" if args.verbose else "warning",
-                "proxy_headers": True,
+                # forwarded headers are believed only from [api] trusted_proxies, by the app
+                # itself (api.main), never from whoever connects over loopback
+                "proxy_headers": False,
                 "http": _nodelay_protocol_class(),
             }
             if args.workers > 1:

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import http.client
+import itertools
+import json
+import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+import uvicorn
 
+from api.main import create_app
+from api.security import SESSION_COOKIE, local_path
+from api.store import access
+from ingest.store import clinical
 from tests.api import readings
-from tests.api.conftest import Api
-from tests.api.world import CARD, IN_HWANGHAK, IN_YAKSU
+from tests.api.conftest import Api, make_config
+from tests.api.world import CARD, IN_HWANGHAK, IN_YAKSU, PASSWORD, username
 
 pytestmark = pytest.mark.db
 
@@ -79,3 +92,179 @@ def test_not_yours_and_does_not_exist_get_one_answer(api: Api) -> None:
     # the admin sees everything, so "not found" tells her nothing she could not read
     admin = api.client.get("/fhir/Patient/R9999999", headers=api.bearer("A01"))
     assert admin.status_code == 404
+
+
+# --- a real server (uvicorn on a free port) for what a TestClient cannot show -----------------
+
+
+@contextmanager
+def live_server(url: str, **changes: Any) -> Iterator[int]:
+    """The app under uvicorn in a thread, on a free loopback port; stopped on exit."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    app = create_app(make_config(url, **changes))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        sock.close()
+
+
+BAD_DATES = (
+    "9999",
+    "9999-12",
+    "9999-12-31",
+    "sa9999",
+    "ge9999-12-31",
+    "2026-01-01T10:00+99:00",
+    "2026-02-30",
+)
+
+
+def test_out_of_range_dates_are_400_outcomes_and_the_connection_survives(api: Api) -> None:
+    """13.6: these raised ValueError/OverflowError: a 500, and the keep-alive connection was
+    reset for the next request."""
+    with live_server(api.url) as port:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        try:
+            for value, path, user in itertools.product(
+                BAD_DATES,
+                ("/fhir/Observation?date=", "/fhir/AuditEvent?date=ge"),
+                ("A01",),
+            ):
+                if path.endswith("=ge") and value[:2] in ("sa", "ge"):
+                    continue
+                conn.request(
+                    "GET", path + quote(value, safe=""), headers=api.bearer(user)
+                )  # same connection every time
+                answer = conn.getresponse()
+                body = json.loads(answer.read())
+                assert answer.status == 400, (path, value, body)
+                assert body["resourceType"] == "OperationOutcome"
+                assert body["issue"][0]["code"] == "invalid"
+            conn.request("GET", "/fhir/metadata")
+            answer = conn.getresponse()
+            answer.read()
+            assert answer.status == 200
+        finally:
+            conn.close()
+
+
+# --- cookies, proxies and redirects ----------------------------------------------------------
+
+
+def login_response(client: Any, *, headers: dict[str, str] | None = None) -> Any:
+    form = client.get("/login", headers=headers)
+    token = form.cookies.get("daon_login_csrf") or ""
+    return client.post(
+        "/login",
+        data={"username": username("N01"), "password": PASSWORD, "login_csrf": token},
+        # by hand: the test client keeps a Secure cookie to itself over plain http, where a
+        # browser behind the proxy speaks https
+        headers={**(headers or {}), "Cookie": f"daon_login_csrf={token}"},
+    )
+
+
+def session_cookie_header(response: Any) -> str:
+    [cookie] = [v for v in response.headers.get_list("set-cookie") if v.startswith(SESSION_COOKIE)]
+    return str(cookie).lower()
+
+
+def test_the_session_cookie_is_secure_over_https_direct_or_through_a_trusted_proxy(
+    api_factory: Any,
+) -> None:
+    """13.6: the cookie was Secure only when configured so, even when reached over https."""
+    plain = api_factory()
+    assert "secure" not in session_cookie_header(login_response(plain.client))
+    direct = api_factory()
+    direct.client.base_url = direct.client.base_url.copy_with(scheme="https")
+    assert "secure" in session_cookie_header(login_response(direct.client))
+    forwarded = {"X-Forwarded-Proto": "https"}
+    untrusted = api_factory()
+    cookie = session_cookie_header(login_response(untrusted.client, headers=forwarded))
+    assert "secure" not in cookie  # anyone may send the header; it proves nothing
+    behind_proxy = api_factory(trusted_proxies=("testclient",))
+    cookie = session_cookie_header(login_response(behind_proxy.client, headers=forwarded))
+    assert "secure" in cookie
+
+
+def login_clients(api: Api) -> list[bytes]:
+    async def work(conn: Any) -> list[bytes]:
+        cur = await conn.execute(
+            "SELECT client_digest FROM audit_event WHERE subtype = 'login' ORDER BY id"
+        )
+        return [bytes(r[0]) for r in await cur.fetchall()]
+
+    return api.db(work)
+
+
+def test_forwarded_addresses_are_believed_only_from_configured_proxies(api_factory: Any) -> None:
+    """13.3: any local client could claim any address in X-Forwarded-For, and the audit
+    recorded the claim."""
+    spoof = {"X-Forwarded-For": "203.0.113.9"}
+    direct = api_factory()
+    login_response(direct.client, headers=spoof)
+    assert login_clients(direct) == [access.digest("testclient")]
+    proxied = api_factory(trusted_proxies=("testclient",))
+    login_response(proxied.client, headers=spoof)
+    assert login_clients(proxied)[-1] == access.digest("203.0.113.9")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/\\evil.example",
+        "//evil.example",
+        "/\\/evil.example",
+        "https://evil.example/",
+        "/\t/evil.example",
+        "javascript:alert(1)",
+        "evil.example",
+    ],
+)
+def test_redirect_targets_are_local_paths_only(api: Api, target: str) -> None:
+    """13.6: ``next=/\\evil.example`` passed the check and sent the nurse to another host."""
+    assert local_path(target, "/worklist") == "/worklist"
+
+    async def flag(conn: Any) -> int:
+        now = datetime.now(UTC)
+        [flag_id] = await clinical.save_flags(
+            conn,
+            [
+                clinical.FlagRow(
+                    id=None,
+                    resident_id=IN_YAKSU,
+                    rule="BP-HOME-HTN",
+                    rule_set="t",
+                    severity="routine",
+                    recipients=["nurse"],
+                    state="open",
+                    opened_at=now,
+                    alerted_at=now,
+                    summary="가정혈압 평균 142/91",
+                )
+            ],
+        )
+        return flag_id
+
+    flag_id = api.db(flag)
+    csrf = api.login_as("N01")
+    answer = api.client.post(
+        f"/flags/{flag_id}/acknowledge", data={"csrf_token": csrf, "next": target}
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("/worklist")
+
+
+def test_local_paths_stay_as_they_are() -> None:
+    for target in ("/worklist", "/residents/R0000001", "/worklist?nb=약수동&scope=all"):
+        assert local_path(target, "/") == target
