@@ -5,11 +5,17 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from daon.embedded import find_mosquitto, port_open
 from simulators.bluez import find_dbus_daemon
 
 pytest_plugins = ("tests.fix_db", "tests.fix_mqtt")
+
+# Generation speed and run time depend on how busy the machine is (a fresh clone with an
+# empty example database, eight workers on two cores): they are not properties of the code.
+settings.register_profile("daon", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("daon")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
