@@ -127,7 +127,7 @@ run_in() {  # run_in <root> <net|nonet> <command...>: chroot with /proc, /dev, /
     ip link set lo up 2>/dev/null || true
     mount -t proc proc "$root/proc" && mount --rbind /dev "$root/dev" && mount -t sysfs sys "$root/sys"
     exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-      LANG=C.UTF-8 TERM=dumb DAON_FRESH_PYTEST="${DAON_FRESH_PYTEST:-}" \
+      LANG=C.UTF-8 TERM=dumb DAON_FRESH_PYTEST="${DAON_FRESH_PYTEST:-}" PIP_CERT="${PIP_CERT:-}" \
       DAON_FRESH_DEMO_S="${DAON_FRESH_DEMO_S:-}" chroot "$root" "$@"
   ' _ "$root" "$@"
 }
@@ -147,6 +147,8 @@ for case_ in $cases; do
   rm -rf "$dir" && mkdir -p "$root"
   tar -C "$root" -xf "$base"
   cp /etc/resolv.conf "$root/etc/resolv.conf"
+  # pip trusts what this machine trusts (a network may reach PyPI through a TLS proxy).
+  cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/fresh-machine-host-ca.crt"
   # As in a container: packages installed here must not start services (no init runs).
   printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
   chmod 755 "$root/usr/sbin/policy-rc.d"
@@ -156,12 +158,13 @@ for case_ in $cases; do
     git clone -q --no-hardlinks "$repo" "$root/root/daon"
   else
     chroot "$root" adduser --disabled-password --gecos "" tester >/dev/null
-    echo "   home: $(stat -c '%A %U' "$root/home/tester")"
+    echo "   home: $(chroot "$root" stat -c '%A %U' /home/tester)"
     git clone -q --no-hardlinks "$repo" "$root/home/tester/daon"
     chroot "$root" chown -R tester:tester /home/tester/daon
   fi
   echo "== case $case_: install (with the network)"
-  run_in "$root" net daon-fresh-inside "$case_" install >"$dir/install.log" 2>&1 \
+  PIP_CERT=/etc/ssl/certs/fresh-machine-host-ca.crt \
+    run_in "$root" net daon-fresh-inside "$case_" install >"$dir/install.log" 2>&1 \
     || { tail -n 30 "$dir/install.log"; echo "FAIL $case_ install"; overall=1; continue; }
   tail -n 8 "$dir/install.log"
   touch "$dir/installed"
