@@ -266,7 +266,8 @@ class Worker:
     ) -> None:
         config = workdir / f"ingest-{index}.toml"
         config.write_text(
-            f'[ingest]\nclient_id = "bench-ingest-{index}"\nbatch_max_readings = {batch}\n'
+            f'[ingest]\nclient_id = "bench-ingest-{index}"\nshare_group = "ingest"\n'
+            f"batch_max_readings = {batch}\n"
             "batch_max_messages = 40\nbatch_max_wait_s = 0.02\n"
         )
         self.env = {
@@ -292,7 +293,7 @@ class Worker:
         before the first subscription on a fresh broker have nowhere to go)."""
         with open(self.log, "rb") as log:
             log.seek(self._offset)
-            return b"consuming $share/" in log.read()
+            return b"consuming " in log.read()
 
     def kill(self) -> None:
         if self.process is not None:

@@ -7,6 +7,17 @@ except the URLs (those come from ``DAON_DATABASE_URL`` / ``DAON_MQTT_URL``), for
     client_id = "daon-ingest-2"      # one per worker process; stable across restarts
     batch_max_readings = 5000
     batch_max_wait_s = 0.05
+
+Subscription: one worker (the default) takes ``{root}/gw/+/readings`` on a persistent session
+(MQTT 3.1.1 ``clean_session=False``, QoS 1, a stable client id). The broker keeps that
+subscription and queues what arrives for it across its own restart, so a reading published
+in the second after a broker restart, before ingest is back, still reaches ingest. Several
+workers set the same ``share_group`` (and distinct client ids) and take
+``$share/{group}/{root}/gw/+/readings`` instead, each message to one of them. Mosquitto 2.0
+does not restore shared subscriptions from its persistence file (measured with 2.0.11, MQTT
+3.1.1 and 5.0 with a session expiry alike): with a share group, what is published after a
+broker restart and before the workers subscribe again is dropped by the broker, and only a
+publisher that resends until ingest acknowledges (the gateway's outbox) still gets it in.
 """
 
 from __future__ import annotations
@@ -35,7 +46,7 @@ class IngestConfig:
     mqtt_password: str | None = field(default=None, repr=False)
     topic_root: str = "daon"
     client_id: str = "daon-ingest-1"
-    share_group: str = "ingest"  # workers sharing the gateways' readings
+    share_group: str | None = None  # several workers: the group sharing the readings
     # Batching: a batch is written in one transaction when it holds this many readings or
     # messages, or when its first message has waited this long.
     batch_max_readings: int = 5000
@@ -51,8 +62,17 @@ class IngestConfig:
 
     @property
     def subscription(self) -> str:
-        """The shared subscription every ingest worker uses."""
-        return f"$share/{self.share_group}/{self.topic_root}/gw/+/readings"
+        """A plain subscription (kept across broker restarts), or the share group's."""
+        readings = f"{self.topic_root}/gw/+/readings"
+        return f"$share/{self.share_group}/{readings}" if self.share_group else readings
+
+    @property
+    def mqtt_client_id(self) -> str:
+        """The persistent session's client id: the worker's id, made unique per topic root
+        so two systems sharing a broker never take over each other's session."""
+        if "@" in self.client_id:
+            return self.client_id
+        return f"{self.client_id}@{self.topic_root.replace('/', '.')}"
 
     def ack_topic(self, gateway_id: str) -> str:
         return f"{self.topic_root}/gw/{gateway_id}/ack"

@@ -104,7 +104,7 @@ async def run(
                 assert consumer is not None
                 link = MqttLink(
                     config.broker(),
-                    client_id=config.client_id,
+                    client_id=config.mqtt_client_id,
                     timeout=config.connect_timeout_s,
                     manual_ack=True,
                     max_inflight=config.max_inflight,

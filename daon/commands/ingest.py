@@ -22,12 +22,13 @@ from ingest.store.observations import read_counters
 
 DESCRIPTION = """\
 게이트웨이의 측정값을 받아 FHIR Observation으로 저장합니다.
-Take the gateways' reading batches off the central broker (shared subscription
-$share/ingest/{root}/gw/+/readings, QoS 1, persistent session), store them as FHIR
-Observations exactly once, and acknowledge each batch to its gateway after the commit.
-Several workers (distinct --client-id) share the load. Broker or database outages pause the
-worker; it resumes by itself. With no DAON_DATABASE_URL / DAON_MQTT_URL it uses the demo's
-embedded servers."""
+Take the gateways' reading batches off the central broker ({root}/gw/+/readings, QoS 1,
+persistent session kept across broker restarts), store them as FHIR Observations exactly
+once, and acknowledge each batch to its gateway after the commit. Several workers share the
+load with the same --share-group and distinct --client-id ($share/{group}/..., which
+Mosquitto 2.0 does not keep across its restart: see ingest/config.py). Broker or database
+outages pause the worker; it resumes by itself. With no DAON_DATABASE_URL / DAON_MQTT_URL it
+uses the demo's embedded servers."""
 
 
 def add_parser(sub: Any, name: str, help_text: str) -> None:
@@ -41,6 +42,11 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
         "--client-id",
         metavar="ID",
         help="this worker's MQTT client id, stable across restarts (default from [ingest])",
+    )
+    p.add_argument(
+        "--share-group",
+        metavar="NAME",
+        help="share the readings with the other workers of this group (default: one worker)",
     )
     p.add_argument(
         "--counters",
@@ -84,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
             config = build_config(settings, ep.database_url, ep.mqtt_url)
             if args.client_id:
                 config = replace(config, client_id=args.client_id)
+            if args.share_group:
+                config = replace(config, share_group=args.share_group)
             asyncio.run(_serve(config))
     except (SettingsError, EmbeddedError, ConfigError, store.StoreError) as exc:
         sys.stderr.write(f"daon ingest: {exc}\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from ingest.config import ConfigError, config_from
@@ -18,7 +20,10 @@ def test_urls_and_table_make_the_config() -> None:
     assert (config.mqtt_username, config.mqtt_password) == ("ingest", "s@cret")
     assert config.client_id == "daon-ingest-2"
     assert config.batch_max_readings == 2000
-    assert config.subscription == "$share/ingest/junggu/gw/+/readings"
+    assert config.subscription == "junggu/gw/+/readings"  # one worker: kept over restarts
+    assert config.mqtt_client_id == "daon-ingest-2@junggu"
+    shared = replace(config, share_group="ingest")
+    assert shared.subscription == "$share/ingest/junggu/gw/+/readings"
     assert config.ack_topic("yaksu-gw-1") == "junggu/gw/yaksu-gw-1/ack"
     assert "s@cret" not in repr(config)
     assert "s@cret" not in config.mqtt_display()
