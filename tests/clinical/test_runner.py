@@ -16,6 +16,7 @@ from fhir.resources.R4B.riskassessment import RiskAssessment
 
 from clinical import runner, staff
 from clinical.alerts import AlertPolicy
+from clinical.runner import alert_policy
 from devices.model import Component, Kind, Measurement
 from ingest.fhir import ReadingContext, to_observations
 from ingest.store import clinical as db
@@ -285,3 +286,38 @@ async def test_one_resident_the_engine_cannot_take_does_not_hold_the_others_back
         for rid, crisis in (("R1", True), ("R2", False), ("R3", True)):
             assert ("BP-CRISIS" in {f.rule for f in await db.open_flags(conn, rid)}) is crisis
         assert await count(conn, "SELECT count(*) FROM observation WHERE resident_id = 'R2'") >= 1
+
+
+async def test_the_chain_through_the_store_on_a_weekend_with_a_roster(db_url):
+    """The §0 chain as the runner stores it, with a controllable clock: a crisis on a Saturday
+    evening (no on-call nurse) waits for Monday 09:00; its notify events name the people the
+    roster says (resident's nurse, then the team lead, then the liaison officer)."""
+    policy = alert_policy({"team_lead": "N-LEAD", "backup_nurse": "N-BACKUP"})
+    cfg = config(db_url, alerts=policy)
+    saturday = datetime(2026, 3, 14, 20, 0, tzinfo=KST)
+    monday = datetime(2026, 3, 16, 9, 0, tzinfo=KST)
+    async with await connect(db_url) as conn:
+        await add_resident(conn)
+        await store_obs(conn, bp_obs("R1", saturday - timedelta(minutes=2), 195, 100))
+        await runner.evaluate_residents(conn, ["R1"], saturday, cfg)
+        crisis = next(f for f in await db.open_flags(conn, "R1") if f.rule == "BP-CRISIS")
+        raised = [e for e in await db.flag_events(conn, crisis.id) if e.kind == "notify"]
+        assert [(e.notice, list(e.recipients), e.deliver_after) for e in raised] == [
+            ("raised", ["N01"], monday)
+        ]
+        nurse = next(t for t in await db.tasks(conn, resident_id="R1") if t.role == "nurse")
+        assert nurse.due_at == monday + timedelta(hours=1)
+        for minutes in (60, 24 * 60, 36 * 60):  # Saturday night and Sunday: nothing
+            report = await runner.evaluate_residents(
+                conn, ["R1"], saturday + timedelta(minutes=minutes), cfg
+            )
+            assert report.notifications == 0
+        for minutes in (15, 30, 60):
+            await runner.evaluate_residents(conn, ["R1"], monday + timedelta(minutes=minutes), cfg)
+        events = [e for e in await db.flag_events(conn, crisis.id) if e.kind == "notify"]
+        assert [(e.notice, list(e.recipients), e.at) for e in events[1:]] == [
+            ("reminder", ["N01"], monday + timedelta(minutes=15)),
+            ("escalated_lead", ["N-LEAD"], monday + timedelta(minutes=30)),
+            ("escalated_liaison", ["L01-02"], monday + timedelta(minutes=60)),
+        ]
+        assert all(e.deliver_after is None for e in events[1:])
