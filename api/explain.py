@@ -10,8 +10,11 @@ glucose, §4). The risk engine, not this module, decides flags for staff.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 BP_PANEL = "85354-9"
 SYSTOLIC = "8480-6"
@@ -23,6 +26,7 @@ BMI = "39156-5"
 BODY_FAT = "41982-0"
 MUSCLE_MASS = "73964-9"
 MMOL_TO_MGDL = 18.016  # clinical-rules.md §1 (display conversion only)
+SEOUL = ZoneInfo("Asia/Seoul")
 
 
 class Level(StrEnum):
@@ -291,3 +295,105 @@ def explain(
             "",
         )
     return None
+
+
+# --- the flag the risk engine raised (issue 11.3c) ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RaisedFlag:
+    """A flag (or resident prompt) the risk engine raised from one reading, as the station
+    needs it: which rule, how severe, and until when the nurse's notification waits (None:
+    she was told at once; a time: nobody is on duty until then, §0)."""
+
+    rule: str
+    severity: str
+    nurse_told_after: datetime | None = None
+
+
+REMEASURE = Explanation(
+    "",
+    "",
+    "",
+    Level.INFO,
+    "이번 측정은 올바르게 되지 않았습니다. / This measurement did not work properly.",
+    "바른 자세로 앉아 5분 쉬신 뒤 다시 재 주세요. / Sit upright, rest 5 minutes and measure again.",
+)
+
+
+def _critical_step(rule: str) -> str:
+    """§0 for the resident at once: what to do now (rest and re-measure; 119 with symptoms)."""
+    if rule.startswith("GLU-HYPO"):
+        return (
+            "지금 주스나 사탕(당 15~20g)을 드시고 15분 뒤 다시 재 주세요. 어지럽거나 정신이 흐리면 "
+            "119에 전화하세요. / Take juice or sweets (15-20 g sugar) now and measure again in "
+            "15 minutes. If you feel faint or confused, call 119."
+        )
+    if rule.startswith("GLU-"):
+        return (
+            "물을 드시고 1~2시간 뒤 다시 재 주세요. 토하거나, 숨이 차거나, 정신이 흐리면 바로 "
+            "119에 전화하세요. / Drink water and measure again in 1-2 hours. If you vomit, are "
+            "breathless or confused, call 119 now."
+        )
+    if rule.startswith("BP-LOW"):
+        return (
+            "앉거나 누워서 쉬세요. 어지럽거나 쓰러질 것 같으면 바로 직원에게 알리거나 119에 "
+            "전화하세요. / Sit or lie down and rest. If you feel faint, tell staff now or call 119."
+        )
+    return (
+        "5분 동안 앉아 쉬신 뒤 다시 재 주세요. 가슴 통증, 숨참, 마비, 심한 두통이 있으면 바로 "
+        "직원에게 알리거나 119에 전화하세요. / Sit and rest 5 minutes, then measure again. If you "
+        "have chest pain, breathlessness, weakness or a severe headache, tell staff now or call "
+        "119."
+    )
+
+
+def _who_was_told(told_after: datetime | None) -> str:
+    if told_after is None:
+        return (
+            " 담당 간호사에게 지금 알렸습니다. 곧 연락드립니다. / Your nurse has been told and "
+            "will call you."
+        )
+    when = told_after.astimezone(SEOUL).strftime("%m/%d %H:%M")
+    return (
+        f" 간호사는 {when} 이후에 연락드립니다. 그 전에 몸이 안 좋으면 119에 전화하세요. / "
+        f"Your nurse will call after {when}; if you feel unwell before then, call 119."
+    )
+
+
+def with_flags(ex: Explanation, flags: Sequence[RaisedFlag], *, evaluated: bool) -> Explanation:
+    """The screen's words made consistent with what the risk engine raised from this reading.
+
+    Until the engine has looked at the reading (``evaluated`` False) the value's own band
+    applies. Then the engine decides: a rejected measurement asks to measure again (never an
+    emergency from an invalid reading); a critical flag shows the emergency instruction of §0
+    and who was told, and when; without a critical flag the screen never shows one.
+    """
+    if any(f.rule == "Q-REMEASURE" for f in flags):
+        return replace(
+            ex, level=REMEASURE.level, meaning=REMEASURE.meaning, next_step=REMEASURE.next_step
+        )
+    critical = [f for f in flags if f.severity == "critical"]
+    if critical:
+        flag = critical[0]
+        meaning = (
+            ex.meaning
+            if ex.level is Level.CRITICAL
+            else ("지금 확인이 필요한 수치입니다. / This reading needs attention now.")
+        )
+        return replace(
+            ex,
+            level=Level.CRITICAL,
+            meaning=meaning,
+            next_step=_critical_step(flag.rule) + _who_was_told(flag.nurse_told_after),
+        )
+    if evaluated and ex.level is Level.CRITICAL:
+        return replace(
+            ex,
+            level=Level.HIGH,
+            next_step=(
+                "5분 쉬고 다시 재 주세요. 몸이 안 좋으면 직원에게 알리거나 119에 전화하세요. / "
+                "Rest 5 minutes and measure again; if you feel unwell, tell staff or call 119."
+            ),
+        )
+    return ex

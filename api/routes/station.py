@@ -72,8 +72,13 @@ async def station_screen(request: Request, conn: Conn, session: WebSession) -> R
     require_station(actor)
     checkin = await web_station.active_checkin(conn, actor)
     shown: list[tuple[web_station.Reading, explain.Explanation]] = []
+    waiting = False  # a reading the risk engine has not looked at yet: refresh soon
     if checkin is not None:
-        for reading in await web_station.station_readings(conn, actor, checkin):
+        found = await web_station.station_readings(conn, actor, checkin)
+        evaluated, flags = await web_station.raised_from(
+            conn, actor, checkin, [r.id for r in found]
+        )
+        for reading in found:
             explained = explain.explain(
                 reading.code,
                 reading.value,
@@ -81,8 +86,17 @@ async def station_screen(request: Request, conn: Conn, session: WebSession) -> R
                 reading.components,
                 height_cm=checkin.height_cm,
             )
-            if explained is not None:
-                shown.append((reading, explained))
+            if explained is None:
+                continue
+            raised = [
+                explain.RaisedFlag(f.rule, f.severity, f.nurse_told_after)
+                for f in flags
+                if f.reading_id == reading.id
+            ]
+            shown.append(
+                (reading, explain.with_flags(explained, raised, evaluated=reading.id in evaluated))
+            )
+            waiting |= reading.id not in evaluated
     return render(
         request,
         "station.html",
@@ -92,6 +106,7 @@ async def station_screen(request: Request, conn: Conn, session: WebSession) -> R
             "checkin": checkin,
             "name": masked_name(checkin.display_name) if checkin else "",
             "readings": shown,
+            "waiting": waiting,
             "now": datetime.now(UTC),
             "error": request.query_params.get("e"),
         },

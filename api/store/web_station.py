@@ -9,6 +9,7 @@ the gateway or not; a failed card lookup is audited (outcome 4) without the card
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -224,3 +225,48 @@ async def station_readings(conn: Conn, actor: Actor, checkin: CheckIn) -> tuple[
         residents=[checkin.resident_id],
     )
     return tuple(found)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingFlag:
+    reading_id: str
+    rule: str
+    severity: str
+    nurse_told_after: datetime | None
+
+
+def _reading_id(*, id: str) -> str:
+    return id
+
+
+async def raised_from(
+    conn: Conn, actor: Actor, checkin: CheckIn, reading_ids: Sequence[str]
+) -> tuple[frozenset[str], tuple[ReadingFlag, ...]]:
+    """What the risk engine made of this visit's readings: the ids it has evaluated (its
+    cursor passed them) and the flags and resident prompts citing them, each with when the
+    nurse's first notification is due (issue 11.3c: the screen says what the flag says)."""
+    if actor.role is not Role.STATION or checkin.station_id != actor.station_id:
+        raise access.AccessDenied(actor, "read another station's screen", checkin.resident_id)
+    if not reading_ids:
+        return frozenset(), ()
+    ids = list(reading_ids)
+    evaluated = await rows.build_all(
+        conn,
+        _reading_id,
+        """SELECT o.id::text AS id FROM observation o
+           JOIN clinical_cursor c ON c.resident_id = o.resident_id AND c.watermark >= o.stored_at
+           WHERE o.resident_id = %s AND o.id = ANY(%s::uuid[])""",
+        (checkin.resident_id, ids),
+    )
+    flags = await rows.fetch_all(
+        conn,
+        ReadingFlag,
+        """SELECT cited::text AS reading_id, f.rule, f.severity,
+                  (SELECT e.deliver_after FROM flag_event e WHERE e.flag_id = f.id
+                     AND e.kind = 'notify' ORDER BY e.id LIMIT 1) AS nurse_told_after
+           FROM risk_flag f CROSS JOIN LATERAL unnest(f.evidence) AS cited
+           WHERE f.resident_id = %s AND f.evidence && %s::uuid[] AND cited = ANY(%s::uuid[])
+           ORDER BY array_position(ARRAY['critical','urgent','routine','info'], f.severity)""",
+        (checkin.resident_id, ids, ids),
+    )
+    return frozenset(evaluated), tuple(flags)
