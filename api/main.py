@@ -36,6 +36,7 @@ from api.fhirsearch import SearchError
 from api.routes import alerts as alert_routes
 from api.routes import fhir as fhir_routes
 from api.routes import resident, staff, station, unbound, web, worklist
+from api.security import SESSION_COOKIE
 from api.store import access
 from ingest import store
 
@@ -153,12 +154,33 @@ class RequestLog:
             )
 
 
-def _error_page(request: Request, status: int, title: str, message: str) -> Response:
+async def _signed_in(request: Request) -> tuple[access.Actor | None, str]:
+    """The signed-in user of a failed page request (for the menu), on a connection of its own:
+    the request's transaction is rolled back, and an unknown path never opened one."""
+    pool: AsyncConnectionPool | None = getattr(request.app.state, "pool", None)
+    token = request.cookies.get(SESSION_COOKIE)
+    if pool is None or not token or _is_fhir(request):
+        return None, ""
+    config: ApiConfig = request.app.state.config
+    try:
+        async with pool.connection(timeout=5.0) as conn:
+            info = await access.session_actor(conn, token, idle=config.session_idle)
+    except (psycopg.Error, TimeoutError):
+        return None, ""
+    return (info.actor, info.csrf_token) if info else (None, "")
+
+
+async def _error_page(
+    request: Request, status: int, title: str, message: str, *, menu: bool = True
+) -> Response:
+    """A Korean-first error page that keeps the menu and the search box (no dead end); without
+    ``menu`` when the database is the problem."""
     templates: Jinja2Templates = request.app.state.templates
+    actor, csrf_token = await _signed_in(request) if menu else (None, "")
     return templates.TemplateResponse(
         request,
         "error.html",
-        {"title": title, "message": message, "actor": None},
+        {"title": title, "message": message, "actor": actor, "csrf_token": csrf_token},
         status_code=status,
     )
 
@@ -218,7 +240,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         text = f"권한이 없습니다 / forbidden: {exc.actor.role} may not {exc.what}"
         if _is_fhir(request):
             return _outcome(403, "forbidden", text)
-        return _error_page(request, 403, "권한 없음 / Forbidden", text)
+        return await _error_page(request, 403, "권한 없음 / Forbidden", text)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         if getattr(request.state, "actor", None) is not None and not _sees_everything(request):
@@ -226,24 +248,24 @@ def _install_error_handlers(app: FastAPI) -> None:
         text = f"찾을 수 없습니다 / not found: {exc}"
         if _is_fhir(request):
             return _outcome(404, "not-found", text)
-        return _error_page(request, 404, "없음 / Not found", text)
+        return await _error_page(request, 404, "없음 / Not found", text)
 
     async def invalid(request: Request, exc: Exception) -> Response:
         text = str(exc)
         if _is_fhir(request):
             return _outcome(400, "invalid", text)
-        return _error_page(request, 400, "잘못된 요청 / Bad request", text)
+        return await _error_page(request, 400, "잘못된 요청 / Bad request", text)
 
     async def unauthenticated(request: Request, exc: Exception) -> Response:
         if _is_fhir(request) or request.method != "GET":
             text = "로그인이 필요합니다 / authentication required (Bearer token or session)"
             if _is_fhir(request):
                 return _outcome(401, "login", text, {"WWW-Authenticate": "Bearer"})
-            return _error_page(request, 401, "로그인 필요 / Login required", text)
+            return await _error_page(request, 401, "로그인 필요 / Login required", text)
         return RedirectResponse("/login", status_code=303)
 
     async def csrf(request: Request, exc: Exception) -> Response:
-        return _error_page(
+        return await _error_page(
             request,
             403,
             "다시 시도해 주세요 / Please try again",
@@ -255,14 +277,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         text = "잠시 후 다시 시도해 주세요 / the service is busy, retry shortly"
         if _is_fhir(request):
             return _outcome(503, "transient", text, {"Retry-After": "5"})
-        return _error_page(request, 503, "잠시 후 / Busy", text)
+        return await _error_page(request, 503, "잠시 후 / Busy", text, menu=False)
 
     async def database_down(request: Request, exc: Exception) -> Response:
         logger.error("database error: %s", type(exc).__name__)
         text = "데이터베이스에 연결할 수 없습니다 / database unavailable"
         if _is_fhir(request):
             return _outcome(503, "transient", text, {"Retry-After": "10"})
-        return _error_page(request, 503, "일시적 오류 / Unavailable", text)
+        return await _error_page(request, 503, "일시적 오류 / Unavailable", text, menu=False)
 
     async def validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -273,7 +295,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         text = "잘못된 요청 / invalid request: " + "; ".join(parts)
         if _is_fhir(request):
             return _outcome(400, "invalid", text)
-        return _error_page(request, 400, "잘못된 요청 / Bad request", text)
+        return await _error_page(request, 400, "잘못된 요청 / Bad request", text)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -281,7 +303,9 @@ def _install_error_handlers(app: FastAPI) -> None:
             code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
             return _outcome(exc.status_code, code, str(exc.detail))
         if exc.status_code == 404:
-            return _error_page(request, 404, "없음 / Not found", "페이지가 없습니다 / no such page")
+            return await _error_page(
+                request, 404, "없음 / Not found", "페이지가 없습니다 / no such page"
+            )
         return HTMLResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
 
     async def unexpected(request: Request, exc: Exception) -> Response:
@@ -289,7 +313,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         text = "서버 오류 / internal error (logged)"
         if _is_fhir(request):
             return _outcome(500, "exception", text)
-        return _error_page(request, 500, "오류 / Error", text)
+        return await _error_page(request, 500, "오류 / Error", text)
 
     handlers: list[tuple[Any, Callable[[Request, Exception], Awaitable[Response]]]] = [
         (access.AccessDenied, denied),

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from fastapi.templating import Jinja2Templates
 
 from api.store.access import Actor, Capability, Role
+from api.store.web_search import may_search
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
@@ -115,6 +116,7 @@ def install(templates: Jinja2Templates) -> None:
     env: Any = templates.env
     env.globals.update(
         nav=nav,
+        can_search=may_search,
         role_label=role_label,
         severity_labels=SEVERITY_LABELS,
         code_label=code_label,

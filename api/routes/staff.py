@@ -1,4 +1,5 @@
-"""Role views: the rehabilitation therapist's overview and the admin audit trail."""
+"""Role views: resident search, the rehabilitation therapist's overview, the liaison officer's
+view and the admin audit trail."""
 
 from __future__ import annotations
 
@@ -6,13 +7,40 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import RedirectResponse
 
 from api.deps import Conn, WebSession
 from api.routes.web import render
-from api.store import access, web_pages
+from api.store import access, web_pages, web_search
 from api.store.access import Capability
 
 router = APIRouter(include_in_schema=False)
+
+
+@router.get("/search")
+async def search(
+    request: Request,
+    conn: Conn,
+    session: WebSession,
+    q: Annotated[str, Query(max_length=60)] = "",
+) -> Response:
+    """Find a resident by name (partial), id, card or phone; a single exact hit opens them."""
+    actor = session.actor
+    result = await web_search.find_residents(conn, actor, q)
+    exact = [r for r in result.residents if r.exact]
+    if len(exact) == 1 and result.total == 1:
+        return RedirectResponse(web_search.resident_link(actor, exact[0].id), status_code=303)
+    return render(
+        request,
+        "search.html",
+        {
+            "actor": actor,
+            "csrf_token": session.csrf_token,
+            "result": result,
+            "q": q,
+            "link": lambda rid: web_search.resident_link(actor, rid),
+        },
+    )
 
 
 @router.get("/rehab")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Query, Request, Response
@@ -51,9 +52,25 @@ async def worklist(
     session: WebSession,
     nb: NbQuery = None,
     scope: Annotated[str, Query(pattern="^(mine|all)$")] = "mine",
+    group: Annotated[str, Query(pattern="^(|intensive|regular|self_management|none)$")] = "",
+    rule: Annotated[str, Query(max_length=40, pattern="^[A-Za-z0-9-]*$")] = "",
+    sort: Annotated[str, Query(pattern="^(alert|name|measured|reviewed)$")] = "alert",
+    show: Annotated[str, Query(pattern="^(|critical|urgent|routine|no-data|device)$")] = "",
+    page: Annotated[int, Query(ge=1, le=10000)] = 1,
 ) -> Response:
     actor = session.actor
-    data = await web_worklist.worklist(conn, actor, neighbourhood=nb or None, mine=scope == "mine")
+    data = await web_worklist.worklist(
+        conn,
+        actor,
+        neighbourhood=nb or None,
+        mine=scope == "mine",
+        group=group or None,
+        rule=rule or None,
+        sort=web_worklist.Sort(sort),
+        only=Category(show) if show else None,
+        page=page,
+    )
+    filters = {"scope": scope, "nb": nb or "", "group": group, "rule": rule, "sort": sort}
     return render(
         request,
         "worklist.html",
@@ -65,6 +82,14 @@ async def worklist(
             "groups": GROUP_LABELS,
             "nb": nb or "",
             "scope": scope,
+            "group": group,
+            "rule": rule,
+            "sort": sort,
+            "show": show,
+            "page": page,
+            "query": lambda **changes: urlencode(
+                {k: v for k, v in {**filters, **changes}.items() if v not in ("", None)}
+            ),
             "snooze_default": (datetime.now(SEOUL) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
             "message": request.query_params.get("m"),
         },

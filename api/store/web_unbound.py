@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from api.store import access, rows
+from api.store import access, rows, web_search
 from api.store.access import Actor, Capability, InvalidRequest, NotFound, Role
 from ingest.store import unbound
 
@@ -104,9 +104,24 @@ async def require_item(conn: Conn, actor: Actor, unbound_id: int) -> None:
         raise access.AccessDenied(actor, str(Capability.RESOLVE_UNBOUND))
 
 
+class AmbiguousResident(InvalidRequest):
+    """Several residents in scope match the text typed; ``candidates`` lists them."""
+
+    def __init__(self, text: str, candidates: tuple[web_search.FoundResident, ...]) -> None:
+        self.text = text
+        self.candidates = candidates
+        super().__init__(
+            f"'{text}': 여러 주민이 일치합니다. 한 명을 고르세요 "
+            "/ several residents match; choose one"
+        )
+
+
 async def resolve_resident(conn: Conn, actor: Actor, text: str) -> str:
-    """A resident id (``R0001234``) or a centre card number, to a resident in scope."""
+    """A resident id (``R0001234``), a centre card number, a phone number or a name, to one
+    resident in scope. Raises :class:`AmbiguousResident` when several match."""
     value = text.strip()
+    if not value:
+        raise InvalidRequest("주민을 입력하세요 / enter a resident")
     digits = "".join(ch for ch in value if ch in "0123456789")
     found = await rows.scalar(
         conn,
@@ -114,7 +129,16 @@ async def resolve_resident(conn: Conn, actor: Actor, text: str) -> str:
         (value.upper(), digits, digits),
     )
     if found is None:
-        raise NotFound("resident (주민 번호 또는 카드 번호를 확인하세요 / check the id or card)")
+        result = await web_search.find_residents(conn, actor, value, limit=10)
+        if result.total == 0:
+            raise NotFound(
+                f"'{value}' (이름, 주민 번호, 카드 또는 전화번호를 확인하세요 "
+                "/ check the name, id, card or phone)"
+            )
+        exact = [r for r in result.residents if r.exact]
+        if result.total > 1 and len(exact) != 1:
+            raise AmbiguousResident(value, result.residents)
+        found = exact[0].id if exact else result.residents[0].id
     resident_id = str(found)
     await access.require_resident(conn, actor, resident_id, Capability.RESOLVE_UNBOUND)
     return resident_id

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -93,11 +93,26 @@ class WorklistRow:
 @dataclass(frozen=True, slots=True)
 class Worklist:
     sections: dict[Category, tuple[WorklistRow, ...]]
-    more: dict[Category, int]  # residents in the category beyond the limit
+    more: dict[Category, int]  # residents in the category after the page shown
     in_scope: int
     meeting_targets: int
     neighbourhoods: tuple[str, ...]
     generated_at: datetime
+    totals: dict[Category, int] = field(default_factory=dict)  # after the filters
+    offset: int = 0  # of the rows shown (the same for each section shown)
+    rules: tuple[str, ...] = ()  # rules of the open flags in scope (the rule filter's list)
+
+
+class Sort(StrEnum):
+    """Worklist order within each category."""
+
+    ALERT = "alert"  # most recent alert first (TIDE)
+    NAME = "name"
+    MEASURED = "measured"  # longest without a reading first
+    REVIEWED = "reviewed"  # longest without a review first
+
+
+GROUPS = ("intensive", "regular", "self_management", "none")
 
 
 class FlagFacts(Protocol):
@@ -181,13 +196,23 @@ async def worklist(
     neighbourhood: str | None = None,
     mine: bool = True,
     limit: int = 50,
+    group: str | None = None,
+    rule: str | None = None,
+    sort: Sort = Sort.ALERT,
+    only: Category | None = None,
+    page: int = 1,
 ) -> Worklist:
     """The triaged worklist of the residents the actor may see (nurses and admins).
 
     A nurse's worklist is her own caseload (``resident.nurse_id``) unless ``mine`` is False,
     when it covers everyone in her neighbourhoods (her scope); ``neighbourhood`` narrows
-    either to one 동.
+    either to one 동, ``group`` to a visiting group and ``rule`` to residents with an open flag
+    of that rule. Each category lists ``limit`` residents; ``only`` shows one category, on
+    page ``page``.
     """
+    if group is not None and group not in GROUPS:
+        raise InvalidRequest(f"group must be one of {', '.join(GROUPS)}")
+    page = max(1, page)
     actor.require(Capability.MANAGE_FLAGS)
     if actor.role not in (Role.NURSE, Role.ADMIN):
         raise access.AccessDenied(actor, "use the nurse worklist")
@@ -239,20 +264,41 @@ async def worklist(
             c = candidates[d.resident_id] = _Candidate(d.resident_id)
         c.devices.append(DeviceIssue(d.device_id, d.model, d.battery_pct, d.last_seen_at))
     now = await clinical.db_now(conn)
+    rules = tuple(sorted({f.rule for c in candidates.values() for f in c.flags}))
+    if rule:
+        candidates = {k: c for k, c in candidates.items() if any(f.rule == rule for f in c.flags)}
+    if group:
+        in_group = await clinical.visiting_groups(conn, list(candidates))
+        candidates = {
+            k: c
+            for k, c in candidates.items()
+            if (in_group[k].grp if k in in_group else "none") == group
+        }
     placed: dict[Category, list[_Candidate]] = {c: [] for c in CATEGORY_ORDER}
     for c in candidates.values():
         category = triage(c.flags, c.devices, now)
-        if category is not None:
+        if category is not None and (only is None or category is only):
             placed[category].append(c)
+    flagged = sum(len(items) for items in placed.values())
+    # sorting by name, last reading or last review needs those for every placed resident
+    details = (
+        await _details(conn, [c.resident_id for items in placed.values() for c in items])
+        if sort is not Sort.ALERT
+        else {}
+    )
+    offset = (page - 1) * limit if only is not None else 0
     chosen: dict[Category, list[_Candidate]] = {}
     more: dict[Category, int] = {}
+    totals: dict[Category, int] = {}
     for category, items in placed.items():
-        items.sort(key=_urgency_key)
-        chosen[category] = items[:limit]
-        more[category] = max(0, len(items) - limit)
+        items.sort(key=_sort_key(sort, details))
+        chosen[category] = items[offset : offset + limit]
+        more[category] = max(0, len(items) - offset - limit)
+        totals[category] = len(items)
     # 2. what the page shows, for the listed residents only
     listed = [c.resident_id for items in chosen.values() for c in items]
-    details = await _details(conn, listed)
+    if sort is Sort.ALERT:
+        details = await _details(conn, listed)
     flags = await _flag_details(
         conn, [f.id for items in chosen.values() for c in items for f in c.flags]
     )
@@ -281,7 +327,6 @@ async def worklist(
                 )
             )
         sections[category] = tuple(listed_rows)
-    flagged = sum(len(items) for items in placed.values())
     await access.record_audit(
         conn, actor, subtype="search-type", action="E", entity="page:worklist", residents=listed
     )
@@ -289,13 +334,32 @@ async def worklist(
         sections=sections,
         more=more,
         in_scope=in_scope,
-        meeting_targets=in_scope - flagged,
+        meeting_targets=in_scope - flagged if not (rule or group or only) else 0,
         neighbourhoods=areas,
         generated_at=now,
+        totals=totals,
+        offset=offset,
+        rules=rules,
     )
 
 
 _SEVERITY_RANK = {"critical": 0, "urgent": 1, "routine": 2, "info": 3}
+
+
+def _sort_key(sort: Sort, details: dict[str, _Details]) -> Any:
+    """The order of one category's residents (ties broken by the alert order)."""
+    if sort is Sort.ALERT:
+        return _urgency_key
+    never = datetime.min.replace(tzinfo=UTC)
+
+    def key(c: _Candidate) -> tuple[Any, ...]:
+        d = details.get(c.resident_id)
+        if sort is Sort.NAME:
+            return (d.display_name if d else "", c.resident_id)
+        when = (d.last_measured if sort is Sort.MEASURED else d.reviewed_at) if d else None
+        return (when or never, _urgency_key(c))
+
+    return key
 
 
 def _urgency_key(c: _Candidate) -> tuple[float, str]:

@@ -795,3 +795,27 @@ def test_liaison_records_a_withdrawal_and_the_resident_leaves_her_view_at_once(a
     )
     assert done.status_code == 303
     assert "김하늘" not in api.client.get("/liaison").text
+
+
+def test_search_finds_only_residents_in_scope(api: Api) -> None:
+    """GET /search (issue 14.1) by each resident's card, for every role: a resident in the
+    user's scope is found, anyone else is not (the search is scoped, not refused); stations
+    and gateways are refused."""
+    from tests.api.world import CARD
+
+    wrong = []
+    for user in USERS:
+        for rid in RESIDENTS:
+            api.login_as(user)
+            response = api.client.get("/search", params={"q": CARD[rid]})
+            if user in ("S-yaksu-1", "G-yaksu-1"):
+                ok = response.status_code in (401, 403) or (
+                    response.status_code == 303 and "login" in response.headers["location"]
+                )
+            elif rid in SCOPE[user]:
+                ok = response.status_code == 303 and rid in response.headers["location"]
+            else:
+                ok = response.status_code == 200 and rid not in response.text
+            if not ok:
+                wrong.append(f"{user} {rid}: {response.status_code}")
+    assert wrong == []
