@@ -225,10 +225,10 @@ def _sees_everything(request: Request) -> bool:
     return isinstance(actor, access.Actor) and actor.role is access.Role.ADMIN
 
 
-def _hidden(request: Request) -> Response:
+async def _hidden(request: Request) -> Response:
     if _is_fhir(request):
         return _outcome(403, "forbidden", HIDDEN)
-    return _error_page(request, 403, "권한 없음 / Forbidden", HIDDEN)
+    return await _error_page(request, 403, "권한 없음 / Forbidden", HIDDEN)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -236,7 +236,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, access.AccessDenied)
         await _audit_denial(request, exc)
         if not _sees_everything(request):
-            return _hidden(request)
+            return await _hidden(request)
         text = f"권한이 없습니다 / forbidden: {exc.actor.role} may not {exc.what}"
         if _is_fhir(request):
             return _outcome(403, "forbidden", text)
@@ -244,7 +244,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def not_found(request: Request, exc: Exception) -> Response:
         if getattr(request.state, "actor", None) is not None and not _sees_everything(request):
-            return _hidden(request)
+            return await _hidden(request)
         text = f"찾을 수 없습니다 / not found: {exc}"
         if _is_fhir(request):
             return _outcome(404, "not-found", text)

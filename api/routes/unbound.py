@@ -72,6 +72,7 @@ async def assign(
     note: Annotated[str, Form(max_length=500)] = "",
     use_received_time: Annotated[bool, Form()] = False,
 ) -> Response:
+    await web_unbound.require_item(conn, session.actor, unbound_id)
     try:
         resident_id = await web_unbound.resolve_resident(conn, session.actor, resident)
     except web_unbound.AmbiguousResident as exc:

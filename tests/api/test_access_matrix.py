@@ -558,6 +558,11 @@ ROWS: dict[tuple[str, str], list[Probe]] = {
         post("/residents/{rid}/function-tests", {"measured_at": "2026-03-02T09:00", "grip": "21"}),
         about(*CLINICAL),
     ),
+    # finding a resident (issue 14.1): the route for staff who see residents; what it finds
+    # is scoped (test_search_finds_only_residents_in_scope)
+    ("GET", "/search"): probe(
+        get("/search?q=%EA%B9%80"), roles(*CLINICAL, "liaison"), per_subject=False
+    ),
     # role pages
     ("GET", "/rehab"): probe(get("/rehab"), roles("therapist", "admin"), per_subject=False),
     ("GET", "/liaison"): probe(get("/liaison"), roles("liaison"), per_subject=False),
@@ -798,24 +803,23 @@ def test_liaison_records_a_withdrawal_and_the_resident_leaves_her_view_at_once(a
 
 
 def test_search_finds_only_residents_in_scope(api: Api) -> None:
-    """GET /search (issue 14.1) by each resident's card, for every role: a resident in the
-    user's scope is found, anyone else is not (the search is scoped, not refused); stations
-    and gateways are refused."""
-    from tests.api.world import CARD
-
+    """GET /search (issue 14.1) by each subject's card, for every principal: a resident in the
+    role's scope is found (the page opens them), anyone else is not (the search is scoped, not
+    refused: the same answer as for a card nobody has); stations and gateways are refused."""
+    api.db(_setup)
+    cards = {**CARD, OTHER_WITHDRAWN: "941000000058"}
     wrong = []
-    for user in USERS:
-        for rid in RESIDENTS:
-            api.login_as(user)
-            response = api.client.get("/search", params={"q": CARD[rid]})
-            if user in ("S-yaksu-1", "G-yaksu-1"):
-                ok = response.status_code in (401, 403) or (
-                    response.status_code == 303 and "login" in response.headers["location"]
-                )
-            elif rid in SCOPE[user]:
+    for role in PRINCIPALS:
+        for axis, rid in SUBJECTS.items():
+            ctx = Ctx(api, role, rid)
+            ctx.web()
+            response = api.client.get("/search", params={"q": cards[rid]})
+            if role in ("station", "gateway", "anonymous"):
+                ok = denied(response)
+            elif rid in SCOPE[role]:
                 ok = response.status_code == 303 and rid in response.headers["location"]
             else:
                 ok = response.status_code == 200 and rid not in response.text
             if not ok:
-                wrong.append(f"{user} {rid}: {response.status_code}")
+                wrong.append(f"{role} {axis}: {response.status_code}")
     assert wrong == []

@@ -79,7 +79,7 @@ def test_every_staff_page_has_the_search_box_and_errors_keep_the_menu(api: Api) 
     for path, status in (
         ("/no-such-page", 404),
         (f"/residents/{IN_HWANGHAK}", 403),
-        ("/residents/R9999999", 404),
+        ("/residents/R9999999", 403),  # the same answer as "not yours" (issue 13.6)
     ):
         page = api.client.get(path)
         assert page.status_code == status, path
