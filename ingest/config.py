@@ -47,6 +47,8 @@ class IngestConfig:
     topic_root: str = "daon"
     client_id: str = "daon-ingest-1"
     share_group: str | None = None  # several workers: the group sharing the readings
+    # Further nodes of a broker cluster (host, port), tried in turn after the first fails.
+    mqtt_more_nodes: tuple[tuple[str, int], ...] = ()
     # Batching: a batch is written in one transaction when it holds this many readings or
     # messages, or when its first message has waited this long.
     batch_max_readings: int = 5000
@@ -80,11 +82,14 @@ class IngestConfig:
     def mqtt_display(self) -> str:
         return self.broker().display()
 
-    def broker(self) -> Broker:
-        """Where to connect, for the MQTT adapter (``devices.mqttlink``)."""
+    def broker(self, attempt: int = 0) -> Broker:
+        """Where to connect, for the MQTT adapter (``devices.mqttlink``): with a cluster's
+        nodes listed, attempt ``n`` goes to node ``n`` modulo their number."""
+        nodes = ((self.mqtt_host, self.mqtt_port), *self.mqtt_more_nodes)
+        host, port = nodes[attempt % len(nodes)]
         return Broker(
-            host=self.mqtt_host,
-            port=self.mqtt_port,
+            host=host,
+            port=port,
             tls=self.mqtt_tls,
             username=self.mqtt_username,
             password=self.mqtt_password,
@@ -115,6 +120,7 @@ _SETTABLE = frozenset(
         "mqtt_tls",
         "mqtt_username",
         "mqtt_password",
+        "mqtt_more_nodes",
         "topic_root",
         "policy",
     )
@@ -128,7 +134,20 @@ def config_from(
     topic_root: str = "daon",
     table: Mapping[str, Any] | None = None,
 ) -> IngestConfig:
-    """Build the config from the URLs and the ``[ingest]`` table; unknown keys are errors."""
+    """Build the config from the URLs and the ``[ingest]`` table; unknown keys are errors.
+
+    ``mqtt_url`` may list the nodes of a broker cluster, comma-separated
+    (``mqtt://user:pw@a:1883,mqtt://b:1883``); credentials and TLS come from the first."""
+    first, *more = [u.strip() for u in mqtt_url.split(",") if u.strip()] or [mqtt_url]
+    more_nodes = []
+    for url in more:
+        node = urlsplit(url)
+        if node.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not node.hostname:
+            raise ConfigError(f"MQTT URL {url!r} must look like mqtt://host:1883")
+        more_nodes.append(
+            (node.hostname, node.port or (8883 if node.scheme in ("mqtts", "ssl") else 1883))
+        )
+    mqtt_url = first
     parts = urlsplit(mqtt_url)
     if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
         raise ConfigError(f"MQTT URL {mqtt_url!r} must look like mqtt://host:1883")
@@ -141,6 +160,7 @@ def config_from(
         mqtt_username=unquote(parts.username) if parts.username else None,
         mqtt_password=unquote(parts.password) if parts.password else None,
         topic_root=topic_root,
+        mqtt_more_nodes=tuple(more_nodes),
     )
     overrides = dict(table or {})
     unknown = sorted(set(overrides) - _SETTABLE)

@@ -78,6 +78,7 @@ async def run(
     """Run until ``stop`` is set. ``consumer_ready`` receives the Consumer (tests, demo)."""
     stop = stop or asyncio.Event()
     delay = 0.5
+    broker_attempt = 0  # which node of a broker cluster to try next
     pool: AsyncConnectionPool | None = None
     consumer: Consumer | None = None
     maintenance: asyncio.Task[None] | None = None
@@ -103,7 +104,7 @@ async def run(
                         consumer_ready.set_result(consumer)
                 assert consumer is not None
                 link = MqttLink(
-                    config.broker(),
+                    config.broker(broker_attempt),
                     client_id=config.mqtt_client_id,
                     timeout=config.connect_timeout_s,
                     manual_ack=True,
@@ -118,6 +119,8 @@ async def run(
                 if pool is not None and _database_failed(group):
                     with contextlib.suppress(Exception):
                         await pool.check()
+                else:
+                    broker_attempt += 1  # a broker node went away: try the next one
                 await _sleep_or_stop(stop, delay)
                 delay = min(delay * 2, config.retry_max_s)
             except* Exception:

@@ -171,23 +171,38 @@ def _hostport(url: str) -> tuple[str, int]:
 
 
 class _Link:
-    """One paho client that moves to the next broker node when its node goes away."""
+    """A clean-session paho client that moves to the next broker node when its node goes away.
+
+    Each connection gets a client id of its own: a clean session carries no state, and RabbitMQ
+    refuses a client id whose previous (non-durable) queue lived on the node that died.
+    """
 
     def __init__(self, urls: list[str], client_id: str, on_connect: Any = None) -> None:
         self.urls = urls
         self.index = 0
-        self.client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True
-        )
-        self.client.max_inflight_messages_set(200)
-        self.client.max_queued_messages_set(0)
+        self.base_id = client_id
+        self.on_message: Any = None
         self.connected = threading.Event()
-        self.client.on_connect = self._connected
-        self.client.on_disconnect = self._disconnected
         self._on_connect = on_connect
         self._closing = False
+        self.client = self._make(0)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+
+    def _make(self, n: int) -> paho.Client:
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"{self.base_id}-{n}",
+            clean_session=True,
+            reconnect_on_failure=False,  # loop_forever returns; _run moves to the next node
+        )
+        client.max_inflight_messages_set(200)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._connected
+        client.on_disconnect = self._disconnected
+        if self.on_message is not None:
+            client.on_message = self.on_message
+        return client
 
     def _connected(
         self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any
@@ -209,7 +224,10 @@ class _Link:
             except OSError:
                 pass
             self.connected.clear()
+            if self._closing:
+                return
             self.index += 1
+            self.client = self._make(self.index)
             time.sleep(0.2)
 
     def close(self) -> None:
@@ -231,6 +249,7 @@ class Gateways:
         self.first_sent: dict[str, float] = {}
         self.resends = 0
         self.acks = _Link(urls, f"ha-acks-{os.getpid()}", self._subscribe)
+        self.acks.on_message = self._on_ack
         self.acks.client.on_message = self._on_ack
         self.pub = _Link(list(reversed(urls)), f"ha-gw-{os.getpid()}")
 

@@ -28,7 +28,7 @@ import pytest
 from daon.embedded import EmbeddedBroker, find_mosquitto, free_port
 from ingest import store
 from tests.ha import load
-from tests.ha.cluster import Etcd, PatroniCluster, missing, wait_until
+from tests.ha.cluster import Etcd, NatsCluster, PatroniCluster, missing, wait_until
 
 WHY_NOT = missing()
 pytestmark = [
@@ -75,7 +75,9 @@ def test_writers_reach_the_leader_and_readers_a_standby(cluster: PatroniCluster)
     assert row == (False, leader.port)
     with psycopg.connect(cluster.url("daon", attrs="prefer-standby")) as conn:
         row = conn.execute("SELECT pg_is_in_recovery(), inet_server_port()").fetchone()
-    assert row is not None and row[0] is True and row[1] != leader.port
+    assert row is not None
+    assert row[0] is True
+    assert row[1] != leader.port
 
 
 def test_status_shows_every_standby_and_its_lag(cluster: PatroniCluster) -> None:
@@ -107,7 +109,8 @@ def test_status_shows_every_standby_and_its_lag(cluster: PatroniCluster) -> None
         timeout=60,
         check=True,
     ).stdout
-    assert text.count("replica ") == 2 and "streaming sync: lag" in text
+    assert text.count("replica ") == 2
+    assert "streaming sync: lag" in text
 
 
 @pytest.mark.skipif(find_mosquitto() is None, reason="Mosquitto is not installed")
@@ -140,7 +143,8 @@ def test_leader_killed_during_ingest_loses_and_duplicates_nothing(
 
         gateways.run(work, rate=2_000, timeout=240, during=kill_leader_once)
         new_leader = cluster.leader()
-        assert new_leader is not None and new_leader is not old_leader
+        assert new_leader is not None
+        assert new_leader is not old_leader
         after = [t for t in gateways.acked.values() if t > killed["at"] + 0.5]
         assert after, "no reading was acknowledged after the failover"
         check = asyncio.run(load.table_check(url, expected))
@@ -156,3 +160,47 @@ def test_leader_killed_during_ingest_loses_and_duplicates_nothing(
             gateways.close()
         worker.stop()
         broker.stop()
+
+
+def test_broker_node_killed_mid_stream_loses_and_duplicates_nothing(
+    db_url: str, workdir: Path
+) -> None:
+    """Three NATS nodes with JetStream serve MQTT; ingest holds a persistent session listed
+    over every node; the node ingest is connected to is SIGKILLed while gateways send."""
+    nats = NatsCluster(workdir / "nats")
+    nats.start()
+    urls = nats.mqtt_urls()
+    root = f"hamq{os.getpid()}"
+    work = load.build(root, 16_000)
+    asyncio.run(load.seed(db_url, work))
+    expected = asyncio.run(load.expected_identifiers(db_url, work))
+    # NATS's MQTT 3.1.1 listener has no $share: one consumer, persistent session (share_group "")
+    worker = load.IngestWorker(db_url, urls, root, workdir / "ingest-mq", 1, shared=False)
+    gateways: load.Gateways | None = None
+    killed: dict[str, float] = {}
+    try:
+        worker.start()
+        wait_until(worker.subscribed, 60, "ingest's subscription")
+        gateways = load.Gateways(urls, root)
+        gateways.wait_connected()
+
+        def kill_node_once(elapsed: float) -> None:
+            if elapsed >= 3.0 and not killed:
+                killed["at"] = time.monotonic()
+                nats.kill(nats.nodes[0])  # ingest's first node and the ack listener's
+
+        gateways.run(work, rate=2_000, timeout=240, during=kill_node_once)
+        assert any(t > killed["at"] + 0.5 for t in gateways.acked.values())
+        check = asyncio.run(load.table_check(db_url, expected))
+        assert check == {
+            "rows": len(expected),
+            "expected": len(expected),
+            "lost": 0,
+            "duplicates": 0,
+            "unexpected": 0,
+        }, worker.tail()
+    finally:
+        if gateways is not None:
+            gateways.close()
+        worker.stop()
+        nats.stop()

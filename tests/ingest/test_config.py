@@ -42,3 +42,29 @@ def test_urls_and_table_make_the_config() -> None:
 def test_bad_settings_name_the_key(mqtt_url: str, table: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("+", r"\+")):
         config_from("postgresql://db/daon", mqtt_url, table=table)
+
+
+def test_a_broker_cluster_is_listed_node_by_node_and_tried_in_turn() -> None:
+    config = config_from(
+        "postgresql://x@db/daon",
+        "mqtt://ingest:secret@10.0.0.1:1883, mqtt://10.0.0.2:1884,mqtt://10.0.0.3",
+    )
+    brokers = [config.broker(attempt) for attempt in range(4)]
+    assert [(b.host, b.port) for b in brokers] == [
+        ("10.0.0.1", 1883),
+        ("10.0.0.2", 1884),
+        ("10.0.0.3", 1883),
+        ("10.0.0.1", 1883),
+    ]
+    # credentials come from the first URL and go to every node
+    assert {(b.username, b.password) for b in brokers} == {("ingest", "secret")}
+    with pytest.raises(ConfigError, match="ftp://nope"):
+        config_from("postgresql://x@db/daon", "mqtt://a:1883,ftp://nope")
+
+
+def test_an_empty_share_group_is_a_plain_subscription() -> None:
+    """What a broker without $share (NATS, RabbitMQ 3.x MQTT) needs; tests/ha write it so."""
+    plain = config_from(
+        "postgresql://x@db/daon", "mqtt://a", topic_root="jg", table={"share_group": ""}
+    )
+    assert plain.subscription == "jg/gw/+/readings"
