@@ -277,8 +277,8 @@ class BleSide:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.ble.rescan_s):
                     await self._wake.wait()
-            if self._seen:
-                await asyncio.sleep(0.15)  # let devices advertising together all be seen
+            if self._seen and self.ble.gather_s:
+                await asyncio.sleep(self.ble.gather_s)  # devices advertising together all seen
         finally:
             with contextlib.suppress(TimeoutError, BleakError):
                 async with asyncio.timeout(self.ble.connect_timeout_s):

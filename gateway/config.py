@@ -152,6 +152,7 @@ class BleConfig:
     transfer_timeout_s: float = 60.0  # whole session bound
     racp_timeout_s: float = 30.0  # glucose RACP response (Tidepool 30 s)
     rescan_s: float = 5.0  # scan window per scan cycle
+    gather_s: float = 0.15  # after the first due advert, let devices advertising together show
     cooldown_s: float = 5.0  # after a session, ignore the device's adverts this long
     backoff_s: float = 0.25  # base of the backoff between connect attempts
 
@@ -538,7 +539,8 @@ def _outbox(t: _Table | None, gateway_id: str, state_dir: Path | None) -> Outbox
 
 _BLE_KEYS = (
     "adapter", "enabled", "connect_timeout_s", "safety_timeout_s", "attempts", "settle_s",
-    "idle_timeout_s", "transfer_timeout_s", "racp_timeout_s", "rescan_s", "cooldown_s", "backoff_s",
+    "idle_timeout_s", "transfer_timeout_s", "racp_timeout_s", "rescan_s", "gather_s", "cooldown_s",
+    "backoff_s",
 )  # fmt: skip
 
 
@@ -557,6 +559,7 @@ def _ble(t: _Table | None) -> BleConfig:
         transfer_timeout_s=t.number("transfer_timeout_s", d.transfer_timeout_s, minimum=0.1),
         racp_timeout_s=t.number("racp_timeout_s", d.racp_timeout_s, minimum=0.05),
         rescan_s=t.number("rescan_s", d.rescan_s, minimum=0.05),
+        gather_s=t.number("gather_s", d.gather_s),
         cooldown_s=t.number("cooldown_s", d.cooldown_s),
         backoff_s=t.number("backoff_s", d.backoff_s),
     )

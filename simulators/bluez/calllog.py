@@ -7,6 +7,7 @@ when the reply goes out, so a call still running has ``done == False``.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,11 +34,15 @@ class Call:
         return f"{short}.{self.member}"
 
 
-class CallLog:
-    """Append-only list of :class:`Call` with a few filters."""
+#: The most recent calls kept: a test reads far fewer; a long demo or soak must not grow.
+MAX_CALLS = 20_000
 
-    def __init__(self) -> None:
-        self._calls: list[Call] = []
+
+class CallLog:
+    """The most recent calls (at most ``limit``, the oldest dropped), with filters."""
+
+    def __init__(self, limit: int = MAX_CALLS) -> None:
+        self._calls: deque[Call] = deque(maxlen=limit)
 
     def append(self, call: Call) -> None:
         self._calls.append(call)
