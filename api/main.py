@@ -35,7 +35,7 @@ from api.deps import CsrfFailed, NotAuthenticated, ServiceBusy
 from api.fhirsearch import SearchError
 from api.routes import alerts as alert_routes
 from api.routes import fhir as fhir_routes
-from api.routes import resident, staff, station, unbound, web, worklist
+from api.routes import resident, staff, station, subscription, unbound, web, worklist
 from api.security import SESSION_COOKIE
 from api.store import access
 from ingest import store
@@ -98,7 +98,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(fhir_routes.router)
-    for module in (web, station, resident, staff, unbound, worklist, alert_routes):
+    for module in (web, station, resident, staff, unbound, worklist, alert_routes, subscription):
         app.include_router(module.router)
     _install_error_handlers(app)
     app.add_middleware(RequestLog)

@@ -78,6 +78,8 @@ def nav(actor: Actor) -> list[tuple[str, str]]:
         items.append(("/station", "측정대 / Station"))
     if actor.can(Capability.READ_AUDIT):
         items.append(("/admin/audit", "감사 기록 / Audit"))
+    if actor.role is Role.ADMIN and actor.can(Capability.MANAGE_SUBSCRIPTIONS):
+        items.append(("/admin/delivery", "알림 전송 / Delivery"))
     return items
 
 

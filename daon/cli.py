@@ -18,6 +18,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("ingest", "ingest", "run the central ingest worker (MQTT → FHIR → database)"),
     ("clinical", "clinical", "run the clinical risk runner (flags, tasks, visiting groups)"),
     ("api", "api", "run the web application and FHIR API"),
+    ("deliver", "deliver", "deliver alerts to FHIR Subscription rest-hook receivers"),
     ("db", "db", "database administration (migrate)"),
     ("status", "status", "show schema version, backend and counts"),
     ("decode", "decode", "decode a Bluetooth health characteristic value"),

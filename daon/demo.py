@@ -11,6 +11,8 @@ What runs (each a task in one TaskGroup, all stopped by one event):
 - one edge gateway per centre (BLE + kiosks → check-in binding → outbox → central broker);
 - ingest (gateway batches → FHIR Observations, acknowledged after commit);
 - the clinical runner (flags, tasks, visiting groups);
+- the delivering service (notify events → FHIR Subscription rest-hooks), with a demo relay: a
+  local rest-hook receiver subscribed to every Flag that prints each alert it receives;
 - the web application and FHIR API.
 
 The demo world (centres, stations, devices, residents, staff) is seeded idempotently on every
@@ -32,6 +34,7 @@ from typing import Any
 import uvicorn
 
 from daon.commands.clinical import build_config as clinical_config
+from daon.commands.deliver import build_config as delivery_config
 from daon.commands.gateway import build_config as gateway_config
 from daon.commands.gateway import demo_tables
 from daon.commands.ingest import build_config as ingest_config
@@ -55,6 +58,7 @@ class DemoReport:
     logins: tuple[str, ...]
     ble: str  # what happened to the BLE side, for the banner
     fhir_token: str  # an admin bearer token for the FHIR API (valid a day)
+    relay: str = ""  # the demo relay's rest-hook endpoint
 
 
 async def seed(database_url: str) -> tuple[tuple[str, ...], str]:
@@ -138,6 +142,54 @@ async def seed(database_url: str) -> tuple[tuple[str, ...], str]:
         )
         await conn.commit()
     return tuple(login.line() for login in logins), fhir_token.token
+
+
+DEMO_RELAY_REASON = "데모 알림 중계 / demo alert relay"
+
+
+async def demo_relay(database_url: str) -> tuple[Any, str]:
+    """Start the demo's rest-hook receiver and subscribe it to every Flag (the subscription of
+    an earlier run, whose port is gone, is replaced). Each alert it receives is printed."""
+    from api.store import access, delivery
+    from api.subscription import parse
+    from simulators.resthook import serve_in_thread
+
+    def show(record: dict[str, Any]) -> None:
+        notice = record["headers"].get("x-daon-notice", "?")
+        print(
+            f"  [알림 중계 / relay] {record['method']} {record['path']} ({notice}) "
+            f"Idempotency-Key {record['headers'].get('idempotency-key', '?')}",
+            flush=True,
+        )
+
+    server = serve_in_thread(0, show)
+    url = f"http://127.0.0.1:{server.server_address[1]}/demo-relay"
+    async with store.connection(database_url) as conn:
+        admin = await access.load_actor(conn, "admin")
+        if admin is None:
+            return server, ""
+        for old in await delivery.search_subscriptions(conn, admin):
+            if old.reason == DEMO_RELAY_REASON:
+                await delivery.delete_subscription(conn, admin, old.id)
+        await delivery.create_subscription(
+            conn,
+            admin,
+            parse(
+                {
+                    "resourceType": "Subscription",
+                    "status": "requested",
+                    "reason": DEMO_RELAY_REASON,
+                    "criteria": "Flag",
+                    "channel": {
+                        "type": "rest-hook",
+                        "endpoint": url,
+                        "payload": "application/fhir+json",
+                    },
+                }
+            ),
+        )
+        await conn.commit()
+    return server, url
 
 
 def _contacts(world: Any, resident: Any) -> Any:
@@ -251,6 +303,7 @@ async def run_demo(
 ) -> None:
     """Run every service until ``stop`` is set (default: Ctrl-C or SIGTERM)."""
     from api.config import ApiConfig, MqttTarget
+    from api.delivery import Deliverer
     from api.main import create_app
     from clinical.runner import run as run_clinical
     from gateway.service import run as run_gateway
@@ -268,6 +321,7 @@ async def run_demo(
     migrated = await store.migrate(database_url, timescaledb=settings.timescaledb)
     print(f"  schema version {migrated.version} on {migrated.backend}", flush=True)
     logins, fhir_token = await seed(database_url)
+    relay_server, relay_url = await demo_relay(database_url)
 
     broker = MqttUrl.parse(mqtt_url)
     api_config = ApiConfig(
@@ -347,15 +401,20 @@ async def run_demo(
                     until_stopped("BLE residents", lambda: fleet.activity(BLE_INTERVAL_S, stop))
                 )
             group.create_task(until_stopped("api", serve_api))
+            deliverer = Deliverer(delivery_config(settings, database_url))
+            group.create_task(until_stopped("delivery", lambda: deliverer.run(stop)))
             report = DemoReport(
                 url=f"http://{settings.api_host}:{settings.api_port}/",
                 logins=logins,
                 ble=ble_state,
                 fhir_token=fhir_token,
+                relay=relay_url,
             )
             (on_ready or _banner)(report)
             await stop.wait()
             print("\n종료 중 / stopping ...", flush=True)
+    relay_server.shutdown()
+    relay_server.server_close()
     print("데모를 종료했습니다. 데이터는 다음 실행에도 남아 있습니다. / Demo stopped; data kept.")
 
 
@@ -373,6 +432,8 @@ def _banner(report: DemoReport) -> None:
         f"     curl -H 'Authorization: Bearer {report.fhir_token}' "
         f"'{report.url}fhir/Observation?_count=10&_sort=-date'"
     )
+    if report.relay:
+        print(f"   알림 중계 / alert relay (FHIR Subscription rest-hook): {report.relay}")
     print("   Ctrl-C 로 종료 / Ctrl-C to stop (data is kept for the next run)")
     print("=" * 78, flush=True)
 

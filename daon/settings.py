@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     ingest: dict[str, Any] = Field(default_factory=dict)
     clinical: dict[str, Any] = Field(default_factory=dict)
     api: dict[str, Any] = Field(default_factory=dict)
+    delivery: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("topic_root")
     @classmethod

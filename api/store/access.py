@@ -99,6 +99,7 @@ class Capability(StrEnum):
     MANAGE_CONSENT = "record consent"
     WITHDRAW_CONSENT = "record consent withdrawal"
     READ_AUDIT = "read the audit trail"
+    MANAGE_SUBSCRIPTIONS = "create, read and delete FHIR Subscriptions"
     MANAGE_USERS = "manage users"
 
 
@@ -147,6 +148,12 @@ ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
     Role.GATEWAY: frozenset({_C.READ_DEVICES}),  # readings travel over MQTT, not the API
 }
 
+#: What a bearer token's scope adds to its user's role (api_token.scopes; SMART-style names).
+#: A delivery relay's service account gets "system/Subscription.*" and nothing else.
+SCOPE_CAPABILITIES: dict[str, frozenset[Capability]] = {
+    "system/Subscription.*": frozenset({_C.MANAGE_SUBSCRIPTIONS}),
+}
+
 #: v3 PurposeOfUse recorded in the audit trail for each role's reads.
 PURPOSE_OF_USE: dict[Role, str] = {
     Role.NURSE: "TREAT",
@@ -172,9 +179,12 @@ class Actor:
     station_id: str | None = None
     gateway_id: str | None = None
     client_digest: bytes | None = field(default=None, repr=False)
+    scopes: frozenset[str] = frozenset()  # a bearer token's scopes (SCOPE_CAPABILITIES)
 
     def can(self, capability: Capability) -> bool:
-        return capability in ROLE_CAPABILITIES[self.role]
+        if capability in ROLE_CAPABILITIES[self.role]:
+            return True
+        return any(capability in SCOPE_CAPABILITIES.get(scope, ()) for scope in self.scopes)
 
     def require(self, capability: Capability, resident: str | None = None) -> None:
         """Raise :class:`AccessDenied` unless the role has ``capability``."""
@@ -373,8 +383,13 @@ class _ActorUse:
     stale: bool
 
 
-def _actor_use(*, csrf_token: str | None, stale: bool, **actor: Any) -> _ActorUse:
-    return _ActorUse(_actor(**actor), csrf_token, stale)
+def _actor_use(
+    *, csrf_token: str | None, stale: bool, scopes: list[str] | None = None, **actor: Any
+) -> _ActorUse:
+    found = _actor(**actor)
+    if scopes:
+        found = replace(found, scopes=frozenset(scopes))
+    return _ActorUse(found, csrf_token, stale)
 
 
 async def load_actor(conn: Conn, user_id: str) -> Actor | None:
@@ -479,16 +494,26 @@ class NewToken:
 
 
 async def create_token(
-    conn: Conn, user_id: str, name: str, *, lifetime: timedelta | None = None
+    conn: Conn,
+    user_id: str,
+    name: str,
+    *,
+    lifetime: timedelta | None = None,
+    scopes: Sequence[str] = (),
 ) -> NewToken:
-    """Issue a bearer token for a service account or a staff tablet (shown once)."""
+    """Issue a bearer token for a service account or a staff tablet (shown once).
+
+    ``scopes`` (keys of :data:`SCOPE_CAPABILITIES`) add capabilities to the user's role."""
+    unknown = set(scopes) - set(SCOPE_CAPABILITIES)
+    if unknown:
+        raise InvalidRequest(f"unknown token scopes: {', '.join(sorted(unknown))}")
     token_id = secrets.token_hex(4)
     token = f"daon_{token_id}_{secrets.token_urlsafe(32)}"
     expires_at = await rows.scalar(
         conn,
-        """INSERT INTO api_token (token_hash, id, user_id, name, expires_at)
-           VALUES (%s, %s, %s, %s, now() + %s) RETURNING expires_at""",
-        (digest(token), token_id, user_id, name, lifetime),
+        """INSERT INTO api_token (token_hash, id, user_id, name, expires_at, scopes)
+           VALUES (%s, %s, %s, %s, now() + %s, %s) RETURNING expires_at""",
+        (digest(token), token_id, user_id, name, lifetime, sorted(set(scopes))),
     )
     return NewToken(token_id=token_id, token=token, expires_at=expires_at)
 
@@ -504,7 +529,8 @@ async def token_actor(conn: Conn, token: str) -> Actor | None:
         conn,
         _actor_use,
         f"""SELECT {_ACTOR_COLUMNS}, NULL::text AS csrf_token,
-                   t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' AS stale
+                   t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' AS stale,
+                   t.scopes
             FROM {_ACTOR_FROM} JOIN api_token t ON t.user_id = u.id
             WHERE t.token_hash = %s AND u.active AND t.revoked_at IS NULL
               AND (t.expires_at IS NULL OR t.expires_at > now())

@@ -60,6 +60,17 @@ async def test_the_demo_serves_station_readings_within_a_minute(
         first = entries[0]["resource"]
         assert first["resourceType"] == "Observation"
         assert first["subject"]["reference"].startswith("Patient/")
+        # the demo relay is subscribed to every Flag and the delivering service took it up
+        assert report.relay.startswith("http://127.0.0.1:")
+        subs: dict[str, object] = {}
+        async with asyncio.timeout(30):
+            while not subs.get("entry"):
+                subs = await asyncio.to_thread(
+                    _get, f"{report.url}fhir/Subscription?status=active", report.fhir_token
+                )
+                await asyncio.sleep(0.5)
+        relays = [e["resource"] for e in subs["entry"]]  # type: ignore[attr-defined]
+        assert [r["channel"]["endpoint"] for r in relays] == [report.relay]
     finally:
         stop.set()
         await asyncio.wait_for(demo, timeout=60)
