@@ -285,6 +285,38 @@ async def new_flag_and_tasks(conn: Any, rid: str) -> dict[str, str]:
     return {"flag": str(flag_id), **found}
 
 
+SUBSCRIPTION = {
+    "resourceType": "Subscription",
+    "status": "requested",
+    "reason": "relay",
+    "criteria": "Flag",
+    "channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1:9/hook"},
+}
+
+
+def fhir_subscribe(ctx: Ctx) -> Any:
+    headers = ctx.fhir_headers()
+    return ctx.api.client.post("/fhir/Subscription", json=SUBSCRIPTION, headers=headers)
+
+
+def fhir_delete(path: str) -> Call:
+    def call(ctx: Ctx) -> Any:
+        headers = ctx.fhir_headers()
+        return ctx.api.client.delete(path.format(**ctx.objects), headers=headers)
+
+    return call
+
+
+async def new_subscription(conn: Any, rid: str) -> dict[str, str]:
+    from api import subscription
+    from api.store import delivery
+
+    admin = await access.load_actor(conn, "A01")
+    assert admin is not None
+    stored = await delivery.create_subscription(conn, admin, subscription.parse(SUBSCRIPTION))
+    return {"subscription": stored.id}
+
+
 def task_of(role: str) -> Prepare:
     async def prepare(conn: Any, rid: str) -> dict[str, str]:
         made = await new_flag_and_tasks(conn, rid)
@@ -497,6 +529,24 @@ ROWS: dict[tuple[str, str], list[Probe]] = {
     ],
     ("GET", "/fhir/AuditEvent"): probe(fhir_get("/fhir/AuditEvent?patient={rid}"), roles("admin")),
     ("POST", "/fhir"): probe(fhir_transaction, about(*NURSING)),
+    # FHIR Subscriptions: administrators (and tokens with the subscription scope, which no
+    # principal here has; tests/api/test_subscription_api.py)
+    ("POST", "/fhir/Subscription"): probe(fhir_subscribe, roles("admin"), per_subject=False),
+    ("GET", "/fhir/Subscription"): probe(
+        fhir_get("/fhir/Subscription"), roles("admin"), per_subject=False
+    ),
+    ("GET", "/fhir/Subscription/{sub_id}"): probe(
+        fhir_get("/fhir/Subscription/{subscription}"),
+        roles("admin"),
+        per_subject=False,
+        prepare=new_subscription,
+    ),
+    ("DELETE", "/fhir/Subscription/{sub_id}"): probe(
+        fhir_delete("/fhir/Subscription/{subscription}"),
+        roles("admin"),
+        per_subject=False,
+        prepare=new_subscription,
+    ),
     # sign-in
     ("GET", "/login"): probe(get("/login"), public, per_subject=False),
     ("POST", "/login"): probe(login, roles(*WEB), per_subject=False),
@@ -567,6 +617,7 @@ ROWS: dict[tuple[str, str], list[Probe]] = {
     ("GET", "/rehab"): probe(get("/rehab"), roles("therapist", "admin"), per_subject=False),
     ("GET", "/liaison"): probe(get("/liaison"), roles("liaison"), per_subject=False),
     ("GET", "/admin/audit"): probe(get("/admin/audit"), roles("admin"), per_subject=False),
+    ("GET", "/admin/delivery"): probe(get("/admin/delivery"), roles("admin"), per_subject=False),
     ("GET", "/worklist"): probe(get("/worklist"), roles(*NURSING), per_subject=False),
     # live alerts: staff roles (what reaches whom: tests/api/test_alert_push.py)
     ("GET", "/alerts/stream"): probe(
