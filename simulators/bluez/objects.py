@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from dbus_fast import Variant, unpack_variants
 
@@ -23,10 +23,7 @@ from simulators.bluez.gatt import (
     DescriptorSlot,
     ServiceSlot,
 )
-from simulators.bluez.peripheral import Advertisement, Peripheral
-
-if TYPE_CHECKING:
-    from simulators.bluez.service import LinkImpl
+from simulators.bluez.peripheral import Advertisement, Link, Peripheral
 
 ADAPTER_IFACE: Final = "org.bluez.Adapter1"
 DEVICE_IFACE: Final = "org.bluez.Device1"
@@ -227,7 +224,7 @@ class DeviceState:
     services: dict[str, ServiceState] = field(default_factory=dict)
     chars: dict[str, CharState] = field(default_factory=dict)
     descs: dict[str, DescState] = field(default_factory=dict)
-    link: LinkImpl | None = None
+    link: Link | None = None  # the service's LinkImpl while connected
     connect_abort: asyncio.Future[None] | None = None
     smp: asyncio.Future[BaseException | None] | None = None
     temp_timer: asyncio.TimerHandle | None = None

@@ -125,6 +125,12 @@ class _Route:
     handler: Callable[[Any, Message], HandlerResult]
 
 
+def _impl(link: Link | None) -> LinkImpl | None:
+    """A device's link is always ours (objects.py types it as the abstract :class:`Link`)."""
+    assert link is None or isinstance(link, LinkImpl)
+    return link
+
+
 class LinkImpl(Link):
     """The :class:`Link` a peripheral gets while connected."""
 
@@ -1155,7 +1161,7 @@ class VirtualBlueZ:
 
     def _drop_link(self, dev: DeviceState, reason: DisconnectReason) -> None:
         """Tear a link down, in bluetoothd's signal order. Idempotent."""
-        link = dev.link
+        link = _impl(dev.link)
         if link is None:
             return
         dev.link = None
@@ -1249,7 +1255,7 @@ class VirtualBlueZ:
     async def _smp(self, dev: DeviceState, initiator: str | None) -> None:
         peripheral = dev.peripheral
         security = peripheral.security
-        link = dev.link
+        link = _impl(dev.link)
         if link is None:
             raise BluezError.authentication("Canceled")
         await asyncio.sleep(peripheral.timing.pairing)
@@ -1351,9 +1357,10 @@ class VirtualBlueZ:
     # -- GATT -------------------------------------------------------------------------------
 
     def _require_link(self, dev: DeviceState) -> LinkImpl:
-        if dev.link is None:
+        link = _impl(dev.link)
+        if link is None:
             raise BluezError.failed("Not connected")
-        return dev.link
+        return link
 
     async def _secure(self, char: CharState, link: LinkImpl) -> None:
         """Insufficient Authentication: bluetoothd raises security (pairs), then retries."""

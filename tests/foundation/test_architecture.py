@@ -338,7 +338,6 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
 KNOWN_CIRCLES = (
     ["devices.errors", "devices.uuids"],
     ["ingest.store.deadletter", "ingest.store.observations"],
-    ["simulators.bluez.objects", "simulators.bluez.service"],
 )
 
 
