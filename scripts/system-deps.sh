@@ -6,6 +6,9 @@
 #   mosquitto       the MQTT broker (without it: Daon's own fallback broker, daon/broker_fallback.py)
 #   chromium        headless browser tests (DAON_BROWSER_TESTS=0 leaves it out)
 #   fonts-noto-cjk  Korean text in the browser and on a kiosk's screen (else empty boxes)
+#   etcd-server, nats-server
+#                   the high-availability tier (tests/ha, bench/ha.py): Patroni's etcd and a
+#                   NATS cluster (DAON_HA_TESTS=0 leaves them out)
 #
 # As root with apt-get they are installed (output in .venv/system-deps.log); otherwise the
 # script lists the command to run once as root.
@@ -19,6 +22,12 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || {
 if [ -n "${DAON_BROWSER_TESTS:-1}" ] && [ "${DAON_BROWSER_TESTS:-1}" != 0 ]; then
   command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || {
     need+=(chromium); why+=("chromium: the browser tests skip"); }
+fi
+if [ -n "${DAON_HA_TESTS:-1}" ] && [ "${DAON_HA_TESTS:-1}" != 0 ]; then
+  command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || {
+    need+=(etcd-server); why+=("etcd-server: the HA tier (tests/ha) skips"); }
+  command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || {
+    need+=(nats-server); why+=("nats-server: the HA tier (tests/ha) skips"); }
 fi
 has_cjk_font() {
   if command -v dpkg-query >/dev/null 2>&1 \
