@@ -23,12 +23,19 @@ from clinical.errors import LifecycleError
 from clinical.lifecycle import FlagState
 from clinical.resources import business_status, flag_resource, risk_assessment
 from clinical.ruleset import DEFAULT_RULESET, RuleSet
-from clinical.runner import FLAGS_CHANNEL, obs_key, to_row, to_state
+from clinical.runner import (
+    FLAGS_CHANNEL,
+    RunnerConfig,
+    evaluate_residents,
+    obs_key,
+    to_row,
+    to_state,
+)
 from ingest.store import clinical as db
 
 Conn = psycopg.AsyncConnection[Any]
 
-__all__ = ["LifecycleError", "acknowledge", "reached", "resolve", "snooze"]
+__all__ = ["LifecycleError", "acknowledge", "evaluate_now", "reached", "resolve", "snooze"]
 
 
 async def acknowledge(conn: Conn, flag_id: int, by: str, now: datetime) -> db.FlagRow | None:
@@ -114,3 +121,16 @@ async def _apply(
             "SELECT pg_notify(%s, %s)", (FLAGS_CHANNEL, json.dumps([row.resident_id]))
         )
         return await db.flag(conn, flag_id)
+
+
+async def evaluate_now(conn: Conn, resident_ids: list[str], now: datetime) -> list[str]:
+    """Evaluate residents at once after a staff entry (a PHQ-9 with item 9 ≥ 1 raises its
+    urgent flag before the nurse leaves the page), with the runner's own evaluation, in the
+    caller's transaction. The runner evaluates them again on the NOTIFY; the lifecycle ignores
+    readings a flag already cites, so nothing is raised or notified twice. Returns the residents
+    whose flags changed ([] when the runner raised the same flag at the same moment)."""
+    try:
+        report = await evaluate_residents(conn, resident_ids, now, RunnerConfig(database_url=""))
+    except psycopg.errors.UniqueViolation:  # the runner opened the same flag meanwhile
+        return []
+    return list(report.changed_residents)

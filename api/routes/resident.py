@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from markupsafe import Markup
 
-from api import charts, manual
+from api import charts, entries, manual
 from api.deps import Conn, CsrfChecked, WebSession
 from api.routes.station import publish_checkin
 from api.routes.web import render
@@ -145,6 +145,8 @@ async def resident(
             "now": end,
             "now_local": end.astimezone(charts.SEOUL).strftime("%Y-%m-%dT%H:%M"),
             "message": request.query_params.get("m"),
+            "entry_kinds": entries.KINDS,
+            "symptom_labels": entries.SYMPTOMS,
         },
     )
 
@@ -298,3 +300,50 @@ async def function_tests(
     when = measured_at if measured_at.tzinfo else measured_at.replace(tzinfo=charts.SEOUL)
     await web_readings.enter_function_tests(conn, session.actor, resident_id, when, values)
     return back(resident_id, "function-tests")
+
+
+@router.post("/residents/{resident_id}/entries")
+async def clinical_entry(
+    request: Request,
+    resident_id: str,
+    conn: Conn,
+    session: CsrfChecked,
+    kind: Annotated[str, Form(max_length=20)],
+    measured_at: Annotated[datetime, Form()],
+    note: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """What devices do not measure (PHQ-9, CIST, BMD, frailty, falls, symptoms, HbA1c,
+    lipids, height, waist): stored, audited and evaluated at once (issue 14.2)."""
+    form = await request.form()
+    spec = entries.KINDS.get(kind)
+    if spec is None:
+        raise access.InvalidRequest(f"알 수 없는 항목 / unknown entry kind {kind!r}")
+    values: dict[str, float] = {}
+    for q in spec.quantities:
+        text = str(form.get(q.name) or "").strip()
+        if not text:
+            continue
+        try:
+            values[q.name] = float(Decimal(text))
+        except InvalidOperation as exc:
+            raise access.InvalidRequest(
+                f"{q.display}: {text!r} 은(는) 숫자가 아닙니다 / not a number"
+            ) from exc
+    cist = str(form.get("cist_result") or "")
+    entry = entries.ClinicalEntry(
+        kind=kind,
+        resident_id=resident_id,
+        measured_at=measured_at if measured_at.tzinfo else measured_at.replace(tzinfo=charts.SEOUL),
+        values=values,
+        symptoms=tuple(str(v) for v in form.getlist("symptom")),
+        injury=form.get("injury") == "true",
+        head_strike=form.get("head_strike") == "true",
+        cist_decline={"decline": True, "normal": False}.get(cist),
+        source=str(form.get("source") or "") or None,
+        note=note.strip() or None,
+    )
+    outcome = await web_readings.enter_clinical(conn, session.actor, entry)
+    message = "entry" if outcome.created else "reading-duplicate"
+    return RedirectResponse(
+        f"/residents/{resident_id}?m={message}&k={kind}#entry-result", status_code=303
+    )

@@ -20,8 +20,10 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from api import entries
 from api.store import access, queries
-from api.store.access import Actor, Capability, InvalidRequest
+from api.store.access import Actor, Capability, InvalidRequest, Role
+from clinical import staff
 from devices.model import Measurement
 from ingest.errors import HeldForReview, RejectedReading
 from ingest.fhir import (
@@ -33,6 +35,7 @@ from ingest.fhir import (
     to_observations,
 )
 from ingest.fhir.encoding import dumps
+from ingest.store import clinical
 from ingest.store.observations import insert_observations, notify_residents
 
 Conn = AsyncConnection[Any]
@@ -213,3 +216,69 @@ async def enter_function_tests(
             residents=[resident_id],
         )
     return len(new)
+
+
+# --- what devices do not measure (issue 14.2): screenings, events, labs, tape measures --------
+
+
+@dataclass(frozen=True, slots=True)
+class ClinicalEntryOutcome:
+    observation_ids: tuple[str, ...]
+    created: int  # how many were new (entering the same thing twice stores it once)
+    flags: tuple[clinical.FlagRow, ...]  # the resident's open flags after evaluation
+
+
+async def enter_clinical(
+    conn: Conn,
+    actor: Actor,
+    entry: entries.ClinicalEntry,
+    *,
+    setting: str = "visit",
+    evaluate: bool = True,
+) -> ClinicalEntryOutcome:
+    """Store one entry of what devices do not measure as FHIR Observations with their codes
+    (:mod:`api.entries`), audit it, and evaluate the resident at once, in the caller's
+    transaction. The one path for the web forms and the FHIR API.
+
+    Nurses (and admins) enter everything; the therapist enters falls and frailty; liaison
+    officers and stations nothing. Raises InvalidRequest for values outside §2 or the scale.
+    """
+    kind = entries.KINDS.get(entry.kind)
+    if kind is None:
+        raise InvalidRequest(f"알 수 없는 항목 / unknown entry kind {entry.kind!r}")
+    capability = (
+        Capability.WRITE_FUNCTION_TESTS
+        if actor.role is Role.THERAPIST and "therapist" in kind.roles
+        else Capability.WRITE_READINGS
+    )
+    await access.require_resident(conn, actor, entry.resident_id, capability)
+    now = datetime.now(UTC)
+    if entry.measured_at > now + timedelta(minutes=5):
+        raise InvalidRequest("측정 시각이 미래입니다 / the measurement time is in the future")
+    try:
+        rows = entries.observations(
+            entry, performer=f"Practitioner/{actor.user_id}", received_at=now, setting=setting
+        )
+    except entries.EntryError as exc:
+        raise InvalidRequest(str(exc)) from exc
+    new, _already = await insert_observations(conn, rows)
+    if kind.name == "height" and new:
+        # the registry's height feeds BMI and ASMI (clinical-rules.md §1): keep it current
+        await conn.execute(
+            "UPDATE resident SET height_cm = %s WHERE id = %s",
+            (entry.values["height"], entry.resident_id),
+        )
+    await access.record_audit(
+        conn,
+        actor,
+        subtype="create",
+        action="C",
+        entity=f"Observation (staff entry: {kind.name})",
+        residents=[entry.resident_id],
+    )
+    if new:
+        await notify_residents(conn, [entry.resident_id])
+        if evaluate:
+            await staff.evaluate_now(conn, [entry.resident_id], now)
+    flags = tuple(await clinical.open_flags(conn, entry.resident_id))
+    return ClinicalEntryOutcome(tuple(r.id for r in rows), len(new), flags)

@@ -613,6 +613,22 @@ ROWS: dict[tuple[str, str], list[Probe]] = {
     ("GET", "/search"): probe(
         get("/search?q=%EA%B9%80"), roles(*CLINICAL, "liaison"), per_subject=False
     ),
+    # what devices do not measure (issue 14.2): nurses everything, the therapist falls/frailty
+    ("POST", "/residents/{resident_id}/entries"): [
+        Probe(
+            post(
+                "/residents/{rid}/entries",
+                {"kind": "a1c", "measured_at": "2026-03-02T09:00", "a1c": "6.1"},
+            ),
+            about(*NURSING),
+            label="HbA1c",
+        ),
+        Probe(
+            post("/residents/{rid}/entries", {"kind": "fall", "measured_at": "2026-03-02T09:00"}),
+            about(*CLINICAL),
+            label="fall",
+        ),
+    ],
     # role pages
     ("GET", "/rehab"): probe(get("/rehab"), roles("therapist", "admin"), per_subject=False),
     ("GET", "/liaison"): probe(get("/liaison"), roles("liaison"), per_subject=False),

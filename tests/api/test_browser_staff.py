@@ -57,3 +57,19 @@ def test_worklist_filters_and_sort(live: str, browser: Browser, world_url, size:
     assert "rule=GLU-HYPO-L1" in browser.evaluate("location.search")
     assert no_sideways_scroll(browser)
     browser.screenshot(ARTIFACTS / f"staff-worklist-filter-{size}.png", full_page=False)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_phq9_entry_shows_the_urgent_flag_at_once(live: str, browser: Browser, size: str) -> None:  # noqa: F811
+    browser.set_viewport(*SIZES[size])
+    sign_in(browser, live, "n01")
+    browser.goto(f"{live}/residents/{IN_YAKSU}")
+    browser.evaluate("document.getElementById('entry-phq9').open = true")
+    browser.fill("#phq9_total", "8")
+    browser.fill("#phq9_item9", "2")
+    browser.click_and_wait("#entry-phq9 button[type=submit]")
+    result = browser.evaluate("document.getElementById('entry-result').innerText")
+    assert "SCR-DEP-SUICIDE" in result
+    assert no_sideways_scroll(browser)
+    browser.evaluate("document.getElementById('entry-result').scrollIntoView()")
+    browser.screenshot(ARTIFACTS / f"staff-phq9-{size}.png", full_page=False)

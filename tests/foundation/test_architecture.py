@@ -9,7 +9,8 @@
                      clinical.resources (FlagState -> FHIR)
                      -> clinical core, ingest.store, ingest.fhir (the one home of FHIR)
     api              -> ingest.store, ingest.fhir, ingest.errors, devices.model,
-                        clinical.flags, clinical.staff (+ fastapi); api.store is the web app's SQL
+                        clinical.flags, clinical.staff, clinical.limits (+ fastapi);
+                        api.store is the web app's SQL
     daon             -> anything (the composition root: CLI, settings, embedded servers, demo)
 
 The one MQTT adapter is ``devices.mqttlink``: the only module of the project that imports
@@ -142,6 +143,7 @@ def check(module: str, imported: str) -> str | None:
             MQTT_ADAPTER,
             "clinical.flags",
             "clinical.staff",
+            "clinical.limits",  # the §2 bounds staff entries are checked against (issue 14.2)
         )
         if imported in ("ingest", "devices", "clinical"):
             return None  # "from ingest import store" is checked through its submodule entry
@@ -150,7 +152,7 @@ def check(module: str, imported: str) -> str | None:
         return (
             "api imports only ingest.store, ingest.fhir, ingest.errors, devices.model, "
             "devices.mqttlink, "
-            "clinical.flags, clinical.staff"
+            "clinical.flags, clinical.staff, clinical.limits"
         )
     return None
 
