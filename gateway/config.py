@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -56,16 +56,21 @@ class BrokerConfig:
     key_file: Path | None = None
     client_id: str | None = None  # default: derived from the gateway id
     keepalive_s: int = 30
+    # Further nodes of a broker cluster (host, port), tried in turn after the first fails.
+    more_nodes: tuple[tuple[str, int], ...] = ()
 
     def display(self) -> str:
         """The broker as a URL without the password, for logs and messages."""
         return self.broker().display()
 
-    def broker(self) -> Broker:
-        """Where to connect, for the MQTT adapter (``devices.mqttlink``)."""
+    def broker(self, attempt: int = 0) -> Broker:
+        """Where to connect, for the MQTT adapter (``devices.mqttlink``): with a cluster's
+        nodes listed, attempt ``n`` goes to node ``n`` modulo their number."""
+        nodes = ((self.host, self.port), *self.more_nodes)
+        host, port = nodes[attempt % len(nodes)]
         return Broker(
-            host=self.host,
-            port=self.port,
+            host=host,
+            port=port,
             tls=self.tls,
             username=self.username,
             password=self.password,
@@ -216,7 +221,15 @@ class GatewayConfig:
 
 
 def parse_broker_url(url: str, key: str) -> BrokerConfig:
-    """``mqtt://user:pass@host:1883`` / ``mqtts://host:8883`` → :class:`BrokerConfig`."""
+    """``mqtt://user:pass@host:1883`` / ``mqtts://host:8883`` → :class:`BrokerConfig`.
+
+    The nodes of a broker cluster may be listed comma-separated
+    (``mqtts://gw@mq1:8883,mqtts://mq2:8883``): credentials and TLS come from the first."""
+    first, *more = [u.strip() for u in url.split(",") if u.strip()] or [url]
+    if more:
+        head = parse_broker_url(first, key)
+        nodes = tuple((n.host, n.port) for n in (parse_broker_url(u, key) for u in more))
+        return replace(head, more_nodes=nodes)
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
         raise ConfigError(key, f"{_redact(url)!r}: scheme must be mqtt:// or mqtts://")
@@ -358,6 +371,7 @@ def _broker(t: _Table) -> BrokerConfig:
         key_file=_path(t, "key_file"),
         client_id=t.opt_str("client_id"),
         keepalive_s=t.integer("keepalive_s", 30, minimum=5, maximum=3600),
+        more_nodes=base.more_nodes,
     )
 
 

@@ -122,9 +122,10 @@ class Gateway:
         cfg = self.config
         backoff = _Backoff(cfg.reconnect_max_s)
         will = (self.heartbeat_topic, self._heartbeat("offline"))
+        attempt = 0  # which node of a broker cluster to try next
         while True:
             link = MqttLink(
-                cfg.central.broker(),
+                cfg.central.broker(attempt),
                 client_id=cfg.central.client_id or self.client_id(""),
                 timeout=cfg.mqtt_timeout_s,
                 will=will,
@@ -155,6 +156,8 @@ class Gateway:
             except* (MqttError, OutboxError) as group:
                 for exc in group.exceptions:
                     logger.warning("central link: %s; retrying in %.1f s", exc, backoff.delay)
+                if any(isinstance(e, MqttError) for e in group.exceptions):
+                    attempt += 1  # the node went away: a cluster's next node
             except* Exception:
                 # A bug, not an outage: log it with its traceback and start over (bounded).
                 logger.exception("forwarding failed; restarting in %.1f s", backoff.delay)

@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from daon.embedded import EmbeddedBroker
+from daon.embedded import EmbeddedBroker, free_port
 from devices.mqttlink import Broker, MqttLink
 from devices.wire import WireReading, station_checkin_topic, station_topic
 from gateway.config import DeviceConfig, GatewayConfig
 from gateway.outbox import Outbox
+from tests.fix_mqtt import preferred_broker
 from tests.gateway.helpers import (
     STATION,
     Acker,
@@ -251,3 +252,37 @@ async def test_heartbeat_while_running_reports_the_queue(
     beat = json.loads(message.payload)
     assert beat["status"] == "online"
     assert beat["queue_depth"] == 0
+
+
+async def test_central_cluster_node_lost_the_gateway_moves_to_the_next(
+    tmp_path: Path, mqtt_url: str, topic_root: str, private_broker: EmbeddedBroker
+) -> None:
+    """``[gateway.central] url`` lists a cluster's nodes; when the one in use dies the gateway
+    forwards through the next, and every reading arrives (two real brokers stand for nodes)."""
+    second = EmbeddedBroker(tmp_path / "second", free_port(), prefer=preferred_broker())
+    second.start()
+    try:
+        config = make_config(
+            tmp_path,
+            central_url=f"{private_broker.url},{second.url}",
+            local_url=mqtt_url,
+            topic_root=topic_root,
+            devices=[KIOSK],
+            cards=CARDS,
+        )
+        assert config.central.broker(1).port == second.port
+        dev_topic = station_topic(topic_root, "yaksu", STATION, KIOSK.id)
+        async with running(config) as task:
+            async with Acker(private_broker.url, config) as acker:
+                await publish(mqtt_url, dev_topic, bp_payload(100))
+                await acker.wait_for(1)
+            async with Acker(second.url, config) as acker:
+                private_broker.stop()  # the node in use dies; the next one is up
+                for systolic in range(101, 111):
+                    await publish(mqtt_url, dev_topic, bp_payload(systolic))
+                readings = await acker.wait_for(10, within=30)
+            assert not task.done()
+        systolics = sorted(_payload(r)["measurements"][0]["values"][0]["value"] for r in readings)
+        assert systolics[-10:] == list(range(101, 111))
+    finally:
+        second.stop()
