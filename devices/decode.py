@@ -16,10 +16,11 @@ from decimal import Decimal
 from typing import Any
 
 from devices import uuids as u
-from devices.errors import InvalidUuid, UnknownCharacteristic
+from devices.errors import DecodeError, InvalidUuid, UnknownCharacteristic
 from devices.gatt import battery, cgm, current_time, device_information
 from devices.gatt import blood_pressure as bp
 from devices.gatt import body_composition as bcs
+from devices.gatt import enhanced_bp as ebp
 from devices.gatt import glucose as gls
 from devices.gatt import racp as racp_codec
 from devices.gatt import thermometer as htm
@@ -79,6 +80,60 @@ def _cuff(data: bytes, value: object) -> Json:
         "status": None if value.status is None else list(value.status),
         "status_raw": value.status_raw,
     }
+
+
+def _enhanced(value: ebp.EnhancedBloodPressureMeasurement) -> Json:
+    utc, shown = value.utc_time, value.user_facing_time
+    return {
+        "unit": value.unit.value,
+        "epoch_start": value.epoch.year,
+        "time_stamp_utc": None if utc is None else utc.isoformat(),
+        "user_facing_time": None if shown is None else shown.isoformat(),
+        "pulse_rate": number(value.pulse_rate),
+        "user_id": value.user_id,
+        "status": None if value.status is None else list(value.status),
+        "status_raw": value.status_raw,
+    }
+
+
+def _enhanced_bp(data: bytes, value: object) -> Json:
+    assert isinstance(value, ebp.EnhancedBloodPressureMeasurement)
+    return {
+        "systolic": number(value.systolic),
+        "diastolic": number(value.diastolic),
+        "map": number(value.mean_arterial_pressure),
+        **_enhanced(value),
+    }
+
+
+def _enhanced_cuff(data: bytes, value: object) -> Json:
+    assert isinstance(value, ebp.EnhancedBloodPressureMeasurement)
+    return {"cuff_pressure": number(value.systolic), **_enhanced(value)}
+
+
+def _bp_record(data: bytes, value: object) -> Json:
+    assert isinstance(value, ebp.BloodPressureRecord)
+    out: Json = {
+        "first_segment": value.first_segment,
+        "last_segment": value.last_segment,
+        "segment_counter": value.segment_counter,
+        "sequence_number": value.sequence_number,
+        "recorded_uuid": u.short_form(value.recorded_uuid),
+        "recorded_hex": value.recorded.hex(),
+        "recorded": None,
+    }
+    if value.whole:
+        try:
+            inner = ebp.recorded_measurement(value)
+        except DecodeError as exc:
+            raise DecodeError(
+                u.BLOOD_PRESSURE_RECORD, data.hex(), f"recorded value: {exc.reason}"
+            ) from None
+        if isinstance(inner, ebp.EnhancedBloodPressureMeasurement):
+            out["recorded"] = _enhanced_bp(value.recorded, inner)
+        else:
+            out["recorded"] = _blood_pressure(value.recorded, inner)
+    return out
 
 
 def _features(data: bytes, value: object) -> Json:
@@ -351,6 +406,9 @@ def _string_decoder(uuid: str) -> Callable[[bytes], object]:
 DECODERS: dict[str, tuple[Callable[[bytes], object], Callable[[bytes, object], Json]]] = {
     u.BLOOD_PRESSURE_MEASUREMENT: (bp.decode_measurement, _blood_pressure),
     u.INTERMEDIATE_CUFF_PRESSURE: (bp.decode_intermediate_cuff_pressure, _cuff),
+    u.ENHANCED_BLOOD_PRESSURE_MEASUREMENT: (ebp.decode_enhanced_measurement, _enhanced_bp),
+    u.ENHANCED_INTERMEDIATE_CUFF_PRESSURE: (ebp.decode_enhanced_cuff_pressure, _enhanced_cuff),
+    u.BLOOD_PRESSURE_RECORD: (ebp.decode_record, _bp_record),
     u.BLOOD_PRESSURE_FEATURE: (bp.decode_feature, _features),
     u.GLUCOSE_MEASUREMENT: (gls.decode_measurement, _glucose),
     u.GLUCOSE_MEASUREMENT_CONTEXT: (gls.decode_context, _context),

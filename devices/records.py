@@ -2,9 +2,13 @@
 
 :func:`decode_record` takes the values that make one record, in received order:
 
-- one Blood Pressure Measurement (0x2A35);
-- one Intermediate Cuff Pressure (0x2A36): returned as :attr:`Kind.CUFF_PRESSURE`, a live
-  value that is never a result (:func:`devices.quirks.is_patient_result` is False);
+- one Blood Pressure Measurement (0x2A35), or a BLS 1.1 Enhanced Blood Pressure Measurement
+  (0x2B34), or the segments of one Blood Pressure Record (0x2B36) holding either: the record's
+  sequence number is kept; an Enhanced time is the monitor's user-facing time (its wall clock),
+  the UTC time stamp goes to context ``utc_time``;
+- one Intermediate Cuff Pressure (0x2A36 or the Enhanced 0x2B35): returned as
+  :attr:`Kind.CUFF_PRESSURE`, a live value that is never a result
+  (:func:`devices.quirks.is_patient_result` is False);
 - one Glucose Measurement (0x2A18), followed by its Context (0x2A34) when the measurement
   announces one (flags bit 4); they are joined on the sequence number;
 - one Weight Measurement (0x2A9D);
@@ -38,6 +42,7 @@ from devices.errors import DecodeError, InvalidUuid, UnknownCharacteristic
 from devices.gatt import blood_pressure as bp
 from devices.gatt import body_composition as bcs
 from devices.gatt import cgm
+from devices.gatt import enhanced_bp as ebp
 from devices.gatt import glucose as gls
 from devices.gatt import thermometer as htm
 from devices.gatt import weight_scale as wss
@@ -53,8 +58,11 @@ from devices.quirks import (
 )
 from devices.uuids import (
     BLOOD_PRESSURE_MEASUREMENT,
+    BLOOD_PRESSURE_RECORD,
     BODY_COMPOSITION_MEASUREMENT,
     CGM_MEASUREMENT,
+    ENHANCED_BLOOD_PRESSURE_MEASUREMENT,
+    ENHANCED_INTERMEDIATE_CUFF_PRESSURE,
     GLUCOSE_MEASUREMENT,
     GLUCOSE_MEASUREMENT_CONTEXT,
     INTERMEDIATE_CUFF_PRESSURE,
@@ -108,6 +116,99 @@ def _blood_pressure(uuid: str, data: bytes, quirks: Sequence[Quirk]) -> Measurem
         status=value.status or (),
         characteristic=uuid,
         raw=data,
+    )
+
+
+def _enhanced_bp(
+    uuid: str,
+    data: bytes,
+    value: ebp.EnhancedBloodPressureMeasurement,
+    sequence_number: int | None = None,
+) -> Measurement:
+    unit = PRESSURE_UCUM[value.unit]
+    components = [
+        component("systolic", value.systolic, unit),
+        component("diastolic", value.diastolic, unit),
+        component("mean", value.mean_arterial_pressure, unit),
+    ]
+    if value.pulse_rate is not None:
+        components.append(component("pulse", value.pulse_rate, PULSE_UCUM))
+    utc = value.utc_time
+    return Measurement(
+        kind=Kind.BLOOD_PRESSURE,
+        components=tuple(components),
+        device_time=value.user_facing_time,
+        user_index=value.user_id,
+        sequence_number=sequence_number,
+        status=value.status or (),
+        context=(("utc_time", utc.isoformat()),) if utc is not None else (),
+        characteristic=uuid,
+        raw=data,
+    )
+
+
+def _enhanced_measurement(uuid: str, data: bytes, quirks: Sequence[Quirk]) -> Measurement:
+    return _enhanced_bp(uuid, data, ebp.decode_enhanced_measurement(_prepare(uuid, data, quirks)))
+
+
+def _enhanced_cuff(uuid: str, data: bytes, quirks: Sequence[Quirk]) -> Measurement:
+    value = ebp.decode_enhanced_cuff_pressure(_prepare(uuid, data, quirks))
+    components = [component("cuff", value.systolic, PRESSURE_UCUM[value.unit])]
+    if value.pulse_rate is not None:
+        components.append(component("pulse", value.pulse_rate, PULSE_UCUM))
+    return Measurement(
+        kind=Kind.CUFF_PRESSURE,
+        components=tuple(components),
+        device_time=value.user_facing_time,
+        user_index=value.user_id,
+        status=value.status or (),
+        characteristic=uuid,
+        raw=data,
+    )
+
+
+def _one_segment(data: bytes) -> tuple[ebp.BloodPressureRecord, object]:
+    """A whole one-segment record and its recorded value. Without the Blood Pressure Feature
+    at hand, a record that does not decode as sent is tried once more as carrying an E2E-CRC
+    (which must then match)."""
+    record = ebp.decode_record(data)
+    if not record.whole:
+        ebp.merge_segments([record])  # raises: says which end is missing
+    try:
+        return record, ebp.recorded_measurement(record)
+    except DecodeError as plain:
+        try:
+            record = ebp.decode_record(data, e2e_crc=True)
+            return record, ebp.recorded_measurement(record)
+        except DecodeError:
+            raise plain from None
+
+
+def _bp_record(pairs: Sequence[tuple[str, bytes]]) -> Measurement:
+    for uuid, data in pairs:
+        if uuid != BLOOD_PRESSURE_RECORD:
+            raise DecodeError(
+                uuid, data.hex(), "a Blood Pressure Record holds only 0x2B36 segments"
+            )
+    raw = b"".join(data for _, data in pairs)
+    if len(pairs) == 1:
+        record, value = _one_segment(pairs[0][1])
+    else:
+        record = ebp.merge_segments([ebp.decode_record(data) for _, data in pairs])
+        value = ebp.recorded_measurement(record)
+    if isinstance(value, ebp.EnhancedBloodPressureMeasurement):
+        return _enhanced_bp(BLOOD_PRESSURE_RECORD, raw, value, record.sequence_number)
+    assert isinstance(value, bp.BloodPressureMeasurement)
+    inner = _blood_pressure(BLOOD_PRESSURE_MEASUREMENT, record.recorded, ())
+    return Measurement(
+        kind=inner.kind,
+        components=inner.components,
+        device_time=inner.device_time,
+        user_index=inner.user_index,
+        sequence_number=record.sequence_number,
+        status=inner.status,
+        characteristic=BLOOD_PRESSURE_RECORD,
+        raw=raw,
     )
 
 
@@ -337,6 +438,8 @@ def _temperature(uuid: str, data: bytes, quirks: Sequence[Quirk]) -> Measurement
 _SINGLE = {
     BLOOD_PRESSURE_MEASUREMENT: _blood_pressure,
     INTERMEDIATE_CUFF_PRESSURE: _cuff_pressure,
+    ENHANCED_BLOOD_PRESSURE_MEASUREMENT: _enhanced_measurement,
+    ENHANCED_INTERMEDIATE_CUFF_PRESSURE: _enhanced_cuff,
     WEIGHT_MEASUREMENT: _weight,
     TEMPERATURE_MEASUREMENT: _temperature,
 }
@@ -386,6 +489,8 @@ def decode_record(
         measurements = (_glucose(pairs, resolved, calibration),)
     elif uuid == BODY_COMPOSITION_MEASUREMENT:
         measurements = (_body_composition(pairs, resolved),)
+    elif uuid == BLOOD_PRESSURE_RECORD:
+        measurements = (_bp_record(pairs),)
     elif uuid == CGM_MEASUREMENT:
         if len(pairs) > 1:
             raise DecodeError(

@@ -27,7 +27,12 @@ Both directions decode here.
 
 Examples: ``01 01`` report all; ``01 03 01 0A 00`` report records with sequence ≥ 10;
 ``04 01`` count all → ``05 00 <uint16>``; ``06 00 01 01`` success; ``06 00 01 06`` no records.
-Unknown op codes, operators and filter types are returned raw with their operand bytes.
+
+Strict: a response (0x05, 0x06, 0x11) or an abort with an operator other than Null, or with an
+operand longer or shorter than its own, is an error; so is an operator outside 1-6 for op codes
+1, 2, 4, a reserved filter type, and any operand length its operator does not announce (CGMS's
+filter type 1, the time offset, is a uint16 like GLS's sequence number). Op codes these
+profiles do not define (0x07/0x08 of newer RACP text) are returned raw with their operand.
 """
 
 from __future__ import annotations
@@ -85,6 +90,8 @@ SUCCESS = 1
 NO_RECORDS_FOUND = 6
 
 _FILTERED_OPS = frozenset({0x01, 0x02, 0x04})
+# op codes whose operator is always 0x00 (Null)
+_NULL_OPERATOR = frozenset({0x03, 0x05, 0x06, 0x10, 0x11})
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,33 +155,49 @@ _CARRIED: dict[int, tuple[bool, bool]] = {
 }
 
 
+def _exact(data: bytes, needed: int, what: str) -> None:
+    if len(data) != needed:
+        raise fail(_UUID, data, f"{what} is exactly {needed} bytes, got {len(data)}")
+
+
 def decode_racp(data: bytes) -> RacpValue:
-    """Decode a 0x2A52 value in either direction; raises :class:`DecodeError`."""
+    """Decode a 0x2A52 value in either direction; raises :class:`DecodeError`.
+
+    Spec-strict (GLS 1.0 §3.3.3, CGMS 1.0.1 §3.4): the responses and the abort carry operator
+    0x00 (Null) and exactly their operand; report/delete/count requests carry an operator 1-6
+    and exactly the operand it announces. Anything else is an error, never a value.
+    """
     if len(data) < 2:
         raise fail(_UUID, data, f"needs an op code and an operator (2 bytes), got {len(data)}")
     op, operator = data[0], data[1]
+    if op in _NULL_OPERATOR and operator != Operator.NULL:
+        raise fail(
+            _UUID, data, f"op code {op:#04x} takes operator 0x00 (Null), got {operator:#04x}"
+        )
     if op in (OpCode.NUMBER_OF_RECORDS_RESPONSE, OpCode.OMRON_LATEST_SEQUENCE_RESPONSE):
-        if len(data) < 4:
-            raise fail(
-                _UUID, data, f"op code {op:#04x} needs a uint16 operand: 4 bytes, got {len(data)}"
-            )
+        _exact(data, 4, f"op code {op:#04x} with its uint16 operand")
         (count,) = unpack_from("<H", data, 2)
         if op == OpCode.NUMBER_OF_RECORDS_RESPONSE:
             return RacpNumberOfRecords(count)
         return RacpLatestSequence(count)
     if op == OpCode.RESPONSE_CODE:
-        if len(data) < 4:
-            raise fail(
-                _UUID,
-                data,
-                f"a response code needs the request op code and the code: 4 bytes, got {len(data)}",
-            )
+        _exact(data, 4, "a response code (request op code and code)")
         return RacpResponse(data[2], data[3])
+    if op in (OpCode.ABORT_OPERATION, OpCode.OMRON_REPORT_LATEST_SEQUENCE):
+        _exact(data, 2, f"op code {op:#04x} (no operand)")
+        return RacpRequest(op, operator)
     if op not in _FILTERED_OPS:
         return RacpRequest(op, operator, operand=bytes(data[2:]))
+    if not Operator.ALL_RECORDS <= operator <= Operator.LAST_RECORD:
+        raise fail(
+            _UUID,
+            data,
+            f"operator {operator:#04x} is not allowed with op code {op:#04x} (1-6 are)",
+        )
     carried = _CARRIED.get(operator)
-    if carried is None:
-        return RacpRequest(op, operator, operand=bytes(data[2:]))
+    if carried is None:  # all records, first, last: no operand
+        _exact(data, 2, f"op code {op:#04x} with operator {operator}")
+        return RacpRequest(op, operator)
     if len(data) < 3:
         raise fail(
             _UUID, data, f"operator {operator} announces a filter but the filter type is missing"
@@ -183,11 +206,11 @@ def decode_racp(data: bytes) -> RacpValue:
     count = carried.count(True)
     if filter_type == FILTER_SEQUENCE_NUMBER:
         needed = 3 + 2 * count
-        if len(data) < needed:
+        if len(data) != needed:
             raise fail(
                 _UUID,
                 data,
-                f"operator {operator} with a sequence-number filter needs {needed} bytes, "
+                f"operator {operator} with a sequence-number filter is exactly {needed} bytes, "
                 f"got {len(data)}",
             )
         values = unpack_from(f"<{count}H", data, 3)
@@ -196,11 +219,11 @@ def decode_racp(data: bytes) -> RacpValue:
         return RacpRequest(op, operator, filter_type, low, high)
     if filter_type == FILTER_USER_FACING_TIME:
         needed = 3 + 7 * count
-        if len(data) < needed:
+        if len(data) != needed:
             raise fail(
                 _UUID,
                 data,
-                f"operator {operator} with a user-facing-time filter needs {needed} bytes, "
+                f"operator {operator} with a user-facing-time filter is exactly {needed} bytes, "
                 f"got {len(data)}",
             )
         try:
@@ -214,7 +237,9 @@ def decode_racp(data: bytes) -> RacpValue:
             min_time=times[0] if carried[0] else None,
             max_time=times[-1] if carried[1] else None,
         )
-    return RacpRequest(op, operator, filter_type, operand=bytes(data[3:]))
+    raise fail(
+        _UUID, data, f"filter type {filter_type:#04x} is reserved (1 sequence number, 2 time)"
+    )
 
 
 def encode_racp(value: RacpValue) -> bytes:

@@ -81,6 +81,7 @@ from simulators.peripherals.faults import DeviceClock, Faults
 SUCCESS = 0x01
 OP_CODE_NOT_SUPPORTED = 0x02
 INVALID_OPERATOR = 0x03
+_FILTERED = frozenset({0x01, 0x02, 0x04})  # report, delete, count: operators 1-6 only
 OPERATOR_NOT_SUPPORTED = 0x04
 INVALID_OPERAND = 0x05
 NO_RECORDS_FOUND = 0x06
@@ -309,6 +310,12 @@ class GlucoseMeter(HealthDevice):
     async def _serve(self, link: Link, data: bytes) -> None:
         await asyncio.sleep(0)  # the write response goes out first
         op = data[0] if data else 0
+        if op in _FILTERED and len(data) >= 2 and data[1] == Operator.NULL:
+            await self._respond(link, op, INVALID_OPERATOR)  # the decoder refuses it too
+            return
+        if op in _FILTERED and len(data) >= 2 and data[1] > Operator.LAST_RECORD:
+            await self._respond(link, op, OPERATOR_NOT_SUPPORTED)
+            return
         try:
             request = decode_racp(data)
         except DecodeError:

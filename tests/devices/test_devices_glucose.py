@@ -217,3 +217,39 @@ def test_racp_truncated_values_are_rejected(payload: str) -> None:
     with pytest.raises(DecodeError) as info:
         racp.decode_racp(bytes.fromhex(payload))
     assert info.value.characteristic == RECORD_ACCESS_CONTROL_POINT
+
+
+# Spec-strict RACP (GLS 1.0 §3.3.3, CGMS 1.0.1 §3.4, ble-profiles.md §4.4): the operator and
+# operand length each op code allows, and nothing else, is a value.
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [
+        ("05010A00", "number of records response with operator 1, not Null"),
+        ("05000A0000", "number of records response with a 3-byte operand"),
+        ("06010101", "response code with operator 1, not Null"),
+        ("0600010100", "response code with a 3-byte operand"),
+        ("110001000000", "Omron latest sequence with a 4-byte operand"),
+        ("0301", "abort with operator 1"),
+        ("030000", "abort with an operand"),
+        ("0100", "report stored records with the Null operator"),
+        ("0107", "report stored records with reserved operator 7"),
+        ("040F", "count with reserved operator 15"),
+        ("010100", "all records with an operand"),
+        ("010600", "last record with an operand"),
+        ("0103010A0000", "greater or equal with a 3-byte sequence number"),
+        ("0104010A0014000000", "within range with a trailing byte"),
+        ("0103030A00", "reserved filter type 3"),
+    ],
+)
+def test_racp_values_the_profiles_do_not_allow_are_errors(payload: str, why: str) -> None:
+    with pytest.raises(DecodeError) as info:
+        racp.decode_racp(bytes.fromhex(payload))
+    assert info.value.characteristic == RECORD_ACCESS_CONTROL_POINT, why
+    assert info.value.payload_hex == payload.lower()
+
+
+def test_racp_cgm_time_offset_filter_decodes() -> None:
+    # CGMS's filter type 1 is the time offset (uint16 minutes), laid out as GLS's sequence number
+    value = racp.decode_racp(bytes.fromhex("0103013C00"))
+    assert isinstance(value, racp.RacpRequest)
+    assert value.min_sequence == 60

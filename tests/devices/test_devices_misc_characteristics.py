@@ -10,6 +10,8 @@ import pytest
 from devices.decode import decode_value
 from devices.errors import DecodeError
 from devices.gatt import cgm, current_time, thermometer
+from devices.model import Kind
+from devices.records import decode_record
 
 # --- Current Time / Local Time Information / Date Time (ble-profiles.md §6) ---------------------
 
@@ -93,6 +95,26 @@ CGM_SMALL = bytes.fromhex("06000C100600")
 CGM_DOUBLE = bytes.fromhex("06000C10050006000C100600")
 # _crcError: size 8, CRC 0x6F58 where 0x6F59 is right.
 CGM_CRC_ERROR = bytes.fromhex("08000C100600586F")
+
+
+def test_cgm_full_record_through_the_record_path() -> None:
+    # Nordic's _full record (every optional field, E2E-CRC) followed by its _small one, in one
+    # notification, as the gateway hands it to devices.records and ingest
+    full, small = decode_record([("2aa7", CGM_FULL + CGM_SMALL)])
+    assert full.kind is Kind.CGM
+    assert full.components[0].value == Decimal("12.34")
+    assert full.components[0].unit == "mg/dL"
+    assert full.status[:3] == (
+        "device_battery_low",
+        "calibration_recommended",
+        "sensor_temperature_too_high",
+    )
+    assert len(full.status) == 3 + 8  # 0xFF: every warning bit
+    assert full.context_value("time_offset_min") == "5"
+    assert full.context_value("trend_mg_dl_min") == "0.2"
+    assert full.context_value("quality_pct") == "99.7"
+    assert small.components[0].value == Decimal(120)
+    assert small.context_value("time_offset_min") == "6"
 
 
 def test_cgm_full_record() -> None:
