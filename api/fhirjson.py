@@ -26,6 +26,7 @@ from ingest.fhir.vocab import (
     STAFF_SYSTEM,
     V3_ACT_REASON,
 )
+from ingest.store.registry import ResidentContacts
 
 MEDIA_TYPE = "application/fhir+json"
 FHIR_VERSION = "4.0.1"
@@ -87,8 +88,10 @@ def transaction_response(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
 # --- registry rows rendered by ingest.fhir ----------------------------------------------------
 
 
-def patient(record: ResidentRecord) -> dict[str, Any]:
-    """Patient from the registry: pseudonymous id, name, sex, birth date, 동 (no card number)."""
+def patient(record: ResidentRecord, contacts: ResidentContacts | None = None) -> dict[str, Any]:
+    """Patient from the registry: pseudonymous id, name, sex, birth date, 동 (no card number),
+    and the contact details when the reader may see them."""
+    c = contacts
     return people.patient(
         people.PatientFacts(
             id=record.id,
@@ -97,6 +100,16 @@ def patient(record: ResidentRecord) -> dict[str, Any]:
             birth_date=record.birth_date,
             sex=record.sex,
             active=record.active,
+            mobile_phone=c.mobile_phone if c else None,
+            home_phone=c.home_phone if c else None,
+            address_road=c.address_road if c else None,
+            address_detail=c.address_detail if c else None,
+            postal_code=c.postal_code if c else None,
+            lives_alone=c.lives_alone if c else None,
+            contacts=tuple(
+                people.ContactPerson(p.name, p.relationship, p.phone, p.guardian)
+                for p in (c.contacts if c else ())
+            ),
         )
     )
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 
 from api import fhirjson, fhirsearch, manual
 from api.deps import Config, Conn, CurrentActor
-from api.store import access, queries, web_readings
+from api.store import access, contacts, queries, web_readings
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 
@@ -60,7 +60,8 @@ async def metadata(request: Request) -> Response:
 @router.get("/Patient/{resident_id}", responses=_FHIR_RESPONSES, summary="Patient read")
 async def read_patient(resident_id: str, conn: Conn, actor: CurrentActor) -> Response:
     record = await queries.read_resident(conn, actor, resident_id)
-    return fhir(fhirjson.patient(record))
+    found = await contacts.contacts(conn, actor, [resident_id])
+    return fhir(fhirjson.patient(record, found.get(resident_id)))
 
 
 def _observation_query(

@@ -438,6 +438,10 @@ ROLE_SYSTEM: Final = f"{DAON}/CodeSystem/care-role"
 # --- HL7 systems for flags, tasks, risk, patients, audit ---------------------------------------
 
 KR_CORE_PATIENT: Final = KR_SD + "krcore-patient"
+KR_CORE_ROAD_ADDRESS: Final = KR_SD + "krcore-roadNameAddress"  # Address extension
+CONTACT_ROLE_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/v2-0131"  # C, N, ...
+V3_ROLE_CODE: Final = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+LIVES_ALONE_EXTENSION: Final = f"{DAON}/StructureDefinition/lives-alone"
 KR_CORE_PRACTITIONER: Final = KR_SD + "krcore-practitioner"
 FLAG_PRIORITY_EXTENSION: Final = CORE_SD + "flag-priority"
 FLAG_PRIORITY_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/flag-priority"

@@ -18,7 +18,7 @@ from fhir.resources.R4B.patient import Patient
 from ingest.store import registry
 from tests.api import readings
 from tests.api.conftest import Api
-from tests.api.world import IN_HWANGHAK, IN_YAKSU, NO_LIAISON
+from tests.api.world import IN_HWANGHAK, IN_YAKSU, NO_LIAISON, WITHDRAWN
 
 pytestmark = pytest.mark.db
 
@@ -102,6 +102,44 @@ def test_patient_read_in_and_out_of_scope(api: Api) -> None:
     assert outcome(denied, 403).issue[0].code == "forbidden"
     missing = api.client.get("/fhir/Patient/R9999999", headers=api.bearer("N01"))
     assert outcome(missing, 403).issue[0].code == "forbidden"  # one answer (issue 13.6)
+
+
+def test_patient_carries_contacts_following_kr_core(api: Api) -> None:
+    """Phones (Patient.telecom), the road-name address in the 동 (KR Core extension),
+    emergency contact / guardian (Patient.contact) and living alone, as the registry holds them
+    (tests/api/world.py CONTACTS)."""
+    body = fhir_ok(api.client.get(f"/fhir/Patient/{IN_YAKSU}", headers=api.bearer("N01")))
+    Patient.model_validate(body)
+    assert body["meta"]["profile"] == [
+        "http://www.hl7korea.or.kr/fhir/krcore/StructureDefinition/krcore-patient"
+    ]
+    assert body["telecom"] == [
+        {"system": "phone", "value": "010-0000-1001", "use": "mobile", "rank": 1},
+        {"system": "phone", "value": "02-0000-2001", "use": "home", "rank": 2},
+    ]
+    (address,) = body["address"]
+    assert address["text"] == "서울특별시 중구 다산로 11, 101호 (약수동)"
+    (road,) = address["extension"]
+    assert road["url"].endswith("/krcore-roadNameAddress")
+    parts = {e["url"]: e["valueString"] for e in road["extension"]}
+    assert parts == {
+        "district": "서울특별시 중구",
+        "roadName": "다산로",
+        "detailedAddress": "11, 101호",
+        "complements": "약수동",
+    }
+    (contact,) = body["contact"]
+    assert contact["name"]["text"] == "보호자1"
+    assert contact["telecom"] == [{"system": "phone", "value": "010-0000-3001", "use": "mobile"}]
+    codes = {(c["system"].rsplit("/", 1)[1], c["code"]) for r in contact["relationship"]
+             for c in r.get("coding", [])}  # fmt: skip
+    assert codes == {("v2-0131", "C"), ("v3-RoleCode", "DAUC"), ("v3-RoleCode", "GUARD")}
+    (alone,) = body["extension"]
+    assert alone["valueBoolean"] is True
+    # no home phone: the mobile alone
+    other = fhir_ok(api.client.get(f"/fhir/Patient/{WITHDRAWN}", headers=api.bearer("N01")))
+    assert [(t["use"], t["rank"]) for t in other["telecom"]] == [("mobile", 1)]
+    assert other["extension"][0]["valueBoolean"] is False
 
 
 def test_search_by_patient_serves_stored_resources_verbatim(api: Api, ten_days) -> None:
