@@ -12,6 +12,7 @@ import ast
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from ingest import store
@@ -129,7 +130,13 @@ async def _refresh(url: str) -> None:
             return
         job = await (await conn.execute(_DAILY_JOB)).fetchone()
         assert job is not None, "observation_daily has no refresh policy"
-        await conn.execute("CALL run_job(%s)", (job[0],))
+        try:
+            await conn.execute("CALL run_job(%s)", (job[0],))
+        except psycopg.Error as exc:
+            # TimescaleDB 2.28.3 on PostgreSQL 15.20 reports this although the refresh commits
+            # (README "TimescaleDB"); the comparison below is what decides
+            if "cannot drop portal" not in str(exc):
+                raise
 
 
 def _rounded(rows: list[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
