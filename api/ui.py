@@ -10,6 +10,7 @@ from fastapi.templating import Jinja2Templates
 
 from api.store.access import Actor, Capability, Role
 from api.store.web_search import may_search
+from ingest.store.registry import RELATIONSHIPS
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
@@ -127,6 +128,7 @@ def install(templates: Jinja2Templates) -> None:
         task_roles=TASK_ROLE_LABELS,
         priorities=PRIORITY_LABELS,
         task_states=TASK_STATE_LABELS,
+        relationships=RELATIONSHIPS,
     )
     env.filters.update(local=local, local_date=local_date, ago=ago)
 

@@ -15,7 +15,7 @@ from api import charts, entries, manual
 from api.deps import Conn, CsrfChecked, WebSession
 from api.routes.station import publish_checkin
 from api.routes.web import render
-from api.store import access, web_pages, web_readings, web_station, web_worklist
+from api.store import access, contacts, web_pages, web_readings, web_station, web_worklist
 from api.store.access import Capability
 from api.store.web_station import Reading
 
@@ -119,6 +119,7 @@ async def resident(
     stations: tuple[web_station.Station, ...] = ()
     if actor.can(Capability.CHECK_IN):
         stations = await web_station.list_stations(conn)
+    found = await contacts.contacts(conn, actor, [resident_id], entity="page:resident contacts")
     end = datetime.now(UTC)
     start = end - timedelta(days=days)
     return render(
@@ -128,6 +129,7 @@ async def resident(
             "actor": actor,
             "csrf_token": session.csrf_token,
             "page": page,
+            "contact": found.get(resident_id),
             "r": page.resident,
             "age": page.resident.age_on(date.today()),
             "charts": build_charts(page.readings, start, end, page.resident.sex),

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 
 from api.deps import Conn, WebSession
 from api.routes.web import render
-from api.store import access, web_pages, web_search
+from api.store import access, contacts, web_pages, web_search
 from api.store.access import Capability
 
 router = APIRouter(include_in_schema=False)
@@ -62,6 +62,9 @@ async def liaison(request: Request, conn: Conn, session: WebSession) -> Response
     if actor.role is not access.Role.LIAISON:
         raise access.AccessDenied(actor, "use the liaison officer's view")
     rows = await web_pages.liaison_overview(conn, actor)
+    phones = await contacts.contacts(
+        conn, actor, [r.resident_id for r in rows], entity="page:liaison contacts"
+    )
     return render(
         request,
         "liaison.html",
@@ -69,6 +72,7 @@ async def liaison(request: Request, conn: Conn, session: WebSession) -> Response
             "actor": actor,
             "csrf_token": session.csrf_token,
             "rows": rows,
+            "contacts": phones,
             "now": datetime.now().astimezone(),
             "message": request.query_params.get("m"),
         },

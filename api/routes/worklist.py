@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse
 from api.deps import Conn, CsrfChecked, WebSession
 from api.routes.web import render
 from api.security import local_path
-from api.store import access, queries, web_worklist
+from api.store import access, contacts, queries, web_worklist
 from api.store.web_worklist import Category
 
 router = APIRouter(include_in_schema=False)
@@ -71,6 +71,8 @@ async def worklist(
         page=page,
     )
     filters = {"scope": scope, "nb": nb or "", "group": group, "rule": rule, "sort": sort}
+    listed = [row.resident_id for rows in data.sections.values() for row in rows]
+    phones = await contacts.contacts(conn, actor, listed, entity="page:worklist contacts")
     return render(
         request,
         "worklist.html",
@@ -78,6 +80,7 @@ async def worklist(
             "actor": actor,
             "csrf_token": session.csrf_token,
             "w": data,
+            "contacts": phones,
             "labels": CATEGORY_LABELS,
             "groups": GROUP_LABELS,
             "nb": nb or "",
@@ -169,6 +172,9 @@ async def visits(
     actor = session.actor
     chosen = _month(month)
     rows = await web_worklist.visit_plan(conn, actor, chosen, neighbourhood=nb or None)
+    phones = await contacts.contacts(
+        conn, actor, [r.resident_id for r in rows], entity="page:visits contacts"
+    )
     return render(
         request,
         "visits.html",
@@ -176,6 +182,7 @@ async def visits(
             "actor": actor,
             "csrf_token": session.csrf_token,
             "rows": rows,
+            "contacts": phones,
             "month": chosen,
             "groups": GROUP_LABELS,
             "nb": nb or "",

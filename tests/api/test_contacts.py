@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -12,7 +13,8 @@ from psycopg import AsyncConnection
 from api.store import access
 from api.store.access import AccessDenied
 from api.store.contacts import contacts, resident_contacts
-from ingest.store import registry
+from ingest.store import clinical, registry
+from tests.api.conftest import Api
 from tests.api.world import (
     CONTACTS,
     IN_HWANGHAK,
@@ -141,3 +143,73 @@ async def test_every_read_is_audited_per_resident(conn: AsyncConnection[Any], wo
         "AND entity = 'Patient.contact' ORDER BY resident_id"
     )
     assert [r[0] for r in await cur.fetchall()] == sorted([IN_YAKSU, WITHDRAWN, NO_LIAISON])
+
+
+# --- on the pages -------------------------------------------------------------------------
+
+
+async def _flag_and_group(conn: AsyncConnection[Any]) -> None:
+    """A critical flag and a visiting group for R0000001 and R0000002 (worklist, visit plan)."""
+    now = datetime.now(UTC)
+    await clinical.save_flags(
+        conn,
+        [
+            clinical.FlagRow(
+                id=None,
+                resident_id=rid,
+                rule="BP-CRISIS",
+                rule_set="t",
+                severity="critical",
+                recipients=["nurse", "liaison"],
+                state="open",
+                opened_at=now,
+                alerted_at=now,
+                summary="SBP 186 mmHg",
+            )
+            for rid in (IN_YAKSU, WITHDRAWN)
+        ],
+    )
+    await conn.execute(
+        """INSERT INTO visiting_group (resident_id, grp, since, visits, reason, next_visit_due,
+                                       rule_set, updated_at)
+           SELECT unnest(%s::text[]), 'intensive', current_date, 'monthly', 'test',
+                  current_date, 't', now()""",
+        ([IN_YAKSU, WITHDRAWN],),
+    )
+
+
+def test_staff_pages_show_phones_and_address(api: Api) -> None:
+    api.db(_flag_and_group)
+    api.login_as("N01")
+    worklist = api.client.get("/worklist").text
+    assert 'href="tel:010-0000-1001"' in worklist  # R0000001's mobile on her row
+    assert "010-0000-3001" in worklist  # and her guardian's
+    resident = api.client.get(f"/residents/{IN_YAKSU}").text
+    for text in ("010-0000-1001", "02-0000-2001", "서울특별시 중구 다산로 11, 101호 (약수동)",
+                 "보호자1", "딸", "혼자 사심"):  # fmt: skip
+        assert text in resident, text
+    visits = api.client.get("/visits").text
+    assert "010-0000-1001" in visits
+    assert "다산로 11, 101호" in visits
+    # another neighbourhood's nurse sees none of them anywhere
+    api.login_as("N02")
+    assert "010-0000-1001" not in api.client.get("/worklist").text
+    assert "010-0000-1001" not in api.client.get("/visits").text
+
+
+def test_liaison_sees_contacts_of_consented_residents_only_and_never_values(api: Api) -> None:
+    api.db(_flag_and_group)
+    api.login_as("L10-01")
+    page = api.client.get("/liaison").text
+    assert "010-0000-1001" in page  # R0000001: consented
+    assert "다산로 11, 101호" in page
+    assert "010-0000-1002" not in page  # R0000002: withdrew
+    assert "186" not in page  # no values, only the plain-language need
+    assert "mmHg" not in page
+    liaison = api.world.actor("L10-01")
+
+    async def withdraw(conn: AsyncConnection[Any]) -> None:
+        await access.withdraw_consent(conn, liaison, api.world.consent_ids[IN_YAKSU])
+
+    api.db(withdraw)
+    assert "010-0000-1001" not in api.client.get("/liaison").text
