@@ -139,7 +139,9 @@ for case_ in $cases; do
   if [ "${DAON_FRESH_REUSE:-0}" = 1 ] && [ -f "$dir/installed" ]; then
     echo "== case $case_: reusing $root (clone updated to this repository's HEAD)"
     clone=$root/root/daon; [ "$case_" = user ] && clone=$root/home/tester/daon
-    git -C "$clone" fetch -q "$repo" HEAD && git -C "$clone" reset -q --hard FETCH_HEAD
+    git -c safe.directory="*" -C "$clone" fetch -q "$repo" HEAD \
+      && git -c safe.directory="*" -C "$clone" reset -q --hard FETCH_HEAD \
+      || die "could not update the clone in $clone"
     [ "$case_" = user ] && chroot "$root" chown -R tester:tester /home/tester/daon
     printf '%s\n' "$inside" >"$root/usr/local/bin/daon-fresh-inside"
   else
