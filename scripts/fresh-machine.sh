@@ -164,13 +164,13 @@ for case_ in $cases; do
     git clone -q --no-hardlinks "$repo" "$root/home/tester/daon"
     chroot "$root" chown -R tester:tester /home/tester/daon
   fi
-  echo "== case $case_: install (with the network)"
+  fi
+  echo "== case $case_: install (with the network; a reused root only catches up)"
   PIP_CERT=/etc/ssl/certs/fresh-machine-host-ca.crt \
     run_in "$root" net daon-fresh-inside "$case_" install >"$dir/install.log" 2>&1 \
     || { tail -n 30 "$dir/install.log"; echo "FAIL $case_ install"; overall=1; continue; }
   tail -n 8 "$dir/install.log"
   touch "$dir/installed"
-  fi
   echo "   commit $(git -C "$repo" rev-parse --short HEAD)"
   for step in $steps; do
     echo "== case $case_: $step (no network)"
