@@ -171,7 +171,8 @@ for case_ in $cases; do
     || { tail -n 30 "$dir/install.log"; echo "FAIL $case_ install"; overall=1; continue; }
   tail -n 8 "$dir/install.log"
   touch "$dir/installed"
-  echo "   commit $(git -C "$repo" rev-parse --short HEAD)"
+  clone=$root/root/daon; [ "$case_" = user ] && clone=$root/home/tester/daon
+  echo "   commit $(git -c safe.directory='*' -C "$clone" rev-parse --short HEAD)"
   for step in $steps; do
     echo "== case $case_: $step (no network)"
     start=$(date +%s)
