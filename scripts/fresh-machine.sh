@@ -101,7 +101,7 @@ case $phase in
     status=0
     python3 - <<'PY' || status=1
 import json, sys
-counts = json.load(open("/fresh-status.json"))
+counts = json.load(open("/fresh-status.json"))["counts"]
 print(f"observations {counts.get('observations')}, open flags {counts.get('open_flags')}")
 sys.exit(0 if (counts.get("observations") or 0) > 0 and (counts.get("open_flags") or 0) > 0 else 1)
 PY
