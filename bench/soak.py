@@ -206,6 +206,8 @@ def main() -> int:
         proc = subprocess.Popen([str(daon), "demo"], env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             status = watch(proc, run, database_url, wall_start, args.minutes)
+        except KeyboardInterrupt:  # Ctrl-C or SIGINT: stop early, still report what was seen
+            status = "interrupted"
         finally:
             stop(proc)
             if broker is not None:
