@@ -6,12 +6,13 @@ Never built at import time. The ``[api]`` table of the TOML file may set the key
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 from api.security import DEFAULT_PARAMS, ScryptParams
-from api.store.access import LoginPolicy
+from api.store.throttle import LOGIN_POLICY, STATION_POLICY, Policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,12 @@ class ApiConfig:
     #: networks). Empty: the peer address is the client, whatever a header claims.
     trusted_proxies: tuple[str, ...] = ()
     password_params: ScryptParams = DEFAULT_PARAMS
-    login_policy: LoginPolicy = field(default_factory=LoginPolicy)
+    login_policy: Policy = LOGIN_POLICY  # progressive delay per client address
+    station_card_policy: Policy = STATION_POLICY  # card-reader lockout per station
+    #: Password hashes computed at once (each ~128 MiB and a core), and how long a login
+    #: waits for a slot before the answer is 503.
+    hash_concurrency: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
+    hash_wait_s: float = 10.0
     pool_min: int = 2
     pool_max: int = 20
     pool_timeout_s: float = 10.0
@@ -64,6 +70,8 @@ class ApiConfig:
             "page_size",
             "max_page_size",
             "checkin_minutes",
+            "hash_concurrency",
+            "hash_wait_s",
         }
         durations = {
             "session_lifetime_minutes": "session_lifetime",

@@ -15,6 +15,7 @@ CsrfChecked    a WebSession whose form carried the right CSRF token (POST forms)
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -63,6 +64,20 @@ async def get_conn(request: Request) -> AsyncIterator[AsyncConnection[Any]]:
 
 
 Conn = Annotated[AsyncConnection[Any], Depends(get_conn, scope="function")]
+
+
+@asynccontextmanager
+async def short_connection(request: Request) -> AsyncIterator[AsyncConnection[Any]]:
+    """A pooled connection for one short step of a route that must not hold one throughout
+    (the login holds none while its password hash is computed); committed on exit."""
+    pool: AsyncConnectionPool = request.app.state.pool
+    config: ApiConfig = request.app.state.config
+    try:
+        async with pool.connection(timeout=config.pool_timeout_s) as conn:
+            conn.prepare_threshold = PREPARE_THRESHOLD
+            yield conn
+    except PoolTimeout as exc:
+        raise ServiceBusy() from exc
 
 
 def client_address(request: Request) -> str:

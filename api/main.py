@@ -36,7 +36,7 @@ from api.fhirsearch import SearchError
 from api.routes import alerts as alert_routes
 from api.routes import fhir as fhir_routes
 from api.routes import resident, staff, station, subscription, unbound, web, worklist
-from api.security import SESSION_COOKIE
+from api.security import SESSION_COOKIE, HashingBusy, HashSlots
 from api.store import access
 from ingest import store
 
@@ -78,6 +78,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         await hub.start()
         app.state.pool = pool
         app.state.publisher = publisher
+        app.state.hash_slots = HashSlots(config.hash_concurrency, config.hash_wait_s)
         app.state.alert_hub = hub
         try:
             yield
@@ -323,6 +324,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         (NotAuthenticated, unauthenticated),
         (CsrfFailed, csrf),
         (ServiceBusy, busy),
+        (HashingBusy, busy),
         (store.StoreUnavailable, database_down),
         (psycopg.OperationalError, database_down),
         (psycopg.DataError, invalid),  # a value the database cannot take (e.g. out of range)

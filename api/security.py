@@ -6,7 +6,9 @@ the login path to re-hash on the next successful login.
 
 Default parameters follow the OWASP Password Storage Cheat Sheet for scrypt (N=2^17, r=8,
 p=1, about 128 MiB and a few hundred milliseconds); hashing runs in a worker thread so the
-event loop is not blocked.
+event loop is not blocked, and at most :class:`HashSlots` hashes run at once (a login flood
+queues here, holding no database connection, instead of taking every core, memory and the
+pool from other users).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -122,20 +126,47 @@ def needs_rehash(stored: str, params: ScryptParams = DEFAULT_PARAMS) -> bool:
 _DUMMY: dict[ScryptParams, str] = {}
 
 
+class HashingBusy(Exception):
+    """No hashing slot became free in time (the caller answers 503 with Retry-After)."""
+
+
+class HashSlots:
+    """At most ``size`` password hashes at once; a waiter gives up after ``wait_s``."""
+
+    def __init__(self, size: int, wait_s: float) -> None:
+        self._semaphore = asyncio.Semaphore(max(1, size))
+        self._wait_s = wait_s
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self._wait_s):
+                await self._semaphore.acquire()
+        except TimeoutError as exc:
+            raise HashingBusy() from exc
+        try:
+            yield
+        finally:
+            self._semaphore.release()
+
+
 async def verify_password_async(
-    password: str, stored: str | None, params: ScryptParams = DEFAULT_PARAMS
+    password: str, stored: str | None, params: ScryptParams, slots: HashSlots
 ) -> bool:
-    """:func:`verify_password` in a worker thread; spends the same time when ``stored`` is None."""
-    if stored is None:
-        dummy = _DUMMY.get(params)
-        if dummy is None:
-            dummy = _DUMMY[params] = await asyncio.to_thread(
-                hash_password, secrets.token_urlsafe(16), params
-            )
-        await asyncio.to_thread(verify_password, password, dummy)
-        return False
-    return await asyncio.to_thread(verify_password, password, stored)
+    """:func:`verify_password` in a worker thread, in a slot; spends the same time when
+    ``stored`` is None."""
+    async with slots.slot():
+        if stored is None:
+            dummy = _DUMMY.get(params)
+            if dummy is None:
+                dummy = _DUMMY[params] = await asyncio.to_thread(
+                    hash_password, secrets.token_urlsafe(16), params
+                )
+            await asyncio.to_thread(verify_password, password, dummy)
+            return False
+        return await asyncio.to_thread(verify_password, password, stored)
 
 
-async def hash_password_async(password: str, params: ScryptParams = DEFAULT_PARAMS) -> str:
-    return await asyncio.to_thread(hash_password, password, params)
+async def hash_password_async(password: str, params: ScryptParams, slots: HashSlots) -> str:
+    async with slots.slot():
+        return await asyncio.to_thread(hash_password, password, params)

@@ -8,6 +8,7 @@ liaison-sharing consents. Idempotent: running it again resets the same accounts.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from api.security import DEFAULT_PARAMS, ScryptParams, hash_password_async
+from api.security import DEFAULT_PARAMS, ScryptParams, hash_password
 from api.store import access
 from api.store.access import Role
 
@@ -65,7 +66,7 @@ async def seed_demo_users(
     params: ScryptParams = DEFAULT_PARAMS,
 ) -> tuple[DemoLogin, ...]:
     """Create the demo logins (stations as ``(station_id, name)``) and return them to print."""
-    hashed = await hash_password_async(password, params)
+    hashed = await asyncio.to_thread(hash_password, password, params)
     logins: list[DemoLogin] = []
 
     async def add(user_id: str, username: str, name: str, role: Role, **extra: Any) -> None:

@@ -7,6 +7,7 @@ unbound, reports, admin) and are included from here, so ``api.main`` includes on
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response
@@ -14,14 +15,15 @@ from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from api.config import ApiConfig
-from api.deps import Config, Conn, CsrfChecked, WebSession, client_address
+from api.deps import Config, Conn, CsrfChecked, WebSession, client_address, short_connection
 from api.security import (
     SESSION_COOKIE,
+    HashSlots,
     hash_password_async,
     needs_rehash,
     verify_password_async,
 )
-from api.store import access
+from api.store import access, throttle
 from api.store.access import Role
 
 router = APIRouter(include_in_schema=False)
@@ -71,62 +73,81 @@ async def login_form(request: Request) -> Response:
     return _login_page(request)
 
 
+def _too_many(request: Request, wait: timedelta) -> Response:
+    seconds = max(1, round(wait.total_seconds()))
+    when = f"{seconds}초" if seconds < 120 else f"{round(seconds / 60)}분"
+    response = _login_page(
+        request,
+        f"로그인 시도가 너무 많습니다. {when} 뒤에 다시 시도해 주세요. "
+        f"/ Too many attempts from here; try again in {seconds} s.",
+        429,
+    )
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
 @router.post("/login")
 async def login(
     request: Request,
-    conn: Conn,
     config: Config,
     username: Annotated[str, Form(max_length=100)] = "",
     password: Annotated[str, Form(max_length=200)] = "",
     login_csrf: Annotated[str, Form()] = "",
 ) -> Response:
+    """Sign in. The source (client address, from a trusted proxy's header only) is slowed
+    down after a few failures; the account is never locked, so nobody can lock a nurse out.
+    No database connection is held while the password hash is computed (api.security)."""
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
     if not cookie or not secrets.compare_digest(cookie, login_csrf):
         return _login_page(
             request, "양식이 만료되었습니다. 다시 입력해 주세요. / Form expired.", 400
         )
     client = client_address(request)
-    wait = await access.login_retry_after(conn, username, client, config.login_policy)
+    async with short_connection(request) as conn:
+        wait = await throttle.admit(conn, throttle.LOGIN, client, config.login_policy)
+        found = await access.credentials(conn, username) if wait is None else None
     if wait is not None:
-        minutes = max(1, round(wait.total_seconds() / 60))
-        response = _login_page(
-            request,
-            f"로그인 시도가 너무 많습니다. {minutes}분 뒤에 다시 시도해 주세요. "
-            f"/ Too many attempts; try again in {minutes} min.",
-            429,
-        )
-        response.headers["Retry-After"] = str(int(wait.total_seconds()))
-        return response
-    found = await access.credentials(conn, username)
+        return _too_many(request, wait)
+    slots: HashSlots = request.app.state.hash_slots
     ok = await verify_password_async(
-        password, found.password_hash if found else None, config.password_params
+        password, found.password_hash if found else None, config.password_params, slots
     )
     ok = ok and found is not None and found.active
-    await access.record_login_attempt(conn, username, client, success=ok)
-    actor = await access.load_actor(conn, found.user_id) if ok and found else None
-    await access.record_audit(
-        conn,
-        actor,
-        subtype="login",
-        action="E",
-        entity="Session",
-        outcome=access.Outcome.SUCCESS if actor else access.Outcome.MINOR_FAILURE,
-        type_code=access.TYPE_USER_AUTHENTICATION,
-        client_digest=access.digest(client),
-    )
-    if actor is None or found is None:
-        return _login_page(
-            request, "아이디 또는 비밀번호가 맞지 않습니다. / Wrong user name or password.", 401
+    rehash = None
+    if (
+        ok
+        and found
+        and found.password_hash
+        and needs_rehash(found.password_hash, config.password_params)
+    ):
+        rehash = await hash_password_async(password, config.password_params, slots)
+    async with short_connection(request) as conn:
+        actor = await access.load_actor(conn, found.user_id) if ok and found else None
+        if actor is not None:
+            await throttle.succeeded(conn, throttle.LOGIN, client)
+            if rehash is not None:
+                await access.set_password_hash(conn, actor.user_id, rehash)
+        await access.record_audit(
+            conn,
+            actor,
+            subtype="login",
+            action="E",
+            entity="Session",
+            outcome=access.Outcome.SUCCESS if actor else access.Outcome.MINOR_FAILURE,
+            type_code=access.TYPE_USER_AUTHENTICATION,
+            client_digest=access.digest(client),
         )
-    if found.password_hash and needs_rehash(found.password_hash, config.password_params):
-        await access.set_password_hash(
-            conn, actor.user_id, await hash_password_async(password, config.password_params)
-        )
-    if actor.role is Role.GATEWAY:
-        return _login_page(
-            request, "서비스 계정은 웹에 로그인할 수 없습니다. / Service account.", 403
-        )
-    session = await access.create_session(conn, actor.user_id, lifetime=config.session_lifetime)
+        if actor is None:
+            return _login_page(
+                request,
+                "아이디 또는 비밀번호가 맞지 않습니다. / Wrong user name or password.",
+                401,
+            )
+        if actor.role is Role.GATEWAY:
+            return _login_page(
+                request, "서비스 계정은 웹에 로그인할 수 없습니다. / Service account.", 403
+            )
+        session = await access.create_session(conn, actor.user_id, lifetime=config.session_lifetime)
     response = RedirectResponse(HOME[actor.role], status_code=303)
     response.set_cookie(
         SESSION_COOKIE,

@@ -1,4 +1,4 @@
-"""Who may see what: users, sessions, tokens, login throttling, consent, scope and the audit trail.
+"""Who may see what: users, sessions, tokens, consent, scope and the audit trail.
 
 Access is decided here, in the data layer, not in templates: every function that reads a
 resident's data takes the acting user (:class:`Actor`), checks the role's capability
@@ -554,79 +554,6 @@ async def revoke_token(conn: Conn, actor: Actor, token_id: str) -> None:
     )
     if cur.rowcount == 0:
         raise NotFound(f"token {token_id}")
-
-
-# --- login throttling -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LoginPolicy:
-    """Failed attempts allowed per login name and per client address within ``window``."""
-
-    per_name: int = 5
-    per_client: int = 20
-    window: timedelta = timedelta(minutes=15)
-
-
-@dataclass(frozen=True, slots=True)
-class _Failures:
-    by_name: int
-    oldest_name: datetime | None
-    by_client: int
-    oldest_client: datetime | None
-    now: datetime
-
-
-async def login_retry_after(
-    conn: Conn, name: str, client: str, policy: LoginPolicy
-) -> timedelta | None:
-    """How long this name/client must wait before trying again, or None when allowed."""
-    row = await rows.fetch_one(
-        conn,
-        _Failures,
-        """SELECT
-             (SELECT count(*) FROM login_attempt
-              WHERE name_digest = %(n)s AND NOT success AND at > now() - %(w)s) AS by_name,
-             (SELECT min(at) FROM (SELECT at FROM login_attempt
-              WHERE name_digest = %(n)s AND NOT success AND at > now() - %(w)s
-              ORDER BY at DESC LIMIT %(pn)s) x) AS oldest_name,
-             (SELECT count(*) FROM login_attempt
-              WHERE client_digest = %(c)s AND NOT success AND at > now() - %(w)s) AS by_client,
-             (SELECT min(at) FROM (SELECT at FROM login_attempt
-              WHERE client_digest = %(c)s AND NOT success AND at > now() - %(w)s
-              ORDER BY at DESC LIMIT %(pc)s) x) AS oldest_client,
-             now() AS now""",
-        {
-            "n": digest(name.strip().lower()),
-            "c": digest(client),
-            "w": policy.window,
-            "pn": policy.per_name,
-            "pc": policy.per_client,
-        },
-    )
-    assert row is not None
-    waits = []
-    if row.by_name >= policy.per_name and row.oldest_name is not None:
-        waits.append(row.oldest_name + policy.window - row.now)
-    if row.by_client >= policy.per_client and row.oldest_client is not None:
-        waits.append(row.oldest_client + policy.window - row.now)
-    if not waits:
-        return None
-    wait: timedelta = max(max(waits), timedelta(seconds=1))
-    return wait
-
-
-async def record_login_attempt(conn: Conn, name: str, client: str, *, success: bool) -> None:
-    """Record an attempt; a success clears the name's earlier failures."""
-    name_digest = digest(name.strip().lower())
-    if success:
-        await conn.execute(
-            "DELETE FROM login_attempt WHERE name_digest = %s AND NOT success", (name_digest,)
-        )
-    await conn.execute(
-        "INSERT INTO login_attempt (name_digest, client_digest, success) VALUES (%s, %s, %s)",
-        (name_digest, digest(client), success),
-    )
 
 
 # --- consent ----------------------------------------------------------------------------------

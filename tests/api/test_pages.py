@@ -41,9 +41,9 @@ def test_login_sets_a_session_and_sends_each_role_home(api: Api) -> None:
 
 
 def test_wrong_password_then_throttled(api_factory) -> None:
-    from api.store.access import LoginPolicy
+    from api.store.throttle import Policy
 
-    api: Api = api_factory(login_policy=LoginPolicy(per_name=2, per_client=50))
+    api: Api = api_factory(login_policy=Policy(free=2))
     api.client.cookies.clear()
     for _ in range(2):
         token = login_form_token(api)

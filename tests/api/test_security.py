@@ -9,17 +9,19 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 import uvicorn
 
 from api.main import create_app
-from api.security import SESSION_COOKIE, local_path
-from api.store import access
+from api.security import DEFAULT_PARAMS, SESSION_COOKIE, local_path
+from api.store import access, throttle
 from ingest.store import clinical
 from tests.api import readings
 from tests.api.conftest import Api, make_config
@@ -103,7 +105,7 @@ def live_server(url: str, **changes: Any) -> Iterator[int]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
-    app = create_app(make_config(url, **changes))
+    app = create_app(replace(make_config(url), **changes))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -268,3 +270,166 @@ def test_redirect_targets_are_local_paths_only(api: Api, target: str) -> None:
 def test_local_paths_stay_as_they_are() -> None:
     for target in ("/worklist", "/residents/R0000001", "/worklist?nb=약수동&scope=all"):
         assert local_path(target, "/") == target
+
+
+# --- login limiting and login floods (13.3, 13.4) --------------------------------------------
+
+
+def login_token(port: int) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/login")
+        answer = conn.getresponse()
+        answer.read()
+        cookie = answer.getheader("set-cookie") or ""
+        return cookie.split("daon_login_csrf=", 1)[1].split(";", 1)[0]
+    finally:
+        conn.close()
+
+
+def post_login(
+    port: int, token: str, name: str, password: str, forwarded_for: str | None = None
+) -> int:
+    body = urlencode({"username": name, "password": password, "login_csrf": token})
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Cookie": f"daon_login_csrf={token}",
+    }
+    if forwarded_for:
+        headers["X-Forwarded-For"] = forwarded_for
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    try:
+        conn.request("POST", "/login", body=body, headers=headers)
+        answer = conn.getresponse()
+        answer.read()
+        return answer.status
+    finally:
+        conn.close()
+
+
+def evaluated_logins(api: Api) -> int:
+    async def work(conn: Any) -> int:
+        cur = await conn.execute("SELECT count(*) FROM audit_event WHERE subtype = 'login'")
+        row = await cur.fetchone()
+        return int(row[0])
+
+    return api.db(work)
+
+
+def test_parallel_wrong_passwords_are_counted_before_they_are_evaluated(api: Api) -> None:
+    """13.3: the limit was checked before the attempt was recorded, so 30 parallel wrong
+    passwords got 23 evaluations against a limit of 5."""
+    with live_server(api.url) as port:
+        token = login_token(port)
+        start = threading.Barrier(30)
+
+        def attempt(_: int) -> int:
+            start.wait()
+            return post_login(port, token, username("N01"), "wrong password")
+
+        with ThreadPoolExecutor(30) as pool:
+            statuses = list(pool.map(attempt, range(30)))
+    assert evaluated_logins(api) == 5
+    assert sorted(statuses) == [401] * 5 + [429] * 25
+
+
+def test_a_source_is_slowed_down_but_the_account_stays_open(api_factory: Any) -> None:
+    """13.3: five wrong passwords locked the account even for the right password, so anyone
+    could keep every nurse (n01...n12) locked out; a rotating X-Forwarded-For header bypassed
+    the per-client limit."""
+    api = api_factory()
+    form = login_token_client(api)
+    for i in range(7):
+        answer = api.client.post(
+            "/login",
+            data={"username": "n01", "password": "wrong", "login_csrf": form},
+            headers={"X-Forwarded-For": f"198.51.100.{i}"},  # not believed: no proxy is trusted
+        )
+        assert answer.status_code == (401 if i < 5 else 429), i
+    assert int(answer.headers["retry-after"]) >= 1
+    proxied = api_factory(trusted_proxies=("testclient",))
+    form = login_token_client(proxied)
+    for _ in range(6):
+        proxied.client.post(
+            "/login",
+            data={"username": "n01", "password": "wrong", "login_csrf": form},
+            headers={"X-Forwarded-For": "198.51.100.7"},
+        )
+    nurse = proxied.client.post(
+        "/login",
+        data={"username": "n01", "password": PASSWORD, "login_csrf": form},
+        headers={"X-Forwarded-For": "198.51.100.8"},  # the nurse, elsewhere
+    )
+    assert nurse.status_code == 303
+
+
+def login_token_client(api: Api) -> str:
+    api.client.cookies.clear()
+    form = api.client.get("/login")
+    return str(form.cookies.get("daon_login_csrf"))
+
+
+def test_the_delay_grows_with_each_failure_up_to_its_ceiling() -> None:
+    policy = throttle.Policy(
+        free=5, first_delay=timedelta(seconds=1), max_delay=timedelta(minutes=15)
+    )
+    delays = [policy.delay(n).total_seconds() for n in range(1, 17)]
+    assert delays == [0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]
+
+
+def test_a_blocked_source_is_refused_without_counting_and_the_window_forgets() -> None:
+    policy = throttle.Policy(free=2, window=timedelta(minutes=15))
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    state = throttle.State(2, 0, t0, t0 + timedelta(seconds=1), t0 + timedelta(seconds=0.5))
+    refused = throttle.decide(state, policy)
+    assert not refused.admitted
+    assert refused.failures == 2
+    assert refused.wait == timedelta(seconds=0.5)
+    later = throttle.State(2, 0, t0, t0 + timedelta(seconds=1), t0 + timedelta(minutes=16))
+    fresh = throttle.decide(later, policy)
+    assert fresh.admitted
+    assert fresh.failures == 1
+
+
+def test_other_users_keep_their_latency_during_a_login_flood(api: Api) -> None:
+    """13.4: each login held a database connection while its ~128 MiB hash was computed:
+    40 concurrent bad logins delayed another user's FHIR read to 7.7 s and 30 gave 503s.
+    Here 12 logins from 12 addresses (a distributed flood, each under its throttle) hash at
+    the production cost while a nurse keeps reading; her reads stay fast and none fails."""
+    flood = 12
+    with live_server(
+        api.url,
+        password_params=DEFAULT_PARAMS,
+        trusted_proxies=("127.0.0.1",),
+        hash_concurrency=2,
+        hash_wait_s=300,
+    ) as port:
+        token = login_token(port)
+        reader = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+        def read() -> tuple[int, float]:
+            started = time.perf_counter()
+            reader.request("GET", f"/fhir/Patient/{IN_YAKSU}", headers=api.bearer("N01"))
+            answer = reader.getresponse()
+            answer.read()
+            return answer.status, time.perf_counter() - started
+
+        try:
+            baseline = sorted(read()[1] for _ in range(10))[5]
+            with ThreadPoolExecutor(flood) as pool:
+                attempts = [
+                    pool.submit(post_login, port, token, f"nobody{i}", "x", f"203.0.113.{i}")
+                    for i in range(flood)
+                ]
+                during: list[tuple[int, float]] = []
+                while not all(a.done() for a in attempts):
+                    during.append(read())
+                    time.sleep(0.05)
+                statuses = [a.result() for a in attempts]
+        finally:
+            reader.close()
+    assert statuses == [401] * flood  # every login was evaluated, none refused as busy
+    assert len(during) >= 5  # the nurse kept reading throughout the flood
+    assert {status for status, _ in during} == {200}
+    slowest = max(seconds for _, seconds in during)
+    assert slowest < max(1.5, 20 * baseline), (slowest, baseline)
