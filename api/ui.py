@@ -77,6 +77,8 @@ def nav(actor: Actor) -> list[tuple[str, str]]:
         items.append(("/reports/case-meeting", "사례회의 / Case meeting"))
     if actor.role is Role.STATION:
         items.append(("/station", "측정대 / Station"))
+    elif actor.can(Capability.CHECK_IN):
+        items.append(("/stations", "측정대 잠금 / Station locks"))
     if actor.can(Capability.READ_AUDIT):
         items.append(("/admin/audit", "감사 기록 / Audit"))
     if actor.role is Role.ADMIN and actor.can(Capability.MANAGE_SUBSCRIPTIONS):

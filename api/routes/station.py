@@ -16,9 +16,10 @@ from fastapi.responses import RedirectResponse
 
 from api import explain
 from api.checkin import CheckinPublisher
+from api.config import ApiConfig
 from api.deps import Conn, CsrfChecked, WebSession
 from api.routes.web import render
-from api.store import access, web_station
+from api.store import access, throttle, web_station
 from api.store.access import Capability
 
 router = APIRouter(include_in_schema=False)
@@ -121,8 +122,13 @@ async def station_checkin(
     card_number: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     require_station(session.actor)
+    config: ApiConfig = request.app.state.config
     try:
-        checkin = await web_station.check_in(conn, session.actor, card_number)
+        checkin = await web_station.check_in(
+            conn, session.actor, card_number, card_policy=config.station_card_policy
+        )
+    except web_station.CardReaderLocked:
+        return RedirectResponse("/station?e=locked", status_code=303)
     except access.NotFound:
         return RedirectResponse("/station?e=card", status_code=303)
     await publish_checkin(
@@ -136,3 +142,25 @@ async def station_finish(conn: Conn, session: CsrfChecked) -> Response:
     require_station(session.actor)
     await web_station.end_checkin(conn, session.actor)
     return RedirectResponse("/station", status_code=303)
+
+
+@router.get("/stations")
+async def stations(request: Request, conn: Conn, session: WebSession) -> Response:
+    """Staff see which stations' card readers are locked after card guessing, and clear them."""
+    locked = await throttle.blocked_stations(conn, session.actor)
+    return render(
+        request,
+        "stations.html",
+        {
+            "actor": session.actor,
+            "csrf_token": session.csrf_token,
+            "locked": locked,
+            "message": request.query_params.get("m"),
+        },
+    )
+
+
+@router.post("/stations/{station_id}/unlock")
+async def unlock_station(station_id: str, conn: Conn, session: CsrfChecked) -> Response:
+    await throttle.clear_station(conn, session.actor, station_id)
+    return RedirectResponse("/stations?m=unlocked", status_code=303)

@@ -93,6 +93,38 @@ def decide(state: State, policy: Policy) -> Decision:
     return Decision(True, timedelta(0), failures, start, state.now + policy.delay(failures))
 
 
+async def _count(conn: Conn, kind: str, key: str, policy: Policy, label: str | None) -> Decision:
+    """Count one attempt under the row's lock (held until the caller's transaction ends)."""
+    digest = access.digest(key)
+    await conn.execute(
+        "INSERT INTO throttle (kind, key_digest, label) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+        (kind, digest, label),
+    )
+    state = await rows.fetch_one(
+        conn,
+        State,
+        """SELECT failures, refused, window_start, blocked_until, clock_timestamp() AS now
+           FROM throttle WHERE kind = %s AND key_digest = %s FOR UPDATE""",
+        (kind, digest),
+    )
+    assert state is not None
+    decision = decide(state, policy)
+    await conn.execute(
+        """UPDATE throttle SET failures = %s, window_start = %s, blocked_until = %s,
+               refused = refused + %s
+           WHERE kind = %s AND key_digest = %s""",
+        (
+            decision.failures,
+            decision.window_start,
+            decision.blocked_until,
+            0 if decision.admitted else 1,
+            kind,
+            digest,
+        ),
+    )
+    return decision
+
+
 async def admit(
     conn: Conn, kind: str, key: str, policy: Policy, *, label: str | None = None
 ) -> timedelta | None:
@@ -101,36 +133,28 @@ async def admit(
     Runs in a transaction of its own on ``conn`` (which must not be inside another), so the
     row lock is held only for this step.
     """
-    digest = access.digest(key)
     async with conn.transaction():
-        await conn.execute(
-            "INSERT INTO throttle (kind, key_digest, label) VALUES (%s, %s, %s) "
-            "ON CONFLICT DO NOTHING",
-            (kind, digest, label),
-        )
-        state = await rows.fetch_one(
-            conn,
-            State,
-            """SELECT failures, refused, window_start, blocked_until, clock_timestamp() AS now
-               FROM throttle WHERE kind = %s AND key_digest = %s FOR UPDATE""",
-            (kind, digest),
-        )
-        assert state is not None
-        decision = decide(state, policy)
-        await conn.execute(
-            """UPDATE throttle SET failures = %s, window_start = %s, blocked_until = %s,
-                   refused = refused + %s
-               WHERE kind = %s AND key_digest = %s""",
-            (
-                decision.failures,
-                decision.window_start,
-                decision.blocked_until,
-                0 if decision.admitted else 1,
-                kind,
-                digest,
-            ),
-        )
+        decision = await _count(conn, kind, key, policy, label)
     return None if decision.admitted else max(decision.wait, timedelta(seconds=1))
+
+
+async def blocked_for(conn: Conn, kind: str, key: str) -> timedelta | None:
+    """How long ``key`` stays blocked (None when it is not), locking its row until the end of
+    the caller's transaction so that concurrent attempts are decided one after another."""
+    wait = await rows.scalar(
+        conn,
+        """SELECT blocked_until - clock_timestamp() FROM throttle
+           WHERE kind = %s AND key_digest = %s FOR UPDATE""",
+        (kind, access.digest(key)),
+    )
+    return wait if isinstance(wait, timedelta) and wait > timedelta(0) else None
+
+
+async def failed(
+    conn: Conn, kind: str, key: str, policy: Policy, *, label: str | None = None
+) -> None:
+    """Count a failed attempt (in the caller's transaction), blocking ``key`` past the limit."""
+    await _count(conn, kind, key, policy, label)
 
 
 async def succeeded(conn: Conn, kind: str, key: str) -> None:

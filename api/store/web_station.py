@@ -16,7 +16,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from api.store import access, rows
+from api.store import access, rows, throttle
 from api.store.access import Actor, Capability, InvalidRequest, NotFound, Role
 
 Conn = AsyncConnection[Any]
@@ -61,6 +61,10 @@ class _StationGateway:
     gateway_id: str | None
 
 
+class CardReaderLocked(InvalidRequest):
+    """Too many unknown cards at this station: card entry waits for staff (throttle)."""
+
+
 async def check_in(
     conn: Conn,
     actor: Actor,
@@ -68,15 +72,29 @@ async def check_in(
     *,
     station_id: str | None = None,
     window: timedelta = access.CHECKIN_WINDOW,
+    card_policy: throttle.Policy = throttle.STATION_POLICY,
 ) -> CheckIn:
     """Record a check-in by card at the actor's station (staff may name a station).
 
-    Ends any earlier open check-in at that station. Raises NotFound for an unknown card.
+    Ends any earlier open check-in at that station. Raises NotFound for an unknown card; at a
+    station account, unknown cards are counted per station and past the limit the card reader
+    is locked (:class:`CardReaderLocked`) until it expires or staff clear it.
     """
     actor.require(Capability.CHECK_IN)
     station = actor.station_id if actor.role is Role.STATION else station_id
     if not station:
         raise InvalidRequest("측정대를 선택해 주세요 / choose a station")
+    kiosk = actor.role is Role.STATION
+    if kiosk and await throttle.blocked_for(conn, throttle.STATION_CARD, station) is not None:
+        await access.record_audit(
+            conn,
+            actor,
+            subtype="check-in",
+            action="E",
+            entity="Station/check-in:locked",
+            outcome=access.Outcome.MINOR_FAILURE,
+        )
+        raise CardReaderLocked("카드 입력이 잠겼습니다 / card entry is locked at this station")
     digits = "".join(ch for ch in card_number if ch in "0123456789")
     found = await rows.scalar(
         conn, "SELECT id FROM resident WHERE card_number = %s AND active", (digits,)
@@ -90,6 +108,8 @@ async def check_in(
             entity="Station/check-in",
             outcome=access.Outcome.MINOR_FAILURE,
         )
+        if kiosk:
+            await throttle.failed(conn, throttle.STATION_CARD, station, card_policy, label=station)
         raise NotFound("card")
     resident_id = str(found)
     if actor.role is not Role.STATION:

@@ -373,6 +373,19 @@ async def new_station_device(conn: Any, rid: str) -> dict[str, str]:
     return {"device": device}
 
 
+def locked_station(station: str) -> Prepare:
+    async def prepare(conn: Any, rid: str) -> dict[str, str]:
+        await conn.execute(
+            "INSERT INTO throttle (kind, key_digest, label, failures, blocked_until) "
+            "VALUES ('station-card', %s, %s, 10, now() + interval '1 hour') "
+            "ON CONFLICT (kind, key_digest) DO UPDATE SET blocked_until = EXCLUDED.blocked_until",
+            (access.digest(station), station),
+        )
+        return {}
+
+    return prepare
+
+
 BPM = "00002a35-0000-1000-8000-00805f9b34fb"
 
 
@@ -568,6 +581,24 @@ ROWS: dict[tuple[str, str], list[Probe]] = {
     ("POST", "/station/finish"): probe(
         post("/station/finish"), roles("station"), per_subject=False, resets_checkin=True
     ),
+    # station card-reader lockouts: staff see and clear those of their centres (issue 13.2)
+    ("GET", "/stations"): probe(get("/stations"), roles(*NURSING), per_subject=False),
+    ("POST", "/stations/{station_id}/unlock"): [
+        Probe(
+            post("/stations/yaksu-station-1/unlock"),
+            roles(*NURSING),
+            per_subject=False,
+            prepare=locked_station("yaksu-station-1"),
+            label="own centre",
+        ),
+        Probe(
+            post("/stations/hwanghak-station-1/unlock"),
+            roles("admin"),
+            per_subject=False,
+            prepare=locked_station("hwanghak-station-1"),
+            label="other centre",
+        ),
+    ],
     # the resident page and what staff record there
     ("GET", "/residents/{resident_id}"): probe(get("/residents/{rid}"), about(*CLINICAL)),
     ("POST", "/residents/{resident_id}/review"): probe(

@@ -433,3 +433,28 @@ def test_other_users_keep_their_latency_during_a_login_flood(api: Api) -> None:
     assert {status for status, _ in during} == {200}
     slowest = max(seconds for _, seconds in during)
     assert slowest < max(1.5, 20 * baseline), (slowest, baseline)
+
+
+def test_card_guessing_locks_the_station_until_staff_clear_it(api_factory: Any) -> None:
+    """13.2: card check-in had no throttle (about 20 guesses a second)."""
+    api = api_factory(station_card_policy=throttle.Policy(free=3, first_delay=timedelta(hours=1)))
+    for guess in ("941000000999", "941000000998", "941000000997"):
+        answer = kiosk_checkin(api, guess)
+        assert answer.headers["location"] == "/station?e=card"
+    # locked: even a real card waits for staff now, and the screen says so
+    locked = kiosk_checkin(api, CARD[IN_YAKSU])
+    assert locked.headers["location"] == "/station?e=locked"
+    assert "직원에게 말씀해 주세요" in api.client.get("/station?e=locked").text
+    # the 황학동 nurse does not see or clear another centre's station; the 약수동 nurse does
+    csrf = api.login_as("N02")
+    assert "yaksu-station-1" not in api.client.get("/stations").text
+    refused = api.client.post("/stations/yaksu-station-1/unlock", data={"csrf_token": csrf})
+    assert refused.status_code == 403
+    csrf = api.login_as("N01")
+    assert "yaksu-station-1" in api.client.get("/stations").text
+    cleared = api.client.post("/stations/yaksu-station-1/unlock", data={"csrf_token": csrf})
+    assert cleared.status_code == 303
+    assert kiosk_checkin(api, CARD[IN_YAKSU]).headers["location"] == "/station"
+    # the station's own checks in are not counted: a busy morning never locks it
+    for _ in range(5):
+        assert kiosk_checkin(api, CARD[IN_YAKSU]).headers["location"] == "/station"
