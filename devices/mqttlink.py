@@ -247,10 +247,14 @@ class MqttLink:
             # bounded, so a wedged socket cannot hang shutdown; shielded, so a cancelled
             # caller still leaves no thread or socket behind.
             stopping = asyncio.ensure_future(asyncio.to_thread(_stop_client, client))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.timeout):
-                    await asyncio.shield(stopping)
-        self._lost(why)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.timeout):
+                        await asyncio.shield(stopping)
+            finally:
+                self._lost(why)  # also when cancelled here: nobody waits on a dead link
+        else:
+            self._lost(why)
 
     # --- paho callbacks: network thread, hand off only ----------------------------------------
 

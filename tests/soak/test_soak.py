@@ -13,11 +13,11 @@ back (no cool-down, no gathering pause):
   cancelled while connecting and every seventh refused (nothing listening).
 
 Every second it samples this process's open descriptors, the private bus's D-Bus connections,
-the asyncio tasks and the RSS. After a warm-up (the first quarter), the last quarter must be no
-higher than the warm-up (descriptors and D-Bus connections by at most one session in flight,
-tasks by a few, RSS by under 10 %), and readings of both kinds must keep arriving in every
-interval. Longer runs: ``DAON_SOAK_S=600 pytest tests/soak``; the whole ``daon demo`` for
-hours is ``bench/soak.py``.
+the asyncio tasks, the threads (paho runs one per MQTT connection) and the RSS. After a
+warm-up (the first quarter), the last quarter must be no higher than the warm-up (descriptors
+and D-Bus connections by at most one session in flight, tasks and threads by a few, RSS by
+under 10 %), and readings of both kinds must keep arriving in every interval. Longer runs:
+``DAON_SOAK_S=600 pytest tests/soak``; the whole ``daon demo`` for hours is ``bench/soak.py``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import statistics
+import threading
 import time
 import uuid
 from collections import Counter
@@ -64,6 +65,7 @@ class Sample:
     fds: int
     dbus: int
     tasks: int
+    threads: int
     rss_kb: int
 
 
@@ -106,6 +108,7 @@ async def sampler(address: str, samples: list[Sample], stop: asyncio.Event) -> N
                     len(os.listdir("/proc/self/fd")),
                     await bus_connections(bus),
                     len(asyncio.all_tasks()),
+                    threading.active_count(),
                     rss_kb(),
                 )
             )
@@ -258,7 +261,7 @@ async def test_the_gateway_stays_flat_through_connection_cycles(
     ready = asyncio.Event()
     cuffs = [bluez.peripheral(a) for a in (*NORMAL, DROPS, SLOW)]
     assert all(isinstance(c, BloodPressureCuff) for c in cuffs)
-    started = time.monotonic()
+    started = 0.0
     acking = asyncio.create_task(acker(mqtt_url, topic_root, config.gateway_id, tally, ready))
     try:
         await ready.wait()
@@ -266,6 +269,7 @@ async def test_the_gateway_stays_flat_through_connection_cycles(
             tg.create_task(keep_devices_busy(bluez, stop))
             tg.create_task(kiosks(mqtt_url, topic_root, tally, stop))
             tg.create_task(sampler(bluez.address, samples, stop))
+            started = time.monotonic()  # the gateway is up: the load starts
             await asyncio.sleep(DURATION_S)
             stop.set()
     finally:
@@ -283,7 +287,8 @@ async def test_the_gateway_stays_flat_through_connection_cycles(
         f"{dict(tally.kiosk_cycles)}; readings BLE {tally.ble}, kiosk {tally.kiosk}; "
         f"descriptors {max(s.fds for s in warm)} -> {max(s.fds for s in last)}, D-Bus "
         f"{max(s.dbus for s in warm)} -> {max(s.dbus for s in last)}, tasks "
-        f"{max(s.tasks for s in warm)} -> {max(s.tasks for s in last)}, RSS "
+        f"{max(s.tasks for s in warm)} -> {max(s.tasks for s in last)}, threads "
+        f"{max(s.threads for s in warm)} -> {max(s.threads for s in last)}, RSS "
         f"{statistics.median(s.rss_kb for s in warm) / 1024:.1f} -> "
         f"{statistics.median(s.rss_kb for s in last) / 1024:.1f} MB"
     )
@@ -294,11 +299,13 @@ async def test_the_gateway_stays_flat_through_connection_cycles(
     assert max(s.fds for s in last) <= max(s.fds for s in warm) + 2, summary
     assert max(s.dbus for s in last) <= max(s.dbus for s in warm) + 1, summary
     assert max(s.tasks for s in last) <= max(s.tasks for s in warm) + 4, summary
+    assert max(s.threads for s in last) <= max(s.threads for s in warm) + 2, summary
     rss_warm = statistics.median(s.rss_kb for s in warm)
     assert statistics.median(s.rss_kb for s in last) < rss_warm * 1.10, summary
     # Work: cycles of every kind happened, and readings of both kinds kept arriving.
-    assert sessions + refused + sum(tally.kiosk_cycles.values()) >= DURATION_S * 13, summary
-    assert sessions >= DURATION_S, summary
+    # About 40 cycles a second on a quiet 2-core machine; the floor leaves room for a busy one.
+    assert sessions + refused + sum(tally.kiosk_cycles.values()) >= DURATION_S * 5, summary
+    assert sessions >= DURATION_S / 3, summary
     assert refused > 0, summary
     assert min(tally.kiosk_cycles[k] for k in ("visits", "cancelled", "refused")) > 0, summary
     for start in (started + quarter * i for i in range(1, 4)):
