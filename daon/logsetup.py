@@ -12,3 +12,6 @@ def configure_logging(verbosity: int) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    # httpx logs every request at INFO: one line per alert notification is noise, not news
+    # (the delivering service records every attempt in delivery_attempt).
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))

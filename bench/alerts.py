@@ -1,0 +1,406 @@
+# ruff: noqa: E402  (imports follow the sys.path fix below, as in bench/ingest.py)
+"""Benchmark: a critical reading committed → the alert at an external rest-hook receiver.
+
+Issue 11's aim: p99 under 2 s from the commit of a critical reading to the notification at a
+FHIR Subscription rest-hook receiver, with 2,000 readings per second of other ingest running,
+and nothing lost. (The browser half, ``browser_p99_ms``, is measured by the web-push part; this
+script reports it as null until that lands.)
+
+All real, each service its own process as in production: a private Mosquitto, a fresh database
+on the local PostgreSQL, ``daon ingest``, ``daon clinical`` (an on-call nurse configured, so
+critical alerts go out at any hour), ``daon deliver``, and a ``simulators.resthook`` receiver
+process subscribed to every Flag (payload ``application/fhir+json``).
+
+1. seed the registries (bench/ingest.py's centre, gateways, stations and devices; background
+   residents; one fresh resident per critical reading, so each raises its own flag);
+2. publish background readings at 2,000/s (bench/ingest.py's mix, 20 per message) for the
+   whole run, and every ``--interval`` seconds one blood-pressure reading of 186/101 mmHg for
+   the next critical resident;
+3. a critical reading's commit time is its ingest acknowledgement (sent only after the commit);
+   its arrival is when the receiver got the ``raised`` notification of that resident's flag;
+4. lost: critical readings with no notification within ``--wait`` seconds after the last;
+   duplicates: extra ``raised`` notifications of one flag under a *different* Idempotency-Key
+   (repeats under the same key are what the key is for, and are counted apart).
+
+Run: ``.venv/bin/python bench/alerts.py [--criticals N] [--interval S]``. The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from datetime import date, datetime
+from typing import Any
+
+import psycopg
+
+from daon.embedded import EmbeddedBroker, free_port
+from ingest import store
+from ingest.store import registry as reg
+
+_spec = importlib.util.spec_from_file_location(
+    "bench_ingest", Path(__file__).with_name("ingest.py")
+)
+assert _spec is not None
+assert _spec.loader is not None
+bench_ingest = importlib.util.module_from_spec(_spec)
+sys.modules["bench_ingest"] = bench_ingest  # its dataclasses look their module up
+_spec.loader.exec_module(bench_ingest)
+
+TARGET_P99_MS = 2000.0
+BACKGROUND_RATE = 2_000
+SERVER = bench_ingest.SERVER
+KST = bench_ingest.KST
+NURSE = "N01"
+
+
+def crisis_message(root: str, resident: str, reading_id: str, at: datetime) -> tuple[str, bytes]:
+    """One blood-pressure reading of 186/101 mmHg (BP-CRISIS) bound to ``resident``."""
+    s = bench_ingest._sfloat
+    data = bytes([0x06]) + s(186) + s(101) + s(129) + bench_ingest._datetime_bytes(at) + s(88)
+    reading = {
+        "id": reading_id,
+        "source": "ble",
+        "station": "bench-station-0",
+        "device": {"id": "bench-bp-0", "address": None},
+        "values": [{"uuid": "00002a35-0000-1000-8000-00805f9b34fb", "hex": data.hex()}],
+        "received_at": datetime.now(KST).isoformat(),
+        "binding": {"resident": resident, "method": "check-in", "session": reading_id},
+    }
+    body = {
+        "schema": 1,
+        "gateway": "bench-gw-0",
+        "centre": "bench",
+        "sent_at": datetime.now(KST).isoformat(),
+        "readings": [reading],
+    }
+    return f"{root}/gw/bench-gw-0/readings", json.dumps(body).encode()
+
+
+async def seed(url: str, work: Any, criticals: list[str], endpoint: str) -> None:
+    from api import subscription
+    from api.store import access, delivery
+
+    await bench_ingest.seed(url, work)
+    born = date(1950, 1, 1)
+    async with store.connection(url) as conn:
+        # everyone with the facts the risk engine needs, so the runner evaluates them all
+        await reg.upsert_residents(
+            conn,
+            [
+                reg.Resident(r, f"주민{r[-4:]}", "약수동", birth_date=born, sex="F", nurse_id=NURSE)
+                for r in work.residents
+            ]
+            + [
+                reg.Resident(r, f"위기{r[-3:]}", "약수동", birth_date=born, sex="M", nurse_id=NURSE)
+                for r in criticals
+            ],
+        )
+        await access.upsert_user(
+            conn,
+            user_id=NURSE,
+            username="bench-nurse",
+            display_name="벤치 간호사",
+            role=access.Role.NURSE,
+            password_hash=None,
+            neighbourhoods=["약수동"],
+        )
+        await access.upsert_user(
+            conn,
+            user_id="A01",
+            username="bench-admin",
+            display_name="벤치 관리자",
+            role=access.Role.ADMIN,
+            password_hash=None,
+        )
+        admin = await access.load_actor(conn, "A01")
+        assert admin is not None
+        await delivery.create_subscription(
+            conn,
+            admin,
+            subscription.parse(
+                {
+                    "resourceType": "Subscription",
+                    "status": "requested",
+                    "reason": "bench relay",
+                    "criteria": "Flag",
+                    "channel": {
+                        "type": "rest-hook",
+                        "endpoint": endpoint,
+                        "payload": "application/fhir+json",
+                    },
+                }
+            ),
+        )
+        await conn.commit()
+
+
+async def outbox_times(url: str) -> dict[str, float]:
+    """Idempotency key → when its outbox row was made (the notify event's transaction)."""
+    async with store.connection(url) as conn:
+        cur = await conn.execute(
+            "SELECT idempotency_key, extract(epoch FROM created_at)::float8 FROM delivery"
+        )
+        return {str(k): float(t) for k, t in await cur.fetchall()}
+
+
+class Service:
+    """One ``daon <command>`` process with its log."""
+
+    def __init__(self, command: str, env: dict[str, str], workdir: Path) -> None:
+        self.log = workdir / f"{command}.log"
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "daon", command], env=env, stdout=log, stderr=log
+            )
+
+    def logged(self, text: bytes) -> bool:
+        return text in self.log.read_bytes()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def received(port: int) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_received", timeout=10) as response:
+        found: list[dict[str, Any]] = json.loads(response.read())
+        return found
+
+
+def pct(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--criticals", type=int, default=60, help="critical readings")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between them")
+    parser.add_argument("--residents", type=int, default=1_000, help="background residents")
+    parser.add_argument("--wait", type=float, default=180.0, help="drain after the last critical")
+    parser.add_argument("--rate", type=int, default=BACKGROUND_RATE, help="background /s")
+    parser.add_argument("--show-logs", action="store_true")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    workdir = Path(tempfile.mkdtemp(prefix="daon-bench-alerts-"))
+    name = f"daon_bench_alerts_{os.getpid()}"
+    admin = psycopg.connect(SERVER, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"'.encode())
+    url = bench_ingest._with_db(SERVER, name)
+    broker = EmbeddedBroker(workdir / "broker", free_port())
+    services: list[Service] = []
+    receiver: subprocess.Popen[str] | None = None
+    gw: Any = None
+    stop_background = threading.Event()
+    try:
+        asyncio.run(store.migrate(url))
+        broker.start()
+        root = f"benchalerts{os.getpid()}"
+        seconds = args.criticals * args.interval + 10
+        background = bench_ingest.build_workload(
+            root, int(args.rate * seconds), 4, 20, args.residents, 11, "b"
+        )
+        criticals = [f"R9{i:06d}" for i in range(args.criticals)]
+        receiver = subprocess.Popen(
+            [sys.executable, "-m", "simulators.resthook", "--port", "0"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert receiver.stdout is not None
+        port = int(receiver.stdout.readline().split()[1])
+        asyncio.run(seed(url, background, criticals, f"http://127.0.0.1:{port}/hook"))
+        config = workdir / "daon.toml"
+        config.write_text(
+            '[ingest]\nclient_id = "bench-alerts-ingest"\nbatch_max_readings = 2000\n'
+            "batch_max_messages = 40\nbatch_max_wait_s = 0.02\n"
+            f'[clinical.alerts]\non_call_nurse = "{NURSE}"\n'
+        )
+        env = {
+            **os.environ,
+            "DAON_DATABASE_URL": url,
+            "DAON_MQTT_URL": broker.url,
+            "DAON_TOPIC_ROOT": root,
+            "DAON_CONFIG": str(config),
+        }
+        services = [Service(c, env, workdir) for c in ("ingest", "clinical", "deliver")]
+        bench_ingest.wait_for(lambda: services[0].logged(b"consuming "), 120, "ingest")
+        bench_ingest.wait_for(lambda: services[2].logged(b"delivery: active"), 60, "deliver")
+        gw = bench_ingest.Gateways(broker.port, root)
+        print(
+            f"background: {len(background.messages)} messages of 20 "
+            f"readings at {args.rate:,}/s; {args.criticals} critical readings every "
+            f"{args.interval:g} s"
+        )
+
+        def publish_background() -> None:
+            interval = 20 / args.rate
+            started = time.perf_counter()
+            for n, (topic, body, ids) in enumerate(background.messages):
+                if stop_background.is_set():
+                    return
+                delay = started + n * interval - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                gw.publish(topic, body, ids)
+
+        pusher = threading.Thread(target=publish_background, daemon=True)
+        pusher.start()
+        time.sleep(3.0)  # the background load is running
+        reading_of: dict[str, str] = {}
+        for i, resident in enumerate(criticals):
+            reading_id = f"crit-{i}"
+            reading_of[resident] = reading_id
+            gw.expect([reading_id])
+            topic, body = crisis_message(
+                root, resident, reading_id, datetime.now(KST).replace(tzinfo=None, microsecond=0)
+            )
+            gw.publish(topic, body, [reading_id])
+            time.sleep(args.interval)
+        # The background stops with the last critical reading; then everything drains.
+        stop_background.set()
+        deadline = time.monotonic() + args.wait
+        arrivals: dict[str, list[tuple[float, str]]] = {}
+        while time.monotonic() < deadline:
+            arrivals = {}
+            for record in received(port):
+                if record["headers"].get("x-daon-notice") != "raised":
+                    continue
+                try:
+                    subject = json.loads(record["body"])["subject"]["reference"]
+                except (ValueError, KeyError):
+                    continue
+                rid = subject.removeprefix("Patient/")
+                if rid in reading_of:
+                    key = record["headers"].get("idempotency-key", "")
+                    arrivals.setdefault(rid, []).append((record["at"], key))
+            if len(arrivals) == len(criticals):
+                break
+            time.sleep(0.5)
+        stop_background.set()
+        pusher.join(timeout=10)
+        with gw.lock:
+            acked = dict(gw.acked)
+            published = dict(gw.published)
+        background_sent = sum(1 for i in published if i.startswith("b-"))
+        background_acked = sum(1 for i in acked if i.startswith("b-"))
+
+        # perf_counter (acks) → wall clock (receiver): one offset taken now
+        offset = time.time() - time.perf_counter()
+        latencies, from_publish = [], []
+        repeats_same_key = duplicates = 0
+        for resident, reading_id in reading_of.items():
+            got = sorted(arrivals.get(resident, []))
+            if not got or reading_id not in acked:
+                continue
+            committed = acked[reading_id] + offset
+            latencies.append((got[0][0] - committed) * 1000)
+            from_publish.append((got[0][0] - (published[reading_id] + offset)) * 1000)
+            keys = [k for _, k in got]
+            duplicates += len(set(keys)) - 1
+            repeats_same_key += len(keys) - len(set(keys))
+        lost = len(criticals) - len(latencies)
+        # the delivery leg alone: the outbox row (made in the runner's transaction) → receiver
+        leg = asyncio.run(outbox_times(url))
+        first_at: dict[str, float] = {}
+        for record in received(port):
+            key = record["headers"].get("idempotency-key", "")
+            first_at[key] = min(first_at.get(key, record["at"]), record["at"])
+        delivery_ms = [(first_at[k] - made) * 1000 for k, made in leg.items() if k in first_at]
+        p50, p99 = pct(latencies, 50), pct(latencies, 99)
+        print(
+            f"background ingest: {background_acked:,} of {background_sent:,} readings "
+            f"acknowledged by the end"
+        )
+        print(
+            f"commit → rest-hook receiver: p50 {p50:.0f} ms, p90 {pct(latencies, 90):.0f} ms, "
+            f"p99 {p99:.0f} ms, max {max(latencies, default=float('nan')):.0f} ms "
+            f"({len(latencies)} of {len(criticals)})"
+        )
+        print(
+            f"publish → receiver: p50 {pct(from_publish, 50):.0f} ms, "
+            f"p99 {pct(from_publish, 99):.0f} ms"
+        )
+        print(
+            f"outbox row → receiver (the delivering service alone, {len(delivery_ms)} "
+            f"notifications): p50 {pct(delivery_ms, 50):.0f} ms, "
+            f"p99 {pct(delivery_ms, 99):.0f} ms"
+        )
+        print(
+            f"lost {lost}, duplicates beyond the key {duplicates}, "
+            f"repeats under the same key {repeats_same_key}"
+        )
+        print(f"target: p99 {p99 / TARGET_P99_MS:.2f} of {TARGET_P99_MS:.0f} ms; 0 lost")
+        print(
+            json.dumps(
+                {
+                    "benchmark": "alerts",
+                    "criticals": len(criticals),
+                    "background_rate": args.rate,
+                    "background_acked": background_acked,
+                    "p50_ms": round(p50, 1),
+                    "p90_ms": round(pct(latencies, 90), 1),
+                    "p99_ms": round(p99, 1),
+                    "publish_p99_ms": round(pct(from_publish, 99), 1),
+                    "delivery_leg_p50_ms": round(pct(delivery_ms, 50), 1),
+                    "delivery_leg_p99_ms": round(pct(delivery_ms, 99), 1),
+                    "browser_p99_ms": None,
+                    "lost": lost,
+                    "duplicates": duplicates,
+                    "repeats_same_key": repeats_same_key,
+                    "target_p99_ms": TARGET_P99_MS,
+                    "ok": p99 < TARGET_P99_MS and lost == 0 and duplicates == 0,
+                }
+            )
+        )
+        if args.show_logs:
+            _show_logs(workdir)
+    except BaseException:
+        _show_logs(workdir)
+        raise
+    finally:
+        stop_background.set()
+        for service in services:
+            service.stop()
+        if receiver is not None:
+            receiver.terminate()
+            receiver.wait(timeout=10)
+            if receiver.stdout is not None:
+                receiver.stdout.close()
+        if gw is not None:
+            gw.close()
+        broker.stop()
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+        admin.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _show_logs(workdir: Path) -> None:
+    for log in sorted(workdir.glob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-15:]
+        print(f"--- {log.name} (last lines)", *tail, sep="\n", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
