@@ -40,6 +40,7 @@ class Reason(StrEnum):
     IMPLAUSIBLE_VALUE = "implausible_value"  # outside the §2 physiological bounds
     CONFLICTING_DUPLICATE = "conflicting_duplicate"  # same identifier, another value
     GATEWAY_DEAD_LETTER = "gateway_dead_letter"
+    FOREIGN_CENTRE = "foreign_centre"  # a centre, station or device not of the gateway's centre
     INTERNAL_ERROR = "internal_error"
     # held for review in the unbound queue
     NO_BINDING = "no_binding"

@@ -66,6 +66,7 @@ class Registry(Protocol):
     def resident_known(self, resident_id: str) -> bool: ...
     def resolve(self, device_id: str, user_index: int | None, at: datetime) -> str | None: ...
     def multi_user(self, device_id: str) -> bool: ...
+    def station_centre(self, station_id: str) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,9 @@ class OpenRegistry:
 
     def multi_user(self, device_id: str) -> bool:
         return False
+
+    def station_centre(self, station_id: str) -> str | None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +261,22 @@ def process_message(
         )
         if reading_id is not None:
             out.ack_ids.append(reading_id)
-    centre = batch.centre or gateway.centre_id
+    if gateway.centre_id is not None and batch.centre and batch.centre != gateway.centre_id:
+        # a gateway speaks for its own centre only (issue 13.5)
+        out.dead.append(
+            DeadLetter(
+                Reason.FOREIGN_CENTRE,
+                f"게이트웨이 {gateway_id!r}는 {gateway.centre_id!r} 센터 소속인데 메시지는 "
+                f"{batch.centre!r} 센터라고 합니다 (message names another centre than the "
+                "gateway's)",
+                payload,
+                topic,
+                gateway_id,
+            )
+        )
+        out.dead_readings = out.received
+        return out
+    centre = gateway.centre_id or batch.centre
     readings: Sequence[WireReading] = batch.readings
     if any(r.payload is not None for r in readings):
         readings = _precise_payloads(payload, readings)
@@ -342,6 +361,33 @@ def decode_measurements(reading: WireReading, calibration: str | None) -> tuple[
     return parse_station_payload(reading.payload).measurements
 
 
+def _foreign_station(
+    reading: WireReading,
+    device: DeviceInfo,
+    centre_id: str | None,
+    registry: Registry,
+    mode: str,
+) -> str | None:
+    """Why a centre gateway's reading names a station or station device of another centre
+    (None when it does not): a gateway binds and forwards for its own stations only, so a
+    message naming another centre's station is dead-lettered, not stored (issue 13.5)."""
+    if mode != "station" or centre_id is None:
+        return None
+    if reading.station is not None:
+        owner = registry.station_centre(reading.station)
+        if owner is not None and owner != centre_id:
+            return (
+                f"측정대 {reading.station!r}는 {owner!r} 센터 소속입니다; 게이트웨이는 "
+                f"{centre_id!r} 센터 (station of another centre than the gateway's)"
+            )
+    if device.centre_id is not None and device.centre_id != centre_id:
+        return (
+            f"기기 {reading.device.id!r}는 {device.centre_id!r} 센터 측정대 기기입니다; "
+            f"게이트웨이는 {centre_id!r} 센터 (device of another centre's station)"
+        )
+    return None
+
+
 def process_reading(
     reading: WireReading,
     gateway_id: str,
@@ -388,6 +434,9 @@ def process_reading(
             Reason.UNKNOWN_DEVICE,
             f"등록되지 않은 기기 {device_id!r} (unknown device; register it, then replay)",
         )
+    foreign = _foreign_station(reading, device, centre_id, registry, mode)
+    if foreign is not None:
+        return dead(Reason.FOREIGN_CENTRE, foreign)
     calibration = reading.device.calibration or device.calibration
     try:
         measurements = decode_measurements(reading, calibration)

@@ -416,6 +416,7 @@ class RegistrySnapshot:
     # device id → [(user_index, valid_from, valid_to, resident)]
     slots: Mapping[str, tuple[tuple[int, datetime, datetime | None, str], ...]]
     loaded_at: datetime
+    stations: Mapping[str, str] = field(default_factory=dict)  # station id → centre id
 
     def resolve(self, device_id: str, user_index: int | None, at: datetime) -> str | None:
         mappings = self.slots.get(device_id)
@@ -438,6 +439,9 @@ class RegistrySnapshot:
 
     def resident_known(self, resident_id: str) -> bool:
         return resident_id in self.residents
+
+    def station_centre(self, station_id: str) -> str | None:
+        return self.stations.get(station_id)
 
 
 async def load_registry(conn: Conn) -> RegistrySnapshot:
@@ -467,9 +471,14 @@ async def load_registry(conn: Conn) -> RegistrySnapshot:
         )
     ).fetchall():
         slots.setdefault(device_id, []).append((int(slot), valid_from, valid_to, resident))
+    stations = {
+        str(row[0]): str(row[1])
+        for row in await (await conn.execute("SELECT id, centre_id FROM station")).fetchall()
+    }
     now = await (await conn.execute("SELECT now()")).fetchone()
     assert now is not None
     return RegistrySnapshot(
+        stations=stations,
         gateways=gateways,
         devices=devices,
         residents=residents,

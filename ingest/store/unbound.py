@@ -190,6 +190,9 @@ class _OneReadingRegistry:
     def multi_user(self, device_id: str) -> bool:
         return False
 
+    def station_centre(self, station_id: str) -> str | None:
+        return None  # the reading's centre was checked when it was queued
+
 
 async def assign_unbound(
     conn: Conn,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -215,3 +216,59 @@ def test_a_station_payload_keeps_the_precision_it_was_sent_with() -> None:
     [result] = process_message(TOPIC, body, registry()).readings
     assert result.dead is None, result.dead
     assert '"value":36.50,' in result.observations[0].resource
+
+
+def stations_registry() -> RegistrySnapshot:
+    """The registry with the stations of two centres and a 필동 station's blood-pressure meter."""
+    base = registry()
+    return replace(
+        base,
+        gateways={**base.gateways, "pil-gw-1": GatewayEntry("pil-gw-1", "pil", "station")},
+        devices={
+            **base.devices,
+            PIL_DEVICE: DeviceEntry(
+                PIL_DEVICE, "blood-pressure", "pil-station-1", None, None, "pil"
+            ),
+        },
+        stations={"yaksu-station-1": "yaksu", "pil-station-1": "pil"},
+    )
+
+
+PIL_DEVICE = "C4:7C:8D:6A:1B:99"
+
+
+def test_a_gateway_naming_another_centres_station_is_dead_lettered() -> None:
+    """13.5: a 약수 gateway's message naming pil-station-1 was stored with its binding."""
+    out = process_message(
+        TOPIC, p.batch([bp_reading("r1", station="pil-station-1")]), stations_registry()
+    )
+    [result] = out.readings
+    assert result.dead is not None
+    assert result.dead.reason is Reason.FOREIGN_CENTRE
+    assert "pil-station-1" in result.dead.detail
+    assert json.loads(result.dead.raw)["station"] == "pil-station-1"  # kept as received
+    assert result.observations == []
+    assert out.ack_ids == ["r1"]  # kept with its reason; the gateway may delete its copy
+
+
+def test_a_gateway_forwarding_another_centres_station_device_is_dead_lettered() -> None:
+    reading = bp_reading("r1", device=PIL_DEVICE, station=None)
+    out = process_message(TOPIC, p.batch([reading]), stations_registry())
+    [result] = out.readings
+    assert result.dead is not None
+    assert result.dead.reason is Reason.FOREIGN_CENTRE
+    assert PIL_DEVICE in result.dead.detail
+    assert result.observations == []
+
+
+def test_a_gateway_speaking_for_another_centre_is_dead_lettered_whole() -> None:
+    out = process_message(TOPIC, p.batch([bp_reading()], centre="pil"), stations_registry())
+    assert [d.reason for d in out.dead] == [Reason.FOREIGN_CENTRE]
+    assert out.dead_readings == 1
+    assert not out.readings
+
+
+def test_its_own_station_still_binds() -> None:
+    out = process_message(TOPIC, p.batch([bp_reading()]), stations_registry())
+    assert not out.dead
+    assert out.readings[0].residents == ("R0001234",)
