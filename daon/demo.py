@@ -257,8 +257,7 @@ async def virtual_ble(stop: asyncio.Event) -> AsyncIterator[tuple[Any, str]]:
     except (BusUnavailable, OSError) as exc:
         yield (
             None,
-            f"꺼짐 / off: {exc}; the kiosks and everything else run "
-            "(for the BLE devices: apt-get install dbus-daemon, as root)",
+            f"꺼짐 / off, the kiosks and everything else run. {exc}",
         )
         return
     try:
@@ -358,8 +357,20 @@ async def run_demo(
             except Exception:
                 logger.exception("%s stopped with an error; the rest of the demo goes on", name)
 
+        api_up = asyncio.Event()
+
         async def serve_api() -> None:
             serving = asyncio.create_task(server.serve())
+            # The banner waits for this: its address must answer when it is printed.
+            try:
+                async with asyncio.timeout(60):
+                    # uvicorn.Server has only a flag for "listening", no event to wait on.
+                    while not server.started and not serving.done():  # noqa: ASYNC110
+                        await asyncio.sleep(0.05)
+            except TimeoutError:
+                logger.warning("the web application did not start within 60 s")
+            finally:
+                api_up.set()
             await stop.wait()
             server.should_exit = True
             await serving
@@ -410,12 +421,24 @@ async def run_demo(
                 fhir_token=fhir_token,
                 relay=relay_url,
             )
-            (on_ready or _banner)(report)
+            await _first(api_up.wait(), stop.wait())
+            if not stop.is_set():
+                (on_ready or _banner)(report)
             await stop.wait()
             print("\n종료 중 / stopping ...", flush=True)
     relay_server.shutdown()
     relay_server.server_close()
     print("데모를 종료했습니다. 데이터는 다음 실행에도 남아 있습니다. / Demo stopped; data kept.")
+
+
+async def _first(*waits: Awaitable[Any]) -> None:
+    """Wait until the first of ``waits`` completes; cancel the rest."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 def _banner(report: DemoReport) -> None:

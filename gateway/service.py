@@ -112,7 +112,12 @@ class Gateway:
         if result.opened is not None:
             logger.info("session %s opened at %s (%s)", result.opened.id, station, method.value)
         else:
-            logger.warning("check-in at %s not opened: %s", station, result.reason)
+            logger.warning(
+                "check-in at %s not opened: %s (readings there go to the unbound queue, "
+                "미배정 측정값, for staff to assign)",
+                station,
+                result.reason,
+            )
         return result
 
     # --- central broker ----------------------------------------------------------------------
