@@ -25,6 +25,7 @@
 # Exit status 0 when every case passed; the logs stay in $DAON_FRESH_DIR/<case>/.
 set -euo pipefail
 
+main() {  # all in a function: bash has read the whole file before it runs, so edits are safe
 repo=$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel)
 work=${DAON_FRESH_DIR:-/var/tmp/daon-fresh}
 suite=${DAON_FRESH_SUITE:-bookworm}
@@ -186,3 +187,6 @@ for case_ in $cases; do
   done
 done
 exit "$overall"
+}
+
+main "$@"
