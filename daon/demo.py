@@ -72,7 +72,6 @@ async def seed(database_url: str) -> tuple[tuple[str, ...], str]:
     world = demo_world()
     today = date.today()
     role_of = {"nurse": Role.NURSE, "liaison": Role.LIAISON, "rehab": Role.THERAPIST}
-    rehab_centres = {c.id for c in world.centres if c.rehab_room}
     async with store.connection(database_url) as conn:
         await registry.upsert_centres(
             conn, [registry.Centre(c.id, c.name, c.neighbourhood) for c in world.centres]
@@ -102,7 +101,7 @@ async def seed(database_url: str) -> tuple[tuple[str, ...], str]:
                     profile=_profile(r),
                     nurse_id=r.nurse or None,
                     liaison_id=r.liaison or None,
-                    rehab=r.centre in rehab_centres and r.age >= 75,
+                    rehab=r.rehab,
                 )
                 for r in world.residents
             ],
@@ -142,6 +141,35 @@ async def seed(database_url: str) -> tuple[tuple[str, ...], str]:
         )
         await conn.commit()
     return tuple(login.line() for login in logins), fhir_token.token
+
+
+async def seed_history(database_url: str, topic_root: str) -> int:
+    """On the first start, store the demo residents' last 90 days through ingest's own path
+    (decode, map, de-duplicate, store, NOTIFY), so charts and series rules have a past.
+    Returns the readings stored (0 when the database already holds observations)."""
+    from ingest.pipeline import process_message
+    from ingest.store import registry
+    from ingest.store.observations import write_outcomes
+    from simulators.demo_data import demo_world
+    from simulators.demo_history import history_batches, history_readings
+
+    async with store.connection(database_url) as conn:
+        row = await (await conn.execute("SELECT EXISTS (SELECT 1 FROM observation)")).fetchone()
+        if row is not None and row[0]:
+            return 0
+        print("  지난 90일 기록 쓰는 중 / writing the last 90 days ...", flush=True)
+        snapshot = await registry.load_registry(conn)
+        readings = history_readings(demo_world(), end=date.today() - timedelta(days=1))
+        outcomes = [
+            process_message(t, b, snapshot) for t, b in history_batches(readings, topic_root)
+        ]
+        stored = 0
+        for start in range(0, len(outcomes), 4):  # a consumer-sized batch per transaction
+            chunk = outcomes[start : start + 4]
+            await write_outcomes(conn, chunk, worker="demo-history")
+            await conn.commit()
+            stored += sum(len(o.ack_ids) for o in chunk)
+    return stored
 
 
 DEMO_RELAY_REASON = "데모 알림 중계 / demo alert relay"
@@ -320,6 +348,9 @@ async def run_demo(
     migrated = await store.migrate(database_url, timescaledb=settings.timescaledb)
     print(f"  schema version {migrated.version} on {migrated.backend}", flush=True)
     logins, fhir_token = await seed(database_url)
+    stored = await seed_history(database_url, settings.topic_root)
+    if stored:
+        print(f"  지난 90일 측정 기록 / the last 90 days: {stored:,} readings", flush=True)
     relay_server, relay_url = await demo_relay(database_url)
 
     broker = MqttUrl.parse(mqtt_url)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from devices.model import Kind
-from simulators.population import CENTRE_OF_NEIGHBOURHOOD, Population, generate
+from simulators.population import CENTRE_OF_NEIGHBOURHOOD, NEIGHBOURHOODS, Population, generate
 from simulators.population_names import synthetic_names
 
 __all__ = [
@@ -51,7 +51,11 @@ __all__ = [
 
 DEMO_SEED = 2014
 DEMO_POPULATION_SIZE = 1200  # a 1:50 scale model of the district
-RESIDENTS_PER_CENTRE = 20
+DEMO_RESIDENTS = 150  # picked from it, every 동 in proportion to the district's figures
+MIN_PER_NEIGHBOURHOOD = 4
+REHAB_NEIGHBOURHOODS = ("약수동", "황학동")  # the rehabilitation rooms' own 동
+REHAB_AGE = 70
+MIN_REHAB_PER_NEIGHBOURHOOD = 4
 _FIXED_END = dt.date(2026, 1, 1)  # only the residents are used; readings are generated live
 
 
@@ -145,6 +149,7 @@ class DemoResident:
     dyslipidemia: bool
     population_index: int  # row in demo_world().population.residents
     home_devices: tuple[str, ...]  # device ids
+    rehab: bool = False  # attends a rehabilitation room (재활치료실) in their own 동
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,37 +399,72 @@ def _home_devices(residents: list[DemoResident]) -> dict[str, tuple[DemoDevice, 
     return chosen
 
 
+def _pick_rows(population: Population, seed: int) -> list[int]:
+    """Rows of the demo's residents: every 동 in proportion to the district's figures (at least
+    :data:`MIN_PER_NEIGHBOURHOOD`), each 동's nurses and liaison officers with a caseload, and
+    residents who use a U-health centre first (their readings are what the demo shows)."""
+    r = population.residents
+    rng = np.random.default_rng([seed, 11])
+    names = [nb.name for nb in NEIGHBOURHOODS]
+    weights = np.array([nb.residents for nb in NEIGHBOURHOODS], dtype=np.float64)
+    quota = np.maximum(np.round(DEMO_RESIDENTS * weights / weights.sum()), MIN_PER_NEIGHBOURHOOD)
+    condition = r.hypertension | r.diabetes | r.obesity | r.dyslipidemia
+    score = (
+        4.0 * (r.centre != "")
+        + 2.0 * (r.liaison != "")
+        + 1.0 * condition
+        + rng.random(len(r.id))  # a deterministic tie-break
+    )
+    picked: list[int] = []
+    for name, want in zip(names, quota, strict=True):
+        rows = [
+            int(i) for i in sorted(np.flatnonzero(r.neighbourhood == name), key=lambda i: -score[i])
+        ]
+        chosen: list[int] = []
+        for column in (r.nurse, r.liaison):  # every nurse and officer of the 동 gets someone
+            for person in dict.fromkeys(str(column[i]) for i in rows):
+                if person and not any(str(column[i]) == person for i in chosen):
+                    chosen.append(next(i for i in rows if str(column[i]) == person))
+        if name in REHAB_NEIGHBOURHOODS:  # the therapist's room has people in it
+            have = sum(1 for i in chosen if r.age[i] >= REHAB_AGE)
+            older = [i for i in rows if r.age[i] >= REHAB_AGE and i not in chosen]
+            chosen.extend(older[: max(0, MIN_REHAB_PER_NEIGHBOURHOOD - have)])
+        size = max(int(want), len(chosen))  # coverage first, then the best-scoring rest
+        chosen.extend(i for i in rows if i not in chosen)
+        picked.extend(int(i) for i in chosen[:size])
+    return picked
+
+
 @functools.cache
 def demo_world(seed: int = DEMO_SEED) -> DemoWorld:
     """The demo world (built once per seed; deterministic)."""
     population = generate(seed, n_residents=DEMO_POPULATION_SIZE, days=1, end=_FIXED_END)
     r = population.residents
-    picked: list[DemoResident] = []
-    for centre in CENTRES:
-        rows = np.flatnonzero(r.centre == centre.id)[:RESIDENTS_PER_CENTRE]
-        picked.extend(
-            DemoResident(
-                id=str(r.id[i]),
-                name=str(r.name[i]),
-                neighbourhood=str(r.neighbourhood[i]),
-                age=int(r.age[i]),
-                sex=str(r.sex[i]),
-                height_cm=float(r.height_cm[i]),
-                benefit=str(r.benefit[i]),
-                card_number=str(r.card_number[i]),
-                centre=centre.id,
-                nurse=str(r.nurse[i]),
-                liaison=str(r.liaison[i]),
-                consent=bool(r.consent[i]),
-                hypertension=bool(r.hypertension[i]),
-                diabetes=bool(r.diabetes[i]),
-                obesity=bool(r.obesity[i]),
-                dyslipidemia=bool(r.dyslipidemia[i]),
-                population_index=int(i),
-                home_devices=(),
-            )
-            for i in rows
+    picked = [
+        DemoResident(
+            id=str(r.id[i]),
+            name=str(r.name[i]),
+            neighbourhood=str(r.neighbourhood[i]),
+            age=int(r.age[i]),
+            sex=str(r.sex[i]),
+            height_cm=float(r.height_cm[i]),
+            benefit=str(r.benefit[i]),
+            card_number=str(r.card_number[i]),
+            # the centre they use, else their 동's (where a staff member would send them)
+            centre=str(r.centre[i]) or CENTRE_OF_NEIGHBOURHOOD[str(r.neighbourhood[i])],
+            nurse=str(r.nurse[i]),
+            liaison=str(r.liaison[i]),
+            consent=bool(r.consent[i]),
+            hypertension=bool(r.hypertension[i]),
+            diabetes=bool(r.diabetes[i]),
+            obesity=bool(r.obesity[i]),
+            dyslipidemia=bool(r.dyslipidemia[i]),
+            population_index=int(i),
+            home_devices=(),
+            rehab=str(r.neighbourhood[i]) in REHAB_NEIGHBOURHOODS and int(r.age[i]) >= REHAB_AGE,
         )
+        for i in _pick_rows(population, seed)
+    ]
     # The first residents with each condition get their own device (12 at most).
     by_centre = [[p for p in picked if p.centre == c.id] for c in CENTRES]
     interleaved = [p for group in zip(*by_centre, strict=False) for p in group]

@@ -9,7 +9,14 @@ import pytest
 from devices.catalogue import find_model
 from devices.model import Kind
 from devices.wire import station_topic
-from simulators.demo_data import CENTRES, STATIONS, DemoWorld, demo_world
+from simulators.demo_data import (
+    CENTRES,
+    MIN_PER_NEIGHBOURHOOD,
+    STATIONS,
+    DemoWorld,
+    demo_world,
+)
+from simulators.population import NEIGHBOURHOODS
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +94,34 @@ def test_glucose_meters_say_how_they_are_calibrated(world: DemoWorld) -> None:
             assert device.calibration is None
 
 
-def test_residents_are_spread_over_the_three_centres(world: DemoWorld) -> None:
-    assert Counter(r.centre for r in world.residents) == {"yaksu": 20, "hwanghak": 20, "pil": 20}
+def test_residents_live_in_every_neighbourhood_in_proportion(world: DemoWorld) -> None:
+    """Every 동 of the district table has demo residents, in proportion to its residents
+    (junggu-district.md; at least the minimum in the smallest 동)."""
+    district = {nb.name: nb.residents for nb in NEIGHBOURHOODS}  # the planning table's column
+    counts = Counter(r.neighbourhood for r in world.residents)
+    assert set(counts) == set(district)
+    total = sum(district.values())
+    for name, residents in district.items():
+        share = len(world.residents) * residents / total
+        assert counts[name] >= MIN_PER_NEIGHBOURHOOD
+        assert abs(counts[name] - share) <= max(MIN_PER_NEIGHBOURHOOD, 0.25 * share), name
+    assert counts["약수동"] > counts["소공동"]  # 7,922 against 658 residents
+    assert {r.centre for r in world.residents} == {"yaksu", "hwanghak", "pil"}
     cards = [r.card_number for r in world.residents]
     assert len(set(cards)) == len(cards)
     assert world.resident_by_card(cards[0]) == world.residents[0]
     assert world.resident_by_card("000000000000") is None
+
+
+def test_every_staff_member_has_a_caseload(world: DemoWorld) -> None:
+    assert {r.nurse for r in world.residents} == {n.id for n in world.nurses}
+    assert {r.liaison for r in world.residents if r.liaison} == {o.id for o in world.liaisons}
+    # the therapist sees the rehabilitation residents of her rooms' own 동
+    therapist = world.therapists[0]
+    rehab = [r for r in world.residents if r.rehab]
+    assert {r.neighbourhood for r in rehab} == set(therapist.neighbourhoods)
+    for name in therapist.neighbourhoods:
+        assert sum(r.neighbourhood == name for r in rehab) >= 4
 
 
 def test_residents_are_rows_of_the_demo_population(world: DemoWorld) -> None:
