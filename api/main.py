@@ -33,9 +33,9 @@ from api.checkin import CheckinPublisher
 from api.config import ApiConfig
 from api.deps import CsrfFailed, NotAuthenticated, ServiceBusy
 from api.fhirsearch import SearchError
+from api.routes import admin, resident, staff, station, subscription, unbound, web, worklist
 from api.routes import alerts as alert_routes
 from api.routes import fhir as fhir_routes
-from api.routes import resident, staff, station, subscription, unbound, web, worklist
 from api.security import SESSION_COOKIE, HashingBusy, HashSlots
 from api.store import access
 from ingest import store
@@ -99,7 +99,17 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(fhir_routes.router)
-    for module in (web, station, resident, staff, unbound, worklist, alert_routes, subscription):
+    for module in (
+        web,
+        station,
+        resident,
+        staff,
+        unbound,
+        worklist,
+        alert_routes,
+        subscription,
+        admin,
+    ):
         app.include_router(module.router)
     _install_error_handlers(app)
     app.add_middleware(RequestLog)

@@ -79,6 +79,13 @@ def nav(actor: Actor) -> list[tuple[str, str]]:
         items.append(("/station", "측정대 / Station"))
     elif actor.can(Capability.CHECK_IN):
         items.append(("/stations", "측정대 잠금 / Station locks"))
+    if actor.can(Capability.MANAGE_USERS):
+        items += [
+            ("/admin/users", "사용자 / Users"),
+            ("/admin/tokens", "토큰 / Tokens"),
+            ("/admin/registry", "등록 / Register"),
+            ("/admin/dead-letters", "처리 불가 / Dead letters"),
+        ]
     if actor.can(Capability.READ_AUDIT):
         items.append(("/admin/audit", "감사 기록 / Audit"))
     if actor.role is Role.ADMIN and actor.can(Capability.MANAGE_SUBSCRIPTIONS):

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from api.deps import Conn, WebSession
 from api.routes.web import render
-from api.store import access, contacts, web_pages, web_search
+from api.store import access, contacts, web_admin, web_pages, web_search
 from api.store.access import Capability
 
 router = APIRouter(include_in_schema=False)
@@ -86,27 +87,44 @@ async def audit(
     session: WebSession,
     resident: Annotated[str | None, Query(max_length=20, pattern=r"^[A-Za-z0-9-]*$")] = None,
     agent: Annotated[str | None, Query(max_length=40, pattern=r"^[A-Za-z0-9-]*$")] = None,
+    entity: Annotated[str | None, Query(max_length=60)] = None,
+    outcome: Annotated[str | None, Query(pattern="^(|0|4|8|12)$")] = None,
+    days: Annotated[int, Query(ge=1, le=3650)] = 365,
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
+    """The audit trail, one line per request, 50 lines a page, filtered by resident, user,
+    what was touched and outcome."""
     actor = session.actor
     actor.require(Capability.READ_AUDIT)
-    records = await access.audit_events(
+    lines = await web_admin.audit_lines(
         conn,
         actor,
         resident_id=resident or None,
         agent_user_id=agent or None,
+        entity=entity or None,
+        outcome=outcome or None,
         before_id=before,
-        since=datetime.now().astimezone() - timedelta(days=365),
-        limit=100,
+        since=datetime.now().astimezone() - timedelta(days=days),
+        limit=50,
     )
+    filters = {
+        "resident": resident or "",
+        "agent": agent or "",
+        "entity": entity or "",
+        "outcome": outcome or "",
+        "days": days,
+    }
     return render(
         request,
         "audit.html",
         {
             "actor": actor,
             "csrf_token": session.csrf_token,
-            "records": records,
-            "resident": resident or "",
-            "agent": agent or "",
+            "lines": lines,
+            **filters,
+            "older": urlencode({**filters, "before": lines[-1].first_id})
+            if len(lines) == 50
+            else None,
+            "first_page": before is None,
         },
     )

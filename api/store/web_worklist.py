@@ -101,6 +101,20 @@ class Worklist:
     totals: dict[Category, int] = field(default_factory=dict)  # after the filters
     offset: int = 0  # of the rows shown (the same for each section shown)
     rules: tuple[str, ...] = ()  # rules of the open flags in scope (the rule filter's list)
+    tasks: tuple[PlainTask, ...] = ()  # open nurse tasks without a flag (new residents, ...)
+
+
+@dataclass(frozen=True, slots=True)
+class PlainTask:
+    """A nurse task no flag raised (a new resident to call): what, for whom, by when."""
+
+    id: int
+    resident_id: str
+    display_name: str
+    neighbourhood: str
+    description: str
+    due_at: datetime
+    status: str
 
 
 class Sort(StrEnum):
@@ -280,6 +294,18 @@ async def worklist(
         if category is not None and (only is None or category is only):
             placed[category].append(c)
     flagged = sum(len(items) for items in placed.values())
+    plain = await rows.fetch_all(
+        conn,
+        PlainTask,
+        f"""WITH s AS ({scope_sql})
+            SELECT t.id, s.id AS resident_id, s.display_name, s.neighbourhood, t.description,
+                   t.due_at, t.status
+            FROM follow_up_task t JOIN s ON s.id = t.resident_id
+            WHERE t.flag_id IS NULL AND t.role IN ('nurse', 'nurse_lead')
+              AND t.closed_at IS NULL
+            ORDER BY t.due_at, t.id LIMIT 200""".encode(),
+        params,
+    )
     # sorting by name, last reading or last review needs those for every placed resident
     details = (
         await _details(conn, [c.resident_id for items in placed.values() for c in items])
@@ -297,6 +323,7 @@ async def worklist(
         totals[category] = len(items)
     # 2. what the page shows, for the listed residents only
     listed = [c.resident_id for items in chosen.values() for c in items]
+    listed += [t.resident_id for t in plain if t.resident_id not in listed]
     if sort is Sort.ALERT:
         details = await _details(conn, listed)
     flags = await _flag_details(
@@ -340,6 +367,7 @@ async def worklist(
         totals=totals,
         offset=offset,
         rules=rules,
+        tasks=tuple(plain),
     )
 
 

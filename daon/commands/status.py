@@ -16,9 +16,10 @@ from ingest import store
 
 _LABELS = {
     "observations": "stored observations (저장된 측정값)",
-    "open_flags": "open flags (미처리 위험 알림)",
+    "open_flags": "open flags on worklists (작업 목록의 위험 알림)",
+    "info_flags": "  information only, on no worklist (참고 알림)",
     "unbound_readings": "unbound readings (미배정 측정값)",
-    "dead_letters": "dead letters (처리 불가 메시지)",
+    "dead_letters": "dead letters (처리 불가 메시지; /admin/dead-letters)",
     "conflicting_duplicates": "  of which conflicting duplicates (값이 다른 중복)",
 }
 

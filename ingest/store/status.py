@@ -13,7 +13,17 @@ from ingest.store.migrate import current_version
 # is reported as None rather than 0, so an operator can tell "none" from "not there".
 _COUNTS: tuple[tuple[str, str, str], ...] = (
     ("observations", "observation", "TRUE"),
-    ("open_flags", "risk_flag", "state IN ('open', 'acknowledged', 'snoozed')"),
+    # flags that reach a worklist (routine and above), and those for information only
+    (
+        "open_flags",
+        "risk_flag",
+        "state IN ('open', 'acknowledged', 'snoozed') AND severity <> 'info'",
+    ),
+    (
+        "info_flags",
+        "risk_flag",
+        "state IN ('open', 'acknowledged', 'snoozed') AND severity = 'info'",
+    ),
     ("unbound_readings", "unbound_reading", "state = 'pending'"),
     ("dead_letters", "dead_letter", "TRUE"),
     ("conflicting_duplicates", "dead_letter", "reason = 'conflicting_duplicate'"),

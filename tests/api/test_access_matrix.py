@@ -442,6 +442,33 @@ def unbound_at(centre: str, *, decided: bool = False) -> Prepare:
     return prepare
 
 
+async def new_token(conn: Any, rid: str) -> dict[str, str]:
+    made = await access.create_token(conn, "N02", f"matrix {next(_serial)}")
+    return {"token": made.token_id}
+
+
+async def new_dead_letter(conn: Any, rid: str) -> dict[str, str]:
+    snapshot = await registry.load_registry(conn)
+    raw = f"{{broken {next(_serial)}".encode()
+    outcome = process_message("daon/gw/yaksu-gw-1/readings", raw, snapshot)
+    async with conn.transaction():
+        await write_outcomes(conn, [outcome])
+    cur = await conn.execute("SELECT id::text FROM dead_letter WHERE raw = %s", (raw,))
+    row = await cur.fetchone()
+    return {"letter": row[0]}
+
+
+def import_residents(ctx: Ctx) -> Any:
+    csrf = ctx.web()
+    n = next(_serial)
+    body = f"id,display_name,neighbourhood\nR09{n:05d},가져온 주민,약수동\n".encode()
+    return ctx.api.client.post(
+        "/admin/residents/import",
+        data={"csrf_token": csrf},
+        files={"file": ("residents.csv", body, "text/csv")},
+    )
+
+
 # --- the table --------------------------------------------------------------------------------
 
 
@@ -660,6 +687,86 @@ ROWS: dict[tuple[str, str], list[Probe]] = {
             label="fall",
         ),
     ],
+    # everyone's account page (issue 14.7): the same password again, so later rows sign in
+    ("GET", "/account"): probe(get("/account"), roles(*WEB), per_subject=False),
+    ("POST", "/account/password"): probe(
+        post("/account/password", {"current": PASSWORD, "new": PASSWORD, "again": PASSWORD}),
+        roles(*WEB),
+        per_subject=False,
+    ),
+    # administration (issue 14.7): administrators only
+    ("GET", "/admin/users"): probe(get("/admin/users"), roles("admin"), per_subject=False),
+    ("POST", "/admin/users"): probe(
+        post(
+            "/admin/users",
+            {"user_id": "N77", "username": "n77", "display_name": "행렬", "role": "nurse"},
+        ),
+        roles("admin"),
+        per_subject=False,
+    ),
+    ("POST", "/admin/users/{user_id}"): probe(
+        post(
+            "/admin/users/N02",
+            {"display_name": "테스트 N02", "role": "nurse", "neighbourhood": "황학동"},
+        ),
+        roles("admin"),
+        per_subject=False,
+    ),
+    ("POST", "/admin/users/{user_id}/active"): probe(
+        post("/admin/users/N02/active", {"active": "true"}), roles("admin"), per_subject=False
+    ),
+    ("POST", "/admin/users/{user_id}/password"): probe(
+        post("/admin/users/N02/password"), roles("admin"), per_subject=False
+    ),
+    ("POST", "/admin/users/{user_id}/caseload"): probe(
+        post("/admin/users/N02/caseload", {"residents": IN_HWANGHAK}),
+        roles("admin"),
+        per_subject=False,
+    ),
+    ("GET", "/admin/tokens"): probe(get("/admin/tokens"), roles("admin"), per_subject=False),
+    ("POST", "/admin/tokens"): probe(
+        post("/admin/tokens", {"user_id": "N02", "name": "matrix", "days": "7"}),
+        roles("admin"),
+        per_subject=False,
+    ),
+    ("POST", "/admin/tokens/{token_id}/revoke"): probe(
+        post("/admin/tokens/{token}/revoke"),
+        roles("admin"),
+        per_subject=False,
+        prepare=new_token,
+    ),
+    ("GET", "/admin/registry"): probe(get("/admin/registry"), roles("admin"), per_subject=False),
+    ("POST", "/admin/residents"): probe(
+        post(
+            "/admin/residents",
+            {"id": "R0900000", "display_name": "등록", "neighbourhood": "약수동"},
+        ),
+        roles("admin"),
+        per_subject=False,
+    ),
+    ("POST", "/admin/residents/import"): probe(import_residents, roles("admin"), per_subject=False),
+    ("POST", "/admin/devices"): probe(
+        post(
+            "/admin/devices", {"device_id": "SN-MATRIX-1", "kind": "glucose", "owner_id": IN_YAKSU}
+        ),
+        roles("admin"),
+        per_subject=False,
+    ),
+    ("GET", "/admin/dead-letters"): probe(
+        get("/admin/dead-letters"), roles("admin"), per_subject=False
+    ),
+    ("POST", "/admin/dead-letters/{letter_id}/replay"): probe(
+        post("/admin/dead-letters/{letter}/replay"),
+        roles("admin"),
+        per_subject=False,
+        prepare=new_dead_letter,
+    ),
+    ("POST", "/admin/dead-letters/{letter_id}/discard"): probe(
+        post("/admin/dead-letters/{letter}/discard", {"reason": "시험"}),
+        roles("admin"),
+        per_subject=False,
+        prepare=new_dead_letter,
+    ),
     # role pages
     ("GET", "/rehab"): probe(get("/rehab"), roles("therapist", "admin"), per_subject=False),
     ("GET", "/liaison"): probe(get("/liaison"), roles("liaison"), per_subject=False),

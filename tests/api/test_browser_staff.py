@@ -73,3 +73,26 @@ def test_phq9_entry_shows_the_urgent_flag_at_once(live: str, browser: Browser, s
     assert no_sideways_scroll(browser)
     browser.evaluate("document.getElementById('entry-result').scrollIntoView()")
     browser.screenshot(ARTIFACTS / f"staff-phq9-{size}.png", full_page=False)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_admin_without_a_terminal(live: str, browser: Browser, size: str) -> None:  # noqa: F811
+    browser.set_viewport(*SIZES[size])
+    sign_in(browser, live, "a01")
+    browser.goto(f"{live}/admin/users")
+    browser.evaluate("document.querySelector('details.card').open = true")
+    browser.fill("#nu-id", f"N8{len(size)}")
+    browser.fill("#nu-name", f"n8{len(size)}")
+    browser.fill("#nu-display", "브라우저 간호사")
+    browser.click_and_wait("form[action='/admin/users'] button[type=submit]")
+    assert browser.evaluate("!!document.querySelector('code.secret')")
+    assert "브라우저 간호사" in browser.text()
+    assert no_sideways_scroll(browser)
+    browser.screenshot(ARTIFACTS / f"staff-admin-users-{size}.png", full_page=False)
+    for path in ("/admin/tokens", "/admin/registry", "/admin/dead-letters", "/admin/audit"):
+        browser.goto(f"{live}{path}")
+        assert browser.evaluate("document.querySelectorAll('header nav a').length") >= 6, path
+        assert no_sideways_scroll(browser), path
+    browser.screenshot(ARTIFACTS / f"staff-admin-audit-{size}.png", full_page=False)
+    browser.goto(f"{live}/account")
+    assert "비밀번호 바꾸기" in browser.text()
