@@ -590,9 +590,14 @@ async def dismiss_dead_letter(conn: Conn, actor: Actor, letter_id: int, reason: 
 # --- the audit trail, one line per request ----------------------------------------------------
 
 
+#: Rows one audit page looks through (newest first from its cursor): 50 lines of requests that
+#: each touched up to a few hundred residents. Lines beyond are on the next page.
+AUDIT_WINDOW = 20000
+
+
 @dataclass(frozen=True, slots=True)
 class AuditLine:
-    """The rows one request wrote (same transaction, agent, event and entity)."""
+    """The rows one request wrote (its transaction): what it touched and whom."""
 
     first_id: int
     recorded: datetime
@@ -620,29 +625,39 @@ async def audit_lines(
     limit: int = 50,
 ) -> tuple[AuditLine, ...]:
     """The audit trail, newest first, one line per request: the rows a request writes share
-    its transaction (``audit_event.txid``), agent, event and entity, so a page showing 50
-    residents is one line naming them. Paged by ``before_id`` (the oldest line's first row)."""
+    its transaction (``audit_event.txid``), so a page showing 50 residents is one line naming
+    them, with everything it read. Paged by ``before_id`` (the oldest line's first row)."""
     actor.require(Capability.READ_AUDIT)
     found = await rows.fetch_all(
         conn,
         AuditLine,
         """SELECT min(a.id) AS first_id, min(a.recorded) AS recorded, a.agent_user_id,
-                  max(u.display_name) AS agent_name, a.agent_role, a.subtype, a.action,
-                  a.outcome, a.entity,
-                  coalesce((array_agg(a.resident_id ORDER BY a.resident_id)
+                  max(u.display_name) AS agent_name, a.agent_role,
+                  string_agg(DISTINCT a.subtype, ', ') AS subtype,
+                  string_agg(DISTINCT a.action, ', ') AS action,
+                  max(a.outcome::int)::text AS outcome,
+                  string_agg(DISTINCT a.entity, ', ') AS entity,
+                  coalesce((array_agg(DISTINCT a.resident_id)
                       FILTER (WHERE a.resident_id IS NOT NULL))[1:5], '{}') AS residents,
-                  count(a.resident_id)::int AS resident_count
+                  count(DISTINCT a.resident_id)::int AS resident_count
            FROM audit_event a LEFT JOIN app_user u ON u.id = a.agent_user_id
            WHERE (%(agent)s::text IS NULL OR a.agent_user_id = %(agent)s)
-             AND (%(entity)s::text IS NULL OR a.entity ILIKE %(entity_like)s)
-             AND (%(outcome)s::text IS NULL OR a.outcome = %(outcome)s)
              AND (%(since)s::timestamptz IS NULL OR a.recorded >= %(since)s)
              AND (%(before)s::bigint IS NULL OR a.id < %(before)s)
-             AND (%(rid)s::text IS NULL OR coalesce(a.txid, -a.id)
-                  IN (SELECT coalesce(b.txid, -b.id) FROM audit_event b
-                      WHERE b.resident_id = %(rid)s))
-           GROUP BY coalesce(a.txid, -a.id), a.agent_user_id, a.agent_role, a.subtype,
-                    a.action, a.outcome, a.entity
+             AND (%(rid)s::text IS NULL OR coalesce(a.txid, -a.id) IN (
+                  SELECT coalesce(b.txid, -b.id) FROM audit_event b
+                  WHERE b.resident_id = %(rid)s))
+             -- a page reads at most the newest WINDOW rows before its cursor (the index on
+             -- id walks them), so the page costs the same for a trail of any length
+             AND a.id >= coalesce((SELECT min(w.id) FROM (
+                  SELECT c.id FROM audit_event c
+                  WHERE (%(before)s::bigint IS NULL OR c.id < %(before)s)
+                    AND (%(agent)s::text IS NULL OR c.agent_user_id = %(agent)s)
+                  ORDER BY c.id DESC LIMIT %(window)s) w), 0)
+           GROUP BY coalesce(a.txid, -a.id), a.agent_user_id, a.agent_role
+           HAVING (%(entity)s::text IS NULL OR bool_or(a.entity ILIKE %(entity_like)s))
+              AND (%(outcome)s::text IS NULL OR bool_or(a.outcome = %(outcome)s))
+              AND (%(rid)s::text IS NULL OR bool_or(a.resident_id = %(rid)s))
            ORDER BY min(a.id) DESC LIMIT %(limit)s""",
         {
             "agent": agent_user_id,
@@ -653,6 +668,7 @@ async def audit_lines(
             "before": before_id,
             "rid": resident_id,
             "limit": max(1, min(limit, 200)),
+            "window": AUDIT_WINDOW,
         },
     )
     await access.record_audit(
