@@ -25,9 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from daon.embedded import EmbeddedBroker, find_mosquitto, free_port
+from daon.embedded import EmbeddedBroker, free_port
 from devices.mqttlink import Broker, MqttError, MqttLink
 from ingest import store
+from tests.fix_mqtt import preferred_broker
 from tests.ingest import payloads as p
 from tests.ingest import world
 from tests.ingest.test_consumer import config_for, running
@@ -85,10 +86,10 @@ async def stored_numbers(db_url: str) -> set[int]:
 async def test_a_broker_restart_mid_stream_loses_no_acknowledged_reading(
     db_url: str, tmp_path: Path, topic_root: str
 ) -> None:
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
     await world.seed(db_url)
-    broker = EmbeddedBroker(tmp_path / "broker", free_port())
+    # Mosquitto with the shipped configuration, else Daon's fallback broker: both keep the
+    # persistent sessions and their queues across a restart (DAON_TEST_BROKER chooses).
+    broker = EmbeddedBroker(tmp_path / "broker", free_port(), prefer=preferred_broker())
     broker.start()
     try:
         config = config_for(db_url, broker.url, topic_root)
