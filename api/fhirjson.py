@@ -22,11 +22,15 @@ from ingest.fhir import people
 from ingest.fhir.encoding import dumps as dumps
 from ingest.fhir.vocab import (
     DICOM_DCM,
+    RESIDENT_SYSTEM,
     RESTFUL_INTERACTION,
     STAFF_SYSTEM,
     V3_ACT_REASON,
+    kst,
 )
 from ingest.store.registry import ResidentContacts
+
+__all__ = ["RESIDENT_SYSTEM", "STAFF_SYSTEM", "dumps"]
 
 MEDIA_TYPE = "application/fhir+json"
 FHIR_VERSION = "4.0.1"
@@ -50,14 +54,52 @@ def operation_outcome(code: str, diagnostics: str, severity: str = "error") -> d
 # --- Bundles ----------------------------------------------------------------------------------
 
 
+def with_meta(
+    resource: dict[str, Any], version_id: str, updated: datetime | None
+) -> dict[str, Any]:
+    """``resource`` with ``meta.versionId`` (and ``lastUpdated`` in Korea time, when known)."""
+    meta: dict[str, Any] = {"versionId": version_id}
+    if updated is not None:
+        meta["lastUpdated"] = kst(updated).isoformat(timespec="milliseconds")
+    meta.update(resource.get("meta") or {})
+    out = {"resourceType": resource["resourceType"], "id": resource["id"], "meta": meta}
+    out.update({k: v for k, v in resource.items() if k not in out})
+    return out
+
+
+def history(self_url: str, entries: Iterable[tuple[str, str]]) -> str:
+    """A history Bundle (newest first); ``entries`` are (fullUrl, resource JSON text)."""
+    head = {"resourceType": "Bundle", "type": "history", "timestamp": now_instant()}
+    entries = list(entries)
+    head["total"] = len(entries)  # type: ignore[assignment]
+    head["link"] = [{"relation": "self", "url": self_url}]  # type: ignore[assignment]
+    parts = [
+        '{"fullUrl":'
+        + dumps(url)
+        + ',"resource":'
+        + text
+        + ',"request":{"method":"'
+        + ("POST" if i == len(entries) - 1 else "PUT")
+        + '","url":'
+        + dumps(url.rsplit("/_history/", 1)[0].split("/fhir/", 1)[-1])
+        + "}}"
+        for i, (url, text) in enumerate(entries)
+    ]
+    if not parts:
+        return dumps(head)
+    return dumps(head)[:-1] + ',"entry":[' + ",".join(parts) + "]}"
+
+
 def searchset(
     self_url: str,
     next_url: str | None,
     entries: Iterable[tuple[str, str]],
     *,
     total: int | None = None,
+    included: Iterable[tuple[str, str]] = (),
 ) -> str:
-    """A searchset Bundle as JSON text; ``entries`` are (fullUrl, resource JSON text) pairs."""
+    """A searchset Bundle as JSON text; ``entries`` are (fullUrl, resource JSON text) pairs,
+    ``included`` the ``_include`` targets (search mode ``include``). No empty ``entry``."""
     head: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": "searchset",
@@ -73,6 +115,12 @@ def searchset(
         '{"fullUrl":' + dumps(url) + ',"resource":' + text + ',"search":{"mode":"match"}}'
         for url, text in entries
     ]
+    parts += [
+        '{"fullUrl":' + dumps(url) + ',"resource":' + text + ',"search":{"mode":"include"}}'
+        for url, text in included
+    ]
+    if not parts:
+        return dumps(head)
     return dumps(head)[:-1] + ',"entry":[' + ",".join(parts) + "]}"
 
 
@@ -211,53 +259,148 @@ def audit_event(record: AuditRecord) -> dict[str, Any]:
 
 
 # --- CapabilityStatement ----------------------------------------------------------------------
+#
+# The one list of what the FHIR API does: the routes take their accepted search parameters from
+# SEARCH (anything else is unknown: 400 with Prefer: handling=strict, else ignored and left out
+# of the self link), so the statement cannot claim more or less than the server does.
 
-#: Observation search parameters the server implements (name, type, documentation).
-OBSERVATION_SEARCH: tuple[tuple[str, str, str], ...] = (
-    ("patient", "reference", "Patient/{id} or {id}; comma-separated values are ORed"),
-    ("subject", "reference", "same as patient"),
-    ("code", "token", "system|code, |code or code; matches any coding of Observation.code"),
-    ("category", "token", "system|code or code"),
-    ("date", "date", "prefixes eq, ge, gt, le, lt (also sa, eb); repeat to AND"),
-    ("device", "reference", "Device/{id} or {id}"),
-    ("identifier", "token", "the conditional-create identifier (system|value or value)"),
-    ("status", "token", "Observation.status"),
-    ("_count", "number", "page size (default 50, at most 500)"),
-    ("_sort", "string", "date or -date (default -date)"),
+_REF, _TOKEN, _DATE, _STRING, _NUMBER = "reference", "token", "date", "string", "number"
+
+#: resource type → search parameter → (type, documentation)
+SEARCH: dict[str, dict[str, tuple[str, str]]] = {
+    "Observation": {
+        "_id": (_TOKEN, "logical id; comma-separated values are ORed"),
+        "patient": (_REF, "Patient/{id} or {id}; comma-separated values are ORed"),
+        "subject": (_REF, "same as patient"),
+        "code": (_TOKEN, "system|code, |code or code; matches any coding of Observation.code"),
+        "category": (_TOKEN, "system|code or code"),
+        "date": (_DATE, "prefixes eq, ge, gt, le, lt (also sa, eb); repeat to AND"),
+        "device": (_REF, "Device/{id} (phd-…) as Observation.device says, or a registry id"),
+        "identifier": (_TOKEN, "the PHD conditional-create identifier or a client's identifier"),
+        "status": (_TOKEN, "Observation.status"),
+        "_sort": (_STRING, "date or -date (default -date)"),
+    },
+    "Patient": {
+        "_id": (_TOKEN, "resident id"),
+        "identifier": (_TOKEN, f"{RESIDENT_SYSTEM}|{{id}}"),
+        "name": (_STRING, "part of the name (case-insensitive)"),
+        "birthdate": (_DATE, "prefixes eq, ge, gt, le, lt"),
+    },
+    "Practitioner": {
+        "_id": (_TOKEN, "staff account id"),
+        "identifier": (_TOKEN, f"{STAFF_SYSTEM}|{{id}}"),
+        "name": (_STRING, "part of the name (case-insensitive)"),
+    },
+    "Device": {
+        "_id": (_TOKEN, "phd-… (personal health device) or phg-… (gateway)"),
+        "identifier": (_TOKEN, "Bluetooth address (EUI-48, dashes) or registry id"),
+        "patient": (_REF, "the owner of a personal device"),
+    },
+    "Flag": {
+        "_id": (_TOKEN, "flag id"),
+        "patient": (_REF, "Patient/{id} or {id}"),
+        "subject": (_REF, "same as patient"),
+        "status": (_TOKEN, "active or inactive"),
+    },
+    "RiskAssessment": {
+        "_id": (_TOKEN, "flag id"),
+        "patient": (_REF, "Patient/{id} or {id}"),
+        "subject": (_REF, "same as patient"),
+    },
+    "Task": {
+        "_id": (_TOKEN, "task id"),
+        "patient": (_REF, "Patient/{id} or {id}"),
+        "subject": (_REF, "same as patient"),
+        "status": (_TOKEN, "Task.status"),
+        "owner": (_REF, "Practitioner/{id}"),
+    },
+    "AuditEvent": {
+        "patient": (_REF, "one patient"),
+        "agent": (_REF, "Practitioner/{id} or {id}"),
+        "date": (_DATE, "ge only"),
+    },
+}
+#: parameters every search takes
+RESULT_PARAMETERS: tuple[tuple[str, str, str], ...] = (
+    ("_count", _NUMBER, "page size (default 50, at most 500); 0 returns only Bundle.total"),
+    ("_summary", _TOKEN, "count only (Bundle.total, no entries)"),
+    ("_total", _TOKEN, "accurate adds Bundle.total; none and estimate add nothing"),
+    ("_format", _STRING, "json, application/json or application/fhir+json (XML is not served)"),
 )
+INCLUDES: dict[str, tuple[str, ...]] = {
+    "Observation": ("Observation:patient", "Observation:subject", "Observation:device"),
+}
+_VERSIONED = ("Task", "Flag")
 
 
-def capability_statement(
-    base_url: str, resources: Sequence[str], software: str, *, transaction: bool
-) -> dict[str, Any]:
-    """What this server really does (``resources``: the read-capable types that are wired)."""
+def search_names(resource_type: str) -> frozenset[str]:
+    return frozenset(SEARCH[resource_type])
+
+
+def capability_statement(base_url: str, software: str) -> dict[str, Any]:
+    """What this server really does, built from :data:`SEARCH` (the routes' own lists)."""
     entries: list[dict[str, Any]] = []
-    for name in sorted(resources):
-        entry: dict[str, Any] = {"type": name, "interaction": [{"code": "read"}]}
+    for name in sorted(SEARCH):
+        interactions = [] if name == "AuditEvent" else ["read"]
+        interactions.append("search-type")
+        if name in _VERSIONED:
+            interactions += ["vread", "history-instance"]
+        if name == "Task":
+            interactions.append("update")
         if name == "Observation":
-            entry["interaction"].append({"code": "search-type"})
-            entry["searchParam"] = [
-                {"name": n, "type": t, "documentation": doc} for n, t, doc in OBSERVATION_SEARCH
-            ]
+            interactions.append("create")
+        entry: dict[str, Any] = {
+            "type": name,
+            "interaction": [{"code": code} for code in interactions],
+            "versioning": "versioned" if name in _VERSIONED else "no-version",
+            "readHistory": name in _VERSIONED,
+        }
+        if name == "Task":
+            entry["updateCreate"] = False
+            entry["conditionalUpdate"] = False
+            entry["documentation"] = (
+                'update changes Task.status only (and adds a note); If-Match W/"n" is '
+                "honoured (412 when stale)"
+            )
+        if name == "Observation":
+            entry["conditionalCreate"] = True
+            entry["documentation"] = (
+                "create (POST, or in a transaction/batch Bundle) takes hand-entered readings "
+                "with If-None-Exist / ifNoneExist on identifier; a different value under the "
+                "same identity is 409"
+            )
+        if name in INCLUDES:
+            entry["searchInclude"] = list(INCLUDES[name])
+        entry["searchParam"] = [
+            {"name": n, "type": kind, "documentation": doc}
+            for n, (kind, doc) in SEARCH[name].items()
+        ] + [{"name": n, "type": kind, "documentation": doc} for n, kind, doc in RESULT_PARAMETERS]
+        if name == "Observation":
             entry["operation"] = [
                 {
                     "name": "lastn",
                     "definition": "http://hl7.org/fhir/OperationDefinition/Observation-lastn",
                 }
             ]
-        if name == "Task":
-            entry["interaction"].append({"code": "update"})
-            entry["documentation"] = "update changes Task.status only (and adds notes)"
         if name == "AuditEvent":
-            entry["interaction"] = [{"code": "search-type"}]
-            entry["searchParam"] = [
-                {"name": "patient", "type": "reference"},
-                {"name": "agent", "type": "reference"},
-                {"name": "date", "type": "date", "documentation": "ge only"},
-                {"name": "_count", "type": "number"},
-            ]
             entry["documentation"] = "administrators only"
         entries.append(entry)
+    # served by api/routes/subscription.py (rest-hook, administrators or the subscription scope)
+    entries.append(
+        {
+            "type": "Subscription",
+            "interaction": [
+                {"code": "create"},
+                {"code": "read"},
+                {"code": "search-type"},
+                {"code": "delete"},
+            ],
+            "versioning": "versioned",
+            "searchParam": [{"name": "status", "type": _TOKEN}],
+            "documentation": "R4 rest-hook Subscriptions on Flag; administrators only",
+        }
+    )
+    entries.sort(key=lambda e: str(e["type"]))
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -279,7 +422,7 @@ def capability_statement(
                     "and every read is recorded as an AuditEvent."
                 },
                 "resource": entries,
-                **({"interaction": [{"code": "transaction"}]} if transaction else {}),
+                "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }
         ],
     }

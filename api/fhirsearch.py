@@ -17,7 +17,9 @@ import binascii
 import json
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from api.store.queries import Comparison, Token
@@ -183,3 +185,108 @@ def decode_cursor(value: str) -> tuple[datetime, str]:
     if when.tzinfo is None or not isinstance(ident, str):
         raise SearchError("_cursor", "not a cursor this server issued")
     return when, ident
+
+
+# --- which parameters a search takes (R4 §3.1.1.4: unknown and unsupported parameters) --------
+
+#: Result parameters every search type takes (with the values we support).
+RESULT_PARAMETERS = frozenset({"_count", "_format", "_summary", "_total"})
+SUMMARY_VALUES = ("count", "false")
+TOTAL_VALUES = ("none", "estimate", "accurate")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchParams:
+    """The parameters a search understood, in request order (unknown ones dropped in lenient
+    mode); ``self_query`` is what the Bundle's self link says was searched."""
+
+    pairs: tuple[tuple[str, str], ...]
+    ignored: tuple[str, ...] = ()
+
+    def values(self, name: str) -> list[str]:
+        return [v for k, v in self.pairs if k == name]
+
+    def last(self, name: str) -> str | None:
+        found = self.values(name)
+        return found[-1] if found else None
+
+    @property
+    def self_query(self) -> str:
+        return urlencode([(k, v) for k, v in self.pairs if k != "_cursor"])
+
+    @property
+    def summary_count(self) -> bool:
+        return self.last("_summary") == "count"
+
+    @property
+    def total_wanted(self) -> bool:
+        return self.last("_total") == "accurate" or self.summary_count
+
+
+def strict_handling(prefer: str | None) -> bool:
+    """``Prefer: handling=strict`` (default lenient, R4 §3.1.1.4)."""
+    if not prefer:
+        return False
+    parts = {p.strip().lower() for p in prefer.split(";") + prefer.split(",")}
+    return "handling=strict" in parts
+
+
+def search_params(
+    items: Iterable[tuple[str, str]],
+    allowed: frozenset[str],
+    *,
+    strict: bool,
+    includes: frozenset[str] = frozenset(),
+) -> SearchParams:
+    """Check every parameter against ``allowed`` (plus the result parameters).
+
+    Strict: an unknown or unsupported parameter (also a modifier such as ``code:text``) is a
+    :class:`SearchError` naming it. Lenient: it is ignored and left out of the self link.
+    """
+    kept: list[tuple[str, str]] = []
+    ignored: list[str] = []
+    for name, value in items:
+        known = name in allowed or name in RESULT_PARAMETERS or name == "_cursor"
+        if name == "_include":
+            known = bool(includes)
+            if known and value not in includes:
+                if strict:
+                    raise SearchError(name, f"{value!r} is not supported ({', '.join(includes)})")
+                ignored.append(f"{name}={value}")
+                continue
+        if not known:
+            if strict:
+                raise SearchError(name, "이 검색 조건은 지원하지 않습니다 / unknown or unsupported")
+            ignored.append(name)
+            continue
+        if name == "_summary" and value not in SUMMARY_VALUES:
+            raise SearchError(name, f"only {' and '.join(SUMMARY_VALUES)} are supported")
+        if name == "_total" and value not in TOTAL_VALUES:
+            raise SearchError(name, f"one of {', '.join(TOTAL_VALUES)}")
+        kept.append((name, value))
+    return SearchParams(tuple(kept), tuple(ignored))
+
+
+def page_size(params: SearchParams, default: int, maximum: int) -> int:
+    """``_count`` (0 = only the total, R4 §3.1.1.5.4); ``_summary=count`` is 0 too."""
+    if params.summary_count:
+        return 0
+    given = params.values("_count")
+    if not given:
+        return default
+    try:
+        number = int(given[-1])
+    except ValueError as exc:
+        raise SearchError("_count", "must be a whole number") from exc
+    if number < 0:
+        raise SearchError("_count", "must be 0 or more")
+    return min(number, maximum)
+
+
+def dates_only(parameter: str, values: Iterable[str]) -> tuple[tuple[Comparison, date], ...]:
+    """A ``date``-typed parameter on a date element (birthdate) as day comparisons."""
+    out: list[tuple[Comparison, date]] = []
+    for cmp, when in date_conditions(values):
+        out.append((cmp, when.astimezone(SEOUL).date()))
+    del parameter
+    return tuple(out)

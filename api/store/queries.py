@@ -22,7 +22,7 @@ from typing import Any, Literal
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
-from api.store import access, rows
+from api.store import access, fhir_resources, rows
 from api.store.access import Actor, Capability, NotFound, Role
 
 Conn = AsyncConnection[Any]
@@ -58,6 +58,7 @@ class ObservationQuery:
     devices: tuple[str, ...] = ()
     identifiers: tuple[Token, ...] = ()
     statuses: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()  # _id
     newest_first: bool = True
     count: int = 50
     after: tuple[datetime, str] | None = None  # keyset cursor: (effective_at, id) of the last row
@@ -74,6 +75,7 @@ class ObservationQuery:
                 ("device", self.devices),
                 ("identifier", self.identifiers),
                 ("status", self.statuses),
+                ("_id", self.ids),
             )
             if used
         ]
@@ -166,6 +168,9 @@ def _observation_filters(query: ObservationQuery, params: dict[str, Any]) -> lis
     if query.statuses:
         params["statuses"] = list(query.statuses)
         where.append("o.status = ANY(%(statuses)s)")
+    if query.ids:
+        params["obs_ids"] = list(query.ids)
+        where.append("o.id::text = ANY(%(obs_ids)s)")
     return where
 
 
@@ -243,6 +248,36 @@ async def search_observations(conn: Conn, actor: Actor, query: ObservationQuery)
     last = resources[-1] if more and resources else None
     next_after = (last.effective_at, last.id) if last and last.effective_at else None
     return ResourcePage(resources, next_after)
+
+
+async def count_observations(conn: Conn, actor: Actor, query: ObservationQuery) -> int:
+    """How many Observations match ``query`` in the actor's scope (``Bundle.total``)."""
+    actor.require(Capability.READ_HEALTH)
+    await _require_residents(conn, actor, query.residents, Capability.READ_HEALTH)
+    params: dict[str, Any] = {}
+    where = _observation_filters(query, params)
+    join = ""
+    if query.residents:
+        params["residents"] = list(query.residents)
+        where.append("o.resident_id = ANY(%(residents)s)")
+    elif actor.role is not Role.ADMIN:
+        scope, scope_params = access.scope_predicate(actor)
+        params.update(scope_params)
+        join = "JOIN resident r ON r.id = o.resident_id"
+        where.append(scope)
+    sql = f"SELECT count(*) FROM observation o {join} WHERE {' AND '.join(where) or 'TRUE'}"
+    async with conn.cursor() as cur:
+        await cur.execute(sql.encode(), params)
+        row = await cur.fetchone()
+    await access.record_audit(
+        conn,
+        actor,
+        subtype="search-type",
+        action="E",
+        entity=f"Observation?{query.parameter_names()}&_summary=count",
+        residents=list(query.residents),
+    )
+    return int(row[0]) if row else 0
 
 
 async def read_observation(conn: Conn, actor: Actor, observation_id: str) -> StoredResource:
@@ -468,12 +503,11 @@ async def read_flag(conn: Conn, actor: Actor, flag_id: str, *, entity: str = "Fl
     row = await rows.build_one(
         conn,
         _flag_record,
-        """SELECT id, resident_id, rule, rule_set, severity, state, summary, opened_at, closed_at,
+        f"""SELECT id, resident_id, rule, rule_set, severity, state, summary, opened_at, closed_at,
                   evidence::text[] AS evidence,
-                  jsonb_set(fhir_flag, '{id}', to_jsonb(id::text))::text AS flag_json,
-                  jsonb_set(fhir_risk_assessment, '{id}', to_jsonb(id::text))::text
-                      AS assessment_json
-           FROM risk_flag WHERE id = %s""",
+                  {fhir_resources.FLAG_JSON} AS flag_json,
+                  {fhir_resources.ASSESSMENT_JSON} AS assessment_json
+           FROM risk_flag f WHERE id = %s""".encode(),
         (int(flag_id),),
     )
     if row is None:
@@ -489,9 +523,7 @@ def _flag_record(*, evidence: list[str] | None, **fields: Any) -> FlagRecord:
     return FlagRecord(evidence=tuple(evidence or ()), **fields)
 
 
-_TASK_JSON = (
-    "jsonb_set(t.resource, '{id}', to_jsonb(t.id::text))::text"  # the stored Task and its id
-)
+_TASK_JSON = fhir_resources.TASK_JSON  # the stored Task with its id and meta (version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -546,10 +578,23 @@ TASK_ROLES: dict[Role, tuple[str, ...]] = {
 }
 
 
+class VersionConflict(access.InvalidRequest):
+    """``If-Match`` named a version that is no longer current (HTTP 412)."""
+
+
 async def update_task_status(
-    conn: Conn, actor: Actor, task_id: str, status: str, note: str | None = None
+    conn: Conn,
+    actor: Actor,
+    task_id: str,
+    status: str,
+    note: str | None = None,
+    *,
+    if_match: int | None = None,
 ) -> StoredResource:
-    """Set a task's FHIR status (completed closes it); returns the Task as now served."""
+    """Set a task's FHIR status (completed closes it); returns the Task as now served.
+
+    ``if_match``: the version the client last read; another current version raises
+    :class:`VersionConflict` and changes nothing (the row is locked while checked)."""
     if status not in STAFF_TASK_STATUSES:
         raise access.InvalidRequest(
             f"Task.status can be set to {', '.join(STAFF_TASK_STATUSES)}, not {status!r}"
@@ -557,21 +602,36 @@ async def update_task_status(
     row = await _task_row(conn, actor, task_id, Capability.UPDATE_TASKS)
     if actor.role is not Role.ADMIN and row.role not in TASK_ROLES.get(actor.role, ()):
         raise access.AccessDenied(actor, f"update {row.role} tasks", row.resident_id)
+    if if_match is not None:
+        async with conn.cursor() as cur:
+            await cur.execute(
+                "SELECT fhir_version FROM follow_up_task WHERE id = %s FOR UPDATE",
+                (int(task_id),),
+            )
+            current = await cur.fetchone()
+        if current is None or current[0] != if_match:
+            raise VersionConflict(
+                f"Task/{task_id}의 버전이 바뀌었습니다 / version conflict: If-Match "
+                f'W/"{if_match}" but the current version is {current[0] if current else "gone"}'
+            )
     if row.closed_at is not None:
         raise access.InvalidRequest(f"Task/{task_id} is already closed")
     note_json = json.dumps(
         [{"text": note.strip(), "authorReference": {"reference": f"Practitioner/{actor.user_id}"}}]
         if note and note.strip()
         else []
-    )
+    )  # no note: the '{note}' path keeps whatever was there (never an empty array)
     updated = await rows.fetch_one(
         conn,
         StoredResource,
         f"""UPDATE follow_up_task t SET status = %(s)s, updated_at = now(),
                closed_at = CASE WHEN %(s)s = 'completed' THEN now() END,
                closed_by = CASE WHEN %(s)s = 'completed' THEN 'staff' END,
-               resource = jsonb_set(jsonb_set(t.resource, '{{status}}', to_jsonb(%(s)s::text)),
-                   '{{note}}', coalesce(t.resource->'note', '[]'::jsonb) || %(note)s::jsonb)
+               resource = CASE WHEN %(note)s::jsonb = '[]'::jsonb
+                   THEN jsonb_set(t.resource, '{{status}}', to_jsonb(%(s)s::text))
+                   ELSE jsonb_set(jsonb_set(t.resource, '{{status}}', to_jsonb(%(s)s::text)),
+                       '{{note}}', coalesce(t.resource->'note', '[]'::jsonb) || %(note)s::jsonb)
+                   END
             WHERE t.id = %(id)s RETURNING t.id::text AS id, t.resident_id,
                   {_TASK_JSON} AS json""".encode(),
         {"s": status, "id": int(task_id), "note": note_json},

@@ -317,6 +317,34 @@ async def new_subscription(conn: Any, rid: str) -> dict[str, str]:
     return {"subscription": stored.id}
 
 
+async def rendered_flag(conn: Any, rid: str) -> dict[str, str]:
+    """A flag with its FHIR Flag stored (version 1), as the runner leaves it."""
+    made = await new_flag_and_tasks(conn, rid)
+    await conn.execute(
+        "UPDATE risk_flag SET fhir_flag = %s::jsonb, fhir_risk_assessment = %s::jsonb"
+        " WHERE id = %s::bigint",
+        (
+            json.dumps(
+                {
+                    "resourceType": "Flag",
+                    "status": "active",
+                    "code": {"text": "t"},
+                    "subject": {"reference": f"Patient/{rid}"},
+                }
+            ),
+            json.dumps(
+                {
+                    "resourceType": "RiskAssessment",
+                    "status": "final",
+                    "subject": {"reference": f"Patient/{rid}"},
+                }
+            ),
+            made["flag"],
+        ),
+    )
+    return made
+
+
 def task_of(role: str) -> Prepare:
     async def prepare(conn: Any, rid: str) -> dict[str, str]:
         made = await new_flag_and_tasks(conn, rid)
@@ -586,6 +614,38 @@ ROWS: dict[tuple[str, str], list[Probe]] = {
         roles("admin"),
         per_subject=False,
         prepare=new_subscription,
+    ),
+    # FHIR searches: a named patient follows the resident's scope; other searches return only
+    # what the caller may see (200 for every role holding the capability)
+    ("GET", "/fhir/Patient"): probe(fhir_get("/fhir/Patient?_id={rid}"), roles(*CLINICAL)),
+    ("GET", "/fhir/Practitioner"): probe(
+        fhir_get("/fhir/Practitioner?_id=N01"), roles(*CLINICAL, "liaison"), per_subject=False
+    ),
+    ("GET", "/fhir/Practitioner/{user_id}"): probe(
+        fhir_get("/fhir/Practitioner/N01"), roles(*CLINICAL, "liaison"), per_subject=False
+    ),
+    ("GET", "/fhir/Device"): probe(
+        fhir_get("/fhir/Device?_id=phg-yaksu-gw-1"), roles(*CLINICAL, "gateway"), per_subject=False
+    ),
+    ("GET", "/fhir/Flag"): probe(fhir_get("/fhir/Flag?patient={rid}"), about(*CLINICAL)),
+    ("GET", "/fhir/RiskAssessment"): probe(
+        fhir_get("/fhir/RiskAssessment?patient={rid}"), about(*CLINICAL)
+    ),
+    ("GET", "/fhir/Task"): probe(fhir_get("/fhir/Task?patient={rid}"), liaison_task_rule),
+    ("GET", "/fhir/Flag/{flag_id}/_history"): probe(
+        fhir_get("/fhir/Flag/{flag}/_history"), about(*CLINICAL), prepare=task_of("nurse")
+    ),
+    ("GET", "/fhir/Flag/{flag_id}/_history/{vid}"): probe(
+        fhir_get("/fhir/Flag/{flag}/_history/1"), about(*CLINICAL), prepare=rendered_flag
+    ),
+    ("GET", "/fhir/Task/{task_id}/_history"): [
+        Probe(fhir_get("/fhir/Task/{task}/_history"), about(*CLINICAL), prepare=task_of("nurse")),
+        Probe(
+            fhir_get("/fhir/Task/{task}/_history"), liaison_task_rule, prepare=task_of("liaison")
+        ),
+    ],
+    ("GET", "/fhir/Task/{task_id}/_history/{vid}"): probe(
+        fhir_get("/fhir/Task/{task}/_history/1"), about(*CLINICAL), prepare=task_of("nurse")
     ),
     # sign-in
     ("GET", "/login"): probe(get("/login"), public, per_subject=False),
