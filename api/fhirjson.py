@@ -124,10 +124,11 @@ def searchset(
     return dumps(head)[:-1] + ',"entry":[' + ",".join(parts) + "]}"
 
 
-def transaction_response(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def bundle_response(kind: str, entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A transaction-response or batch-response Bundle."""
     return {
         "resourceType": "Bundle",
-        "type": "transaction-response",
+        "type": kind,
         "timestamp": now_instant(),
         "entry": list(entries),
     }

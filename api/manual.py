@@ -55,6 +55,25 @@ _BP_COMPONENTS = {"8480-6": "systolic", "8462-4": "diastolic", "8867-4": "pulse"
 _BP_UNITS = {"systolic": "mm[Hg]", "diastolic": "mm[Hg]", "pulse": "/min"}
 
 
+#: codes that go through the device mapping (ingest.fhir.observations) when entered by hand
+DEVICE_SHAPED = frozenset({"85354-9", *_SIMPLE})
+
+
+def loinc_codes(concept: Any) -> list[str]:
+    """The LOINC codes of a CodeableConcept (as parsed JSON)."""
+    return _loinc_codes(concept)
+
+
+def measured_at(resource: Mapping[str, Any]) -> datetime:
+    """``effectiveDateTime`` (aware)."""
+    return _when(resource)
+
+
+def quantity(value: Any, where: str) -> tuple[Decimal, str]:
+    """A valueQuantity's value (Decimal, precision kept) and UCUM unit."""
+    return _decimal(value, where)
+
+
 def _loinc_codes(concept: Any) -> list[str]:
     if not isinstance(concept, Mapping):
         return []

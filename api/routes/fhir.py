@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib.metadata import version
 from typing import Annotated, Any
@@ -21,9 +22,10 @@ from starlette.exceptions import HTTPException
 from api import fhirjson, fhirsearch, manual
 from api.deps import Config, Conn, CurrentActor
 from api.fhirsearch import SearchParams
-from api.store import access, contacts, fhir_resources, queries, web_readings
+from api.store import access, contacts, fhir_resources, fhir_writes, queries, web_readings
+from ingest.errors import HeldForReview, RejectedReading
+from ingest.fhir import ReadingContext, entered, people, to_observations
 from ingest.fhir import devices as fhir_devices
-from ingest.fhir import people
 from ingest.fhir.encoding import loads
 
 #: XML is not served; JSON under any of its names is.
@@ -637,66 +639,210 @@ async def search_audit(
     return searchset(request, params, entries)
 
 
+# --- writes: create, conditional create, batch and transaction ----------------------------------
+
 MAX_ENTRIES = 200
 
 
-def _entries(bundle: Any) -> list[web_readings.ManualEntry]:
+def _create_of(
+    resource: Any, actor: Any, tokens: tuple[queries.Token, ...], now: datetime
+) -> fhir_writes.Create:
+    """One Observation a client sent → the rows ``ingest.fhir`` builds (its identifiers and
+    codings kept beside ours). Device-shaped values (BP, glucose, weight, ...) go through the
+    device mapping; the single values of :data:`ingest.fhir.entered.ENTERED` through theirs."""
+    if not isinstance(resource, dict) or resource.get("resourceType") != "Observation":
+        raise BundleError("an Observation resource is required")
+    codes = manual.loinc_codes(resource.get("code"))
+    performer = f"Practitioner/{actor.user_id}"
+    if any(code in manual.DEVICE_SHAPED for code in codes):
+        try:
+            reading = manual.from_observation(resource)
+        except manual.ManualEntryError as exc:
+            raise BundleError(str(exc)) from exc
+        ctx = ReadingContext(
+            device_id=web_readings.MANUAL_DEVICE,
+            gateway_id=web_readings.MANUAL_DEVICE,
+            received_at=now,
+            patient=reading.resident_id,
+            binding="staff",
+            performer=performer,
+            setting="visit",
+        )
+        try:
+            rows = to_observations(reading.measurement, ctx)
+        except (RejectedReading, HeldForReview) as exc:
+            raise BundleError(exc.detail) from exc
+        # the client's LOINC code becomes the row's code (what a code search matches), ours
+        # stays a coding beside it
+        client_code = next((c for c in codes if c in manual.DEVICE_SHAPED), rows[0].code)
+        primary = rows[0]._replace(
+            resource=entered.merge_client_text(rows[0].resource, resource),
+            code=client_code,
+        )
+        return fhir_writes.Create(reading.resident_id, (primary, *rows[1:]), tokens)
+    known = [code for code in codes if code in entered.ENTERED]
+    if not known:
+        supported = sorted({*manual.DEVICE_SHAPED, *entered.ENTERED})
+        raise BundleError(
+            "지원하지 않는 코드입니다 / unsupported code: use LOINC " + ", ".join(supported)
+        )
+    try:
+        resident_id = manual.resident_of(resource)
+        when = manual.measured_at(resource)
+        value, unit = manual.quantity(resource.get("valueQuantity"), "valueQuantity")
+        if when > now + timedelta(minutes=5):
+            raise BundleError("측정 시각이 미래입니다 / effectiveDateTime is in the future")
+        row = entered.entered_observation(
+            resident_id=resident_id,
+            code=known[0],
+            value=value,
+            unit=unit,
+            effective=when,
+            performer=performer,
+            received_at=now,
+            client=resource,
+        )
+    except (manual.ManualEntryError, entered.EntryError) as exc:
+        raise BundleError(str(exc)) from exc
+    return fhir_writes.Create(resident_id, (row,), tokens)
+
+
+def _if_none_exist(condition: str | None, where: str) -> tuple[queries.Token, ...]:
+    if condition is None:
+        return ()
+    name, _, value = condition.partition("=")
+    if name != "identifier" or not value:
+        raise BundleError(
+            f"{where}: ifNoneExist (If-None-Exist) supports identifier=[system|]value only"
+        )
+    return fhirsearch.tokens("ifNoneExist", [value])
+
+
+def _json_body(body: bytes) -> Any:
+    try:  # Decimal keeps the precision typed (5.60 stays 5.60)
+        return json.loads(body, parse_float=Decimal)
+    except ValueError as exc:
+        raise BundleError("the body is not JSON") from exc
+
+
+def _created_response(base: str, found: fhir_writes.Created) -> Response:
+    return fhir(
+        found.json,
+        201 if found.created else 200,
+        etag=True,
+        headers={"Location": f"{base}/Observation/{found.id}"},
+    )
+
+
+@router.post("/Observation", responses=_FHIR_RESPONSES, summary="Observation create")
+async def create_observation(
+    request: Request,
+    conn: Conn,
+    actor: CurrentActor,
+    observation: Annotated[dict[str, Any], Body(media_type=fhirjson.MEDIA_TYPE)],
+) -> Response:
+    """A hand-entered Observation: 201 with Location; with ``If-None-Exist: identifier=…``
+    200 and the stored resource when one matches. Another value under the same identity
+    (patient, code, time) is 409."""
+    del observation
+    resource = _json_body(await request.body())
+    tokens = _if_none_exist(request.headers.get("if-none-exist"), "If-None-Exist")
+    create = _create_of(resource, actor, tokens, datetime.now(UTC))
+    try:
+        [found] = await fhir_writes.create_observations(conn, actor, [create])
+    except fhir_writes.WriteConflict as exc:
+        return outcome(409, "conflict", str(exc))
+    return _created_response(base_url(request), found)
+
+
+def _entries(bundle: Any) -> tuple[str, list[Any]]:
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise BundleError("a Bundle resource is required")
-    if bundle.get("type") != "transaction":
-        raise BundleError("only transaction Bundles are supported (type = transaction)")
+    kind = bundle.get("type")
+    if kind not in ("transaction", "batch"):
+        raise BundleError("Bundle.type must be transaction or batch")
     raw_entries = bundle.get("entry") or []
     if not isinstance(raw_entries, list) or not raw_entries:
         raise BundleError("the Bundle has no entries")
     if len(raw_entries) > MAX_ENTRIES:
-        raise BundleError(f"at most {MAX_ENTRIES} entries per transaction")
-    out = []
-    for i, entry in enumerate(raw_entries):
-        if not isinstance(entry, dict):
-            raise BundleError(f"entry[{i}] is not an object")
-        request = entry.get("request") or {}
-        if request.get("method") != "POST" or request.get("url") != "Observation":
-            raise BundleError(f"entry[{i}]: only POST Observation (create) is supported")
-        tokens: tuple[queries.Token, ...] = ()
-        condition = request.get("ifNoneExist")
-        if condition is not None:
-            name, _, value = str(condition).partition("=")
-            if name != "identifier" or not value:
-                raise BundleError(f"entry[{i}]: ifNoneExist supports identifier=[system|]value")
-            tokens = fhirsearch.tokens("ifNoneExist", [value])
-        try:
-            reading = manual.from_observation(entry.get("resource") or {})
-        except manual.ManualEntryError as exc:
-            raise BundleError(f"entry[{i}]: {exc}") from exc
-        out.append(web_readings.ManualEntry(reading.resident_id, reading.measurement, tokens))
-    return out
+        raise BundleError(f"at most {MAX_ENTRIES} entries per Bundle")
+    return str(kind), raw_entries
 
 
-@router.post("", responses=_FHIR_RESPONSES, summary="transaction Bundle (hand-entered readings)")
+def _entry_create(i: int, entry: Any, actor: Any, now: datetime) -> fhir_writes.Create:
+    if not isinstance(entry, dict):
+        raise BundleError(f"entry[{i}] is not an object")
+    request = entry.get("request") or {}
+    if request.get("method") != "POST" or request.get("url") != "Observation":
+        raise BundleError(f"entry[{i}]: only POST Observation (create) is supported")
+    condition = request.get("ifNoneExist")
+    tokens = _if_none_exist(None if condition is None else str(condition), f"entry[{i}]")
+    try:
+        return _create_of(entry.get("resource"), actor, tokens, now)
+    except BundleError as exc:
+        raise BundleError(f"entry[{i}]: {exc}") from exc
+
+
+def _response_entry(found: fhir_writes.Created) -> dict[str, Any]:
+    version = version_of(found.json)
+    response: dict[str, Any] = {
+        "status": "201 Created" if found.created else "200 OK",
+        "location": f"Observation/{found.id}",
+    }
+    if version is not None:
+        response["etag"] = f'W/"{version}"'
+    return {"response": response}
+
+
+@router.post("", responses=_FHIR_RESPONSES, summary="transaction or batch Bundle")
 async def transaction(
     request: Request,
     conn: Conn,
     actor: CurrentActor,
     bundle: Annotated[dict[str, Any], Body(media_type=fhirjson.MEDIA_TYPE)],
 ) -> Response:
-    """Observations a nurse entered by hand, with conditional create (``ifNoneExist``).
+    """Hand-entered Observations with conditional create (``ifNoneExist``).
 
-    All or nothing: any entry that cannot be stored fails the whole transaction (400).
+    transaction: all or nothing (any entry that cannot be stored fails the whole Bundle: 400,
+    or 409 for a conflicting value). batch: each entry on its own, with its own outcome.
     """
-    body = await request.body()
-    try:  # re-read with Decimal so the typed precision survives (5.60 stays 5.60)
-        parsed = json.loads(body, parse_float=Decimal)
-    except ValueError as exc:
-        raise BundleError("the body is not JSON") from exc
     del bundle
-    outcomes = await web_readings.enter_readings(conn, actor, _entries(parsed))
-    entries = [
-        {
-            "response": {
-                "status": "201 Created" if o.created else "200 OK",
-                "location": f"Observation/{o.observation_ids[0]}",
-            }
+    kind, raw = _entries(_json_body(await request.body()))
+    now = datetime.now(UTC)
+    if kind == "transaction":
+        creates = [_entry_create(i, e, actor, now) for i, e in enumerate(raw)]
+        try:
+            found = await fhir_writes.create_observations(conn, actor, creates)
+        except fhir_writes.WriteConflict as exc:
+            return outcome(409, "conflict", str(exc))
+        return fhir(
+            fhirjson.bundle_response("transaction-response", [_response_entry(f) for f in found])
+        )
+    results: list[dict[str, Any]] = []
+    for i, entry in enumerate(raw):
+        try:
+            async with conn.transaction():  # a savepoint: one entry's failure stays its own
+                [one] = await fhir_writes.create_observations(
+                    conn, actor, [_entry_create(i, entry, actor, now)]
+                )
+            results.append(_response_entry(one))
+        except fhir_writes.WriteConflict as exc:
+            results.append(_error_entry("409 Conflict", "conflict", str(exc)))
+        except access.AccessDenied as exc:
+            results.append(
+                _error_entry(
+                    "403 Forbidden", "forbidden", f"권한이 없습니다 / forbidden: {exc.what}"
+                )
+            )
+        except access.InvalidRequest as exc:
+            results.append(_error_entry("400 Bad Request", "invalid", str(exc)))
+    return fhir(fhirjson.bundle_response("batch-response", results))
+
+
+def _error_entry(status: str, code: str, text: str) -> dict[str, Any]:
+    return {
+        "response": {
+            "status": status,
+            "outcome": fhirjson.operation_outcome(code, text),
         }
-        for o in outcomes
-    ]
-    return fhir(fhirjson.transaction_response(entries))
+    }

@@ -164,6 +164,10 @@ def _observation_filters(query: ObservationQuery, params: dict[str, Any]) -> lis
                 f" AND (%(ident_sys{i})s::text IS NULL"
                 f" OR o.resource->'identifier' @> %(ident_json{i})s::jsonb))"
             )
+            # a client's own identifier (kept beside ours on create), matched in the resource
+            client = {"value": token.code} | ({"system": token.system} if token.system else {})
+            params[f"ident_client{i}"] = json.dumps([client])
+            alternatives.append(f"o.resource->'identifier' @> %(ident_client{i})s::jsonb")
         where.append("(" + " OR ".join(alternatives) + ")")
     if query.statuses:
         params["statuses"] = list(query.statuses)

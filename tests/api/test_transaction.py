@@ -158,7 +158,7 @@ def test_transaction_is_all_or_nothing(api: Api) -> None:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda b: b.update(type="batch"), "transaction"),
+        (lambda b: b.update(type="collection"), "transaction or batch"),
         (lambda b: b["entry"][0]["request"].update(method="PUT"), "POST Observation"),
         (lambda b: b["entry"][0]["resource"].pop("subject"), "subject"),
         (
