@@ -220,7 +220,9 @@ class SearchParams:
 
     @property
     def total_wanted(self) -> bool:
-        return self.last("_total") == "accurate" or self.summary_count
+        """``_total=accurate``, ``_summary=count`` or ``_count=0`` (a page of nothing is asked
+        for its total)."""
+        return self.last("_total") == "accurate" or self.summary_count or self.last("_count") == "0"
 
 
 def strict_handling(prefer: str | None) -> bool:

@@ -21,12 +21,18 @@ from ingest.fhir.vocab import (
     PHG_DEVICE,
 )
 
+#: kind → (MDC specialization code, reference id, specialization version). PHD IG 2.0.0 makes
+#: ``specialization.version`` 1..1. Our devices speak the Bluetooth SIG profiles, mapped "as if"
+#: they were ACOM objects (Non11073PHDDevices.md), so the version is the profile's: Blood Pressure
+#: Profile 1.1, Glucose Profile 1.0.1, Weight Scale Profile 1.0, Body Composition Service 1.0;
+#: the generic specialization carries the IEEE 11073-10206 version (1).
 _SPECIALIZATION: Final = {
-    Kind.BLOOD_PRESSURE.value: ("528391", "MDC_DEV_SPEC_PROFILE_BPM"),
-    Kind.GLUCOSE.value: ("528401", "MDC_DEV_SPEC_PROFILE_GLUCOSE"),
-    Kind.BODY_WEIGHT.value: ("528399", "MDC_DEV_SPEC_PROFILE_SCALE"),
-    Kind.BODY_COMPOSITION.value: ("528404", "MDC_DEV_SPEC_PROFILE_BCA"),
+    Kind.BLOOD_PRESSURE.value: ("528391", "MDC_DEV_SPEC_PROFILE_BPM", "1.1"),
+    Kind.GLUCOSE.value: ("528401", "MDC_DEV_SPEC_PROFILE_GLUCOSE", "1.0.1"),
+    Kind.BODY_WEIGHT.value: ("528399", "MDC_DEV_SPEC_PROFILE_SCALE", "1.0"),
+    Kind.BODY_COMPOSITION.value: ("528404", "MDC_DEV_SPEC_PROFILE_BCA", "1.0"),
 }
+_GENERIC: Final = ("528457", "MDC_DEV_SPEC_PROFILE_GENERIC", "1")
 
 
 def device_resource(
@@ -71,9 +77,12 @@ def device_resource(
     resource["type"] = {
         "coding": [{"system": MDC, "code": "65573", "display": "MDC_MOC_VMS_MDS_SIMP"}]
     }
-    spec = _SPECIALIZATION.get(kind or "", ("528457", "MDC_DEV_SPEC_PROFILE_GENERIC"))
+    spec = _SPECIALIZATION.get(kind or "", _GENERIC)
     resource["specialization"] = [
-        {"systemType": {"coding": [{"system": MDC, "code": spec[0], "display": spec[1]}]}}
+        {
+            "systemType": {"coding": [{"system": MDC, "code": spec[0], "display": spec[1]}]},
+            "version": spec[2],
+        }
     ]
     if firmware:
         resource["version"] = [
@@ -94,14 +103,24 @@ def gateway_resource(gateway_id: str, *, description: str | None = None) -> dict
         "id": phg_device_id(gateway_id),
         "meta": {"profile": [PHG_DEVICE]},
         "identifier": [{"system": GATEWAY_SYSTEM, "value": gateway_id}],
+        "manufacturer": "Daon (행복다온 중구)",
+        "modelNumber": "daon gateway",
         "type": {"coding": [{"system": MDC, "code": "531981", "display": "MDC_MOC_VMS_MDS_AHD"}]},
-        "specialization": [
+        # PhgDevice asks for the time synchronisation method: the gateway keeps NTP time
+        "property": [
             {
-                "systemType": {
+                "type": {
                     "coding": [
-                        {"system": MDC, "code": "528457", "display": "MDC_DEV_SPEC_PROFILE_GENERIC"}
+                        {"system": MDC, "code": "68220", "display": "MDC_TIME_SYNC_PROTOCOL"}
                     ]
-                }
+                },
+                "valueCode": [
+                    {
+                        "coding": [
+                            {"system": MDC, "code": "532226", "display": "MDC_TIME_SYNC_NTPV4"}
+                        ]
+                    }
+                ],
             }
         ],
     }

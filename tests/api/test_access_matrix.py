@@ -205,6 +205,24 @@ def fhir_transaction(ctx: Ctx) -> Any:
     )
 
 
+def fhir_create(ctx: Ctx) -> Any:
+    headers = ctx.fhir_headers()
+    minute = (sum(map(ord, ctx.role + ctx.subject)) % 50) + 1  # a distinct time per cell
+    body = (
+        '{"resourceType":"Observation","status":"final",'
+        '"code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},'
+        f'"subject":{{"reference":"Patient/{ctx.subject}"}},'
+        f'"effectiveDateTime":"2026-03-02T10:{minute:02d}:00+09:00",'
+        '"valueQuantity":{"value":71,"unit":"/min","system":"http://unitsofmeasure.org",'
+        '"code":"/min"}}'
+    )
+    return ctx.api.client.post(
+        "/fhir/Observation",
+        content=body,
+        headers={**headers, "Content-Type": "application/fhir+json"},
+    )
+
+
 def login(ctx: Ctx) -> Any:
     ctx.api.client.cookies.clear()
     form = ctx.api.client.get("/login")
@@ -615,6 +633,7 @@ ROWS: dict[tuple[str, str], list[Probe]] = {
         per_subject=False,
         prepare=new_subscription,
     ),
+    ("POST", "/fhir/Observation"): probe(fhir_create, about(*NURSING)),
     # FHIR searches: a named patient follows the resident's scope; other searches return only
     # what the caller may see (200 for every role holding the capability)
     ("GET", "/fhir/Patient"): probe(fhir_get("/fhir/Patient?_id={rid}"), roles(*CLINICAL)),

@@ -579,9 +579,19 @@ def test_device_resources_validate() -> None:
     validate(device)
     assert device["id"] == "phd-C47C8D6A1B22"
     assert device["identifier"][0]["value"] == "C4-7C-8D-6A-1B-22"  # §1.2: dashes, upper case
+    # PHD IG 2.0.0 PhdDevice: specialization.version 1..1 (here the Blood Pressure Profile's)
+    [spec] = device["specialization"]
+    assert spec["systemType"]["coding"][0]["code"] == "528391"
+    assert spec["version"] == "1.1"
     gateway = gateway_resource("yaksu-gw-1", description="약수동 1번")
     validate(gateway)
     assert gateway["id"] == "phg-yaksu-gw-1"
+    # PhgDevice: the time synchronisation method is reported (MDC_TIME_SYNC_PROTOCOL)
+    [sync] = gateway["property"]
+    assert sync["type"]["coding"][0]["code"] == "68220"
+    assert gateway["meta"]["profile"] == [
+        "http://hl7.org/fhir/uv/phd/StructureDefinition/PhgDevice"
+    ]
 
 
 def test_special_values_map_as_floats_md_says() -> None:
