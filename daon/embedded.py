@@ -45,6 +45,8 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Protocol
 
+from daon.brokerauth import BrokerAuth
+
 logger = logging.getLogger(__name__)
 
 #: The unprivileged account the embedded PostgreSQL runs as when daon runs as root.
@@ -447,6 +449,51 @@ def shipped_mosquitto_conf() -> str:
     return resources.files("daon.resources").joinpath("mosquitto.conf").read_text()
 
 
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """A TLS listener's files (PEM): the CA that signed the server certificate, and its key."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+def mosquitto_conf(
+    port: int,
+    data_dir: Path,
+    *,
+    auth: BrokerAuth | None = None,
+    tls: TlsFiles | None = None,
+) -> str:
+    """The shipped settings with a loopback listener and files in ``data_dir``.
+
+    With ``auth`` the password file and ACL are written there and enforced (the demo); without
+    it anonymous clients are allowed, for the test suite's private brokers only. With ``tls``
+    the listener speaks TLS only.
+    """
+    lines = [shipped_mosquitto_conf(), f"listener {port} 127.0.0.1"]
+    if tls is not None:
+        lines += [
+            f"cafile {tls.ca_file}",
+            f"certfile {tls.cert_file}",
+            f"keyfile {tls.key_file}",
+            "tls_version tlsv1.2",
+        ]
+    if auth is not None:
+        passwd, acl = data_dir / "passwd", data_dir / "acl"
+        passwd.write_text(auth.password_file)
+        acl.write_text(auth.acl)
+        passwd.chmod(0o600)
+        acl.chmod(0o600)
+        lines += [f"password_file {passwd}", f"acl_file {acl}"]
+    else:
+        lines.append("allow_anonymous true")
+    lines += [f"persistence_location {data_dir}/", f"log_dest file {data_dir / 'mosquitto.log'}"]
+    if os.geteuid() == 0:
+        lines.append("user root")
+    return "\n".join(lines) + "\n"
+
+
 @dataclass
 class EmbeddedBroker:
     """A private broker on 127.0.0.1:``port`` with its files in ``data_dir``.
@@ -460,12 +507,14 @@ class EmbeddedBroker:
     data_dir: Path
     port: int
     prefer: str | None = None  # "mosquitto" | "fallback" | None (Mosquitto when installed)
+    auth: BrokerAuth | None = None  # accounts and ACL to enforce (Mosquitto only)
+    tls: TlsFiles | None = None
     kind: str = ""
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     @property
     def name(self) -> str:
@@ -486,13 +535,8 @@ class EmbeddedBroker:
 
     def _write_config(self, kind: str) -> None:
         if kind == "mosquitto":
-            user_line = "user root\n" if os.geteuid() == 0 else ""
             (self.data_dir / "mosquitto.conf").write_text(
-                shipped_mosquitto_conf()
-                + f"\nlistener {self.port} 127.0.0.1\n"
-                + f"persistence_location {self.data_dir}/\n"
-                + f"log_dest file {self.data_dir / 'mosquitto.log'}\n"
-                + user_line
+                mosquitto_conf(self.port, self.data_dir, auth=self.auth, tls=self.tls)
             )
         else:
             from daon.broker_fallback import config_toml
