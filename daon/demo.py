@@ -33,12 +33,13 @@ from typing import Any
 
 import uvicorn
 
+from daon.brokerauth import API_USER, INGEST_USER
 from daon.commands.clinical import build_config as clinical_config
 from daon.commands.deliver import build_config as delivery_config
 from daon.commands.gateway import build_config as gateway_config
 from daon.commands.gateway import demo_tables
 from daon.commands.ingest import build_config as ingest_config
-from daon.runtime import endpoints
+from daon.runtime import DEMO_KIOSKS_USER, demo_account_url, demo_broker, endpoints
 from daon.settings import MqttUrl, Settings
 from ingest import store
 
@@ -353,7 +354,14 @@ async def run_demo(
         print(f"  지난 90일 측정 기록 / the last 90 days: {stored:,} readings", flush=True)
     relay_server, relay_url = await demo_relay(database_url)
 
-    broker = MqttUrl.parse(mqtt_url)
+    def account(user: str) -> str:
+        """Each service logs in to the demo's own broker with its account (the shipped ACL);
+        a broker given by DAON_MQTT_URL is used as it is."""
+        return (
+            demo_account_url(settings, user) if mqtt_url == demo_broker(settings).url else mqtt_url
+        )
+
+    broker = MqttUrl.parse(account(API_USER))
     api_config = ApiConfig(
         database_url=database_url,
         mqtt=MqttTarget(broker.host, broker.port, broker.tls, broker.username, broker.password),
@@ -380,7 +388,7 @@ async def run_demo(
         if fleet is None:
             for table in tables:  # no radio: keep the kiosks, drop the BLE devices
                 table["devices"] = [d for d in table["devices"] if "address" not in d]
-        gateways = [gateway_config(settings, t, broker_url=mqtt_url) for t in tables]
+        gateways = [gateway_config(settings, t, broker_url=account(t["id"])) for t in tables]
 
         async def until_stopped(name: str, work: Callable[[], Awaitable[Any]]) -> None:
             try:
@@ -410,7 +418,9 @@ async def run_demo(
             group.create_task(
                 until_stopped(
                     "ingest",
-                    lambda: run_ingest(ingest_config(settings, database_url, mqtt_url), stop=stop),
+                    lambda: run_ingest(
+                        ingest_config(settings, database_url, account(INGEST_USER)), stop=stop
+                    ),
                 )
             )
             group.create_task(
@@ -430,7 +440,7 @@ async def run_demo(
                 until_stopped(
                     "kiosks",
                     lambda: run_stations(
-                        mqtt_url,
+                        account(DEMO_KIOSKS_USER),
                         root=settings.topic_root,
                         interval=KIOSK_INTERVAL_S,
                         pace=KIOSK_PACE,

@@ -15,6 +15,7 @@ import socket
 import sys
 from typing import Any
 
+from daon.brokerauth import API_USER
 from daon.embedded import EmbeddedError
 from daon.logsetup import configure_logging
 from daon.runtime import demo_broker_url, endpoints
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         with endpoints(settings, need_mqtt=False) as ep:
             mqtt_url = ep.mqtt_url or settings.mqtt_url
             if mqtt_url is None:
-                mqtt_url = demo_broker_url(settings)
+                mqtt_url = demo_broker_url(settings, API_USER)
             asyncio.run(store.migrate(ep.database_url, timescaledb=settings.timescaledb))
             config = api_config(settings, ep.database_url, mqtt_url)
             host = args.host or settings.api_host

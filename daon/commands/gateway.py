@@ -15,7 +15,7 @@ from typing import Any
 
 from daon.embedded import EmbeddedError, shared
 from daon.logsetup import configure_logging
-from daon.runtime import demo_broker
+from daon.runtime import demo_account_url, demo_broker
 from daon.settings import Settings, SettingsError, load_settings
 from gateway.config import GatewayConfig, config_from_mapping
 from gateway.errors import ConfigError, GatewayError
@@ -157,7 +157,7 @@ def _broker_url(settings: Settings, table: dict[str, Any]) -> Iterator[str | Non
         return
     broker = demo_broker(settings)
     with shared(broker, may_start=True):
-        yield broker.url
+        yield demo_account_url(settings, str(table.get("id", "")))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+from daon.brokerauth import INGEST_USER
 from daon.embedded import EmbeddedError
 from daon.logsetup import configure_logging
 from daon.runtime import endpoints
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(max(args.verbose, 1))
     try:
         settings = load_settings(args.config)
-        with endpoints(settings, need_mqtt=not args.counters) as ep:
+        with endpoints(settings, need_mqtt=not args.counters, account=INGEST_USER) as ep:
             if args.counters:
                 counters = asyncio.run(_counters(ep.database_url))
                 sys.stdout.write(json.dumps(counters, default=str, ensure_ascii=False) + "\n")

@@ -190,7 +190,7 @@ def run_stations(args: argparse.Namespace) -> int:
     except ImportError as exc:
         return _unavailable("stations", str(exc))
     from daon.logsetup import configure_logging
-    from daon.runtime import demo_broker_url
+    from daon.runtime import DEMO_KIOSKS_USER, demo_broker_url
     from daon.settings import SettingsError, load_settings
 
     configure_logging(args.verbose)
@@ -198,7 +198,7 @@ def run_stations(args: argparse.Namespace) -> int:
         settings = load_settings(args.config)
         url = args.mqtt or settings.mqtt_url
         if not url:
-            url = demo_broker_url(settings)  # the demo's embedded broker, when it runs
+            url = demo_broker_url(settings, DEMO_KIOSKS_USER)  # the demo's broker, when it runs
         if not url:
             raise SettingsError(
                 "브로커가 없습니다 / no MQTT broker: pass --mqtt URL, set DAON_MQTT_URL, "
