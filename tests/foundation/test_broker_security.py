@@ -181,3 +181,55 @@ def test_the_tls_listener_with_a_ca_made_for_the_test(tmp_path: Path) -> None:
         asyncio.run(go())
     finally:
         running.stop()
+
+
+# --- the demo under the same ACL -------------------------------------------------------------
+
+
+@pytest.mark.db
+@pytest.mark.slow
+async def test_the_demo_runs_under_the_shipped_acl(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``make demo``'s broker enforces the accounts and ACL: every service logs in with its
+    own account, and a kiosk's reading still travels kiosk → gateway → ingest → FHIR API.
+    (On a free port instead of the demo's fixed one, so a running demo is not disturbed.)"""
+    from daon import runtime
+    from daon.demo import DemoReport, run_demo
+    from daon.settings import Settings
+    from tests.foundation.test_demo import _get
+
+    monkeypatch.setattr(runtime, "DEMO_MQTT_PORT", free_port())
+    settings = Settings(
+        database_url=db_url, topic_root="daon", state_dir=tmp_path, api_port=free_port()
+    )
+    broker = runtime.demo_broker(settings)
+    assert broker.auth is not None
+    broker.start()
+    stop = asyncio.Event()
+    ready: asyncio.Future[DemoReport] = asyncio.get_running_loop().create_future()
+    demo = asyncio.create_task(
+        run_demo(settings, db_url, broker.url, stop=stop, on_ready=ready.set_result)
+    )
+    try:
+        # nobody gets in without an account
+        with pytest.raises(MqttConnectError):
+            async with MqttLink(login(broker.port, None), client_id="anon", timeout=5):
+                pass
+        report = await asyncio.wait_for(ready, timeout=60)
+        url = f"{report.url}fhir/Observation?_count=50&_sort=-date"
+        subjects: list[str] = []
+        async with asyncio.timeout(90):
+            while not any(s.startswith("Patient/") for s in subjects):
+                await asyncio.sleep(2)
+                bundle = await asyncio.to_thread(_get, url, report.fhir_token)
+                entries = bundle.get("entry") or []
+                assert isinstance(entries, list)
+                subjects = [e["resource"]["subject"]["reference"] for e in entries]
+    finally:
+        stop.set()
+        await asyncio.wait_for(demo, timeout=60)
+        broker.stop()
+    config = (tmp_path / "mqtt" / "mosquitto.conf").read_text()
+    assert "allow_anonymous true" not in config
+    assert "acl_file" in config
