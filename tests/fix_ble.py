@@ -29,7 +29,7 @@ def ble_bus() -> Iterator[PrivateBus]:
     if find_dbus_daemon() is None:
         pytest.skip(
             "dbus-daemon is not installed: the virtual BlueZ needs it "
-            "(apt-get install dbus-daemon, or run `make test`, which tries to install it)"
+            "(apt-get install dbus-daemon, as root; `make test` run as root installs it)"
         )
     bus = PrivateBus()
     bus.start()

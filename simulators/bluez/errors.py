@@ -34,8 +34,8 @@ class BusUnavailable(SimulatorError):
         self.reason = reason
         super().__init__(
             f"cannot start a private D-Bus daemon: {reason}. Install it with your package "
-            "manager (Debian/Ubuntu: apt-get install dbus-daemon), or run `make test`, "
-            "which tries to install it."
+            "manager (Debian/Ubuntu: apt-get install dbus-daemon), or run `make test` as root, "
+            "which installs it."
         )
 
 
