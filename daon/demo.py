@@ -49,6 +49,10 @@ logger = logging.getLogger("daon.demo")
 KIOSK_INTERVAL_S = 20.0
 KIOSK_PACE = 0.05
 BLE_INTERVAL_S = 25.0
+#: Every N-th kiosk visit is a hypertensive crisis (186/121 mmHg), made by a resident of
+#: DEMO_NURSE where the station has one: the alert chain end to end (issue 11).
+DEMO_CRISIS_EVERY = 12
+DEMO_NURSE = "N05"
 #: The virtual Bluetooth adapter of each centre's gateway.
 ADAPTERS = {"yaksu": "hci0", "hwanghak": "hci1", "pil": "hci2"}
 
@@ -426,7 +430,9 @@ async def run_demo(
             group.create_task(
                 until_stopped(
                     "clinical",
-                    lambda: run_clinical(clinical_config(settings, database_url), stop=stop),
+                    lambda: run_clinical(
+                        clinical_config(_with_demo_roster(settings), database_url), stop=stop
+                    ),
                 )
             )
             for config in gateways:
@@ -444,6 +450,8 @@ async def run_demo(
                         root=settings.topic_root,
                         interval=KIOSK_INTERVAL_S,
                         pace=KIOSK_PACE,
+                        crisis_every=DEMO_CRISIS_EVERY,
+                        crisis_nurse=DEMO_NURSE,
                         stop=stop,
                     ),
                 )
@@ -482,6 +490,33 @@ async def _first(*waits: Awaitable[Any]) -> None:
             task.cancel()
 
 
+def demo_roster() -> dict[str, Any]:
+    """The alert roster of the demo world (``[clinical.alerts]``): per 동, the team lead and a
+    backup nurse among the nurses who cover it, and an on-call nurse, so that the §0 chain runs
+    at any hour the demo is shown (a district may have no on-call cover; then critical alerts
+    wait for the next staffed morning, README "Alert chain")."""
+    from simulators.demo_data import demo_world
+
+    world = demo_world()
+    areas: dict[str, dict[str, str]] = {}
+    for area in sorted({r.neighbourhood for r in world.residents}):
+        cover = [n.id for n in world.nurses if area in n.neighbourhoods]
+        if not cover:
+            continue
+        duty = {"team_lead": cover[0], "on_call_nurse": cover[-1]}
+        if len(cover) > 1:
+            duty["backup_nurse"] = cover[1]
+        areas[area] = duty
+    return {"neighbourhood": areas}
+
+
+def _with_demo_roster(settings: Settings) -> Settings:
+    """The settings with the demo roster, unless ``[clinical.alerts]`` sets one."""
+    if "alerts" in settings.clinical:
+        return settings
+    return settings.model_copy(update={"clinical": {**settings.clinical, "alerts": demo_roster()}})
+
+
 def _banner(report: DemoReport) -> None:
     print(flush=True)
     print("=" * 78)
@@ -498,6 +533,10 @@ def _banner(report: DemoReport) -> None:
     )
     if report.relay:
         print(f"   알림 중계 / alert relay (FHIR Subscription rest-hook): {report.relay}")
+    print(
+        f"   위급 알림 / alerts: every {DEMO_CRISIS_EVERY}th kiosk visit is a crisis reading; "
+        f"sign in as {DEMO_NURSE.lower()} and keep /worklist open"
+    )
     print("   Ctrl-C 로 종료 / Ctrl-C to stop (data is kept for the next run)")
     print("=" * 78, flush=True)
 

@@ -189,6 +189,8 @@ class VisitPlanner:
         malformed_every: int = 0,
         unknown_card_rate: float = 0.05,
         card_in_payload_rate: float = 0.5,
+        crisis_every: int = 0,
+        crisis_nurse: str | None = None,
     ) -> None:
         if not residents:
             raise ValueError(f"station {station.id}: no residents to visit it")
@@ -201,6 +203,15 @@ class VisitPlanner:
         self.malformed_every = malformed_every
         self.unknown_card_rate = unknown_card_rate
         self.card_in_payload_rate = card_in_payload_rate
+        if crisis_every < 0:
+            raise ValueError("crisis_every must be 0 (never) or a positive number")
+        self.crisis_every = crisis_every
+        # crisis visits are made by this nurse's residents when the station has some
+        self._crisis_residents = (
+            tuple(r for r in self.residents if crisis_nurse and r.nurse == crisis_nurse)
+            or self.residents
+        )
+        self._visits = 0
         self._rng = np.random.default_rng([seed, *station.id.encode()])
         self._messages = 0
         self._malformations = {
@@ -215,7 +226,14 @@ class VisitPlanner:
     def visit(self, at: datetime) -> Visit:
         """The messages of one visit starting at ``at`` (an aware datetime)."""
         rng = self._rng
-        if rng.random() < self.unknown_card_rate and len(self._visitors):
+        self._visits += 1
+        crisis = (
+            bool(self.crisis_every) and self._visits % self.crisis_every == 1 % self.crisis_every
+        )
+        if crisis:
+            resident = self._crisis_residents[int(rng.integers(len(self._crisis_residents)))]
+            row, card, resident_id = resident.population_index, resident.card_number, resident.id
+        elif rng.random() < self.unknown_card_rate and len(self._visitors):
             row = int(self._visitors[rng.integers(len(self._visitors))])
             body = "9419" + "".join(str(d) for d in rng.integers(0, 10, 7))
             card, resident_id = body + _luhn_digit(body), None
@@ -234,7 +252,7 @@ class VisitPlanner:
         ]
         elapsed = 0.0
         in_payload = card if rng.random() < self.card_in_payload_rate else None
-        for delay, device, measurement in self._measurements(row, at):
+        for delay, device, measurement in self._measurements(row, at, crisis=crisis):
             elapsed += delay
             when = _wall(at + timedelta(seconds=elapsed))
             measurement = Measurement(
@@ -280,8 +298,12 @@ class VisitPlanner:
             )
         return message
 
-    def _measurements(self, row: int, at: datetime) -> list[tuple[float, DemoDevice, Measurement]]:
-        """(delay before it, device, measurement) in the order a resident goes round the station."""
+    def _measurements(
+        self, row: int, at: datetime, *, crisis: bool = False
+    ) -> list[tuple[float, DemoDevice, Measurement]]:
+        """(delay before it, device, measurement) in the order a resident goes round the station.
+        A ``crisis`` visit's first blood pressure is a hypertensive crisis (186/121 mmHg, the
+        reading of issue 11): the demo's way to show the alert chain end to end."""
         rng, t = self._rng, self.truth
         out: list[tuple[float, DemoDevice, Measurement]] = []
         # Blood pressure: one or two readings a minute or so apart, seated, at the centre.
@@ -292,7 +314,9 @@ class VisitPlanner:
             dia = round(min(t.true_office_dia[row] + rng.normal(0, 5), sys - 15))
             pulse = round(pulse_mean + rng.normal(0, 5))
             status: tuple[str, ...] = ()
-            if rng.random() < 0.02:
+            if crisis and i == 0:
+                sys, dia = 186, 121
+            elif rng.random() < 0.02:
                 status = ("irregular_pulse",)
             elif rng.random() < 0.02:
                 status = ("body_movement",)
@@ -448,6 +472,8 @@ async def run_station(
     interval: float = 5.0,
     visits: int | None = None,
     malformed_every: int = 0,
+    crisis_every: int = 0,
+    crisis_nurse: str | None = None,
     pace: float = 1.0,
     stats: StationStats | None = None,
     on_publish: Callable[[Outgoing], None] | None = None,
@@ -468,6 +494,8 @@ async def run_station(
         root=root,
         seed=seed,
         malformed_every=malformed_every,
+        crisis_every=crisis_every,
+        crisis_nurse=crisis_nurse,
     )
     wait_rng = np.random.default_rng([seed, 99, *station.id.encode()])
     stop = stop or asyncio.Event()
@@ -518,6 +546,8 @@ async def run_stations(
     interval: float = 5.0,
     visits: int | None = None,
     malformed_every: int = 0,
+    crisis_every: int = 0,
+    crisis_nurse: str | None = None,
     pace: float = 1.0,
     stats: dict[str, StationStats] | None = None,
     on_publish: Callable[[Outgoing], None] | None = None,
@@ -545,6 +575,8 @@ async def run_stations(
                     interval=interval,
                     visits=visits,
                     malformed_every=malformed_every,
+                    crisis_every=crisis_every,
+                    crisis_nurse=crisis_nurse,
                     pace=pace,
                     stats=stats[station.id],
                     on_publish=on_publish,
