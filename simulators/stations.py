@@ -213,6 +213,7 @@ class VisitPlanner:
         )
         self._visits = 0
         self._rng = np.random.default_rng([seed, *station.id.encode()])
+        self._crisis_rng = np.random.default_rng([seed, 186, *station.id.encode()])
         self._messages = 0
         self._malformations = {
             "measurement": itertools.cycle(MEASUREMENT_MALFORMATIONS),
@@ -230,15 +231,16 @@ class VisitPlanner:
         crisis = (
             bool(self.crisis_every) and self._visits % self.crisis_every == 1 % self.crisis_every
         )
-        if crisis:
-            resident = self._crisis_residents[int(rng.integers(len(self._crisis_residents)))]
-            row, card, resident_id = resident.population_index, resident.card_number, resident.id
-        elif rng.random() < self.unknown_card_rate and len(self._visitors):
+        if rng.random() < self.unknown_card_rate and len(self._visitors):
             row = int(self._visitors[rng.integers(len(self._visitors))])
             body = "9419" + "".join(str(d) for d in rng.integers(0, 10, 7))
             card, resident_id = body + _luhn_digit(body), None
         else:
             resident = self.residents[int(rng.integers(len(self.residents)))]
+            row, card, resident_id = resident.population_index, resident.card_number, resident.id
+        if crisis:  # its own generator: the other visits stay exactly as without crises
+            pick = int(self._crisis_rng.integers(len(self._crisis_residents)))
+            resident = self._crisis_residents[pick]
             row, card, resident_id = resident.population_index, resident.card_number, resident.id
         centre, station_id = self.station.centre, self.station.id
         messages = [
@@ -314,12 +316,12 @@ class VisitPlanner:
             dia = round(min(t.true_office_dia[row] + rng.normal(0, 5), sys - 15))
             pulse = round(pulse_mean + rng.normal(0, 5))
             status: tuple[str, ...] = ()
-            if crisis and i == 0:
-                sys, dia = 186, 121
-            elif rng.random() < 0.02:
+            if rng.random() < 0.02:
                 status = ("irregular_pulse",)
             elif rng.random() < 0.02:
                 status = ("body_movement",)
+            if crisis and i == 0:  # a valid reading: no status bits
+                sys, dia, status = 186, 121, ()
             components = (
                 Component("systolic", Decimal(sys), "mm[Hg]"),
                 Component("diastolic", Decimal(dia), "mm[Hg]"),
