@@ -71,6 +71,8 @@ def live(world_url: tuple[str, World]) -> Iterator[Live]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
+    # frequent heartbeats: a test's reading window ends on time even when nothing is sent
+    app.state.alert_hub.limits = HubLimits(heartbeat_s=0.25)
     try:
         yield Live(f"http://127.0.0.1:{port}", url, app)
     finally:
@@ -112,7 +114,7 @@ def read_events(base: str, token: str, seconds: float) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     event = ""
     end = time.monotonic() + seconds
-    timeout = httpx.Timeout(5.0, read=seconds)
+    timeout = httpx.Timeout(10.0)  # the heartbeat (0.25 s here) ends the window on time
     with (
         httpx.Client(base_url=base, cookies={SESSION_COOKIE: token}, timeout=timeout) as client,
         client.stream("GET", "/alerts/stream") as r,
