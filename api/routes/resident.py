@@ -148,6 +148,7 @@ async def resident(
             "now_local": end.astimezone(charts.SEOUL).strftime("%Y-%m-%dT%H:%M"),
             "message": request.query_params.get("m"),
             "entry_kinds": entries.KINDS,
+            "today_seoul": datetime.now(charts.SEOUL).date().isoformat(),
             "symptom_labels": entries.SYMPTOMS,
         },
     )
@@ -195,8 +196,19 @@ async def cancel_visit(
     return back(resident_id, "visit-cancelled")
 
 
+PURPOSE_LABELS = {
+    "liaison-sharing": "현장소통담당관 정보 제공 / share with the liaison officer",
+    "care-coordination": "돌봄 연계 / care coordination",
+}
+
+
+def _day(value: date | None) -> datetime | None:
+    return datetime.combine(value, datetime.min.time(), tzinfo=charts.SEOUL) if value else None
+
+
 @router.post("/residents/{resident_id}/consents")
 async def add_consent(
+    request: Request,
     resident_id: str,
     conn: Conn,
     session: CsrfChecked,
@@ -204,27 +216,89 @@ async def add_consent(
     period_start: Annotated[date, Form()],
     period_end: Annotated[date | None, Form()] = None,
     source: Annotated[str, Form(max_length=200)] = "",
+    reason: Annotated[str, Form(max_length=500)] = "",
+    confirm: Annotated[str, Form(max_length=3)] = "",
 ) -> Response:
+    """Granting consent: first a confirmation naming the resident, the purpose and the date,
+    then the record (a FHIR Consent), which can be undone the same day."""
+    actor = session.actor
     try:
         chosen = access.ConsentPurpose(purpose)
     except ValueError as exc:
         raise access.InvalidRequest(f"알 수 없는 목적 / unknown purpose {purpose!r}") from exc
+    actor.require(Capability.MANAGE_CONSENT, resident_id)
+    detail = await web_pages.resident_detail(conn, actor, resident_id)
+    if confirm != "yes":
+        return render(
+            request,
+            "consent_confirm.html",
+            {
+                "actor": actor,
+                "csrf_token": session.csrf_token,
+                "action": "grant",
+                "r": detail,
+                "purpose": chosen,
+                "purpose_label": PURPOSE_LABELS[chosen],
+                "period_start": period_start,
+                "period_end": period_end,
+                "source": source,
+                "reason": reason,
+                "today": date.today().isoformat(),
+            },
+        )
     roles = (
         ("liaison",) if chosen is access.ConsentPurpose.LIAISON_SHARING else ("nurse", "therapist")
     )
-    await access.record_consent(
+    made = await access.record_consent(
         conn,
-        session.actor,
+        actor,
         resident_id=resident_id,
         purpose=chosen,
         recipient_roles=roles,
-        period_start=datetime.combine(period_start, datetime.min.time(), tzinfo=UTC),
-        period_end=datetime.combine(period_end, datetime.min.time(), tzinfo=UTC)
-        if period_end
-        else None,
+        period_start=_day(period_start) or datetime.now(UTC),
+        period_end=_day(period_end),
         source=source.strip() or None,
+        reason=reason.strip() or None,
     )
-    return back(resident_id, "consent")
+    return RedirectResponse(
+        f"/residents/{resident_id}?m=consent&c={made.id}#consent", status_code=303
+    )
+
+
+@router.get("/consents/{consent_id}/withdraw")
+async def confirm_withdrawal(
+    request: Request, consent_id: str, conn: Conn, session: WebSession
+) -> Response:
+    """The confirmation before a withdrawal: whose consent, for what, since when; the reason
+    and the date the resident withdrew are asked for."""
+    actor = session.actor
+    consent = await access.consent_for_decision(
+        conn, actor, consent_id, Capability.WITHDRAW_CONSENT
+    )
+    name = await _resident_name(conn, consent.resident_id)
+    return render(
+        request,
+        "consent_confirm.html",
+        {
+            "actor": actor,
+            "csrf_token": session.csrf_token,
+            "action": "withdraw",
+            "consent": consent,
+            "name": name,
+            "purpose_label": PURPOSE_LABELS.get(consent.purpose, consent.purpose),
+            "today": date.today().isoformat(),
+        },
+    )
+
+
+async def _resident_name(conn: Conn, resident_id: str) -> str:
+    """The name on the confirmation (the caller has checked the actor's authority)."""
+    from api.store import rows
+
+    name = await rows.scalar(
+        conn, "SELECT display_name FROM resident WHERE id = %s", (resident_id,)
+    )
+    return str(name or resident_id)
 
 
 @router.post("/consents/{consent_id}/withdraw")
@@ -233,11 +307,40 @@ async def withdraw(
     conn: Conn,
     session: CsrfChecked,
     resident_id: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form(max_length=500)] = "",
+    effective_on: Annotated[date | None, Form()] = None,
+    confirm: Annotated[str, Form(max_length=3)] = "",
 ) -> Response:
-    await access.withdraw_consent(conn, session.actor, consent_id)
-    if session.actor.role is access.Role.LIAISON:
-        return RedirectResponse("/liaison?m=withdrawn", status_code=303)
-    return back(resident_id, "withdrawn")
+    actor = session.actor
+    consent = await access.consent_for_decision(
+        conn, actor, consent_id, Capability.WITHDRAW_CONSENT
+    )
+    if confirm != "yes":  # not confirmed yet: to the confirmation page
+        return RedirectResponse(f"/consents/{consent_id}/withdraw", status_code=303)
+    if not reason.strip():
+        raise access.InvalidRequest("철회 이유를 적어 주세요 / give the reason for the withdrawal")
+    if effective_on is not None and effective_on > date.today():
+        raise access.InvalidRequest("철회일이 미래입니다 / the withdrawal date is in the future")
+    effective = _day(effective_on) if effective_on and effective_on < date.today() else None
+    await access.withdraw_consent(
+        conn, actor, consent_id, reason=reason.strip(), effective=effective
+    )
+    where = f"c={consent_id}&n={consent.resident_id}"
+    if actor.role is access.Role.LIAISON:
+        return RedirectResponse(f"/liaison?m=withdrawn&{where}", status_code=303)
+    return RedirectResponse(
+        f"/residents/{consent.resident_id}?m=withdrawn&{where}#consent", status_code=303
+    )
+
+
+@router.post("/consents/{consent_id}/undo")
+async def undo_consent(consent_id: str, conn: Conn, session: CsrfChecked) -> Response:
+    """Undo the day's grant or withdrawal (audited; older decisions stand)."""
+    actor = session.actor
+    done = await access.undo_consent_decision(conn, actor, consent_id)
+    if actor.role is access.Role.LIAISON:
+        return RedirectResponse("/liaison?m=undone", status_code=303)
+    return RedirectResponse(f"/residents/{done.resident_id}?m=undone#consent", status_code=303)
 
 
 @router.post("/residents/{resident_id}/checkin")

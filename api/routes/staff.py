@@ -57,6 +57,26 @@ async def rehab(request: Request, conn: Conn, session: WebSession) -> Response:
     )
 
 
+async def _decided(
+    conn: Conn, actor: access.Actor, consent_id: str | None
+) -> tuple[str, access.Consent] | None:
+    """The consent just withdrawn (for the message naming the resident, and its undo)."""
+    if not consent_id or len(consent_id) > 40:
+        return None
+    try:
+        consent = await access.consent_for_decision(
+            conn, actor, consent_id, Capability.WITHDRAW_CONSENT
+        )
+    except (access.NotFound, access.AccessDenied):
+        return None
+    from api.store import rows
+
+    name = await rows.scalar(
+        conn, "SELECT display_name FROM resident WHERE id = %s", (consent.resident_id,)
+    )
+    return str(name), consent
+
+
 @router.get("/liaison")
 async def liaison(request: Request, conn: Conn, session: WebSession) -> Response:
     actor = session.actor
@@ -76,6 +96,7 @@ async def liaison(request: Request, conn: Conn, session: WebSession) -> Response
             "contacts": phones,
             "now": datetime.now().astimezone(),
             "message": request.query_params.get("m"),
+            "decided": await _decided(conn, actor, request.query_params.get("c")),
         },
     )
 

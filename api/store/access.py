@@ -31,6 +31,7 @@ Errors (subclasses of :class:`ingest.store.errors.StoreError`)::
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -578,6 +579,9 @@ class Consent:
     recorded_at: datetime
     withdrawn_at: datetime | None
     withdrawn_by: str | None
+    reason: str | None = None
+    withdraw_reason: str | None = None
+    cancelled_at: datetime | None = None
 
     def active_at(self, when: datetime) -> bool:
         return (
@@ -589,11 +593,81 @@ class Consent:
 
 _CONSENT_COLUMNS = (
     "id::text AS id, resident_id, purpose, recipient_roles, period_start, period_end, source, "
-    "recorded_by, recorded_at, withdrawn_at, withdrawn_by"
+    "recorded_by, recorded_at, withdrawn_at, withdrawn_by, reason, withdraw_reason, cancelled_at"
 )
 
 
+def consent_resource(c: Consent) -> dict[str, Any]:
+    """The FHIR R4 Consent a decision is (pure): ``active``; ``inactive`` after a withdrawal
+    (the provision's period ends then); ``entered-in-error`` when a grant was undone. The
+    purpose is the policy rule, the recipients the provision's actors by role."""
+    status = (
+        "entered-in-error"
+        if c.cancelled_at is not None
+        else ("inactive" if c.withdrawn_at is not None else "active")
+    )
+    resource: dict[str, Any] = {
+        "resourceType": "Consent",
+        "id": c.id,
+        "status": status,
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                }
+            ]
+        },
+        "category": [
+            {
+                "coding": [{"system": "http://loinc.org", "code": "59284-0"}],
+                "text": "개인정보제공동의서 / consent to share information",
+            }
+        ],
+        "patient": {"reference": f"Patient/{c.resident_id}"},
+        "dateTime": c.recorded_at.isoformat(),
+        "performer": [{"reference": f"Patient/{c.resident_id}"}],
+        "policyRule": {"text": str(c.purpose)},
+        "provision": {
+            "type": "permit",
+            "period": {
+                "start": c.period_start.isoformat(),
+                **({"end": c.period_end.isoformat()} if c.period_end else {}),
+            },
+            "actor": [
+                {
+                    "role": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                "code": "IRCP",
+                            }
+                        ],
+                        "text": role,
+                    },
+                    "reference": {"display": role},
+                }
+                for role in c.recipient_roles
+            ],
+        },
+    }
+    if c.source or c.reason:
+        resource["sourceAttachment"] = {"title": c.source or c.reason}
+    if c.withdrawn_at is not None:
+        # the withdrawal closes the permission's period (FHIR R4 has no withdrawn status)
+        resource["provision"]["period"]["end"] = c.withdrawn_at.isoformat()
+    return resource
+
+
+async def _store_resource(conn: Conn, consent: Consent) -> None:
+    await conn.execute(
+        "UPDATE consent SET resource = %s::jsonb WHERE id::text = %s",
+        (json.dumps(consent_resource(consent), ensure_ascii=False), consent.id),
+    )
+
+
 def _consent(*, purpose: str, recipient_roles: list[str], **fields: Any) -> Consent:
+    """A Consent from _CONSENT_COLUMNS (a ``kwargs_row`` builder)."""
     return Consent(
         purpose=ConsentPurpose(purpose), recipient_roles=tuple(recipient_roles), **fields
     )
@@ -631,8 +705,9 @@ async def record_consent(
     period_start: datetime,
     period_end: datetime | None = None,
     source: str | None = None,
+    reason: str | None = None,
 ) -> Consent:
-    """Record a signed consent form for a resident."""
+    """Record a signed consent form for a resident (kept as a FHIR Consent too)."""
     await _require_consent_authority(conn, actor, resident_id, Capability.MANAGE_CONSENT)
     roles = tuple(dict.fromkeys(recipient_roles))
     unknown = [r for r in roles if r not in Role.__members__.values()]
@@ -644,34 +719,66 @@ async def record_consent(
         conn,
         _consent,
         f"""INSERT INTO consent (resident_id, purpose, recipient_roles, period_start, period_end,
-                                 source, recorded_by)
-            VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_CONSENT_COLUMNS}""".encode(),
-        (resident_id, str(purpose), list(roles), period_start, period_end, source, actor.user_id),
+                                 source, recorded_by, reason)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_CONSENT_COLUMNS}""".encode(),
+        (
+            resident_id,
+            str(purpose),
+            list(roles),
+            period_start,
+            period_end,
+            source,
+            actor.user_id,
+            reason,
+        ),
     )
     assert created is not None
+    await _store_resource(conn, created)
     await record_audit(
         conn, actor, subtype="create", action="C", entity="Consent", residents=(resident_id,)
     )
     return created
 
 
-async def withdraw_consent(conn: Conn, actor: Actor, consent_id: str) -> Consent:
-    """Record withdrawal now; every later query sees it (no caching anywhere)."""
-    resident_id = await rows.scalar(
-        conn, "SELECT resident_id FROM consent WHERE id::text = %s", (consent_id,)
+async def consent_for_decision(
+    conn: Conn, actor: Actor, consent_id: str, capability: Capability
+) -> Consent:
+    """A consent the actor may decide on (withdraw, undo), after checking their authority."""
+    found = await rows.build_one(
+        conn,
+        _consent,
+        f"SELECT {_CONSENT_COLUMNS} FROM consent WHERE id::text = %s".encode(),
+        (consent_id,),
     )
-    if resident_id is None:
+    if found is None:
         raise NotFound(f"consent {consent_id}")
-    await _require_consent_authority(conn, actor, resident_id, Capability.WITHDRAW_CONSENT)
+    await _require_consent_authority(conn, actor, found.resident_id, capability)
+    return found
+
+
+async def withdraw_consent(
+    conn: Conn,
+    actor: Actor,
+    consent_id: str,
+    *,
+    reason: str | None = None,
+    effective: datetime | None = None,
+) -> Consent:
+    """Record withdrawal (now, or ``effective`` when the resident withdrew earlier); every
+    later query sees it (no caching anywhere)."""
+    current = await consent_for_decision(conn, actor, consent_id, Capability.WITHDRAW_CONSENT)
+    resident_id = current.resident_id
     updated = await rows.build_one(
         conn,
         _consent,
-        f"""UPDATE consent SET withdrawn_at = now(), withdrawn_by = %s
+        f"""UPDATE consent SET withdrawn_at = least(now(), coalesce(%s, now())),
+                   withdrawn_by = %s, withdraw_reason = %s
             WHERE id::text = %s AND withdrawn_at IS NULL RETURNING {_CONSENT_COLUMNS}""".encode(),
-        (actor.user_id, consent_id),
+        (effective, actor.user_id, reason, consent_id),
     )
     if updated is None:
         raise InvalidRequest(f"consent {consent_id} was already withdrawn")
+    await _store_resource(conn, updated)
     await record_audit(
         conn,
         actor,
@@ -679,6 +786,45 @@ async def withdraw_consent(conn: Conn, actor: Actor, consent_id: str) -> Consent
         action="U",
         entity="Consent/withdraw",
         residents=(resident_id,),
+    )
+    return updated
+
+
+async def undo_consent_decision(conn: Conn, actor: Actor, consent_id: str) -> Consent:
+    """Undo the day's decision on a consent: a withdrawal recorded today is taken back (the
+    consent is active again), or a grant recorded today is cancelled (kept, entered in error).
+    Anything older stands: record a new decision instead."""
+    current = await consent_for_decision(conn, actor, consent_id, Capability.WITHDRAW_CONSENT)
+    today = "(now() AT TIME ZONE 'Asia/Seoul')::date"
+    if current.cancelled_at is not None:
+        raise InvalidRequest("이미 취소된 기록입니다 / this consent was already cancelled")
+    if current.withdrawn_at is not None:
+        sql = f"""UPDATE consent SET withdrawn_at = NULL, withdrawn_by = NULL,
+                      withdraw_reason = NULL
+                  WHERE id::text = %s AND (withdrawn_at AT TIME ZONE 'Asia/Seoul')::date = {today}
+                  RETURNING {_CONSENT_COLUMNS}"""
+        entity = "Consent/undo-withdraw"
+    else:
+        actor.require(Capability.MANAGE_CONSENT, current.resident_id)
+        sql = f"""UPDATE consent SET cancelled_at = now(), cancelled_by = %s,
+                      withdrawn_at = now(), withdrawn_by = %s,
+                      withdraw_reason = '기록 취소 / recorded in error'
+                  WHERE id::text = %s AND (recorded_at AT TIME ZONE 'Asia/Seoul')::date = {today}
+                  RETURNING {_CONSENT_COLUMNS}"""
+        entity = "Consent/undo-grant"
+    params: tuple[Any, ...] = (
+        (consent_id,)
+        if current.withdrawn_at is not None
+        else (actor.user_id, actor.user_id, consent_id)
+    )
+    updated = await rows.build_one(conn, _consent, sql.encode(), params)
+    if updated is None:
+        raise InvalidRequest(
+            "당일에 한 기록만 되돌릴 수 있습니다 / only a decision recorded today can be undone"
+        )
+    await _store_resource(conn, updated)
+    await record_audit(
+        conn, actor, subtype="update", action="U", entity=entity, residents=(updated.resident_id,)
     )
     return updated
 

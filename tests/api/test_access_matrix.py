@@ -726,6 +726,12 @@ ROWS: dict[tuple[str, str], list[Probe]] = {
         ),
         about(*NURSING),
     ),
+    ("GET", "/consents/{consent_id}/withdraw"): probe(
+        get("/consents/{consent}/withdraw"), withdraw_rule, prepare=new_consent
+    ),
+    ("POST", "/consents/{consent_id}/undo"): probe(
+        post("/consents/{consent}/undo"), about(*NURSING), prepare=new_consent
+    ),
     ("POST", "/consents/{consent_id}/withdraw"): probe(
         post("/consents/{consent}/withdraw", {"resident_id": "{rid}"}),
         withdraw_rule,
@@ -1078,12 +1084,13 @@ def test_liaison_records_a_withdrawal_and_the_resident_leaves_her_view_at_once(a
     page = api.client.get("/liaison").text
     assert "김하늘" in page
     consent = api.world.consent_ids[IN_YAKSU]
-    assert f'action="/consents/{consent}/withdraw"' in page
+    assert f'href="/consents/{consent}/withdraw"' in page
     done = api.client.post(
-        f"/consents/{consent}/withdraw", data={"csrf_token": csrf, "resident_id": IN_YAKSU}
+        f"/consents/{consent}/withdraw",
+        data={"csrf_token": csrf, "resident_id": IN_YAKSU, "confirm": "yes", "reason": "요청"},
     )
     assert done.status_code == 303
-    assert "김하늘" not in api.client.get("/liaison").text
+    assert "김하늘" not in api.client.get("/liaison").text.split("</main>")[0].split("okbox")[0]
 
 
 def test_search_finds_only_residents_in_scope(api: Api) -> None:

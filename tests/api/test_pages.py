@@ -135,23 +135,31 @@ def test_review_and_visit_are_recorded_and_shown(api: Api) -> None:
 
 def test_consent_recorded_and_withdrawn_from_the_resident_page(api: Api) -> None:
     csrf = api.login_as("N02")
+    form = {
+        "csrf_token": csrf,
+        "purpose": "care-coordination",
+        "period_start": date.today().isoformat(),
+        "source": "동의서 2026-077",
+    }
+    confirm = api.client.post(f"/residents/{IN_HWANGHAK}/consents", data=form)
+    assert confirm.status_code == 200  # a confirmation naming the resident first
+    assert "이솔" in confirm.text
     response = api.client.post(
-        f"/residents/{IN_HWANGHAK}/consents",
-        data={
-            "csrf_token": csrf,
-            "purpose": "care-coordination",
-            "period_start": date.today().isoformat(),
-            "source": "동의서 2026-077",
-        },
+        f"/residents/{IN_HWANGHAK}/consents", data={**form, "confirm": "yes", "reason": "서면"}
     )
     assert response.status_code == 303
     page = api.client.get(f"/residents/{IN_HWANGHAK}").text
-    consent_ids = re.findall(r'action="/consents/([0-9a-f-]+)/withdraw"', page)
+    consent_ids = re.findall(r'href="/consents/([0-9a-f-]+)/withdraw"', page)
     assert len(consent_ids) == 2  # the liaison consent from the world and this one
     for consent_id in consent_ids:
         api.client.post(
             f"/consents/{consent_id}/withdraw",
-            data={"csrf_token": csrf, "resident_id": IN_HWANGHAK},
+            data={
+                "csrf_token": csrf,
+                "resident_id": IN_HWANGHAK,
+                "confirm": "yes",
+                "reason": "본인 요청",
+            },
         )
     page = api.client.get(f"/residents/{IN_HWANGHAK}").text
     assert page.count("철회됨 / withdrawn") == 2
