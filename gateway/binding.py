@@ -6,8 +6,13 @@ Pure: values in, values out; the caller passes the time. (fhir-mapping-and-ancho
   opens a session on one station for ``window_s``, from the whole second it arrived in
   (device clocks count whole seconds). A new check-in at the same station closes
   the previous session at that moment, so two residents back to back are never mixed up; a
-  card the gateway does not know also ends the previous session (someone else is there now)
-  but opens none.
+  card the gateway does not know also ends the previous kiosk session (someone else is there
+  now) but opens none. It does not end a session the central side opened for a named resident
+  (the station screen shows that resident's name and results): a stray unknown card must not
+  send the checked-in resident's readings to the unbound queue (issue 15.1).
+* Check-ins are placed by their own time, not by arrival: one that arrives after a later one
+  (a kiosk's event delayed in flight) is slotted in before it and ends where it starts, so it
+  never shadows the later resident's session.
 * A station device's reading is bound to the session whose interval contains the reading's
   *measurement* time (the device time placed on the gateway's timeline, see ``clock``), not
   its arrival time: a cuff whose memory arrives after the next check-in still goes to the
@@ -122,10 +127,18 @@ class Binder:
             repeated = session_id(request.station, resident, request.at)
             if sessions[-1].id == repeated:
                 return CheckInResult(sessions[-1], None, "check-in already open (repeated)")
-        closed = self._close_current(sessions, request.at)
         if resident is None:
             what = "card not registered" if request.card else "no resident or card given"
+            current = self.open_session(request.station, request.at)
+            if current is not None and current.method is Method.STAFF:
+                return CheckInResult(
+                    None, None, f"check-in refused: {what}; {current.id} stays open"
+                )
+            closed = self._close_current(sessions, request.at)
             return CheckInResult(None, closed, f"check-in refused: {what}")
+        if sessions and request.at < sessions[-1].opened_at:
+            return self._insert_late(sessions, request, resident)
+        closed = self._close_current(sessions, request.at)
         opened = Session(
             id=session_id(request.station, resident, request.at),
             station=request.station,
@@ -136,6 +149,33 @@ class Binder:
         )
         sessions.append(opened)
         return CheckInResult(opened, closed, "session opened")
+
+    def _insert_late(
+        self, sessions: deque[Session], request: CheckIn, resident: str
+    ) -> CheckInResult:
+        """A check-in older than the newest session: slot it in by time, ending where the
+        next session starts (it never shadows a later check-in)."""
+        ordered = list(sessions)
+        at = request.at
+        index = next(i for i, s in enumerate(ordered) if s.opened_at > at)
+        opened = Session(
+            id=session_id(request.station, resident, at),
+            station=request.station,
+            resident=resident,
+            method=request.method,
+            opened_at=at,
+            closes_at=min(at + self.window, ordered[index].opened_at),
+        )
+        if any(s.id == opened.id for s in ordered):
+            return CheckInResult(opened, None, "check-in already open (repeated)")
+        closed = None
+        if index > 0 and ordered[index - 1].contains(at):
+            closed = replace(ordered[index - 1], closes_at=at)
+            ordered[index - 1] = closed
+        ordered.insert(index, opened)
+        sessions.clear()
+        sessions.extend(ordered)
+        return CheckInResult(opened, closed, "session opened (arrived late, placed by its time)")
 
     def check_out(self, station: str, at: datetime) -> Session | None:
         """End the station's open session at ``at`` (the resident left)."""

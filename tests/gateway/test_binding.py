@@ -136,3 +136,46 @@ def test_kiosk_message_with_its_own_check_in() -> None:
 
 def test_unregistered_device() -> None:
     assert binder().bind(None, measured_at=at(0), time_trusted=True).binding is None
+
+
+def test_unknown_card_does_not_end_a_session_the_station_screen_opened() -> None:
+    """Issue 15.1: a resident checked in on the station screen (the API's command names them)
+    kept measuring while a card the gateway does not know was shown at the same station; their
+    readings went to the unbound queue. A stray card ends no named resident's session."""
+    b = binder()
+    screen = b.check_in(CheckIn(STATION, at(0), Method.STAFF, resident="R0001234"))
+    stray = b.check_in(CheckIn(STATION, at(30), Method.CHECK_IN, card="9999999"))
+    assert stray.opened is None
+    assert stray.closed is None
+    assert "stays open" in stray.reason
+    for seconds in (40, 90, 200):  # blood pressure, glucose, weight
+        d = b.bind(CUFF, measured_at=at(seconds), time_trusted=True)
+        assert d.binding is not None
+        assert screen.opened is not None
+        assert (d.binding.resident, d.binding.session) == ("R0001234", screen.opened.id)
+    # a registered resident checking in still takes the station over (back to back)
+    b.check_in(CheckIn(STATION, at(300), Method.CHECK_IN, card="0001235"))
+    after = b.bind(CUFF, measured_at=at(310), time_trusted=True)
+    assert after.binding is not None
+    assert after.binding.resident == "R0001235"
+
+
+def test_a_late_check_in_never_shadows_a_later_one() -> None:
+    """A check-in event that arrives after a newer one (delayed in flight) is placed by its own
+    time: it ends where the newer session starts and the newer resident keeps their readings."""
+    b = binder()
+    newer = b.check_in(CheckIn(STATION, at(100), Method.STAFF, resident="R0001234"))
+    late = b.check_in(CheckIn(STATION, at(90), Method.CHECK_IN, card="0001235"))
+    assert late.opened is not None
+    assert late.opened.closes_at == at(100)
+    mine = b.bind(CUFF, measured_at=at(150), time_trusted=True)
+    assert newer.opened is not None
+    assert mine.binding is not None
+    assert (mine.binding.resident, mine.binding.session) == ("R0001234", newer.opened.id)
+    theirs = b.bind(CUFF, measured_at=at(95), time_trusted=True)
+    assert theirs.binding is not None
+    assert theirs.binding.resident == "R0001235"
+    # the same late event delivered twice (QoS 1) changes nothing
+    again = b.check_in(CheckIn(STATION, at(90), Method.CHECK_IN, card="0001235"))
+    assert again.reason.startswith("check-in already open")
+    assert len(b.sessions(STATION)) == 2
