@@ -42,7 +42,7 @@ async def create(
     request: Request,
     conn: Conn,
     actor: CurrentActor,
-    body: Annotated[Any, Body(media_type=fhirjson.MEDIA_TYPE)],
+    body: Annotated[dict[str, Any], Body(media_type=fhirjson.MEDIA_TYPE)],
 ) -> Response:
     """A rest-hook subscription to Flags (``Flag`` or ``Flag?patient=<id>``)."""
     wanted = subscription.parse(body)
