@@ -163,8 +163,12 @@ def entered_observation(
         "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit},
         "note": [{"text": MANUAL_NOTE}],
     }
+    resource["meta"] = {
+        "versionId": "1",
+        "lastUpdated": received.isoformat(timespec="milliseconds"),
+    }
     if spec.profiles:
-        resource["meta"] = {"profile": list(spec.profiles)}
+        resource["meta"]["profile"] = list(spec.profiles)
     if client is not None:
         resource = keep_client(resource, client)
     return StoredObservation(

@@ -346,8 +346,11 @@ def build_observation(shape: ObservationShape, s: Mapping[str, Any]) -> dict[str
     r: dict[str, Any] = {
         "resourceType": "Observation",
         "id": s["id"],
-        "meta": {"profile": list(shape.profiles)},
+        # version 1 from the moment it was received (readings are not updated in place)
+        "meta": {"versionId": "1", "lastUpdated": s["updated"]},
     }
+    if shape.profiles:  # never an empty array (a hand entry may claim no profile)
+        r["meta"]["profile"] = list(shape.profiles)
     extensions = []
     if shape.gateway:
         extensions.append({"url": GATEWAY_EXTENSION, "valueReference": {"reference": s["gateway"]}})
@@ -1095,7 +1098,10 @@ def _fill(
         token = f"{token}-{measurement.sequence_number}"
     patient = ctx.patient
     device_ref = f"Device/phd-{key}"
-    common: dict[str, str | Decimal] = {"effective": timing.effective_at.isoformat()}
+    common: dict[str, str | Decimal] = {
+        "effective": timing.effective_at.isoformat(),
+        "updated": kst(ctx.received_at).isoformat(timespec="milliseconds"),
+    }
     if patient is not None:
         common["subject"] = patient_reference(patient)
     gateway_ref = ""
@@ -1115,7 +1121,9 @@ def _fill(
     coincident: Plan | None = None
     if variant.corrected:
         assert timing.clock is not None
-        coincident = _coincident(ctx.device_id, timing.clock, device_ref, gateway_ref)
+        coincident = _coincident(
+            ctx.device_id, timing.clock, device_ref, gateway_ref, str(common["updated"])
+        )
         common["coincident"] = f"Observation/{coincident.id}"
     if structure.kind is Kind.GLUCOSE:
         common["issued"] = iso(ctx.received_at)
@@ -1165,7 +1173,9 @@ def plan(
     return tuple(plans)
 
 
-def _coincident(device_id: str, clock: Clock, device_ref: str, gateway_ref: str) -> Plan:
+def _coincident(
+    device_id: str, clock: Clock, device_ref: str, gateway_ref: str, updated: str
+) -> Plan:
     """The PHD coincident-timestamp Observation relating the device and gateway clocks.
 
     The gateway time keeps its milliseconds (the device clock has whole seconds), so the
@@ -1184,6 +1194,7 @@ def _coincident(device_id: str, clock: Clock, device_ref: str, gateway_ref: str)
         "effective": gateway.isoformat(timespec="milliseconds" if gateway.microsecond else "auto"),
         "value": iso(device_local),
         "gateway": gateway_ref,
+        "updated": updated,
     }
     return Plan(_COINCIDENT_RECIPE, slots, ident, obs_id, gateway, None, None)
 

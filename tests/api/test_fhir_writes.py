@@ -59,6 +59,9 @@ def test_create_is_201_with_location_and_the_clients_elements_kept(api: Api) -> 
     body = fhir_ok(created, 201)
     Observation.model_validate(body)
     assert created.headers["location"].endswith(f"/fhir/Observation/{body['id']}")
+    assert body["meta"]["versionId"] == "1"
+    assert created.headers["etag"] == 'W/"1"'
+    assert body["meta"]["lastUpdated"].endswith("+09:00")
     codes = {(c["system"], c["code"]) for c in body["code"]["coding"]}
     assert (LOINC, "2339-0") in codes  # the client's code, not replaced by 41653-7
     assert {"system": CLIENT_SYSTEM, "value": "lab-778"} in body["identifier"]

@@ -257,6 +257,15 @@ def test_coincident_timestamp_observation_follows_the_phd_example() -> None:
     assert next(r for r in rows if r.code == "67975").resident_id is None
 
 
+def test_every_observation_is_version_1_last_updated_at_its_reception() -> None:
+    rows = transform([(p.BPM, p.bp(MEASURED))])
+    for row in rows:
+        meta = loads(row.resource)["meta"]
+        assert meta["versionId"] == "1"
+        assert meta["lastUpdated"] == "2025-03-04T10:02:11.000+09:00"  # RECEIVED, Korea time
+        assert meta["profile"]  # never an empty array
+
+
 def test_the_coincident_pair_keeps_the_gateway_milliseconds() -> None:
     """A 1.4 s correction must be recoverable from the pair (device seconds, gateway ms)."""
     gateway = datetime(2025, 3, 4, 9, 50, 1, 400_000, tzinfo=p.KST)
