@@ -242,6 +242,15 @@ async def _hidden(request: Request) -> Response:
     return await _error_page(request, 403, "권한 없음 / Forbidden", HIDDEN)
 
 
+#: Korean text of the framework's own HTTP errors on /fhir (the English detail follows it).
+_FHIR_KOREAN = {
+    404: "찾을 수 없습니다",
+    405: "지원하지 않는 방법입니다",
+    406: "제공하지 않는 형식입니다",
+    415: "지원하지 않는 본문 형식입니다",
+}
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def denied(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, access.AccessDenied)
@@ -311,8 +320,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if _is_fhir(request):
-            code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
-            return _outcome(exc.status_code, code, str(exc.detail))
+            code = {404: "not-found", 405: "not-supported", 406: "not-supported"}.get(
+                exc.status_code, "processing"
+            )
+            text = str(exc.detail)
+            if not any("\uac00" <= ch <= "\ud7a3" for ch in text):  # Korean first, always
+                korean = _FHIR_KOREAN.get(exc.status_code, "요청을 처리할 수 없습니다")
+                text = f"{korean} / {text}"
+            return _outcome(exc.status_code, code, text)
         if exc.status_code == 404:
             return await _error_page(
                 request, 404, "없음 / Not found", "페이지가 없습니다 / no such page"

@@ -303,3 +303,17 @@ async def _flag_with_tasks(conn: Any, rid: str) -> dict[str, str]:
     )
     made = {f"{role}_task": task_id for role, task_id in await cur.fetchall()}
     return {**made, "flag": str(flag_id)}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/fhir/NoSuchType", 404), ("DELETE", "/fhir/Observation/x", 405)],
+)
+def test_framework_errors_are_outcomes_korean_first(
+    api: Api, method: str, path: str, status: int
+) -> None:
+    response = api.client.request(method, path, headers=api.bearer("N01"))
+    issue = outcome(response, status).issue[0]
+    text = issue.diagnostics or ""
+    assert text.split(" / ")[0] in ("찾을 수 없습니다", "지원하지 않는 방법입니다")
+    assert " / " in text  # then English
