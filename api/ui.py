@@ -71,6 +71,7 @@ def nav(actor: Actor) -> list[tuple[str, str]]:
         items.append(("/rehab", "재활 / Rehab"))
     if actor.role is Role.LIAISON:
         items.append(("/liaison", "담당 주민 / My residents"))
+        items.append(("/visits", "월간 방문 / Monthly visits"))
     if actor.can(Capability.RESOLVE_UNBOUND):
         items.append(("/unbound", "미배정 측정값 / Unbound"))
     if actor.can(Capability.CASE_REPORT):

@@ -171,6 +171,17 @@ async def visits(
 ) -> Response:
     actor = session.actor
     chosen = _month(month)
+    if actor.role is access.Role.LIAISON:  # her own month, without clinical values
+        return render(
+            request,
+            "liaison_visits.html",
+            {
+                "actor": actor,
+                "csrf_token": session.csrf_token,
+                "rows": await web_worklist.liaison_visit_plan(conn, actor, chosen),
+                "month": chosen,
+            },
+        )
     rows = await web_worklist.visit_plan(conn, actor, chosen, neighbourhood=nb or None)
     phones = await contacts.contacts(
         conn, actor, [r.resident_id for r in rows], entity="page:visits contacts"
@@ -186,6 +197,7 @@ async def visits(
             "month": chosen,
             "groups": GROUP_LABELS,
             "nb": nb or "",
+            "areas": actor.neighbourhoods or await web_worklist.neighbourhoods(conn, actor),
             "today": datetime.now(SEOUL).date(),
         },
     )

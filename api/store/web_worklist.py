@@ -595,6 +595,10 @@ class VisitPlanRow:
     visits_this_month: int
     visits_90_days: int
 
+    @property
+    def never_visited(self) -> bool:
+        return self.last_visit is None
+
 
 def month_bounds(month: date) -> tuple[date, date]:
     first = month.replace(day=1)
@@ -605,8 +609,13 @@ def month_bounds(month: date) -> tuple[date, date]:
 async def visit_plan(
     conn: Conn, actor: Actor, month: date, *, neighbourhood: str | None = None
 ) -> tuple[VisitPlanRow, ...]:
-    """Residents in scope in a visiting group whose next visit falls due by the month's end
-    (or who have no visit on record), with their visits so far."""
+    """Residents in scope in a visiting group whose next visit falls due by the month's end,
+    with their visits so far.
+
+    A resident never visited is due now, whatever the group's schedule says (the runner's
+    ``next_visit_due`` counts from enrolment, which put a new regular-group resident three
+    months out): the first visit is what the programme starts with (OPERATIONAL, issue 14.6).
+    They are listed first, then by due date."""
     actor.require(Capability.CASE_REPORT)
     first, nxt = month_bounds(month)
     where, params = access.scope_predicate(actor)
@@ -626,8 +635,12 @@ async def visit_plan(
             FROM visiting_group g JOIN resident r ON r.id = g.resident_id
             WHERE g.grp <> 'none' AND {where}
               AND (%(nb)s::text IS NULL OR r.neighbourhood = %(nb)s)
-              AND (g.next_visit_due IS NULL OR g.next_visit_due < %(next)s)
-            ORDER BY array_position(ARRAY['intensive','regular','self_management'], g.grp),
+              AND (g.next_visit_due IS NULL OR g.next_visit_due < %(next)s
+                   OR NOT EXISTS (SELECT 1 FROM home_visit v WHERE v.resident_id = r.id
+                                  AND v.cancelled_at IS NULL))
+            ORDER BY EXISTS (SELECT 1 FROM home_visit v WHERE v.resident_id = r.id
+                             AND v.cancelled_at IS NULL),
+                     array_position(ARRAY['intensive','regular','self_management'], g.grp),
                      g.next_visit_due NULLS FIRST, r.id""".encode(),
         {**params, "first": first, "next": nxt, "nb": neighbourhood},
     )
@@ -777,3 +790,56 @@ async def case_meeting_report(
         groups=groups,
         generated_at=await clinical.db_now(conn),
     )
+
+
+# --- the liaison officer's monthly visit plan (no clinical values) ----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LiaisonVisit:
+    """One resident on a liaison officer's month: whom to visit and why, never values."""
+
+    resident_id: str
+    display_name: str
+    neighbourhood: str
+    last_visit: date | None  # the last visit or call on record (anyone's)
+    visits_this_month: int
+    open_tasks: int  # plain-language liaison tasks ("월간 방문 계획에 반영")
+    next_due: datetime | None  # the earliest due date of those tasks
+
+
+async def liaison_visit_plan(conn: Conn, actor: Actor, month: date) -> tuple[LiaisonVisit, ...]:
+    """Every resident a liaison officer may see (assigned, consented) for her monthly visits:
+    those with open liaison tasks first, then those not visited this month. Category and due
+    date only, as the rest of her view (clinical-rules.md §0: never values)."""
+    actor.require(Capability.READ_NEEDS)
+    if actor.role is not Role.LIAISON:
+        raise access.AccessDenied(actor, "use the liaison officer's visit plan")
+    first, nxt = month_bounds(month)
+    where, params = access.scope_predicate(actor)
+    found = await rows.fetch_all(
+        conn,
+        LiaisonVisit,
+        f"""SELECT r.id AS resident_id, r.display_name, r.neighbourhood,
+                   (SELECT max(v.visited_on) FROM home_visit v
+                    WHERE v.resident_id = r.id AND v.cancelled_at IS NULL) AS last_visit,
+                   (SELECT count(*) FROM home_visit v WHERE v.resident_id = r.id
+                    AND v.cancelled_at IS NULL AND v.visited_on >= %(first)s
+                    AND v.visited_on < %(next)s)::int AS visits_this_month,
+                   (SELECT count(*) FROM follow_up_task t WHERE t.resident_id = r.id
+                    AND t.role = 'liaison' AND t.closed_at IS NULL)::int AS open_tasks,
+                   (SELECT min(t.due_at) FROM follow_up_task t WHERE t.resident_id = r.id
+                    AND t.role = 'liaison' AND t.closed_at IS NULL) AS next_due
+            FROM resident r WHERE {where}
+            ORDER BY 6 DESC, 5, 7 NULLS LAST, r.display_name, r.id""".encode(),
+        {**params, "first": first, "next": nxt},
+    )
+    await access.record_audit(
+        conn,
+        actor,
+        subtype="search-type",
+        action="E",
+        entity="page:liaison-visits",
+        residents=[r.resident_id for r in found],
+    )
+    return tuple(found)

@@ -862,7 +862,8 @@ ROWS: dict[tuple[str, str], list[Probe]] = {
     ("GET", "/alerts/stream"): probe(
         alert_stream, roles("nurse", "therapist", "liaison", "admin"), per_subject=False
     ),
-    ("GET", "/visits"): probe(get("/visits"), roles(*NURSING), per_subject=False),
+    # the month's visits: nurses' plan; a liaison officer's own plan without values (14.6)
+    ("GET", "/visits"): probe(get("/visits"), roles(*NURSING, "liaison"), per_subject=False),
     ("GET", "/reports/case-meeting"): probe(
         get("/reports/case-meeting"), roles(*NURSING), per_subject=False
     ),
