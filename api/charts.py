@@ -40,6 +40,9 @@ class Band:
     high: float
     label: str
     colour: str = "#e3f1e6"
+    #: False: drawn as a strip along the value axis only, so it does not sit behind another
+    #: series' points (the systolic target band would otherwise cover the diastolic readings)
+    full_width: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +117,9 @@ def render(chart: Chart) -> str:
     ]
     for band in chart.bands:
         top, bottom = y(band.high), y(band.low)
+        width = plot_w if band.full_width else STRIP
         out.append(
-            f'<rect x="{LEFT}" y="{top:.1f}" width="{plot_w}" height="{bottom - top:.1f}" '
+            f'<rect x="{LEFT}" y="{top:.1f}" width="{width}" height="{bottom - top:.1f}" '
             f'fill="{band.colour}"><title>{escape(band.label)}</title></rect>'
         )
     step = _step((y_hi - y_lo) / 5)
@@ -165,9 +169,18 @@ def render(chart: Chart) -> str:
             )
         radius = 3 if len(pts) < 120 else 1.6
         for t, v in pts:
+            # the value on hover (title) and on tap (data-v, shown by static/charts.js)
+            shown = f"{series.label} {_fmt(v)} {chart.unit} · {t.astimezone(SEOUL):%m-%d %H:%M}"
             out.append(
-                f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="{radius}" fill="{series.colour}"/>'
+                f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="{radius}" fill="{series.colour}" '
+                f'data-v="{escape(shown)}"><title>{escape(shown)}</title></circle>'
             )
+    if n_points == 0:
+        out.append(
+            f'<text x="{LEFT + plot_w / 2:.1f}" y="{TOP + plot_h / 2:.1f}" text-anchor="middle" '
+            f'font-size="20" fill="#4a4a4a" paint-order="stroke" stroke="#fff" '
+            f'stroke-width="4">측정값 없음 / No readings</text>'
+        )
     out.append(
         f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" '
         'stroke="#8a9099"/>'
@@ -190,6 +203,10 @@ def _describe(chart: Chart, n_points: int) -> str:
             f"범위 {_fmt(min(vals))}-{_fmt(max(vals))}"
         )
     return f"{chart.title}. " + "; ".join(parts)
+
+
+#: Width of a band drawn along the value axis only (``Band.full_width`` False).
+STRIP = 10
 
 
 def legend(chart: Chart) -> list[tuple[str, str, bool]]:

@@ -21,7 +21,7 @@ from api.store.web_station import Reading
 
 router = APIRouter(include_in_schema=False)
 
-PERIODS = (30, 90, 180, 365)
+PERIODS = (7, 14, 30, 90, 180, 365)
 
 
 def build_charts(
@@ -50,7 +50,9 @@ def build_charts(
             ],
             start=start,
             end=end,
-            bands=[charts.Band(60, 120, "정상 수축기 <120 / normal systolic (KSH)")],
+            bands=[
+                charts.Band(90, 120, "정상 수축기 90-120 / normal systolic (KSH)", full_width=False)
+            ],
             lines=[
                 charts.RefLine(140, "고혈압 140 / office hypertension"),
                 charts.RefLine(135, "가정 135 / home threshold", "#8a4b00"),

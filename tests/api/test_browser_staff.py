@@ -10,7 +10,13 @@ import pytest
 
 from tests.api.cdp import Browser
 from tests.api.conftest import run_db
-from tests.api.test_browser import ARTIFACTS, browser, live, sign_in  # noqa: F401 (fixtures)
+from tests.api.test_browser import (  # noqa: F401 (fixtures)
+    ARTIFACTS,
+    browser,
+    live,
+    seed_history,
+    sign_in,
+)
 from tests.api.test_worklist import seed_flags
 from tests.api.world import IN_YAKSU
 
@@ -96,3 +102,31 @@ def test_admin_without_a_terminal(live: str, browser: Browser, size: str) -> Non
     browser.screenshot(ARTIFACTS / f"staff-admin-audit-{size}.png", full_page=False)
     browser.goto(f"{live}/account")
     assert "비밀번호 바꾸기" in browser.text()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_charts_fill_the_tablet_and_show_values_on_tap(
+    live: str,  # noqa: F811
+    browser: Browser,  # noqa: F811
+    world_url,
+    size: str,
+) -> None:
+    run_db(world_url[0], seed_history)
+    browser.set_viewport(*SIZES[size])
+    sign_in(browser, live, "n01")
+    browser.goto(f"{live}/residents/{IN_YAKSU}?days=14")
+    widths = browser.evaluate(
+        "[...document.querySelectorAll('figure.chart > svg')].map(s => "
+        "s.getBoundingClientRect().width)"
+    )
+    main = browser.evaluate("document.querySelector('main').getBoundingClientRect().width")
+    if size == "tablet":
+        assert min(widths) > 0.9 * main - 40  # one chart per row, full width
+    browser.evaluate(
+        "document.querySelector('figure.chart circle[data-v]').dispatchEvent("
+        "new MouseEvent('click', {bubbles: true}))"
+    )
+    picked = browser.evaluate("document.querySelector('figure.chart .picked').textContent")
+    assert "mmHg" in picked
+    browser.evaluate("document.getElementById('trends').scrollIntoView()")
+    browser.screenshot(ARTIFACTS / f"staff-charts-{size}.png", full_page=False)

@@ -350,9 +350,18 @@ def test_visit_plan_and_case_meeting_report(api: Api) -> None:
             "note": "혈압 재측정",
         },
     )
+    # 최산 was visited last month; a resident never visited would be due now (issue 14.6)
+    api.client.post(
+        f"/residents/{NO_LIAISON}/visits",
+        data={
+            "csrf_token": csrf,
+            "visited_on": (today - timedelta(days=40)).isoformat(),
+            "kind": "home",
+        },
+    )
     plan = api.client.get(f"/visits?month={today:%Y-%m}").text
     assert "김하늘" in plan  # intensive, due now
-    assert "최산" not in plan  # next visit due in 200 days
+    assert "최산" not in plan  # visited, next visit due in 200 days
     assert "이솔" not in plan  # another nurse's
     report = api.client.get(f"/reports/case-meeting?nb=약수동&month={today:%Y-%m}")
     assert report.status_code == 200
