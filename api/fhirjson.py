@@ -353,7 +353,8 @@ def capability_statement(base_url: str, software: str) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "type": name,
             "interaction": [{"code": code} for code in interactions],
-            "versioning": "versioned" if name in _VERSIONED else "no-version",
+            # every resource served carries meta.versionId; only Task and Flag change (history)
+            "versioning": "no-version" if name == "AuditEvent" else "versioned",
             "readHistory": name in _VERSIONED,
         }
         if name == "Task":

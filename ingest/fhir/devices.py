@@ -49,7 +49,7 @@ def device_resource(
     resource: dict[str, Any] = {
         "resourceType": "Device",
         "id": phd_device_id(device_id),
-        "meta": {"profile": [PHD_DEVICE]},
+        "meta": {"versionId": "1", "profile": [PHD_DEVICE]},
     }
     identifiers = []
     mac = (
@@ -101,7 +101,7 @@ def gateway_resource(gateway_id: str, *, description: str | None = None) -> dict
     resource: dict[str, Any] = {
         "resourceType": "Device",
         "id": phg_device_id(gateway_id),
-        "meta": {"profile": [PHG_DEVICE]},
+        "meta": {"versionId": "1", "profile": [PHG_DEVICE]},
         "identifier": [{"system": GATEWAY_SYSTEM, "value": gateway_id}],
         "manufacturer": "Daon (행복다온 중구)",
         "modelNumber": "daon gateway",
