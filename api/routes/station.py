@@ -34,6 +34,23 @@ def masked_name(name: str) -> str:
     return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
+#: The order a resident reads results in: blood pressure first, then pulse, glucose, weight and
+#: body composition (issue 15.1); anything else after them.
+READING_ORDER = (
+    explain.BP_PANEL,
+    explain.PULSE,
+    *sorted(explain.GLUCOSE_CODES),
+    explain.WEIGHT,
+    explain.BMI,
+    explain.BODY_FAT,
+    explain.MUSCLE_MASS,
+)
+
+
+def reading_rank(code: str) -> int:
+    return READING_ORDER.index(code) if code in READING_ORDER else len(READING_ORDER)
+
+
 def checkin_event(checkin: web_station.CheckIn, card: str) -> dict[str, Any]:
     """The check-in command of the system contract (devices/station.py event + resident)."""
     return {
@@ -69,13 +86,31 @@ def require_station(actor: access.Actor) -> None:
 
 @router.get("/station")
 async def station_screen(request: Request, conn: Conn, session: WebSession) -> Response:
+    return await _screen(request, conn, session, error=request.query_params.get("e"))
+
+
+async def _screen(
+    request: Request,
+    conn: Any,
+    session: Any,
+    *,
+    error: str | None = None,
+    typed: str = "",
+    status_code: int = 200,
+) -> Response:
+    """The station screen; ``typed`` keeps the digits of a card that was not found."""
     actor = session.actor
     require_station(actor)
+    place = await web_station.station_place(conn, actor)
     checkin = await web_station.active_checkin(conn, actor)
     shown: list[tuple[web_station.Reading, explain.Explanation]] = []
-    waiting = False  # a reading the risk engine has not looked at yet: refresh soon
+    waiting = False  # a reading the risk engine has not looked at yet
+    evaluated: frozenset[str] = frozenset()
     if checkin is not None:
-        found = await web_station.station_readings(conn, actor, checkin)
+        found = sorted(
+            await web_station.station_readings(conn, actor, checkin),
+            key=lambda r: (reading_rank(r.code), -r.effective_at.timestamp()),
+        )
         evaluated, flags = await web_station.raised_from(
             conn, actor, checkin, [r.id for r in found]
         )
@@ -98,19 +133,30 @@ async def station_screen(request: Request, conn: Conn, session: WebSession) -> R
                 (reading, explain.with_flags(explained, raised, evaluated=reading.id in evaluated))
             )
             waiting |= reading.id not in evaluated
+    # What the screen shows, as one key: the page script swaps the screen when it changes.
+    state = (
+        "welcome"
+        if checkin is None
+        else f"{checkin.id}:"
+        + ",".join(f"{r.id}{'+' if r.id in evaluated else ''}" for r, _ in shown)
+    )
     return render(
         request,
         "station.html",
         {
             "actor": actor,
             "csrf_token": session.csrf_token,
+            "place": place,
             "checkin": checkin,
             "name": masked_name(checkin.display_name) if checkin else "",
             "readings": shown,
             "waiting": waiting,
+            "state": state,
             "now": datetime.now(UTC),
-            "error": request.query_params.get("e"),
+            "error": error,
+            "typed": typed,
         },
+        status_code=status_code,
     )
 
 
@@ -130,7 +176,10 @@ async def station_checkin(
     except web_station.CardReaderLocked:
         return RedirectResponse("/station?e=locked", status_code=303)
     except access.NotFound:
-        return RedirectResponse("/station?e=card", status_code=303)
+        # The typed digits stay in the field (issue 15.1): the page is rendered here, so the
+        # card number never travels in a URL.
+        typed = "".join(c for c in card_number if c in "0123456789 -")[:40]
+        return await _screen(request, conn, session, error="card", typed=typed, status_code=422)
     await publish_checkin(
         request, conn, checkin, "".join(c for c in card_number if c in "0123456789")
     )

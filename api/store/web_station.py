@@ -184,6 +184,28 @@ async def record_delivery(conn: Conn, checkin_id: str, delivered: bool, note: st
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a station screen stands: the resident reads it before checking in."""
+
+    station_name: str
+    centre_name: str
+
+
+async def station_place(conn: Conn, actor: Actor) -> Place | None:
+    """The station account's station and centre names (the kiosk names both on screen)."""
+    actor.require(Capability.CHECK_IN)
+    if actor.station_id is None:
+        return None
+    return await rows.fetch_one(
+        conn,
+        Place,
+        """SELECT s.name AS station_name, c.name AS centre_name
+           FROM station s JOIN centre c ON c.id = s.centre_id WHERE s.id = %s""",
+        (actor.station_id,),
+    )
+
+
 async def active_checkin(conn: Conn, actor: Actor) -> CheckIn | None:
     """The open check-in at the station account's station, if any."""
     actor.require(Capability.CHECK_IN)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -107,10 +108,11 @@ def test_without_a_broker_the_checkin_is_recorded_and_the_screen_says_so(api: Ap
 
 def test_unknown_card_is_refused_and_audited_without_the_number(api: Api) -> None:
     response = checkin(api, "9410 0000 9999")
-    assert response.status_code == 303
-    assert response.headers["location"] == "/station?e=card"
-    page = api.client.get(response.headers["location"])
-    assert "카드를 확인할 수 없습니다" in page.text
+    assert response.status_code == 422
+    assert "카드를 찾을 수 없습니다" in response.text
+    # the typed digits stay in the field (issue 15.1) and never go into a URL
+    assert 'value="9410 0000 9999"' in response.text
+    assert "location" not in response.headers
 
     async def audit(conn: Any) -> list[tuple[Any, ...]]:
         cur = await conn.execute(
@@ -127,7 +129,8 @@ def test_unknown_card_is_refused_and_audited_without_the_number(api: Api) -> Non
 def test_the_reading_just_taken_is_shown_with_a_plain_explanation(api: Api) -> None:
     checkin(api, CARD[IN_YAKSU])
     waiting = api.client.get("/station")
-    assert 'http-equiv="refresh"' in waiting.text  # polls while waiting for the measurement
+    assert "/static/station.js" in waiting.text  # the page script polls for each measurement
+    assert "새로 고침" not in waiting.text
 
     async def measure(conn: Any) -> None:
         await readings.blood_pressure(conn, IN_YAKSU, datetime.now(UTC), 134, 84)
@@ -140,15 +143,20 @@ def test_the_reading_just_taken_is_shown_with_a_plain_explanation(api: Api) -> N
     # KSH 2018: 130-139 / 80-89 is 고혈압 전단계 (prehypertension), clinical-rules.md §3.1
     assert "고혈압 전단계" in page.text
     assert "190/100" not in page.text  # another resident's reading never shows here
-    # the risk engine has not looked at it yet: the screen refreshes until it has (11.3c)
-    assert 'http-equiv="refresh" content="2"' in page.text
+    # the risk engine has not looked at it yet: the screen's state key changes when it has
+    # (11.3c), so the page script swaps in what the flag says
+    before = re.search(r'data-state="([^"]*)"', page.text)
+    assert before is not None
+    assert "+" not in before.group(1)
     config = runner.RunnerConfig(api.url, alerts=AlertPolicy(hours=None))
 
     async def evaluate(conn: Any) -> None:
         await runner.evaluate_residents(conn, [IN_YAKSU], datetime.now(UTC), config)
 
     api.db(evaluate)
-    assert 'http-equiv="refresh"' not in api.client.get("/station").text
+    after = re.search(r'data-state="([^"]*)"', api.client.get("/station").text)
+    assert after is not None
+    assert after.group(1) == before.group(1) + "+"
 
 
 def test_finish_ends_the_session_and_scope(api: Api) -> None:

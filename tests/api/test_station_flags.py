@@ -4,6 +4,7 @@ flag, including who was told and when (staffed hours)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -90,12 +91,13 @@ def test_the_screen_follows_the_crisis_flag_in_staffed_hours(api: Api) -> None:
     _checked_in_crisis(api)
     before = api.client.get("/station").text
     assert "186/121" in before
-    assert 'http-equiv="refresh" content="2"' in before  # waiting for the risk engine
+    # waiting for the risk engine: the state key has no "+" (evaluated) mark yet
+    assert re.search(r'data-state="[^"+]*"', before) is not None
     _evaluate(api, AlertPolicy(hours=None))
     after = api.client.get("/station").text
     assert "level-critical" in after
     assert "담당 간호사에게 지금 알렸습니다" in after
-    assert 'http-equiv="refresh"' not in after
+    assert re.search(r'data-state="[^"]*\+"', after) is not None  # evaluated: the script swaps
 
 
 @pytest.mark.db
