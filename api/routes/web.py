@@ -57,10 +57,16 @@ def _secure(request: Request) -> bool:
     return config.cookie_secure or request.url.scheme == "https"
 
 
-def _login_page(request: Request, error: str | None = None, status: int = 200) -> Response:
+def _login_page(
+    request: Request, error: str | None = None, status: int = 200, username: str = ""
+) -> Response:
+    """The sign-in form; after a failed attempt it keeps the user name (issue 15.5)."""
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
     response = render(
-        request, "login.html", {"actor": None, "error": error, "login_csrf": token}, status
+        request,
+        "login.html",
+        {"actor": None, "error": error, "login_csrf": token, "username": username},
+        status,
     )
     response.set_cookie(
         LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request)
@@ -142,6 +148,7 @@ async def login(
                 request,
                 "아이디 또는 비밀번호가 맞지 않습니다. / Wrong user name or password.",
                 401,
+                username=username,
             )
         if actor.role is Role.GATEWAY:
             return _login_page(
