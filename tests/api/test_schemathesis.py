@@ -50,6 +50,8 @@ def test_generated_requests_never_cause_server_errors(api: Api) -> None:
         def run(case: Any) -> None:
             kwargs = case.as_transport_kwargs(base_url=str(api.client.base_url), headers=auth)
             sent = {k: v for k, v in kwargs.items() if k in _SENT}
+            if isinstance(sent.get("data"), bytes | str):  # a raw body is content= in httpx
+                sent["content"] = sent.pop("data")
             response = api.client.request(**sent)
             seen[response.status_code] = seen.get(response.status_code, 0) + 1
             if response.status_code >= 500:
