@@ -18,9 +18,10 @@ Why our own: the maintained embedded brokers on PyPI checked in December 2026 ei
 shared subscriptions (amqtt 0.12) or crashed on an abrupt disconnect of a shared subscriber
 (rumqttd 0.20 in the iotcore wheel: "group must exists"), and ingest needs both.
 
-Accounts and access control: :class:`Policy` is the one place to add them (``authenticate``,
-``may_publish``, ``may_subscribe``); everyone is allowed today, as in the shipped
-Mosquitto configuration.
+Accounts and access control: :class:`Policy` is the one place for them (``authenticate``,
+``may_publish``, ``may_subscribe``). With ``password_file`` and ``acl_file`` in its
+configuration the broker enforces the same files Mosquitto reads
+(:class:`daon.brokerauth.AccountPolicy`); without them everyone is allowed (test brokers).
 
 Run as ``python -m daon.broker_fallback CONFIG.toml``; :class:`daon.embedded.EmbeddedBroker`
 writes the configuration with :func:`config_toml` and owns the process (SIGTERM stops it
@@ -63,15 +64,27 @@ class BrokerConfig:
     autosave_s: float = 30.0
     max_inflight: int = 100
     max_queued: int = 2_000_000
+    password_file: Path | None = None  # with acl_file: the accounts and ACL to enforce
+    acl_file: Path | None = None
 
 
-def config_toml(host: str, port: int, data_dir: Path) -> str:
+def config_toml(
+    host: str,
+    port: int,
+    data_dir: Path,
+    *,
+    password_file: Path | None = None,
+    acl_file: Path | None = None,
+) -> str:
     """The configuration :class:`daon.embedded.EmbeddedBroker` writes for one broker."""
+    auth = ""
+    if password_file is not None and acl_file is not None:
+        auth = f'password_file = "{password_file}"\nacl_file = "{acl_file}"\n'
     return (
         "# Written by daon.embedded for the fallback broker (daon/broker_fallback.py).\n"
         f'host = "{host}"\nport = {port}\n'
         f'state_file = "{data_dir / "broker-state.json"}"\n'
-        "autosave_s = 30\nmax_inflight = 100\nmax_queued = 2000000\n"
+        "autosave_s = 30\nmax_inflight = 100\nmax_queued = 2000000\n" + auth
     )
 
 
@@ -85,6 +98,8 @@ def load_config(path: Path) -> BrokerConfig:
         autosave_s=float(raw.get("autosave_s", 30)),
         max_inflight=int(raw.get("max_inflight", 100)),
         max_queued=int(raw.get("max_queued", 2_000_000)),
+        password_file=Path(raw["password_file"]) if raw.get("password_file") else None,
+        acl_file=Path(raw["acl_file"]) if raw.get("acl_file") else None,
     )
 
 
@@ -574,7 +589,12 @@ async def run(config: BrokerConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await Broker(config).serve(stop)
+    policy: Policy | None = None
+    if config.password_file is not None and config.acl_file is not None:
+        from daon.brokerauth import AccountPolicy
+
+        policy = AccountPolicy.parse(config.password_file.read_text(), config.acl_file.read_text())  # type: ignore[assignment]
+    await Broker(config, policy).serve(stop)
 
 
 def main(argv: list[str]) -> int:

@@ -75,3 +75,95 @@ class BrokerAuth:
 
     password_file: str = field(repr=False)
     acl: str
+
+
+# --- enforcing the same files without Mosquitto (daon.broker_fallback) ---------------------
+
+
+def verify_password(entry: str, password: str) -> bool:
+    """True when ``password`` matches a ``$7$`` hash of :func:`password_line`."""
+    parts = entry.split("$")
+    if len(parts) != 5 or parts[1] != "7":
+        return False
+    try:
+        iterations = int(parts[2])
+        salt, expected = base64.b64decode(parts[3]), base64.b64decode(parts[4])
+    except ValueError:
+        return False
+    actual = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    return secrets.compare_digest(actual, expected)
+
+
+def _covers(rule: str, topic_filter: str) -> bool:
+    """True when every topic ``topic_filter`` matches also matches ``rule`` (both may hold
+    MQTT wildcards); for a plain topic this is ordinary matching."""
+    rules, levels = rule.split("/"), topic_filter.split("/")
+    for i, part in enumerate(rules):
+        if part == "#":
+            return True
+        if i >= len(levels):
+            return False
+        level = levels[i]
+        if level == "#":
+            return False
+        if part != "+" and (level == "+" or level != part):
+            return False
+    return len(levels) == len(rules)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPolicy:
+    """The password file and ACL of :class:`BrokerAuth`, read the way Mosquitto reads them
+    (``user`` sections with ``topic read|write|readwrite``, ``pattern`` lines with ``%u``)."""
+
+    hashes: Mapping[str, str]
+    rules: Mapping[str, tuple[tuple[str, str], ...]]
+    patterns: tuple[tuple[str, str], ...]
+
+    @staticmethod
+    def parse(password_file: str, acl: str) -> AccountPolicy:
+        hashes = dict(
+            line.split(":", 1) for line in password_file.splitlines() if ":" in line.strip()
+        )
+        rules: dict[str, list[tuple[str, str]]] = {}
+        patterns: list[tuple[str, str]] = []
+        user: str | None = None
+        for raw in acl.splitlines():
+            words = raw.split()
+            if not words or words[0].startswith("#"):
+                continue
+            if words[0] == "user" and len(words) == 2:
+                user = words[1]
+            elif words[0] in ("topic", "pattern") and len(words) in (2, 3):
+                access, topic = (words[1], words[2]) if len(words) == 3 else ("readwrite", words[1])
+                if words[0] == "pattern":
+                    patterns.append((access, topic))
+                elif user is not None:
+                    rules.setdefault(user, []).append((access, topic))
+        return AccountPolicy(hashes, {u: tuple(r) for u, r in rules.items()}, tuple(patterns))
+
+    def authenticate(self, client_id: str, username: str | None, password: bytes | None) -> bool:
+        entry = self.hashes.get(username or "")
+        if entry is None or password is None:
+            return False
+        try:
+            return verify_password(entry, password.decode())
+        except UnicodeDecodeError:
+            return False
+
+    def _allowed(self, username: str | None, topic: str, wanted: str) -> bool:
+        if not username:
+            return False
+        candidates = [
+            *self.rules.get(username, ()),
+            *((a, t.replace("%u", username)) for a, t in self.patterns),
+        ]
+        return any(
+            access in (wanted, "readwrite") and _covers(rule, topic) for access, rule in candidates
+        )
+
+    def may_publish(self, client_id: str, username: str | None, topic: str) -> bool:
+        return self._allowed(username, topic, "write")
+
+    def may_subscribe(self, client_id: str, username: str | None, topic_filter: str) -> bool:
+        return self._allowed(username, topic_filter, "read")

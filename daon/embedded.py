@@ -541,8 +541,18 @@ class EmbeddedBroker:
         else:
             from daon.broker_fallback import config_toml
 
+            files: dict[str, Path] = {}
+            if self.auth is not None:
+                files = {
+                    "password_file": self.data_dir / "passwd",
+                    "acl_file": self.data_dir / "acl",
+                }
+                files["password_file"].write_text(self.auth.password_file)
+                files["acl_file"].write_text(self.auth.acl)
+                for path in files.values():
+                    path.chmod(0o600)
             (self.data_dir / "broker.toml").write_text(
-                config_toml("127.0.0.1", self.port, self.data_dir)
+                config_toml("127.0.0.1", self.port, self.data_dir, **files)
             )
 
     def running(self) -> bool:
