@@ -172,13 +172,18 @@ async def visits(
     actor = session.actor
     chosen = _month(month)
     if actor.role is access.Role.LIAISON:  # her own month, without clinical values
+        planned = await web_worklist.liaison_visit_plan(conn, actor, chosen)
+        phones = await contacts.contacts(
+            conn, actor, [r.resident_id for r in planned], entity="page:visits contacts"
+        )
         return render(
             request,
             "liaison_visits.html",
             {
                 "actor": actor,
                 "csrf_token": session.csrf_token,
-                "rows": await web_worklist.liaison_visit_plan(conn, actor, chosen),
+                "rows": planned,
+                "contacts": phones,
                 "month": chosen,
             },
         )

@@ -211,5 +211,10 @@ def test_liaison_sees_contacts_of_consented_residents_only_and_never_values(api:
     async def withdraw(conn: AsyncConnection[Any]) -> None:
         await access.withdraw_consent(conn, liaison, api.world.consent_ids[IN_YAKSU])
 
+    plan = api.client.get("/visits").text  # her own monthly visit plan
+    assert "010-0000-1001" in plan
+    assert "010-0000-1002" not in plan
+
     api.db(withdraw)
     assert "010-0000-1001" not in api.client.get("/liaison").text
+    assert "010-0000-1001" not in api.client.get("/visits").text
