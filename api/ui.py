@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 from fastapi.templating import Jinja2Templates
 
+from api import glossary
+from api.glossary import ago
 from api.store.access import Actor, Capability, Role
 from api.store.web_search import may_search
 from ingest.store.registry import RELATIONSHIPS
@@ -109,22 +111,6 @@ def local_date(value: date | datetime | None) -> str:
     return value.isoformat()
 
 
-def ago(value: datetime | None, now: datetime | None = None) -> str:
-    """'3일 전 / 3 d ago' style relative time."""
-    if value is None:
-        return "기록 없음 / never"
-    current = now or datetime.now(SEOUL)
-    seconds = (current - value).total_seconds()
-    if seconds < 3600:
-        minutes = max(0, int(seconds // 60))
-        return f"{minutes}분 전 / {minutes} min ago"
-    if seconds < 86400:
-        hours = int(seconds // 3600)
-        return f"{hours}시간 전 / {hours} h ago"
-    days = int(seconds // 86400)
-    return f"{days}일 전 / {days} d ago"
-
-
 def install(templates: Jinja2Templates) -> None:
     env: Any = templates.env
     env.globals.update(
@@ -139,8 +125,19 @@ def install(templates: Jinja2Templates) -> None:
         priorities=PRIORITY_LABELS,
         task_states=TASK_STATE_LABELS,
         relationships=RELATIONSHIPS,
+        rule_name=glossary.rule_name,
+        reason_label=glossary.reason,
+        audit_subtype=glossary.audit_subtype,
+        purpose_label=glossary.purpose,
+        station_label=glossary.station,
     )
-    env.filters.update(local=local, local_date=local_date, ago=ago)
+    env.filters.update(
+        local=local,
+        local_date=local_date,
+        ago=ago,
+        summary=glossary.summary,
+        flag_text=glossary.flag_text,
+    )
 
 
 #: Korean-first labels for the codes staff see most (fhir-mapping-and-anchors.md §1.1).
@@ -181,5 +178,5 @@ def reading_value(
     if value is None:
         return "—"
     shown = f"{value:.3f}".rstrip("0").rstrip(".")  # the stored precision, up to 3 decimals
-    unit_text = {"mm[Hg]": "mmHg", "/min": "회/분", "kg/m2": "kg/m²"}.get(unit or "", unit or "")
+    unit_text = glossary.unit(unit)
     return f"{shown} {unit_text}".strip()

@@ -134,3 +134,9 @@ async def evaluate_now(conn: Conn, resident_ids: list[str], now: datetime) -> li
     except psycopg.errors.UniqueViolation:  # the runner opened the same flag meanwhile
         return []
     return list(report.changed_residents)
+
+
+def rule_title(rule_id: str, ruleset: RuleSet = DEFAULT_RULESET) -> str | None:
+    """A rule's Korean name for staff pages (api.glossary), or None for an unknown id."""
+    spec = ruleset.rules.get(rule_id)
+    return spec.title_ko if spec is not None else None

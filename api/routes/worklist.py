@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
+from api import glossary
 from api.deps import Conn, CsrfChecked, WebSession
 from api.routes.web import render
 from api.security import local_path
@@ -20,12 +21,8 @@ from api.store.web_worklist import Category
 router = APIRouter(include_in_schema=False)
 SEOUL = ZoneInfo("Asia/Seoul")
 
-CATEGORY_LABELS: dict[Category, tuple[str, str]] = {
-    Category.CRITICAL: ("위급", "Critical: contact within 1 hour"),
-    Category.URGENT: ("긴급", "Urgent: today"),
-    Category.ROUTINE: ("정기", "Routine: within 7 days or the next visit"),
-    Category.NO_DATA: ("측정 없음", "No data: stopped measuring"),
-    Category.DEVICE: ("기기 문제", "Device problems"),
+CATEGORY_LABELS: dict[Category, tuple[str, str, str]] = {
+    c: glossary.category(c.value) for c in Category
 }
 GROUP_LABELS = {
     "intensive": "집중관리군 / intensive",
