@@ -24,7 +24,10 @@ What it does, against the real servers:
 4. the same three operations timed in-process against the database only (the store functions,
    including the audit write), which says how much of each figure is the database;
 5. throughput: ``--clients`` concurrent HTTP clients for ``--duration`` seconds, a mix of 45 %
-   search, 45 % $lastn and 10 % worklist, counting completed 2xx responses.
+   search, 45 % $lastn and 10 % worklist, counting completed 2xx responses;
+6. single reads at 16 clients (issue 17): ``$lastn?max=1`` only and ``GET /Patient/{id}`` only,
+   ``--read-duration`` seconds each (``lastn_rps_16``, ``patient_read_rps_16``; the Patient read's
+   one-client p95 is ``patient_read_p95_ms``).
 
 Run: ``.venv/bin/python bench/api.py [--residents N] [--days D] [--reload]``. The last line is JSON.
 """
@@ -68,6 +71,7 @@ from ingest.store.observations import _COPY, copy_row
 SEOUL = ZoneInfo("Asia/Seoul")
 SERVER = os.environ.get("DAON_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DB_NAME = "daon_bench_api"
+READ_CLIENTS = 16  # issue 17: $lastn and Patient read compared with a peer at 16 clients
 LIMITS_MS = {"search": 30.0, "worklist": 100.0, "lastn": 20.0}
 SECONDARY_INDEXES = {
     "observation_resident_code_time": "(resident_id, code, effective_at DESC)",
@@ -402,7 +406,7 @@ async def http_latency(
     count: int,
     rng: random.Random,
 ) -> tuple[dict[str, list[float]], dict[str, int]]:
-    names = ("search", "search_year", "worklist", "lastn")
+    names = ("search", "search_year", "worklist", "lastn", "patient_read")
     times: dict[str, list[float]] = {n: [] for n in names}
     sizes: dict[str, list[int]] = {n: [] for n in names}
     headers = {"Authorization": f"Bearer {token}"}
@@ -433,6 +437,11 @@ async def http_latency(
             times["lastn"].append((time.perf_counter() - t) * 1000)
             r.raise_for_status()
             sizes["lastn"].append(len(r.json().get("entry", [])))
+            t = time.perf_counter()
+            r = await client.get(f"/fhir/Patient/{rid}", headers=headers)
+            times["patient_read"].append((time.perf_counter() - t) * 1000)
+            r.raise_for_status()
+            sizes["patient_read"].append(1)
             nurse = rng.choice(nurses)
             t = time.perf_counter()
             r = await client.get("/worklist", cookies={"daon_session": sessions[nurse]})
@@ -574,6 +583,47 @@ async def throughput(
     return done / elapsed, done, failed
 
 
+async def single_read_rps(
+    base: str, token: str, residents: list[str], read: str, clients: int, duration: float
+) -> tuple[float, int, int]:
+    """(2xx responses per second, completed, failed) of one read with ``clients`` concurrent
+    keep-alive clients: ``lastn`` (the latest reading, ``$lastn?max=1``) or ``patient_read``
+    (``GET /Patient/{id}``), the two reads issue 17 compares with a peer server at 16 clients."""
+    host, _, port = base.removeprefix("http://").partition(":")
+    bearer = {"Authorization": f"Bearer {token}"}
+    done = failed = 0
+    stop_at = time.perf_counter() + duration
+
+    def target(rid: str) -> str:
+        if read == "lastn":
+            return f"/fhir/Observation/$lastn?patient={rid}&max=1"
+        return f"/fhir/Patient/{rid}"
+
+    async def one(rng: random.Random) -> None:
+        nonlocal done, failed
+        http = RawHttp(host, int(port))
+        try:
+            while time.perf_counter() < stop_at:
+                try:
+                    status = await http.get(target(rng.choice(residents)), bearer)
+                except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
+                    failed += 1
+                    await http.close()
+                    http = RawHttp(host, int(port))
+                    continue
+                if 200 <= status < 300:
+                    done += 1
+                else:
+                    failed += 1
+        finally:
+            await http.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(random.Random(i)) for i in range(clients)))
+    elapsed = time.perf_counter() - started
+    return done / elapsed, done, failed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--residents", type=int, default=None, help="default: all 60,149")
@@ -584,6 +634,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=2, help="api worker processes")
+    parser.add_argument(
+        "--read-duration", type=float, default=10.0, help="seconds per 16-client single read"
+    )
     parser.add_argument("--serve", nargs=2, metavar=("PORT", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -617,6 +670,12 @@ def main() -> None:
         rps, completed, failed = asyncio.run(
             throughput(base, token, sessions, residents, nurses, args.clients, args.duration)
         )
+        reads = {
+            read: asyncio.run(
+                single_read_rps(base, token, residents, read, READ_CLIENTS, args.read_duration)
+            )
+            for read in ("lastn", "patient_read")
+        }
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -645,6 +704,12 @@ def main() -> None:
         f"  first read of a resident's year (cold cache, _count=500): p50 "
         f"{percentile(cold, 0.5):6.1f} ms  p95 {percentile(cold, 0.95):6.1f} ms"
     )
+    patient = http_times["patient_read"]
+    print(
+        f"  Patient read  p50 {percentile(patient, 0.5):6.1f} ms  "
+        f"p95 {percentile(patient, 0.95):6.1f} ms  (GET /Patient/{{id}}, audited)"
+    )
+    report["patient_read_p95_ms"] = round(percentile(patient, 0.95), 2)
     report["search_year_p95_ms"] = round(percentile(year, 0.95), 2)
     report["search_year_cold_p95_ms"] = round(percentile(cold, 0.95), 2)
     report["search_year_rows"] = sizes["search_year"]
@@ -653,6 +718,13 @@ def main() -> None:
         f"(45 % search page, 45 % $lastn, 10 % worklist): {rps:,.0f} requests/s "
         f"({completed:,} ok, {failed:,} failed)"
     )
+    for read, (read_rps, read_done, read_failed) in reads.items():
+        print(
+            f"{READ_CLIENTS} clients, {read} only, {args.read_duration:.0f} s: "
+            f"{read_rps:,.0f} requests/s ({read_done:,} ok, {read_failed:,} failed)"
+        )
+        report[f"{read}_rps_{READ_CLIENTS}"] = round(read_rps, 1)
+        failed += read_failed
     report.update(
         api_workers=args.workers,
         requests_per_s=round(rps, 1),
