@@ -14,11 +14,15 @@ What it does, all against real servers (a private Mosquitto with the shipped
 2. start ``daon ingest`` as its own process; publish everything at full speed (QoS 1) while
    listening to the acknowledgements; when half the readings are acknowledged, kill the worker
    (SIGKILL, a crash mid-batch) and start it again; wait until every reading is acknowledged;
-3. check the table: every expected Observation exactly once (``lost``, ``duplicates``);
+3. check the table: every expected Observation exactly once (``lost``, ``duplicates``), and
+   the bytes it takes: table, indexes and TOAST of every partition or chunk of
+   ``observation`` plus ``observation_identity``, per Observation (``bytes_per_observation``);
 4. latency: after a pause for the database to settle, publish at 2,000 readings per second for
    a while and take percentiles of publish → acknowledgement;
 5. the limit: TRUNCATE and binary-COPY the same rows (the consumer's own rows) into the same
    table in one transaction, from a Python client, and report rows per second;
+   then the floor for storing readings at all: a binary COPY of as many minimal typed rows
+   (time, resident, code, value) into a scratch table (``ratio_to_minimal_copy``);
 6. what ``fhir.resources`` validation would cost per Observation, for the record.
 
 Run: ``.venv/bin/python bench/ingest.py [--readings N] [--gateways M]``. The last line is JSON.
@@ -64,6 +68,8 @@ KST = timezone(timedelta(hours=9))
 TARGET_READINGS_PER_S = 50_000
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 500.0
+TARGET_BYTES_PER_OBSERVATION = 400  # stock PostgreSQL (issue 17)
+TARGET_BYTES_TIMESCALE = 150  # TimescaleDB after compression
 LATENCY_RATE = 2_000
 SERVER = os.environ.get("DAON_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -414,6 +420,64 @@ async def copy_rate(url: str, rows: list[Any]) -> dict[str, Any]:
     return {"rows": len(rows), "seconds": seconds, "rows_per_s": len(rows) / seconds}
 
 
+async def bytes_per_observation(url: str) -> dict[str, Any]:
+    """Table, indexes and TOAST of ``observation`` (every partition or chunk) and of
+    ``observation_identity``, per stored Observation: what a reading costs on disk."""
+    async with store.connection(url) as conn:
+        cur = await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
+        )
+        timescale = bool((await cur.fetchone() or (False,))[0])
+        if timescale:  # hypertable_size counts every chunk, compressed or not, with indexes
+            sql = "SELECT hypertable_size('observation')"
+        else:
+            sql = (
+                "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) "
+                "FROM pg_partition_tree('observation')"
+            )
+        observation = int((await (await conn.execute(sql)).fetchone() or (0,))[0])
+        cur = await conn.execute("SELECT pg_total_relation_size('observation_identity')")
+        identity = int((await cur.fetchone() or (0,))[0])
+        cur = await conn.execute("SELECT count(*) FROM observation")
+        count = int((await cur.fetchone() or (0,))[0])
+    return {
+        "observation_bytes": observation,
+        "identity_bytes": identity,
+        "observations": count,
+        "bytes_per_observation": (observation + identity) / count if count else 0.0,
+        "target": TARGET_BYTES_TIMESCALE if timescale else TARGET_BYTES_PER_OBSERVATION,
+    }
+
+
+_MINIMAL_TABLE = (
+    "CREATE TABLE bench_minimal_reading "
+    "(effective_at timestamptz NOT NULL, resident_id text, code text NOT NULL, value float8)"
+)
+_MINIMAL_COPY = (
+    "COPY bench_minimal_reading (effective_at, resident_id, code, value) FROM STDIN (FORMAT BINARY)"
+)
+
+
+async def minimal_copy_rate(url: str, rows: list[Any]) -> dict[str, Any]:
+    """The floor for storing readings at all: a binary COPY of the same number of minimal
+    typed rows (time, resident, code, value) into a scratch table without indexes."""
+    tuples = [(o.effective_at, o.resident_id, o.code, o.value) for o in rows]
+    async with store.connection(url) as conn:
+        await conn.execute(_MINIMAL_TABLE)
+        await conn.commit()
+        try:
+            started = time.perf_counter()
+            async with conn.transaction(), conn.cursor().copy(_MINIMAL_COPY) as copy:
+                copy.set_types(["timestamptz", "text", "text", "float8"])
+                for row in tuples:
+                    await copy.write_row(row)
+            seconds = time.perf_counter() - started
+        finally:
+            await conn.execute("DROP TABLE IF EXISTS bench_minimal_reading")
+            await conn.commit()
+    return {"rows": len(tuples), "seconds": seconds, "rows_per_s": len(tuples) / seconds}
+
+
 def validation_cost(rows: list[Any]) -> dict[str, float]:
     from fhir.resources.R4B.observation import Observation
 
@@ -497,6 +561,13 @@ def main() -> None:
             f"{result['killed_after_s']:.1f} s"
         )
         print(f"table: {check}")
+        size = asyncio.run(bytes_per_observation(url))
+        print(
+            f"stored: {size['bytes_per_observation']:,.0f} bytes per Observation "
+            f"(observation {size['observation_bytes']:,} B + identity {size['identity_bytes']:,} B "
+            f"over {size['observations']:,} rows; table, indexes and TOAST; target ≤ "
+            f"{size['target']})"
+        )
 
         # The latency target is about steady operation at 2,000/s, not the tail of a
         # saturation run: let the database finish what the burst left (autovacuum, checkpoint).
@@ -516,6 +587,12 @@ def main() -> None:
             f"raw binary COPY of the same {copy['rows']:,} rows: {copy['rows_per_s']:,.0f} "
             f"rows/s; ingest reaches {ratio:.2f} of it"
         )
+        minimal = asyncio.run(minimal_copy_rate(url, rows))
+        ratio_minimal = obs_per_s / minimal["rows_per_s"]
+        print(
+            f"raw binary COPY of {minimal['rows']:,} minimal typed rows (time, resident, code, "
+            f"value): {minimal['rows_per_s']:,.0f} rows/s; ingest reaches {ratio_minimal:.2f} of it"
+        )
         cost = validation_cost(rows)
         print(
             f"fhir.resources R4B: validate {cost['validate_us']:.0f} µs, dump "
@@ -525,7 +602,9 @@ def main() -> None:
         print(
             f"targets: {readings_per_s / TARGET_READINGS_PER_S:.2f} of "
             f"{TARGET_READINGS_PER_S:,} readings/s; ratio {ratio:.2f} (target ≥ {TARGET_RATIO}); "
-            f"p99 {lat['p99_ms'] / TARGET_P99_MS:.2f} of {TARGET_P99_MS:.0f} ms"
+            f"p99 {lat['p99_ms'] / TARGET_P99_MS:.2f} of {TARGET_P99_MS:.0f} ms; "
+            f"{size['bytes_per_observation'] / size['target']:.2f} of {size['target']} bytes "
+            f"per Observation; {ratio_minimal:.2f} of the minimal typed COPY"
         )
         print(
             json.dumps(
@@ -539,6 +618,9 @@ def main() -> None:
                     "observations_per_s": round(obs_per_s),
                     "copy_rows_per_s": round(copy["rows_per_s"]),
                     "ratio_to_copy": round(ratio, 3),
+                    "minimal_copy_rows_per_s": round(minimal["rows_per_s"]),
+                    "ratio_to_minimal_copy": round(ratio_minimal, 3),
+                    "bytes_per_observation": round(size["bytes_per_observation"]),
                     "p50_latency_ms": round(lat["p50_ms"], 1),
                     "p99_latency_ms": round(lat["p99_ms"], 1),
                     "latency_rate": round(lat["rate"]),
@@ -552,7 +634,8 @@ def main() -> None:
                     and ratio >= TARGET_RATIO
                     and lat["p99_ms"] < TARGET_P99_MS
                     and check["lost"] == 0
-                    and check["duplicates"] == 0,
+                    and check["duplicates"] == 0
+                    and size["bytes_per_observation"] <= size["target"],
                 }
             )
         )
