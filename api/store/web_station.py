@@ -35,6 +35,7 @@ class CheckIn:
     delivered: bool
     delivery_note: str | None
     height_cm: float | None
+    replaced_other: bool = False  # it ended another resident's open check-in here
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +215,12 @@ async def active_checkin(conn: Conn, actor: Actor) -> CheckIn | None:
     return await rows.fetch_one(
         conn,
         CheckIn,
-        f"""SELECT {_CHECKIN_COLUMNS} FROM station_checkin c
+        f"""SELECT {_CHECKIN_COLUMNS},
+                   EXISTS (SELECT 1 FROM station_checkin p
+                           WHERE p.station_id = c.station_id AND p.ended_at = c.at
+                             AND p.id <> c.id AND p.resident_id <> c.resident_id)
+                     AS replaced_other
+            FROM station_checkin c
             JOIN station s ON s.id = c.station_id JOIN resident r ON r.id = c.resident_id
             WHERE c.station_id = %s AND c.ended_at IS NULL AND c.expires_at > now()
             ORDER BY c.at DESC LIMIT 1""".encode(),

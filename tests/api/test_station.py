@@ -19,7 +19,7 @@ from clinical import runner
 from clinical.alerts import AlertPolicy
 from tests.api import readings
 from tests.api.conftest import Api
-from tests.api.world import CARD, IN_HWANGHAK, IN_YAKSU
+from tests.api.world import CARD, IN_HWANGHAK, IN_YAKSU, NO_LIAISON
 
 pytestmark = pytest.mark.db
 
@@ -183,3 +183,17 @@ def test_only_station_accounts_use_the_station_screen(api: Api) -> None:
     assert api.client.get("/station").status_code == 403
     api.login_as("L10-01")
     assert api.client.get("/station").status_code == 403
+
+
+def test_a_second_check_in_at_the_station_is_explained_on_the_screen(api: Api) -> None:
+    """Issue 15.1: two check-ins at one station are explained, never silently swapped."""
+    checkin(api, CARD[IN_YAKSU])
+    first = api.client.get("/station").text
+    assert "김*늘 님" in first
+    assert "앞서 접수한 분의 측정은 끝났습니다" not in first
+    checkin(api, CARD[IN_YAKSU])  # the same resident again: nobody else was signed off
+    assert "앞서 접수한 분의 측정은 끝났습니다" not in api.client.get("/station").text
+    checkin(api, CARD[NO_LIAISON])
+    second = api.client.get("/station").text
+    assert "김*늘" not in second
+    assert "앞서 접수한 분의 측정은 끝났습니다" in second
