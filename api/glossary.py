@@ -120,6 +120,41 @@ def station(station_id: str | None) -> str:
     return f"{CENTRES[found.group(1)]} {found.group(2)}번 측정대"
 
 
+#: What an audit line touched: FHIR resource types, pages and actions (audit_event.entity).
+AUDIT_WORDS: dict[str, str] = {
+    "AuditEvent": "감사 기록",
+    "Consent": "동의",
+    "DeadLetter": "처리 불가 메시지",
+    "Device": "기기",
+    "Flag": "알림",
+    "Observation": "측정값",
+    "Patient": "주민",
+    "Practitioner": "직원",
+    "Review": "검토",
+    "RiskAssessment": "위험 평가",
+    "Session": "로그인 세션",
+    "Station": "측정대",
+    "Subscription": "알림 구독",
+    "Task": "할 일",
+    "Unbound": "미배정 측정값",
+    "User": "사용자",
+    "Visit": "방문",
+    "page": "화면",
+}
+_AUDIT_WORD = re.compile(r"^(page:|[A-Z][A-Za-z]+)")
+
+
+def audit_entity(entities: str) -> str:
+    """ "page:worklist, Patient" → "화면 (page:worklist), 주민 (Patient)": Korean first, the
+    recorded term kept after it for whoever compares with the FHIR AuditEvent."""
+    shown = []
+    for part in (p.strip() for p in entities.split(",") if p.strip()):
+        head = _AUDIT_WORD.match(part)
+        word = AUDIT_WORDS.get(head.group(1).rstrip(":")) if head else None
+        shown.append(f"{word} ({part})" if word else part)
+    return ", ".join(shown)
+
+
 def rule_name(rule_id: str) -> str:
     """A rule's Korean name (the rule set's title); the id itself stays a small label."""
     return rule_title(rule_id) or rule_id

@@ -128,6 +128,7 @@ def install(templates: Jinja2Templates) -> None:
         rule_name=glossary.rule_name,
         reason_label=glossary.reason,
         audit_subtype=glossary.audit_subtype,
+        audit_entity=glossary.audit_entity,
         purpose_label=glossary.purpose,
         station_label=glossary.station,
     )

@@ -62,6 +62,19 @@ def test_every_audit_subtype_the_app_records_has_korean() -> None:
     assert glossary.audit_subtype("read, search-type") == "조회, 검색"
 
 
+def test_every_audit_entity_the_app_records_has_korean() -> None:
+    recorded = {
+        m
+        for path in API.rglob("*.py")
+        for m in re.findall(r'entity="([^"]+)"', path.read_text(encoding="utf-8"))
+    }
+    assert recorded
+    assert sorted(e for e in recorded if not korean(glossary.audit_entity(e))) == []
+    assert glossary.audit_entity("page:worklist, Patient") == (
+        "화면 (page:worklist), 주민 (Patient)"
+    )
+
+
 def test_stored_summaries_and_flag_texts_read_in_korean() -> None:
     # ingest.fhir.observations.unbound_record writes "<kind>: <code> <value> <UCUM unit>, ..."
     text = "체성분 (body composition): body_fat 31.2 %, fat_free_mass 40.1 kg, impedance 538 Ohm"
