@@ -286,7 +286,8 @@ def load(url: str, pop: Any) -> int:
         residents = getattr(
             pop, table
         ).resident  # sorted by resident: a chunk holds whole residents
-        edges = np.searchsorted(residents, np.arange(0, len(pop.residents) + 1, 400))
+        # chunks of 400 residents, the last one partial (a small population is one chunk)
+        edges = np.searchsorted(residents, [*range(0, len(pop.residents), 400), len(pop.residents)])
         jobs += [(url, table, int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
     started = time.perf_counter()
     total = 0
