@@ -442,7 +442,8 @@ def test_card_guessing_locks_the_station_until_staff_clear_it(api_factory: Any) 
     api = api_factory(station_card_policy=throttle.Policy(free=3, first_delay=timedelta(hours=1)))
     for guess in ("941000000999", "941000000998", "941000000997"):
         answer = kiosk_checkin(api, guess)
-        assert answer.headers["location"] == "/station?e=card"
+        assert answer.status_code == 422  # the screen says so and keeps the digits (15.1)
+        assert "카드를 찾을 수 없습니다" in answer.text
     # locked: even a real card waits for staff now, and the screen says so
     locked = kiosk_checkin(api, CARD[IN_YAKSU])
     assert locked.headers["location"] == "/station?e=locked"
