@@ -47,6 +47,11 @@ logger = logging.getLogger("daon.demo")
 
 #: How fast the simulated world moves: kiosk visits and BLE measurements, seconds apart.
 KIOSK_INTERVAL_S = 20.0
+# Simulated visitors use these centres' stations; 필동's is left to people trying the station
+# screen (a simulated check-in at the same station would take the readings over, as a real
+# resident stepping up to the station does).
+SIMULATED_KIOSK_CENTRES = ("yaksu", "hwanghak")
+PEOPLE_STATION = "pil-station-1"
 KIOSK_PACE = 0.05
 BLE_INTERVAL_S = 25.0
 #: Every N-th kiosk visit is a hypertensive crisis (186/121 mmHg), made by a resident of
@@ -448,6 +453,7 @@ async def run_demo(
                     lambda: run_stations(
                         account(DEMO_KIOSKS_USER),
                         root=settings.topic_root,
+                        centres=SIMULATED_KIOSK_CENTRES,
                         interval=KIOSK_INTERVAL_S,
                         pace=KIOSK_PACE,
                         crisis_every=DEMO_CRISIS_EVERY,
@@ -536,6 +542,10 @@ def _banner(report: DemoReport) -> None:
     print(
         f"   위급 알림 / alerts: every {DEMO_CRISIS_EVERY}th kiosk visit is a crisis reading; "
         f"sign in as {DEMO_NURSE.lower()} and keep /worklist open"
+    )
+    print(
+        f"   측정대 화면 / station screen: sign in as kiosk-{PEOPLE_STATION} (no simulated visitors "
+        "there) and check in with a card from the resident pages"
     )
     print("   Ctrl-C 로 종료 / Ctrl-C to stop (data is kept for the next run)")
     print("=" * 78, flush=True)
