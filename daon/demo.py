@@ -330,6 +330,133 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
+#: The web application's start (its lifespan opens the database pool, the check-in publisher
+#: and the alert hub) is tried this many times, with pauses of 2, 4, 8, then 15 s, before the
+#: demo stops with the reason: a database that is slow or briefly unavailable at start costs
+#: a retry, not the demo (uvicorn itself calls sys.exit when the lifespan fails).
+API_START_ATTEMPTS = 8
+API_RETRY_MAX_S = 15.0
+#: A start still going after this long is reported (the demo waits on for it).
+API_START_WAIT_S = 60.0
+
+
+class ApiDidNotStart(RuntimeError):
+    """The web application did not start within API_START_ATTEMPTS attempts."""
+
+
+class _StartupWatch:
+    """ASGI wrapper that keeps why the application's lifespan start failed: uvicorn logs the
+    traceback and exits, the demo wants one line to print and a reason to retry."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.failure = ""  # the last line of the traceback: the exception and its message
+        self.traceback = ""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def watched(message: Any) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                self.traceback = str(message.get("message", ""))
+                lines = [ln.strip() for ln in self.traceback.splitlines()]
+                self.failure = next((ln for ln in reversed(lines) if ln), "")
+            await send(message)
+
+        await self.app(scope, receive, watched)
+
+
+class _NoLifespanTraceback(logging.Filter):
+    """Drops uvicorn's traceback of a failed lifespan start: :func:`serve_web` says why in one
+    line per attempt (the traceback is logged at debug level, ``daon -vv demo``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Exception in 'lifespan' protocol")
+
+
+async def _serve(server: uvicorn.Server) -> bool:
+    """``server.serve()``; False when uvicorn gave up at start. uvicorn raises SystemExit
+    then, which from a task of its own would escape the event loop and end the demo."""
+    try:
+        await server.serve()
+    except SystemExit:
+        return False
+    return True
+
+
+async def serve_web(
+    app: Any,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    up: asyncio.Event,
+    *,
+    attempts: int = API_START_ATTEMPTS,
+    retry_max_s: float = API_RETRY_MAX_S,
+) -> None:
+    """Serve ``app`` until ``stop`` is set; ``up`` is set once it listens. A start that fails
+    (the lifespan cannot reach the database in time, the port is taken) is retried after a
+    growing pause, bounded by ``retry_max_s``; after ``attempts`` failed starts
+    :class:`ApiDidNotStart` is raised with the last reason."""
+    watch = _StartupWatch(app)
+    config = uvicorn.Config(watch, host=host, port=port, log_level="warning", lifespan="on")
+    quiet = _NoLifespanTraceback()
+    logging.getLogger("uvicorn.error").addFilter(quiet)
+    try:
+        for attempt in range(1, attempts + 1):
+            watch.failure = watch.traceback = ""
+            server = _QuietServer(config)
+            serving = asyncio.create_task(_serve(server))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(API_START_WAIT_S):
+                    # uvicorn.Server has only a flag for "listening", no event to wait on.
+                    while not (server.started or serving.done() or stop.is_set()):  # noqa: ASYNC110
+                        await asyncio.sleep(0.05)
+            if server.started or not serving.done():
+                if not server.started and not stop.is_set():
+                    logger.warning(
+                        "웹 애플리케이션이 %.0f초 안에 시작되지 않았습니다 / the web application "
+                        "did not start within %.0f s",
+                        API_START_WAIT_S,
+                        API_START_WAIT_S,
+                    )
+                up.set()
+                await stop.wait()
+                server.should_exit = True
+                await serving
+                return
+            await serving
+            if watch.traceback:
+                logger.debug("the web application's start failed:\n%s", watch.traceback)
+            reason = watch.failure or f"uvicorn exited at start (port {port} in use?)"
+            if attempt == attempts:
+                raise ApiDidNotStart(
+                    f"웹 애플리케이션을 시작하지 못했습니다 ({attempts}번 시도) / the web "
+                    f"application did not start after {attempts} attempts: {reason}"
+                )
+            pause = min(retry_max_s, 2.0**attempt)
+            logger.warning(
+                "웹 애플리케이션을 시작하지 못했습니다 (시도 %d/%d), %.0f초 후 다시 시도합니다 / "
+                "the web application did not start (attempt %d of %d), retrying in %.0f s: %s",
+                attempt,
+                attempts,
+                pause,
+                attempt,
+                attempts,
+                pause,
+                reason,
+            )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(pause):
+                    await stop.wait()
+            if stop.is_set():
+                return
+    finally:
+        logging.getLogger("uvicorn.error").removeFilter(quiet)
+
+
 async def run_demo(
     settings: Settings,
     database_url: str,
@@ -376,15 +503,7 @@ async def run_demo(
         mqtt=MqttTarget(broker.host, broker.port, broker.tls, broker.username, broker.password),
         topic_root=settings.topic_root,
     ).with_overrides(dict(settings.api))
-    server = _QuietServer(
-        uvicorn.Config(
-            create_app(api_config),
-            host=settings.api_host,
-            port=settings.api_port,
-            log_level="warning",
-            lifespan="on",
-        )
-    )
+    app = create_app(api_config)
 
     async with virtual_ble(stop) as (fleet, ble_state):
         slots = {
@@ -406,22 +525,17 @@ async def run_demo(
                 logger.exception("%s stopped with an error; the rest of the demo goes on", name)
 
         api_up = asyncio.Event()
+        failed: list[ApiDidNotStart] = []
 
         async def serve_api() -> None:
-            serving = asyncio.create_task(server.serve())
-            # The banner waits for this: its address must answer when it is printed.
+            # The banner waits for api_up: its address must answer when it is printed.
             try:
-                async with asyncio.timeout(60):
-                    # uvicorn.Server has only a flag for "listening", no event to wait on.
-                    while not server.started and not serving.done():  # noqa: ASYNC110
-                        await asyncio.sleep(0.05)
-            except TimeoutError:
-                logger.warning("the web application did not start within 60 s")
+                await serve_web(app, settings.api_host, settings.api_port, stop, api_up)
+            except ApiDidNotStart as exc:
+                failed.append(exc)
+                stop.set()  # no banner; the demo stops and says why
             finally:
                 api_up.set()
-            await stop.wait()
-            server.should_exit = True
-            await serving
 
         async with asyncio.TaskGroup() as group:
             group.create_task(
@@ -483,6 +597,8 @@ async def run_demo(
             print("\n종료 중 / stopping ...", flush=True)
     relay_server.shutdown()
     relay_server.server_close()
+    if failed:
+        raise failed[0]
     print("데모를 종료했습니다. 데이터는 다음 실행에도 남아 있습니다. / Demo stopped; data kept.")
 
 
@@ -544,8 +660,8 @@ def _banner(report: DemoReport) -> None:
         f"sign in as {DEMO_NURSE.lower()} and keep /worklist open"
     )
     print(
-        f"   측정대 화면 / station screen: sign in as kiosk-{PEOPLE_STATION} (no simulated visitors "
-        "there) and check in with a card from the resident pages"
+        f"   측정대 화면 / station screen: sign in as kiosk-{PEOPLE_STATION} "
+        "(no simulated visitors there) and check in with a card from the resident pages"
     )
     print("   Ctrl-C 로 종료 / Ctrl-C to stop (data is kept for the next run)")
     print("=" * 78, flush=True)

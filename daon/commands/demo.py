@@ -31,11 +31,11 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
-    from daon.demo import main
+    from daon.demo import ApiDidNotStart, main
 
     try:
         return main(load_settings(args.config))
-    except (SettingsError, EmbeddedError, store.StoreError) as exc:
+    except (SettingsError, EmbeddedError, store.StoreError, ApiDidNotStart) as exc:
         print(f"daon demo: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import urllib.request
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from daon.demo import DemoReport, run_demo
+from api.config import ApiConfig
+from api.main import create_app
+from daon.demo import ApiDidNotStart, DemoReport, run_demo, serve_web
 from daon.embedded import free_port
 from daon.settings import Settings
+from tests.fix_db import _admin, _drop, _with_dbname
 
 pytestmark = [pytest.mark.db, pytest.mark.mqtt, pytest.mark.slow]
 
@@ -86,3 +91,59 @@ async def test_the_demo_serves_station_readings_within_a_minute(
     finally:
         stop.set()
         await asyncio.wait_for(demo, timeout=60)
+
+
+def _status(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        status: int = response.status
+        return status
+
+
+async def test_the_web_application_waits_for_a_database_that_is_not_there_yet(
+    pg_server_url: str, migrated_template: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """uvicorn exits (SystemExit) when the lifespan cannot open the pool; the demo's web
+    application retries instead, says so in Korean and English, and serves once it can."""
+    name = f"daon_t_{uuid.uuid4().hex[:16]}"
+    app = create_app(ApiConfig(database_url=_with_dbname(pg_server_url, name), pool_timeout_s=5))
+    port = free_port()
+    stop, up = asyncio.Event(), asyncio.Event()
+    caplog.set_level(logging.WARNING, logger="daon.demo")
+    serving = asyncio.create_task(
+        serve_web(app, "127.0.0.1", port, stop, up, attempts=30, retry_max_s=0.5)
+    )
+    try:
+        async with asyncio.timeout(60):
+            while not (retries := [r.getMessage() for r in caplog.records if "attempt" in r.msg]):
+                assert not serving.done(), serving
+                await asyncio.sleep(0.1)
+        assert not up.is_set()
+        assert "웹 애플리케이션을 시작하지 못했습니다 (시도 1/30)" in retries[0]
+        assert "attempt 1 of 30" in retries[0]
+        assert f'database "{name}" does not exist' in retries[0]  # the reason, in one line
+        with _admin(pg_server_url) as conn:  # the database appears
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"'.encode())
+        await asyncio.wait_for(up.wait(), timeout=60)
+        assert not serving.done()
+        assert await asyncio.to_thread(_status, f"http://127.0.0.1:{port}/login") == 200
+    finally:
+        stop.set()
+        await asyncio.wait_for(serving, timeout=30)
+        _drop(pg_server_url, name)
+
+
+async def test_the_web_application_gives_up_after_its_attempts_with_the_reason(
+    pg_server_url: str,
+) -> None:
+    name = f"daon_t_{uuid.uuid4().hex[:16]}"  # never created
+    app = create_app(ApiConfig(database_url=_with_dbname(pg_server_url, name), pool_timeout_s=5))
+    stop, up = asyncio.Event(), asyncio.Event()
+    with pytest.raises(ApiDidNotStart) as failure:  # not SystemExit
+        await asyncio.wait_for(
+            serve_web(app, "127.0.0.1", free_port(), stop, up, attempts=3, retry_max_s=0.1),
+            timeout=60,
+        )
+    assert "did not start after 3 attempts" in str(failure.value)
+    assert "시작하지 못했습니다 (3번 시도)" in str(failure.value)
+    assert f'database "{name}" does not exist' in str(failure.value)
+    assert not up.is_set()
