@@ -6,6 +6,12 @@ the same vectorized engine ``daon assess`` uses, advances their flags through th
 lifecycle, and stores what the lifecycle says (flags, flag events, tasks, visiting group) in
 one transaction per batch, then ``NOTIFY daon_flags`` with the residents whose flags changed.
 
+The fast path (issue 11): ingest pre-screens every new reading with :mod:`clinical.prescreen`
+(the critical rules' own thresholds) and names the residents whose readings may raise a
+critical flag on ``daon_priority``; :class:`Runner` evaluates those before anything else and
+works its backlog in small chunks, looking at the priority queue between chunks, so a crisis
+reading never waits behind thousands of ordinary ones, the duty tick or a catch-up.
+
 Nothing is evaluated twice for the same data, and a crash loses nothing:
 
 * each resident has a cursor (the newest ``observation.stored_at`` evaluated); readings stored
@@ -19,11 +25,7 @@ Single-reading rules act only on readings measured within ``single_max_age_h`` (
 memory uploaded weeks late feeds the means and the record, but does not page a nurse about a
 reading from last month (OPERATIONAL).
 
-Observation codes read (:data:`CODES`): what ingest stores for devices (BP panel 85354-9 with
-pulse 8867-4, glucose 41653-7/14743-9/41604-0/14770-2/2339-0/15074-8, weight 29463-7, body fat
-41982-0) and, for entries staff make through the api, LOINC where one exists (HbA1c 4548-4 or
-IFCC 59261-8, TG 2571-8, HDL 2085-9, waist 8280-0/56115-9, PHQ-9 44261-6 and item 9 44260-8,
-BMD T-score 38263-0/38267-1) and local codes ``daon-*`` otherwise (:data:`LOCAL_CODES`).
+Observation codes read: :mod:`clinical.codes` (:data:`~clinical.codes.CODES`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -44,6 +46,25 @@ import psycopg
 from clinical import engine
 from clinical.alerts import AlertPolicy, Cover, policy_from, route
 from clinical.assess import parse_profile
+from clinical.codes import (
+    A1C_IFCC,
+    A1C_NGSP,
+    BMD_T,
+    BODY_FAT,
+    BP_PANEL,
+    CODES,
+    DIASTOLIC,
+    GLUCOSE,
+    HDL,
+    LOCAL_CODES,
+    PHQ9_ITEM9,
+    PHQ9_TOTAL,
+    PULSE,
+    SYSTOLIC,
+    TG,
+    WAIST,
+    WEIGHT,
+)
 from clinical.errors import InvalidCaseError
 from clinical.evaluation import ResidentResult, resident_results
 from clinical.flags import FlagStatus, Recipient, Severity
@@ -65,58 +86,23 @@ from clinical.resources import (
     task_key,
     task_resource,
 )
-from clinical.ruleset import DEFAULT_RULESET, RuleSet
+from clinical.ruleset import DEFAULT_RULESET, DKA_SYMPTOMS, RuleSet
 from clinical.visiting import Group, decide
 from ingest import store
 from ingest.store import clinical as db
-from ingest.store.observations import NOTIFY_CHANNEL, Series, parse_notify_payload, series_many
+from ingest.store.observations import (
+    IF_SYMPTOMS_CHANNEL,
+    NOTIFY_CHANNEL,
+    PRIORITY_CHANNEL,
+    Series,
+    parse_notify_payload,
+    series_many,
+)
 
 logger = logging.getLogger(__name__)
 
 FLAGS_CHANNEL = "daon_flags"  # NOTIFY payload: JSON array of residents whose flags changed
-
-BP_PANEL, SYSTOLIC, DIASTOLIC, PULSE = "85354-9", "8480-6", "8462-4", "8867-4"
-GLUCOSE = {
-    "41653-7": False,
-    "14743-9": False,
-    "2339-0": False,
-    "15074-8": False,
-    "41604-0": True,
-    "14770-2": True,
-}  # code → fasting by code
-WEIGHT, BODY_FAT = "29463-7", "41982-0"
-WAIST = ("8280-0", "56115-9")
-A1C_NGSP, A1C_IFCC = "4548-4", "59261-8"
-TG, HDL = "2571-8", "2085-9"
-PHQ9_TOTAL, PHQ9_ITEM9 = "44261-6", "44260-8"
-BMD_T = ("38263-0", "38267-1")
-LOCAL_CODES = {
-    "asm": "daon-asm",  # appendicular skeletal muscle mass, kg (context.method BIA/DXA)
-    "grip": "daon-grip",  # handgrip, kg (best of trials)
-    "gait": "daon-gait-speed",  # 6 m gait speed, m/s
-    "chair": "daon-chair-stand",  # 5× chair stand, s
-    "sppb": "daon-sppb",
-    "cist": "daon-cist",  # value = score; context.result = normal | decline
-    "frailty": "daon-frailty-kr",
-    "symptom": "daon-symptom",  # context.symptoms = [names]
-    "fall": "daon-fall",  # context.injury / context.head_strike
-}
-CODES: tuple[str, ...] = (
-    BP_PANEL,
-    PULSE,
-    *GLUCOSE,
-    WEIGHT,
-    BODY_FAT,
-    *WAIST,
-    A1C_NGSP,
-    A1C_IFCC,
-    TG,
-    HDL,
-    PHQ9_TOTAL,
-    PHQ9_ITEM9,
-    *BMD_T,
-    *LOCAL_CODES.values(),
-)
+SYMPTOM_CODE = LOCAL_CODES["symptom"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +111,8 @@ class RunnerConfig:
 
     database_url: str = field(repr=False)
     ruleset: RuleSet = DEFAULT_RULESET
-    batch_size: int = 200
+    batch_size: int = 200  # residents per transaction (the priority queue's batch)
+    backlog_chunk: int = 25  # backlog residents per transaction; the queues are re-read between
     history_days: int = 400  # metabolic components and A1C look back 365 days
     margin_s: float = 600.0  # re-read window behind each cursor (in-flight ingest transactions)
     single_max_age_h: float = 72.0
@@ -785,14 +772,46 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
 
 
 class Runner:
-    """The service: a LISTEN connection, a work queue of residents, periodic duties."""
+    """The service: a LISTEN connection, three work queues of residents, periodic duties.
+
+    Queues, each evaluated before the next (issue 11's fast path: a critical reading never
+    waits behind a long backlog):
+
+    1. ``priority``: residents whose new readings may raise a critical flag (ingest's
+       ``NOTIFY daon_priority``, :mod:`clinical.prescreen`; and glucose ≥ 200 with a DKA-type
+       symptom stored near it, ``daon_priority_if_symptoms``), evaluated at once in one batch;
+    2. ``alerting``: residents with open critical or urgent flags, from the duty tick (re-sends
+       every 15 min, escalation, reminders);
+    3. ``pending``: everything else, oldest first (ordinary notifications, catch-up, the
+       hourly safety nets of the duty tick, the nightly run), in chunks of ``backlog_chunk``;
+       the queues above are looked at again between chunks.
+
+    Duties, catch-up and the nightly run only *enqueue* (one short query each); a catch-up's
+    watermark moves once every resident it found has been evaluated.
+    """
 
     def __init__(self, config: RunnerConfig) -> None:
         self.config = config
-        self.pending: set[str] = set()
+        self.priority: set[str] = set()
+        self.if_symptoms: set[str] = set()
+        self.alerting: dict[str, None] = {}
+        self.pending: dict[str, None] = {}  # insertion-ordered: the oldest work first
         self.wake = asyncio.Event()
         self.batches = 0
         self.last_report: BatchReport | None = None
+        self.caught_up = asyncio.Event()  # set when the catch-ups found so far are done
+        self._marks: list[tuple[datetime, set[str]]] = []  # catch-up (started, not yet done)
+
+    def queue(self, ids: Sequence[str]) -> None:
+        """Add residents to the backlog (kept in arrival order, each once)."""
+        for rid in ids:
+            self.pending.setdefault(rid, None)
+        if ids:
+            self.wake.set()
+
+    @property
+    def idle(self) -> bool:
+        return not (self.priority or self.if_symptoms or self.alerting or self.pending)
 
     async def process(self, pool: Any, ids: Sequence[str]) -> BatchReport:
         """Evaluate ``ids`` in batches (each its own transaction, bounded by a timeout)."""
@@ -843,44 +862,56 @@ class Runner:
         return reports
 
     async def catch_up(self, pool: Any) -> int:
-        """Residents with Observations stored since the runner watermark (minus the margin)."""
+        """Queue the residents with Observations stored since the runner watermark (minus the
+        margin); the watermark moves to this catch-up's start once they are all evaluated."""
         async with asyncio.timeout(self.config.write_timeout_s), pool.connection() as conn:
             started = await db.db_now(conn)
             mark = await db.runner_watermark(conn)
             since = None if mark is None else mark - timedelta(seconds=self.config.margin_s)
             ids = await db.residents_stored_since(conn, since)
-        await self.process(pool, ids)
-        async with asyncio.timeout(self.config.write_timeout_s), pool.connection() as conn:
-            await db.set_runner_watermark(conn, started)
-            await conn.commit()
+        self.caught_up.clear()
+        self._marks.append((started, set(ids)))
+        self.queue(ids)
+        await self._done(pool, ())
         return len(ids)
 
     async def duties(self, pool: Any) -> None:
-        """Time-driven work: re-sends, escalation, reminders, pending safety nets."""
+        """Time-driven work: re-sends, escalation and reminders (residents with open alerts,
+        ahead of the backlog), pending safety nets (residents with readings of the last hour,
+        in the backlog)."""
         async with asyncio.timeout(self.config.write_timeout_s), pool.connection() as conn:
             now = await db.db_now(conn)
-            ids = set(await db.residents_with_alerts(conn))
-            ids.update(await db.residents_stored_since(conn, now - timedelta(hours=1)))
-        await self.process(pool, sorted(ids))
+            alerting = await db.residents_with_alerts(conn)
+            recent = await db.residents_stored_since(conn, now - timedelta(hours=1))
+        for rid in alerting:
+            self.alerting.setdefault(rid, None)
+        self.queue(recent)
 
     async def nightly(self, pool: Any) -> None:
         async with asyncio.timeout(self.config.write_timeout_s), pool.connection() as conn:
             ids = await db.active_resident_ids(conn)
-        await self.process(pool, ids)
+        self.queue(ids)
 
     async def listen(self, stop: asyncio.Event) -> None:
-        """LISTEN daon_observations; notifications only add residents to the work set."""
+        """LISTEN to ingest's channels; notifications only add residents to the queues."""
+        channels: dict[str, Callable[[list[str]], None]] = {
+            NOTIFY_CHANNEL: self.queue,
+            PRIORITY_CHANNEL: self.priority.update,
+            IF_SYMPTOMS_CHANNEL: self.if_symptoms.update,
+        }
         async with asyncio.timeout(self.config.connect_timeout_s):
             conn = await store.connect(self.config.database_url, autocommit=True)
         try:
-            await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            for channel in channels:
+                await conn.execute(f"LISTEN {channel}")
             while not stop.is_set():
                 async for note in conn.notifies(timeout=1.0):
                     try:
-                        self.pending.update(parse_notify_payload(note.payload))
+                        ids = parse_notify_payload(note.payload)
                     except ValueError as exc:
-                        logger.warning("ignored a malformed %s payload: %s", NOTIFY_CHANNEL, exc)
+                        logger.warning("ignored a malformed %s payload: %s", note.channel, exc)
                         continue
+                    channels.get(note.channel, self.queue)(ids)
                     self.wake.set()
                 # a dead connection surfaces here rather than waiting silently
                 async with asyncio.timeout(self.config.connect_timeout_s):
@@ -888,22 +919,83 @@ class Runner:
         finally:
             await conn.close()
 
+    async def _promote(self, pool: Any) -> None:
+        """Glucose ≥ 200 residents with a DKA-type symptom stored near it go first; the others
+        are in the backlog already (their ordinary notification)."""
+        ids = sorted(self.if_symptoms)
+        self.if_symptoms.clear()
+        g = self.config.ruleset.thresholds.glucose
+        window = timedelta(hours=g.hyper_symptom_hours + self.config.single_max_age_h)
+        try:
+            async with asyncio.timeout(self.config.write_timeout_s), pool.connection() as conn:
+                found = await db.residents_with_symptoms(
+                    conn, ids, sorted(DKA_SYMPTOMS), SYMPTOM_CODE, window
+                )
+        except BaseException:
+            self.if_symptoms.update(ids)
+            raise
+        self.priority.update(found)
+        self.queue([rid for rid in ids if rid not in found])
+
+    async def _run(self, pool: Any, ids: list[str], back: Callable[[list[str]], None]) -> None:
+        """Evaluate ``ids``; on an outage they go back to their queue (``back``)."""
+        for rid in ids:  # evaluated now: this evaluation sees every reading already notified
+            self.pending.pop(rid, None)
+            self.alerting.pop(rid, None)
+        try:
+            await self.process(pool, ids)
+        except BaseException:
+            back(ids)  # not lost: retried after the outage
+            raise
+        await self._done(pool, ids)
+
+    async def _done(self, pool: Any, ids: Sequence[str]) -> None:
+        """Move the watermark past every catch-up whose residents are all evaluated now."""
+        for _, remaining in self._marks:
+            remaining.difference_update(ids)
+        finished = None
+        while self._marks and not self._marks[0][1]:
+            finished = self._marks.pop(0)[0]
+        if finished is not None:
+            async with asyncio.timeout(self.config.write_timeout_s), pool.connection() as conn:
+                await db.set_runner_watermark(conn, finished)
+                await conn.commit()
+        if not self._marks:
+            self.caught_up.set()
+
+    async def step(self, pool: Any) -> bool:
+        """One unit of work, the most urgent first; False when there was nothing to do."""
+        cfg = self.config
+        if self.if_symptoms:
+            await self._promote(pool)
+        if self.priority:
+            ids = sorted(self.priority)[: cfg.batch_size]
+            self.priority.difference_update(ids)
+            await self._run(pool, ids, self.priority.update)
+            return True
+        if self.alerting:
+            ids = list(self.alerting)[: cfg.backlog_chunk]
+            for rid in ids:
+                del self.alerting[rid]
+            await self._run(pool, ids, lambda back: self.alerting.update(dict.fromkeys(back)))
+            return True
+        if self.pending:
+            ids = list(self.pending)[: cfg.backlog_chunk]
+            await self._run(pool, ids, self.queue)
+            return True
+        return False
+
     async def work(self, pool: Any, stop: asyncio.Event) -> None:
         next_catch_up = time.monotonic() + self.config.catch_up_interval_s
         next_duty = time.monotonic() + self.config.duty_interval_s
         last_night: date | None = None
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await self.wake.wait()
+            if self.idle:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self.wake.wait()
             self.wake.clear()
-            if self.pending:
-                ids, self.pending = sorted(self.pending), set()
-                try:
-                    await self.process(pool, ids)
-                except BaseException:
-                    self.pending.update(ids)  # not lost: retried after the outage
-                    raise
+            await self.step(pool)
             mono = time.monotonic()
             if mono >= next_catch_up:
                 await self.catch_up(pool)
@@ -945,10 +1037,15 @@ async def run(
             async with asyncio.TaskGroup() as tg:
                 listener = tg.create_task(runner.listen(stop))
                 await runner.catch_up(pool)
+                worker = tg.create_task(runner.work(pool, stop))
                 if ready is not None:
-                    ready.set()
+                    waiter = tg.create_task(runner.caught_up.wait())
+                    await asyncio.wait({worker, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                    if runner.caught_up.is_set():
+                        ready.set()
+                    waiter.cancel()
                 delay = 0.5
-                await runner.work(pool, stop)
+                await worker
                 listener.cancel()
         except* (psycopg.OperationalError, store.StoreUnavailable, TimeoutError) as group:
             for exc in group.exceptions:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from psycopg import AsyncConnection
@@ -333,6 +333,22 @@ async def residents_with_alerts(conn: Conn) -> list[str]:
         "ORDER BY resident_id"
     )
     return [str(r[0]) for r in await cur.fetchall()]
+
+
+async def residents_with_symptoms(
+    conn: Conn, ids: Sequence[str], symptoms: Sequence[str], code: str, window: timedelta
+) -> set[str]:
+    """Those of ``ids`` with a symptom event (``code``, ``context.symptoms``) naming one of
+    ``symptoms`` measured within ``window`` before now (the runner's fast path)."""
+    if not ids:
+        return set()
+    cur = await conn.execute(
+        "SELECT DISTINCT resident_id FROM observation WHERE resident_id = ANY(%s) "
+        "AND code = %s AND effective_at >= now() - %s AND status <> 'entered-in-error' "
+        "AND context -> 'symptoms' ?| %s::text[]",
+        (list(ids), code, window, list(symptoms)),
+    )
+    return {str(r[0]) for r in await cur.fetchall()}
 
 
 # --------------------------------------------------------------------------- staff actions

@@ -29,6 +29,7 @@ the clinical runner.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 import uuid
@@ -39,6 +40,7 @@ from typing import Any, Final
 
 from psycopg import AsyncConnection
 
+from clinical.prescreen import SCREENED_CODES, Screen, screen_stored
 from devices.wire import encode_reading
 from ingest.errors import Reason
 from ingest.fhir import StoredObservation, resource_id
@@ -49,6 +51,12 @@ from ingest.store.deadletter import insert_dead_letters
 Conn = AsyncConnection[Any]
 
 NOTIFY_CHANNEL: Final = "daon_observations"
+#: Residents whose new readings may raise a critical flag (clinical.prescreen): the runner
+#: evaluates them before its backlog. Same payload as NOTIFY_CHANNEL.
+PRIORITY_CHANNEL: Final = "daon_priority"
+#: Residents with a glucose ≥ 200 mg/dL: critical only with a DKA-type symptom near it, which
+#: the runner looks up before putting them first.
+IF_SYMPTOMS_CHANNEL: Final = "daon_priority_if_symptoms"
 NOTIFY_LIMIT: Final = 7900  # bytes; PostgreSQL refuses payloads of 8000 bytes or more
 
 _COLUMNS: Final = (
@@ -284,13 +292,47 @@ def parse_notify_payload(payload: str) -> list[str]:
     return value
 
 
-async def notify_residents(conn: Conn, residents: Iterable[str]) -> int:
-    """Queue the notifications (delivered when the transaction commits)."""
-    payloads = notify_payloads(residents)
+def screen(observations: Iterable[StoredObservation]) -> tuple[set[str], set[str]]:
+    """Residents whose new readings may raise a critical flag, and those whose glucose ≥ 200
+    does with a DKA-type symptom near it (:mod:`clinical.prescreen`, the rules' thresholds)."""
+    critical: set[str] = set()
+    if_symptoms: set[str] = set()
+    for o in observations:
+        if o.resident_id is None or o.code not in SCREENED_CODES or o.resident_id in critical:
+            continue
+        found = screen_stored(
+            o.code,
+            o.value,
+            o.unit,
+            json.loads(o.component_values) if o.component_values else None,
+            o.quality,
+            json.loads(o.context) if o.context else None,
+        )
+        if found is Screen.CRITICAL:
+            critical.add(o.resident_id)
+        elif found is Screen.IF_SYMPTOMS:
+            if_symptoms.add(o.resident_id)
+    return critical, if_symptoms - critical
+
+
+async def notify_residents(
+    conn: Conn, residents: Iterable[str], observations: Iterable[StoredObservation] = ()
+) -> int:
+    """Queue the notifications (delivered when the transaction commits); ``observations``, the
+    new readings, are pre-screened for the runner's fast path (:func:`screen`)."""
+    critical, if_symptoms = screen(observations)
+    batches = [
+        (NOTIFY_CHANNEL, notify_payloads(residents)),
+        (PRIORITY_CHANNEL, notify_payloads(critical)),
+        (IF_SYMPTOMS_CHANNEL, notify_payloads(if_symptoms)),
+    ]
+    channels = [channel for channel, payloads in batches for _ in payloads]
+    payloads = [p for _, found in batches for p in found]
     if payloads:
         await conn.execute(
-            "SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload",
-            (NOTIFY_CHANNEL, payloads),
+            "SELECT pg_notify(channel, payload) "
+            "FROM unnest(%s::text[], %s::text[]) AS t(channel, payload)",
+            (channels, payloads),
         )
     return len(payloads)
 
@@ -443,6 +485,7 @@ async def write_outcomes(
     conflicting = {id(c.observation): c for c in inserted.conflicts}
     bindings = []
     residents: set[str] = set()
+    stored: list[StoredObservation] = []
     for message in messages:
         counts = result.counts[message.gateway_id or ""]
         for reading in message.readings:
@@ -463,6 +506,7 @@ async def write_outcomes(
                 counts.stored += 1
                 counts.observations += len(fresh)
                 residents.update(o.resident_id for o in fresh if o.resident_id)
+                stored.extend(fresh)
                 if reading.bound is not None and reading.bound.method == "staff":
                     # check-in and registry bindings are recorded on the rows themselves
                     # (context: binding, session, station, reading); see binding_provenance()
@@ -485,7 +529,7 @@ async def write_outcomes(
     async with conn.pipeline():  # the last statements go in one round trip
         await _count(conn, result.counts, worker)
         await _seen(conn, touched_gateways, touched_devices)
-        await notify_residents(conn, residents)
+        await notify_residents(conn, residents, stored)
     result.observations = len(new)
     result.duplicates = len(inserted.same)
     result.residents = tuple(sorted(residents))

@@ -321,3 +321,137 @@ async def test_the_chain_through_the_store_on_a_weekend_with_a_roster(db_url):
             ("escalated_liaison", ["L01-02"], monday + timedelta(minutes=60)),
         ]
         assert all(e.deliver_after is None for e in events[1:])
+
+
+# --------------------------------------------------------------------------- the fast path
+
+
+def entered(rid: str, when: datetime, code: str, *, value=None, unit=None, ctx=None):
+    """One stored Observation as staff entries make them (symptom events, glucose)."""
+    import json
+    import uuid
+
+    from ingest.fhir import StoredObservation
+
+    return StoredObservation(
+        str(uuid.uuid4()),
+        when,
+        rid,
+        code,
+        "http://loinc.org",
+        value,
+        unit,
+        None,
+        None,
+        None,
+        None,
+        "final",
+        f"test-{uuid.uuid4()}",
+        "{}",
+        when,
+        (),
+        None if ctx is None else json.dumps(ctx),
+    )
+
+
+async def test_a_critical_reading_goes_before_a_long_backlog(db_url):
+    """Ingest's pre-screen NOTIFY puts a crisis reading's resident in the priority queue; the
+    next unit of work evaluates her, not the twelve residents queued before her; the backlog
+    then drains in chunks."""
+    from ingest import store
+
+    now = datetime.now(UTC)
+    backlog = [f"R{i:02d}" for i in range(12)]
+    async with await connect(db_url) as conn:
+        for rid in [*backlog, "RC"]:
+            await add_resident(conn, rid)
+        for rid in backlog:
+            await store_obs(conn, bp_obs(rid, now - timedelta(minutes=5), 128, 82), notify=False)
+    r = runner.Runner(config(db_url, backlog_chunk=4))
+    r.queue(backlog)
+    stop = asyncio.Event()
+    listener = asyncio.create_task(r.listen(stop))
+    pool = await store.open_pool(db_url, max_size=2, wait_s=10)
+    try:
+        await asyncio.sleep(0.5)  # LISTEN is up
+        async with await connect(db_url) as conn:
+            crisis = bp_obs("RC", now - timedelta(minutes=1), 186, 101)
+            async with conn.transaction():
+                await insert_observations(conn, crisis)
+                await notify_residents(conn, ["RC"], crisis)
+        async with asyncio.timeout(10):
+            while "RC" not in r.priority:
+                await r.wake.wait()  # the listener sets it for every notification
+                r.wake.clear()
+        assert list(r.pending) == [*backlog, "RC"]  # the ordinary notification queued her too
+        assert await r.step(pool)
+        async with await connect(db_url) as conn:
+            assert "BP-CRISIS" in {f.rule for f in await db.open_flags(conn, "RC")}
+            assert await count(conn, "SELECT count(*) FROM clinical_cursor") == 1
+        assert list(r.pending) == backlog  # evaluated: no second look from the backlog
+        for _ in range(3):
+            assert await r.step(pool)
+        assert not await r.step(pool)
+        async with await connect(db_url) as conn:
+            assert await count(conn, "SELECT count(*) FROM clinical_cursor") == 13
+    finally:
+        stop.set()
+        await listener
+        await pool.close()
+
+
+async def test_glucose_over_200_goes_first_only_with_a_dka_symptom_stored(db_url):
+    """GLU-HYPER-SYMPTOMATIC (≥ 200 with a DKA-type symptom within ± 24 h, clinical-rules.md
+    §4) is critical: the runner looks the symptom up before putting the resident first."""
+    from ingest import store
+    from ingest.store.observations import screen
+
+    now = datetime.now(UTC)
+    readings = []
+    async with await connect(db_url) as conn:
+        for rid in ("RG1", "RG2"):
+            await add_resident(conn, rid)
+            readings.append(
+                entered(rid, now - timedelta(minutes=3), "41653-7", value=250.0, unit="mg/dL")
+            )
+        nausea = entered(
+            "RG1", now - timedelta(hours=2), "daon-symptom", ctx={"symptoms": ["nausea"]}
+        )
+        await store_obs(conn, [*readings, nausea], notify=False)
+    critical, if_symptoms = screen(readings)
+    assert (critical, if_symptoms) == (set(), {"RG1", "RG2"})
+    r = runner.Runner(config(db_url))
+    r.if_symptoms.update(if_symptoms)
+    pool = await store.open_pool(db_url, max_size=2, wait_s=10)
+    try:
+        assert await r.step(pool)
+        async with await connect(db_url) as conn:
+            assert "GLU-HYPER-SYMPTOMATIC" in {f.rule for f in await db.open_flags(conn, "RG1")}
+            assert await count(conn, "SELECT count(*) FROM clinical_cursor") == 1
+        assert list(r.pending) == ["RG2"]  # no symptom: evaluated with the backlog
+    finally:
+        await pool.close()
+
+
+async def test_the_catch_up_watermark_moves_when_its_residents_are_all_evaluated(db_url):
+    from ingest import store
+
+    now = datetime.now(UTC)
+    async with await connect(db_url) as conn:
+        for rid in ("R1", "R2", "R3"):
+            await add_resident(conn, rid)
+            await store_obs(conn, bp_obs(rid, now - timedelta(minutes=2), 128, 82), notify=False)
+    r = runner.Runner(config(db_url, backlog_chunk=2))
+    pool = await store.open_pool(db_url, max_size=2, wait_s=10)
+    try:
+        assert await r.catch_up(pool) == 3
+        assert not r.caught_up.is_set()
+        await r.step(pool)
+        async with await connect(db_url) as conn:
+            assert await db.runner_watermark(conn) is None  # R3 still waits
+        await r.step(pool)
+        assert r.caught_up.is_set()
+        async with await connect(db_url) as conn:
+            assert await db.runner_watermark(conn) is not None
+    finally:
+        await pool.close()

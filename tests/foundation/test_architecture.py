@@ -4,7 +4,8 @@
     clinical (core)  -> numpy, stdlib; never the runner side (below)
     gateway          -> devices                      (+ bleak, paho-mqtt, ...)
     simulators       -> devices                      (+ paho-mqtt, dbus-fast, ...)
-    ingest           -> devices, clinical.limits     (+ paho-mqtt, psycopg, fhir.resources)
+    ingest           -> devices, clinical.limits, clinical.prescreen
+                                                     (+ paho-mqtt, psycopg, fhir.resources)
     clinical runner side: clinical.runner, clinical.staff (staff actions, stored) and
                      clinical.resources (FlagState -> FHIR)
                      -> clinical core, ingest.store, ingest.fhir (the one home of FHIR)
@@ -129,6 +130,8 @@ def check(module: str, imported: str) -> str | None:
     if _is_under(module, "ingest"):
         if _is_under(imported, "clinical.limits"):
             return None  # the §2 bounds: one home for the engine and the door (issue 12.5)
+        if _is_under(imported, "clinical.prescreen"):
+            return None  # the critical thresholds of the alert fast path (issue 11)
         return (
             None if not project or top in ("ingest", "devices") else "ingest imports only devices"
         )
@@ -210,6 +213,8 @@ def test_packages_follow_the_dependency_direction() -> None:
         ("ingest.consumer", "clinical.runner", False),
         ("ingest.bounds", "clinical.limits", True),
         ("ingest.bounds", "clinical.quality", False),
+        ("ingest.store.observations", "clinical.prescreen", True),
+        ("ingest.store.observations", "clinical.glucose", False),
         ("api.routes.fhir", "ingest.store", True),
         ("api.routes.fhir", "ingest.consumer", False),
         ("api.routes.fhir", "devices.model", True),
