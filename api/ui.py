@@ -60,8 +60,19 @@ SEVERITY_LABELS: dict[str, str] = {
 }
 
 
+#: Agents of the audit trail that are not roles of an account.
+AGENT_LABELS: dict[str, str] = {
+    "subscription": "외부 알림 수신처 / subscription",
+}
+
+
 def role_label(role: Role | str) -> str:
-    return ROLE_LABELS.get(Role(role), str(role))
+    """A role's Korean-first label; the audit trail's other agents (a FHIR Subscription the
+    deliverer sent to) by theirs."""
+    try:
+        return ROLE_LABELS.get(Role(role), str(role))
+    except ValueError:
+        return AGENT_LABELS.get(str(role), str(role))
 
 
 def nav(actor: Actor) -> list[tuple[str, str]]:

@@ -421,10 +421,15 @@ def _pick_rows(population: Population, seed: int) -> list[int]:
             int(i) for i in sorted(np.flatnonzero(r.neighbourhood == name), key=lambda i: -score[i])
         ]
         chosen: list[int] = []
-        for column in (r.nurse, r.liaison):  # every nurse and officer of the 동 gets someone
+        # every nurse and officer of the 동 gets someone; an officer sees only residents who
+        # consented to share, so hers is a consenting one wherever the 동 has one
+        for column, needs in ((r.nurse, None), (r.liaison, r.consent)):
             for person in dict.fromkeys(str(column[i]) for i in rows):
-                if person and not any(str(column[i]) == person for i in chosen):
-                    chosen.append(next(i for i in rows if str(column[i]) == person))
+                theirs = [i for i in rows if str(column[i]) == person]
+                if needs is not None:
+                    theirs = [i for i in theirs if needs[i]] or theirs
+                if person and not any(i in chosen for i in theirs):
+                    chosen.append(theirs[0])
         if name in REHAB_NEIGHBOURHOODS:  # the therapist's room has people in it
             have = sum(1 for i in chosen if r.age[i] >= REHAB_AGE)
             older = [i for i in rows if r.age[i] >= REHAB_AGE and i not in chosen]

@@ -1,12 +1,18 @@
 """Fixtures for the api tests: a migrated database with the small world, and a TestClient
-run as a context manager (so the lifespan opens the real pool)."""
+run as a context manager (so the lifespan opens the real pool); and ``demo_stack``, the whole
+``daon demo`` started once per worker on a fresh database, for the tests of what each role sees
+on a first start."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import threading
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -17,7 +23,11 @@ from api.config import ApiConfig, MqttTarget
 from api.main import create_app
 from api.security import SESSION_COOKIE
 from api.store import access
+from daon.demo import DemoReport, run_demo
+from daon.embedded import free_port
+from daon.settings import Settings
 from tests.api.world import FAST, USERS, World, build_world
+from tests.fix_db import _drop, _fresh_database
 
 T = TypeVar("T")
 
@@ -93,3 +103,70 @@ def api_factory(world_url: tuple[str, World]) -> Iterator[Callable[..., Api]]:
 @pytest.fixture
 def api(api_factory: Callable[..., Api]) -> Api:
     return api_factory()
+
+
+@dataclass(frozen=True)
+class DemoStack:
+    """A running ``daon demo``: its web address (no trailing slash), database and banner."""
+
+    base: str
+    database_url: str
+    report: DemoReport
+
+    def session(self, user_id: str) -> str:
+        """A session token for ``user_id``, made by the store as the login form does after
+        the password check (the demo's scrypt cost is for people, not for 30 test logins)."""
+
+        async def make(conn: AsyncConnection[Any]) -> str:
+            return (await access.create_session(conn, user_id, lifetime=timedelta(hours=1))).token
+
+        return run_db(self.database_url, make)
+
+
+@pytest.fixture(scope="session")
+def demo_stack(
+    pg_server_url: str, mqtt_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DemoStack]:
+    """``run_demo`` as ``make demo`` runs it (every service, the seed and the 90-day history
+    written on the first start) on an empty database and state folder of its own, in a thread
+    with its own event loop; stopped at the end of the worker's session. Tests that use it
+    carry ``pytest.mark.xdist_group("demo")`` so that one worker starts it once."""
+    name, url = _fresh_database(pg_server_url, None)
+    state: Path = tmp_path_factory.mktemp("demo-state")
+    settings = Settings(
+        database_url=url,
+        mqtt_url=mqtt_url,
+        topic_root=f"daon-test/{uuid.uuid4().hex[:12]}",
+        state_dir=state,
+        api_port=free_port(),
+    )
+    ready: concurrent.futures.Future[DemoReport] = concurrent.futures.Future()
+    control: dict[str, Any] = {}
+
+    async def main() -> None:
+        control["loop"] = asyncio.get_running_loop()
+        control["stop"] = stop = asyncio.Event()
+        await run_demo(settings, url, mqtt_url, stop=stop, on_ready=ready.set_result)
+
+    def thread_main() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # handed to the waiting fixture, then re-raised
+            if not ready.done():
+                ready.set_exception(exc)
+            raise
+        finally:
+            if not ready.done():
+                ready.set_exception(RuntimeError("the demo stopped before it was ready"))
+
+    thread = threading.Thread(target=thread_main, name="daon-demo", daemon=True)
+    thread.start()
+    try:
+        report = ready.result(timeout=180)
+        yield DemoStack(report.url.rstrip("/"), url, report)
+    finally:
+        loop = control.get("loop")
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(control["stop"].set)
+        thread.join(timeout=60)
+        _drop(pg_server_url, name)
