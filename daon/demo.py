@@ -60,6 +60,9 @@ DEMO_CRISIS_EVERY = 12
 DEMO_NURSE = "N05"
 #: The virtual Bluetooth adapter of each centre's gateway.
 ADAPTERS = {"yaksu": "hci0", "hwanghak": "hci1", "pil": "hci2"}
+#: The method calls the demo's virtual BlueZ remembers (nothing in the demo reads them; the
+#: default of 20,000, for tests, is ~11 MB that a demo fills in its first 30-50 minutes).
+BLUEZ_CALL_LOG = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +307,9 @@ async def virtual_ble(stop: asyncio.Event) -> AsyncIterator[tuple[Any, str]]:
         os.environ["PATH"] = f"{bus.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
         fleet = build_fleet()
         # One adapter per centre, as each centre has its own gateway box and radio.
-        bluez = VirtualBlueZ(bus.address, adapters=tuple(ADAPTERS.values()))
+        bluez = VirtualBlueZ(
+            bus.address, adapters=tuple(ADAPTERS.values()), call_log=BLUEZ_CALL_LOG
+        )
         await bluez.start()
         for device in fleet.devices:
             centre = fleet.sources[device.address].centre

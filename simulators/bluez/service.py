@@ -32,7 +32,7 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.constants import NameFlag, RequestNameReply
 
 from simulators.bluez.bus import is_system_bus
-from simulators.bluez.calllog import Call, CallLog
+from simulators.bluez.calllog import MAX_CALLS, Call, CallLog
 from simulators.bluez.errors import (
     ATT_INSUFFICIENT_AUTHENTICATION,
     ATT_INVALID_OFFSET,
@@ -231,7 +231,9 @@ class VirtualBlueZ:
     ``DBUS_SYSTEM_BUS_ADDRESS``. The real system bus is refused. ``gatt_cache`` keeps GATT
     objects exported after a disconnect (bluetoothd ``Cache=always``). ``temporary_timeout``
     removes discovered devices nobody connected to after discovery stops (bluetoothd 30 s).
-    ``connect_timeout`` bounds a Connect to a device that is not advertising.
+    ``connect_timeout`` bounds a Connect to a device that is not advertising. ``call_log`` is
+    how many of the most recent method calls :attr:`calls` keeps (each about half a kilobyte
+    with its arguments; the demo keeps few, tests read them).
     """
 
     def __init__(
@@ -244,6 +246,7 @@ class VirtualBlueZ:
         connect_timeout: float = 20.0,
         agent_timeout: float = 30.0,
         disconnect_delay: float = 0.0,
+        call_log: int = MAX_CALLS,
     ) -> None:
         if not adapters:
             raise ServiceError("at least one adapter is needed")
@@ -253,7 +256,7 @@ class VirtualBlueZ:
         self.connect_timeout = connect_timeout
         self.agent_timeout = agent_timeout
         self.disconnect_delay = disconnect_delay
-        self.calls = CallLog()
+        self.calls = CallLog(call_log)
         self._adapters: dict[str, AdapterState] = {}
         for index, name in enumerate(adapters):
             self._adapters[name] = AdapterState(name=name, address=f"00:1A:7D:DA:71:{index:02X}")

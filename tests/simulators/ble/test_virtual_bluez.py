@@ -484,3 +484,28 @@ async def test_two_adapters_and_a_device_that_keeps_one_bond(two_adapters: Virtu
         async with BleakClient(device):
             pass
     assert err.value.dbus_error_details == "le-connection-key-missing"
+
+
+async def test_the_call_log_keeps_only_the_most_recent_calls(ble_bus: PrivateBus) -> None:
+    """A long demo makes hundreds of calls a minute; the log keeps the last ``call_log``."""
+    async with virtual_bluez(ble_bus.address, call_log=25) as service:
+        bus = await MessageBus(bus_address=service.address).connect()
+        try:
+            for i in range(120):  # Get of a property: answered, recorded with its arguments
+                reply = await bus.call(
+                    Message(
+                        destination="org.bluez",
+                        path="/org/bluez/hci0",
+                        interface="org.freedesktop.DBus.Properties",
+                        member="Get",
+                        signature="ss",
+                        body=["org.bluez.Adapter1", "Powered" if i % 2 else "Address"],
+                    )
+                )
+                assert reply.message_type is MessageType.METHOD_RETURN
+        finally:
+            bus.disconnect()
+        calls = list(service.calls)
+    assert len(calls) == 25
+    assert [c.args[1] for c in calls] == ["Powered", "Address"] * 12 + ["Powered"]  # 95 ... 119
+    assert [c.at for c in calls] == sorted(c.at for c in calls)
