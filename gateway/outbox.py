@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import sqlite3
 import time
@@ -104,16 +105,20 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 _SHIFTS = tuple(range(125, -5, -5))
 
+_ID_RANDOM = random.Random()
+os.register_at_fork(after_in_child=_ID_RANDOM.seed)
+
 
 def new_reading_id(now: float | None = None) -> str:
     """A ULID: 48-bit milliseconds + 80 random bits, Crockford base32, sortable by time.
 
-    The random part comes from :mod:`random` (seeded from the OS and re-seeded after a fork
-    by CPython): ids must be unique, not secret, and ``os.urandom`` per reading costs more
-    than the rest of the outbox write.
+    The random part comes from a private :class:`random.Random` (seeded from the OS, and
+    re-seeded in a forked child): ids must be unique, not secret, and ``os.urandom`` per
+    reading costs more than the rest of the outbox write. Private, so that minting ids never
+    moves the global :mod:`random` state other code (or a test's property generator) relies on.
     """
     ms = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
-    value = (ms << 80) | random.getrandbits(80)
+    value = (ms << 80) | _ID_RANDOM.getrandbits(80)
     return "".join([_CROCKFORD[(value >> shift) & 31] for shift in _SHIFTS])
 
 
