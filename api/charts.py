@@ -22,6 +22,13 @@ SEOUL = ZoneInfo("Asia/Seoul")
 
 WIDTH, HEIGHT = 520, 250
 LEFT, RIGHT, TOP, BOTTOM = 44, 10, 14, 30
+#: Room between the frame and the first and last moment of the period, so a reading at the
+#: start or at the end of the period (a single reading measured just now) is drawn whole and
+#: clear of the frame, never on its edge.
+PAD_X = 16
+#: How a reading kept out by the quality filters (clinical-rules.md §2) is drawn: an open
+#: circle in the series' colour, never joined to the line.
+EXCLUDED_LABEL = "품질 기준 제외 측정 / excluded by quality rules"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +37,9 @@ class Series:
     points: Sequence[tuple[datetime, float]]
     colour: str
     dashed: bool = False
+    #: Readings the quality filters keep out of every rule (clinical-rules.md §2): time,
+    #: value and why ("Q-04 움직임·커프·자세 오류 표시 / ..."). Drawn as open circles.
+    excluded: Sequence[tuple[datetime, float, str]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,24 +105,28 @@ def _fmt(value: float) -> str:
 def render(chart: Chart) -> str:
     """The chart as an inline SVG element."""
     values = [v for s in chart.series for _, v in s.points]
+    values += [v for s in chart.series for _, v, _ in s.excluded]
     values += [b.low for b in chart.bands] + [b.high for b in chart.bands]
     values += [line.value for line in chart.lines]
     y_lo, y_hi = _nice_range(values, chart.y_floor, chart.y_ceiling)
     span = (chart.end - chart.start).total_seconds() or 1.0
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
+    x0, x1 = LEFT + PAD_X, WIDTH - RIGHT - PAD_X
+
     def x(when: datetime) -> float:
-        return LEFT + plot_w * min(max((when - chart.start).total_seconds() / span, 0.0), 1.0)
+        return x0 + (x1 - x0) * min(max((when - chart.start).total_seconds() / span, 0.0), 1.0)
 
     def y(value: float) -> float:
         clamped = min(max(value, y_lo), y_hi)
         return TOP + plot_h * (1 - (clamped - y_lo) / (y_hi - y_lo))
 
-    n_points = sum(len(s.points) for s in chart.series)
+    n_points = sum(len(s.points) + len(s.excluded) for s in chart.series)
     desc = _describe(chart, n_points)
     out = [
         f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="t d" '
-        f'xmlns="http://www.w3.org/2000/svg" font-size="14">',
+        f'xmlns="http://www.w3.org/2000/svg" font-size="14" data-x0="{x0}" data-x1="{x1}" '
+        f'data-start="{chart.start.timestamp():.0f}" data-end="{chart.end.timestamp():.0f}">',
         f'<title id="t">{escape(chart.title)}</title><desc id="d">{escape(desc)}</desc>',
     ]
     for band in chart.bands:
@@ -172,8 +186,20 @@ def render(chart: Chart) -> str:
             # the value on hover (title) and on tap (data-v, shown by static/charts.js)
             shown = f"{series.label} {_fmt(v)} {chart.unit} · {t.astimezone(SEOUL):%m-%d %H:%M}"
             out.append(
-                f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="{radius}" fill="{series.colour}" '
+                f'<circle class="valid" cx="{x(t):.1f}" cy="{y(v):.1f}" r="{radius}" '
+                f'fill="{series.colour}" '
                 f'data-v="{escape(shown)}"><title>{escape(shown)}</title></circle>'
+            )
+    for series in chart.series:
+        for t, v, why in sorted(series.excluded):
+            shown = (
+                f"{series.label} {_fmt(v)} {chart.unit} · {t.astimezone(SEOUL):%m-%d %H:%M}"
+                f" · 제외 / excluded: {why}"
+            )
+            out.append(
+                f'<circle class="excluded" cx="{x(t):.1f}" cy="{y(v):.1f}" r="4.5" fill="#fff" '
+                f'stroke="{series.colour}" stroke-width="2" data-v="{escape(shown)}">'
+                f"<title>{escape(shown)}</title></circle>"
             )
     if n_points == 0:
         out.append(
@@ -194,13 +220,16 @@ def _describe(chart: Chart, n_points: int) -> str:
         return f"{chart.title}: 측정값 없음 / no readings in this period"
     parts = []
     for series in chart.series:
+        excluded = f", 품질 기준 제외 {len(series.excluded)}회" if series.excluded else ""
         if not series.points:
+            if excluded:
+                parts.append(f"{series.label}: 유효한 측정 없음{excluded}")
             continue
         latest = max(series.points)
         vals = [v for _, v in series.points]
         parts.append(
             f"{series.label}: {len(vals)}회, 최근 {_fmt(latest[1])} {chart.unit}, "
-            f"범위 {_fmt(min(vals))}-{_fmt(max(vals))}"
+            f"범위 {_fmt(min(vals))}-{_fmt(max(vals))}{excluded}"
         )
     return f"{chart.title}. " + "; ".join(parts)
 
@@ -209,9 +238,12 @@ def _describe(chart: Chart, n_points: int) -> str:
 STRIP = 10
 
 
-def legend(chart: Chart) -> list[tuple[str, str, bool]]:
-    """(label, colour, is_band) for the HTML legend under the chart."""
-    items = [(s.label, s.colour, False) for s in chart.series if s.points]
-    items += [(b.label, b.colour, True) for b in chart.bands]
-    items += [(line.label, line.colour, False) for line in chart.lines]
+def legend(chart: Chart) -> list[tuple[str, str, str]]:
+    """(label, colour, kind) for the HTML legend under the chart; kind is "series", "band",
+    "line" or "excluded" (the open circle of readings the quality filters keep out)."""
+    items = [(s.label, s.colour, "series") for s in chart.series if s.points or s.excluded]
+    items += [(b.label, b.colour, "band") for b in chart.bands]
+    items += [(line.label, line.colour, "line") for line in chart.lines]
+    if any(s.excluded for s in chart.series):
+        items.append((EXCLUDED_LABEL, "#4a4a4a", "excluded"))
     return items

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from clinical.staff import rule_title
 
 SEOUL = ZoneInfo("Asia/Seoul")
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 #: Worklist sections (api.store.web_worklist.Category values): badge, Korean heading, English.
 CATEGORIES: dict[str, tuple[str, str, str]] = {
@@ -96,6 +97,7 @@ AUDIT_SUBTYPES: dict[str, str] = {
     "login": "로그인 / login",
     "check-in": "측정대 접수 / check-in",
     "denied": "거부 / denied",
+    "notify": "알림 전송 / notify",
 }
 PURPOSES: dict[str, str] = {
     "TREAT": "진료 / treatment",
@@ -108,6 +110,31 @@ PURPOSES: dict[str, str] = {
 #: The centres' short Korean names, for station ids of the form ``<centre>-station-<n>``.
 CENTRES: dict[str, str] = {"yaksu": "약수", "hwanghak": "황학", "pil": "필동"}
 _STATION = re.compile(r"^([a-z]+)-station-(\d+)$")
+
+
+_GATEWAY = re.compile(r"^([a-z]+)-gw-(\d+)$")
+
+#: Kinds of device the registry takes (devices.model.Kind values).
+DEVICE_KINDS: dict[str, str] = {
+    "blood-pressure": "혈압계 / blood pressure monitor",
+    "glucose": "혈당계 / glucose meter",
+    "weight": "체중계 / scale",
+    "body-composition": "체성분 분석기 / body composition analyser",
+}
+
+
+def device_kind(kind: str) -> str:
+    return DEVICE_KINDS.get(kind, kind)
+
+
+def gateway(gateway_id: str | None) -> str:
+    """'pil-gw-1' → '필동 게이트웨이 1' (any other id as it is)."""
+    if not gateway_id:
+        return "—"
+    found = _GATEWAY.match(gateway_id)
+    if found is None or found.group(1) not in CENTRES:
+        return gateway_id
+    return f"{CENTRES[found.group(1)]} 게이트웨이 {found.group(2)}"
 
 
 def station(station_id: str | None) -> str:

@@ -109,7 +109,9 @@ async def seed_demo_users(
             password_hash=None,
             gateway_id=gateway_id,
         )
-        token = await access.create_token(conn, user_id, "demo", lifetime=timedelta(days=30))
+        token = await access.create_token(
+            conn, user_id, "데모 게이트웨이 / demo gateway", lifetime=timedelta(days=30)
+        )
         logins.append(
             DemoLogin(user_id, Role.GATEWAY, gateway_id, token.token, _HOME[Role.GATEWAY])
         )

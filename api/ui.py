@@ -12,6 +12,7 @@ from api import glossary
 from api.glossary import ago
 from api.store.access import Actor, Capability, Role
 from api.store.web_search import may_search
+from ingest.fhir import vocab
 from ingest.store.registry import RELATIONSHIPS
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -142,6 +143,8 @@ def install(templates: Jinja2Templates) -> None:
         audit_entity=glossary.audit_entity,
         purpose_label=glossary.purpose,
         station_label=glossary.station,
+        gateway_label=glossary.gateway,
+        device_kind=glossary.device_kind,
     )
     env.filters.update(
         local=local,
@@ -177,8 +180,33 @@ CODE_LABELS: dict[str, str] = {
 }
 
 
+def _vocabulary_labels() -> dict[str, str]:
+    """Every code ingest's vocabulary names ("식사 상태 (Meal context)"), as "식사 상태 / Meal
+    context", for the codes CODE_LABELS does not list."""
+    labels: dict[str, str] = {}
+    concepts = [c for c in vars(vocab).values() if isinstance(c, vocab.Concept)]
+    concepts += list(vocab.MEALS.values())
+    for concept in concepts:
+        if concept.text and glossary.HANGUL.search(concept.text):
+            korean, _, english = concept.text.partition(" (")
+            labels.setdefault(
+                concept.primary.code, f"{korean} / {english.rstrip(')')}" if english else korean
+            )
+    return labels
+
+
+VOCABULARY_LABELS = _vocabulary_labels()
+
+
 def code_label(code: str, display: str | None = None) -> str:
-    return CODE_LABELS.get(code) or display or code
+    """Korean first: our label, else the vocabulary's, else a Korean stored display, else a
+    neutral "기타 항목" with the stored display or code after it."""
+    found = CODE_LABELS.get(code) or VOCABULARY_LABELS.get(code)
+    if found:
+        return found
+    if display and glossary.HANGUL.search(display):
+        return display
+    return f"기타 항목 / other: {display or code}"
 
 
 def reading_value(

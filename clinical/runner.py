@@ -501,6 +501,47 @@ async def evaluate_residents(
     return report
 
 
+@dataclass(frozen=True, slots=True)
+class Excluded:
+    """A stored reading the quality filters (clinical-rules.md §2) keep out of every rule."""
+
+    observation_id: str
+    rule: str  # "Q-02" … "Q-09"
+    reason: str  # Korean / English, from clinical.quality.REASONS
+
+
+async def quality_exclusions(
+    conn: psycopg.AsyncConnection[Any],
+    resident_id: str,
+    start: datetime,
+    now: datetime,
+    ruleset: RuleSet = DEFAULT_RULESET,
+) -> dict[str, Excluded]:
+    """The readings of ``resident_id`` measured from ``start`` to ``now`` that the engine's
+    quality filters reject or exclude, by Observation id: the same evaluation the runner
+    makes (a day before ``start`` is read too, for Q-08's previous weight and Q-09's
+    duplicates). Reads only; stores nothing."""
+    rows = await db.residents(conn, [resident_id])
+    if not rows:
+        return {}
+    try:
+        profile = _profile(rows[0], now.astimezone(KST).date())
+    except InvalidCaseError:
+        return {}
+    series = await series_many(conn, [resident_id], CODES, start - timedelta(days=1))
+    b = ReadingsBuilder()
+    epoch0 = datetime(1970, 1, 1, tzinfo=UTC)
+    uuid_of = add_series(b, series, {resident_id: 0}, {resident_id: epoch0}, now)
+    ev = engine.evaluate(Cohort.from_profiles([profile]), b.build(), _epoch(now), ruleset)
+    result = resident_results(ev, [0])[0]
+    out: dict[str, Excluded] = {}
+    for rejected in result.rejected:
+        observation = uuid_of.get(rejected.index)
+        if observation is not None and rejected.at >= start:
+            out[observation] = Excluded(observation, rejected.rule, rejected.reason)
+    return out
+
+
 async def _advance(
     conn: psycopg.AsyncConnection[Any],
     resident: db.ResidentRow,

@@ -25,9 +25,11 @@ from clinical.resources import business_status, flag_resource, risk_assessment
 from clinical.ruleset import DEFAULT_RULESET, RuleSet
 from clinical.runner import (
     FLAGS_CHANNEL,
+    Excluded,
     RunnerConfig,
     evaluate_residents,
     obs_key,
+    quality_exclusions,
     to_row,
     to_state,
 )
@@ -35,7 +37,16 @@ from ingest.store import clinical as db
 
 Conn = psycopg.AsyncConnection[Any]
 
-__all__ = ["LifecycleError", "acknowledge", "evaluate_now", "reached", "resolve", "snooze"]
+__all__ = [
+    "Excluded",
+    "LifecycleError",
+    "acknowledge",
+    "evaluate_now",
+    "quality_exclusions",
+    "reached",
+    "resolve",
+    "snooze",
+]
 
 
 async def acknowledge(conn: Conn, flag_id: int, by: str, now: datetime) -> db.FlagRow | None:

@@ -150,7 +150,7 @@ async def seed(database_url: str) -> tuple[tuple[str, ...], str]:
         )
         await seed_demo_consents(conn, [(r.id, r.consent) for r in world.residents])
         fhir_token = await access.create_token(
-            conn, "admin", "demo FHIR client", lifetime=timedelta(days=1)
+            conn, "admin", "데모 FHIR 클라이언트 / demo FHIR client", lifetime=timedelta(days=1)
         )
         await conn.commit()
     return tuple(login.line() for login in logins), fhir_token.token

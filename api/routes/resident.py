@@ -3,6 +3,7 @@ consents, and the actions staff take for one resident."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
@@ -18,6 +19,7 @@ from api.routes.web import render
 from api.store import access, contacts, web_pages, web_readings, web_station, web_worklist
 from api.store.access import Capability
 from api.store.web_station import Reading
+from clinical import staff
 
 router = APIRouter(include_in_schema=False)
 
@@ -25,28 +27,42 @@ PERIODS = (7, 14, 30, 90, 180, 365)
 
 
 def build_charts(
-    readings: tuple[Reading, ...], start: datetime, end: datetime, sex: str | None
+    readings: tuple[Reading, ...],
+    start: datetime,
+    end: datetime,
+    sex: str | None,
+    excluded: Mapping[str, staff.Excluded] | None = None,
 ) -> list[tuple[charts.Chart, Markup]]:
-    def points(code: str, component: str | None = None) -> list[tuple[datetime, float]]:
-        out = []
+    """The resident's trend charts; readings in ``excluded`` (the quality filters' decisions,
+    clinical-rules.md §2) are drawn apart from the valid ones, as open circles."""
+    kept_out = excluded or {}
+
+    def series(
+        label: str, codes: tuple[str, ...], colour: str, component: str | None = None, **kw: bool
+    ) -> charts.Series:
+        valid: list[tuple[datetime, float]] = []
+        out: list[tuple[datetime, float, str]] = []
         for r in readings:
-            if r.code != code or r.status == "entered-in-error":
+            if r.code not in codes or r.status == "entered-in-error":
                 continue
             value = r.components.get(component) if component else r.value
-            if value is not None:
-                out.append((r.effective_at, float(value)))
-        return out
+            if value is None:
+                continue
+            why = kept_out.get(r.id)
+            if why is None:
+                valid.append((r.effective_at, float(value)))
+            else:
+                out.append((r.effective_at, float(value), f"{why.rule} {why.reason}"))
+        return charts.Series(label, valid, colour, excluded=out, **kw)
 
-    glucose = points("41653-7") + points("2339-0") + points("41604-0")
+    bp = ("85354-9",)
     built = [
         charts.Chart(
             title="혈압 / Blood pressure (mmHg)",
             unit="mmHg",
             series=[
-                charts.Series("수축기 / systolic", points("85354-9", "8480-6"), "#0b4f8a"),
-                charts.Series(
-                    "이완기 / diastolic", points("85354-9", "8462-4"), "#7a3e9d", dashed=True
-                ),
+                series("수축기 / systolic", bp, "#0b4f8a", "8480-6"),
+                series("이완기 / diastolic", bp, "#7a3e9d", "8462-4", dashed=True),
             ],
             start=start,
             end=end,
@@ -64,7 +80,7 @@ def build_charts(
         charts.Chart(
             title="혈당 / Glucose (mg/dL)",
             unit="mg/dL",
-            series=[charts.Series("혈당 / glucose", glucose, "#1d6b2f")],
+            series=[series("혈당 / glucose", ("41653-7", "2339-0", "41604-0"), "#1d6b2f")],
             start=start,
             end=end,
             bands=[charts.Band(80, 130, "식전 목표 80-130 / pre-meal target")],
@@ -78,7 +94,7 @@ def build_charts(
         charts.Chart(
             title="체중 / Weight (kg)",
             unit="kg",
-            series=[charts.Series("체중 / weight", points("29463-7"), "#0b4f8a")],
+            series=[series("체중 / weight", ("29463-7",), "#0b4f8a")],
             start=start,
             end=end,
         ),
@@ -89,8 +105,8 @@ def build_charts(
             title="체성분 / Body composition",
             unit="% · kg",
             series=[
-                charts.Series("체지방률 % / body fat", points("41982-0"), "#a4000f"),
-                charts.Series("근육량 kg / muscle", points("73964-9"), "#0b4f8a", dashed=True),
+                series("체지방률 % / body fat", ("41982-0",), "#a4000f"),
+                series("근육량 kg / muscle", ("73964-9",), "#0b4f8a", dashed=True),
             ],
             start=start,
             end=end,
@@ -124,6 +140,7 @@ async def resident(
     found = await contacts.contacts(conn, actor, [resident_id], entity="page:resident contacts")
     end = datetime.now(UTC)
     start = end - timedelta(days=days)
+    excluded = await staff.quality_exclusions(conn, resident_id, start, end)
     return render(
         request,
         "resident.html",
@@ -134,7 +151,8 @@ async def resident(
             "contact": found.get(resident_id),
             "r": page.resident,
             "age": page.resident.age_on(date.today()),
-            "charts": build_charts(page.readings, start, end, page.resident.sex),
+            "charts": build_charts(page.readings, start, end, page.resident.sex, excluded),
+            "excluded": excluded,
             "legend": charts.legend,
             "days": days,
             "periods": PERIODS,

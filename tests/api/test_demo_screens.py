@@ -49,11 +49,12 @@ ROWS = """[...document.querySelectorAll("main tbody tr")]
   .filter(tr => !tr.querySelector("td[colspan]")).length"""
 
 #: Per chart on a resident page: number of points and, in days before now, the oldest and the
-#: newest point (the plot runs from x=44 to x=510 of the 520-wide viewBox over ``days`` days).
+#: newest point (the period runs from the svg's data-x0 to data-x1 over ``days`` days).
 CHART_SPAN = """((days) => [...document.querySelectorAll("figure.chart > svg")].map(svg => {
   const xs = [...svg.querySelectorAll("circle")].map(c => parseFloat(c.getAttribute("cx")));
   if (!xs.length) return [0, null, null];
-  const ago = (x) => days * (1 - (x - 44) / 466);
+  const x0 = parseFloat(svg.dataset.x0), x1 = parseFloat(svg.dataset.x1);
+  const ago = (x) => days * (1 - (x - x0) / (x1 - x0));
   return [xs.length, ago(Math.min(...xs)), ago(Math.max(...xs))];
 }))"""
 
