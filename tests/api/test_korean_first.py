@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 
@@ -203,7 +203,6 @@ class Crawl:
         self.found: list[Found] = []
         self.routes: set[str] = set()
         self.pages = 0
-        self.visited: list[str] = []
 
     def check(self, who: str) -> None:
         """Judge the page the browser shows now."""
@@ -212,7 +211,6 @@ class Crawl:
         if route:
             self.routes.add(route)
         self.pages += 1
-        self.visited.append(f"{who} {url}")
         seen: set[tuple[str, str]] = set()
         for chunk in self.b.evaluate(CHUNKS):
             why = problem(chunk)
@@ -328,7 +326,6 @@ def test_every_page_speaks_korean_first_for_every_role(
         crawl.walk(who, "/", extra=(*searches, "/residents/R9999999", "/no-such-page"))
     station_visit(crawl, demo)
 
-    print("\n".join(crawl.visited))
     unreached = sorted({route for route, _ in patterns} - crawl.routes - {"/logout"})
     assert unreached == [], f"pages no user reached: {unreached}"
     assert crawl.pages >= 40, crawl.pages
@@ -365,3 +362,47 @@ def test_every_page_speaks_korean_first_for_every_role(
 def test_the_judge(text: str, secondary: bool, attr: str, bad: bool) -> None:
     chunk = {"text": text, "secondary": secondary and not attr, "attr": attr, "where": ""}
     assert (problem(chunk) is not None) is bad
+
+
+#: A page with one of each case; the ids of the chunks the judge must report.
+SAMPLE = """<!doctype html><html lang="ko"><head><style>
+.en, small { font-size: .8em; } h2 { display: flex; gap: .5em; }</style></head><body><main>
+<h2>위급 <span class="badge">1</span> <span class="en">Critical: within 1 hour</span></h2>
+<h2>Critical <span class="en">위급</span></h2>
+<p>Only English here</p>
+<table><tr><td>고혈압 위기 수치<br><small class="rule-id">BP-CRISIS</small></td>
+  <td>BP-CRISIS</td><td>R0000001</td><td>128/82 mmHg</td><td>85354-9</td></tr></table>
+<p>확인 <span>Check</span></p>
+<p><strong>다음 할 일</strong> <small>Next</small></p>
+<button title="Close">닫기</button> <button title="닫기 / Close">X</button>
+<input placeholder="이름 / name"> <input placeholder="name">
+<p><code>yaksu-gw-1</code> <span translate="no">Omron HEM-7600T</span></p>
+<details><summary>보기</summary><p>Hidden English sentence</p></details>
+<svg><circle r="3"><title>systolic 128</title></circle></svg>
+<select><option>blood-pressure</option><option>혈압계 / monitor</option></select>
+</main></body></html>"""
+FLAGGED = {
+    "Critical",
+    "Only English here",
+    "BP-CRISIS",
+    "85354-9",
+    "Check",
+    "Close",
+    "name",
+    "Hidden English sentence",
+    "systolic 128",
+    "blood-pressure",
+}
+
+
+def test_the_judge_in_the_browser(crawl_browser: Browser) -> None:
+    """The page walker and the judge together, on markup with a known answer: what is English
+    first, English alone, English as large as its Korean, an attribute without Korean, a rule
+    id or code as the main text, hidden text, a chart's title; and what is not."""
+    crawl_browser.goto("data:text/html;charset=utf-8," + quote(SAMPLE))
+    chunks = crawl_browser.evaluate(CHUNKS)
+    flagged = {c["text"] for c in chunks if problem(c)}
+    assert flagged == FLAGGED
+    texts = {c["text"] for c in chunks}
+    assert {"Critical: within 1 hour", "Next", "R0000001", "닫기 / Close"} <= texts  # judged, fine
+    assert not {"yaksu-gw-1", "Omron HEM-7600T"} & texts  # machine ids and names: not language
