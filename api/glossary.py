@@ -9,6 +9,7 @@ Korean comes first; English, where it helps staff, is the smaller second part af
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -258,3 +259,361 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
         return f"{hours}시간 전 / {hours} h ago"
     days = int(seconds // 86400)
     return f"{days}일 전 / {days} d ago"
+
+
+# --- sentences: explanations, page notes and messages -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """One sentence or label: the Korean, and the English that may follow it, smaller."""
+
+    ko: str
+    en: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.ko} / {self.en}" if self.en else self.ko
+
+    def __add__(self, other: Said) -> Said:
+        """Two sentences one after the other, the Korean with the Korean."""
+        return Said(f"{self.ko} {other.ko}", f"{self.en} {other.en}".strip())
+
+    def format(self, **values: object) -> Said:
+        return Said(self.ko.format(**values), self.en.format(**values))
+
+
+_KEEP_IT_UP = Said("지금처럼 지내세요.", "Keep it up.")
+_REST_CALL_119 = Said(
+    "5분 동안 앉아 쉬신 뒤 다시 재 주세요. 가슴 통증, 숨참, 마비, 심한 두통이 있으면 바로 "
+    "직원에게 알리거나 119에 전화하세요.",
+    "Sit and rest 5 minutes, then measure again. If you have chest pain, breathlessness, "
+    "weakness or a severe headache, tell staff now or call 119.",
+)
+
+#: What the station screen tells a resident about one reading (api.explain picks the sentence;
+#: clinical-rules.md §0, §2 and the Korean bands it names). Plain sentences, Korean first.
+EXPLAIN: dict[str, Said] = {
+    "bp": Said("혈압", "Blood pressure"),
+    "bp.crisis": Said("혈압이 매우 높습니다.", "Your blood pressure is very high."),
+    "bp.crisis.next": _REST_CALL_119,
+    "bp.very-high": Said("혈압이 많이 높습니다.", "Your blood pressure is high."),
+    "bp.very-high.next": Said(
+        "5분 쉬고 다시 재 주세요. 다시 재도 높으면 센터 간호사에게 오늘 알려 주세요.",
+        "Rest 5 minutes and measure again; if it stays high, tell the centre nurse today.",
+    ),
+    "bp.very-low": Said("혈압이 많이 낮습니다.", "Your blood pressure is very low."),
+    "bp.very-low.next": Said(
+        "앉아서 쉬시고 바로 직원에게 알려 주세요.", "Sit down and tell staff now."
+    ),
+    "bp.low": Said("혈압이 낮은 편입니다.", "Your blood pressure is on the low side."),
+    "bp.low.next": Said(
+        "어지럽거나 기운이 없으면 직원에게 알려 주세요.", "If you feel dizzy or weak, tell staff."
+    ),
+    "bp.high": Said(
+        "이번 측정은 고혈압 범위입니다. 한 번의 측정으로 판단하지 않습니다.",
+        "This reading is in the high range; one reading does not decide anything.",
+    ),
+    "bp.high.next": Said(
+        "5분 쉬고 한 번 더 재 주세요. 집에서 1주일 동안 아침·저녁으로 재면 정확합니다.",
+        "Rest 5 minutes and measure once more. Measuring at home morning and evening for a "
+        "week gives a reliable picture.",
+    ),
+    "bp.pre": Said("고혈압 전단계 범위입니다.", "In the pre-hypertension range."),
+    "bp.pre.next": Said(
+        "싱겁게 드시고 꾸준히 걸으세요. 다음에 오시면 또 재 주세요.",
+        "Eat less salt, keep walking, and measure again on your next visit.",
+    ),
+    "bp.elevated": Said("주의혈압 범위입니다.", "In the elevated range."),
+    "bp.elevated.next": Said(
+        "생활습관을 지키시고 다음에도 재 주세요.",
+        "Keep up healthy habits and measure again next time.",
+    ),
+    "bp.normal": Said("정상 혈압입니다.", "Normal blood pressure."),
+    "bp.normal.next": _KEEP_IT_UP,
+    "glucose": Said("혈당", "Blood sugar"),
+    "glucose.very-low": Said("혈당이 매우 낮습니다.", "Your blood sugar is very low."),
+    "glucose.very-low.next": Said(
+        "지금 주스나 사탕(당 15~20g)을 드시고 직원에게 알려 주세요. 15분 뒤 다시 재요.",
+        "Take juice or sweets (15-20 g sugar) now and tell staff; measure again in 15 min.",
+    ),
+    "glucose.low": Said("혈당이 낮습니다.", "Your blood sugar is low."),
+    "glucose.low.next": Said(
+        "주스나 사탕(당 15~20g)을 드시고 15분 뒤 다시 재 주세요.",
+        "Take 15-20 g of sugar and measure again in 15 minutes.",
+    ),
+    "glucose.very-high": Said("혈당이 매우 높습니다.", "Your blood sugar is very high."),
+    "glucose.very-high.next": Said(
+        "바로 직원에게 알려 주세요. 토하거나, 숨이 차거나, 정신이 흐리면 119에 전화하세요.",
+        "Tell staff now; call 119 if you vomit, are breathless or confused.",
+    ),
+    "glucose.high": Said("혈당이 많이 높습니다.", "Your blood sugar is high."),
+    "glucose.high.next": Said(
+        "물을 드시고 오늘 센터 간호사와 상의해 주세요.",
+        "Drink water and talk to the centre nurse today.",
+    ),
+    "glucose.high-once": Said(
+        "이번 측정은 높은 편입니다. 한 번으로는 판단하지 않습니다.",
+        "This reading is high; one reading does not decide anything.",
+    ),
+    "glucose.high-once.next": Said(
+        "다른 날 아침 공복(8시간 이상 금식)에 다시 재 주세요.",
+        "Measure again on another day, fasting (8 hours without food).",
+    ),
+    "glucose.fasting-high": Said(
+        "공복혈당이 조금 높은 편입니다.", "Fasting sugar is a little high."
+    ),
+    "glucose.fasting-high.next": Said(
+        "식사 조절과 운동이 도움이 됩니다. 간호사와 상의해 보세요.",
+        "Diet and exercise help; ask the nurse.",
+    ),
+    "glucose.ok": Said("혈당이 목표 범위에 있습니다.", "Blood sugar is in range."),
+    "glucose.ok.next": _KEEP_IT_UP,
+    "weight": Said("체중", "Weight"),
+    "bmi.underweight": Said("저체중", "underweight"),
+    "bmi.normal": Said("정상 체중", "normal weight"),
+    "bmi.pre-obese": Said("비만 전단계", "pre-obese"),
+    "bmi.obese": Said("비만", "obese"),
+    "weight.bmi": Said("체질량지수(BMI) {bmi}: {band}", "BMI {bmi}: {band}"),
+    "weight.bmi.next": Said(
+        "고르게 드시고 꾸준히 움직이세요. 궁금한 점은 직원에게 물어보세요.",
+        "Eat a balanced diet, keep moving, and ask staff if unsure.",
+    ),
+    "weight.recorded": Said("체중을 기록했습니다.", "Weight recorded."),
+    "weight.recorded.next": Said(
+        "키를 알려 주시면 체질량지수를 계산해 드립니다.", "Tell staff your height for a BMI."
+    ),
+    "pulse": Said("맥박", "Pulse"),
+    "pulse.recorded": Said("맥박을 기록했습니다.", "Pulse recorded."),
+    "body-fat": Said("체지방률", "Body fat"),
+    "body-fat.recorded": Said(
+        "체성분을 기록했습니다. 재활운동사가 함께 봅니다.",
+        "Recorded; the rehabilitation therapist will review it with you.",
+    ),
+    "muscle": Said("근육량", "Muscle mass"),
+    "muscle.recorded": Said("근육량을 기록했습니다.", "Muscle mass recorded."),
+    "remeasure": Said(
+        "이번 측정은 올바르게 되지 않았습니다.", "This measurement did not work properly."
+    ),
+    "remeasure.next": Said(
+        "바른 자세로 앉아 5분 쉬신 뒤 다시 재 주세요.",
+        "Sit upright, rest 5 minutes and measure again.",
+    ),
+    "attention-now": Said("지금 확인이 필요한 수치입니다.", "This reading needs attention now."),
+    "critical.glucose-low.next": Said(
+        "지금 주스나 사탕(당 15~20g)을 드시고 15분 뒤 다시 재 주세요. 어지럽거나 정신이 흐리면 "
+        "119에 전화하세요.",
+        "Take juice or sweets (15-20 g sugar) now and measure again in 15 minutes. If you "
+        "feel faint or confused, call 119.",
+    ),
+    "critical.glucose-high.next": Said(
+        "물을 드시고 1~2시간 뒤 다시 재 주세요. 토하거나, 숨이 차거나, 정신이 흐리면 바로 "
+        "119에 전화하세요.",
+        "Drink water and measure again in 1-2 hours. If you vomit, are breathless or "
+        "confused, call 119 now.",
+    ),
+    "critical.bp-low.next": Said(
+        "앉거나 누워서 쉬세요. 어지럽거나 쓰러질 것 같으면 바로 직원에게 알리거나 119에 "
+        "전화하세요.",
+        "Sit or lie down and rest. If you feel faint, tell staff now or call 119.",
+    ),
+    "critical.next": _REST_CALL_119,
+    "told.now": Said(
+        "담당 간호사에게 지금 알렸습니다. 곧 연락드립니다.",
+        "Your nurse has been told and will call you.",
+    ),
+    "told.later": Said(
+        "간호사는 {when} 이후에 연락드립니다. 그 전에 몸이 안 좋으면 119에 전화하세요.",
+        "Your nurse will call after {when}; if you feel unwell before then, call 119.",
+    ),
+    "evaluated.high.next": Said(
+        "5분 쉬고 다시 재 주세요. 몸이 안 좋으면 직원에게 알리거나 119에 전화하세요.",
+        "Rest 5 minutes and measure again; if you feel unwell, tell staff or call 119.",
+    ),
+}
+
+
+def explained(key: str, **values: object) -> str:
+    """A station explanation as "Korean / English" (the screen draws the English smaller)."""
+    found = EXPLAIN[key]
+    return str(found.format(**values) if values else found)
+
+
+#: Notes and instructions the pages print (api.ui's ``say``: Korean, then the English smaller).
+NOTES: dict[str, Said] = {
+    "liaison-visits.intro": Said(
+        "정보 제공에 동의한 담당 주민을 매달 방문합니다. 요청된 일이 있는 주민이 먼저, 이번 "
+        "달 아직 방문하지 않은 주민이 다음입니다. 건강 수치는 보이지 않습니다.",
+        "Your consented residents for this month's visits: those with a request first, then "
+        "those not yet visited this month. No health values.",
+    ),
+    "liaison.intro": Said(
+        "정보 제공에 동의한 담당 주민만 보입니다. 건강 수치는 보이지 않습니다. 동의를 "
+        "철회하면 바로 목록에서 빠집니다.",
+        "Only your assigned residents who consented to share are listed, without any health "
+        "values. A withdrawal removes them at once.",
+    ),
+    "registry.moving-in": Said(
+        "전입일을 넣으면 1주일 안에 연락할 일이 생깁니다: 기초수급은 현장소통담당관 방문, 그 "
+        "밖에는 보건지소 간호사의 건강 요구도 조사 전화.",
+        "A moving-in date creates the contact task due a week later: benefit recipients a "
+        "liaison visit, everyone else a health-branch survey call.",
+    ),
+    "resident.entries": Said(
+        "기기가 재지 않는 값입니다. 저장하면 바로 위험 규칙으로 평가합니다.",
+        "What devices do not measure; evaluated as soon as it is saved.",
+    ),
+    "search.none": Said(
+        "찾지 못했습니다. 이름 일부(예: 하늘), 주민 번호(R로 시작), 카드 번호, 전화번호 뒷자리 "
+        "4자리 이상을 입력해 보세요. 담당 범위 밖의 주민은 보이지 않습니다.",
+        "Nobody found. Try part of a name, the resident id, the card number or at least the "
+        "last 4 digits of a phone. Residents outside your scope are not shown.",
+    ),
+    "station.card-unknown": Said(
+        "카드를 찾을 수 없습니다. 번호를 확인하고 다시 눌러 주세요.",
+        "We could not find that card. Check the number and try again.",
+    ),
+    "station.idle": Said(
+        "잠시 아무것도 누르지 않으면 화면이 저절로 지워집니다.",
+        "The screen clears itself after a short while.",
+    ),
+    "station.locked": Said(
+        "카드 입력이 잠시 멈췄습니다. 직원에게 말씀해 주세요.",
+        "Card entry is paused at this station. Please ask staff.",
+    ),
+    "station.measure-now": Said(
+        "이제 측정하세요. 결과가 나오면 여기에 바로 보입니다.",
+        "Please measure now. Each result appears here by itself.",
+    ),
+    "station.more-results": Said(
+        "다른 측정도 하시면 결과가 여기에 더 나옵니다. 다 하셨으면 ‘측정 끝’을 눌러 주세요.",
+        "More results appear here as you measure. Press “Finish” when you are done.",
+    ),
+    "station.not-delivered": Said(
+        "측정기에 접수가 전해지지 않았습니다. 직원에게 알려 주세요.",
+        "The measuring devices were not told you checked in. Please tell staff.",
+    ),
+    "station.replaced-other": Said(
+        "앞서 접수한 분의 측정은 끝났습니다. 그분은 다시 접수해 주세요.",
+        "The person checked in before you has been signed off here; they can check in again.",
+    ),
+    "station.staff-exit": Said(
+        "직원용: 측정대 로그아웃",
+        "staff: sign the kiosk out",
+    ),
+    "station.tap-card": Said(
+        "카드를 리더기에 대셔도 됩니다.",
+        "You can also tap your card on the reader.",
+    ),
+    "stations.intro": Said(
+        "모르는 카드 번호가 짧은 시간에 여러 번 입력되면 그 측정대의 카드 입력이 잠깁니다. "
+        "측정대에 가서 상황을 확인한 뒤 잠금을 푸세요.",
+        "After repeated unknown card numbers in a short time a station's card entry is locked. "
+        "Check the station, then clear the lock.",
+    ),
+    "stations.none": Said(
+        "잠긴 측정대가 없습니다.",
+        "No station is locked.",
+    ),
+    "tokens.scope": Said(
+        "토큰은 그 계정의 역할과 담당 범위만큼만 읽고 씁니다.",
+        "A token reads and writes exactly what its account's role and scope allow.",
+    ),
+    "tokens.shown-once": Said(
+        "지금 한 번만 보입니다. 복사해서 안전하게 전하세요.",
+        "Shown once: copy it now and hand it over safely.",
+    ),
+    "unbound.intro": Said(
+        "체크인 없이 측정되었거나 시각이 맞지 않는 측정값입니다. 주민에게 배정하거나 "
+        "버리세요. 모든 결정은 기록되며 되돌릴 수 있습니다.",
+        "Readings without a check-in or with an impossible time. Assign them to a resident or "
+        "discard them; every decision is recorded and reversible.",
+    ),
+    "users.password-once": Said(
+        '지금 한 번만 보입니다. 본인에게 전하고, 첫 로그인 뒤 "내 계정"에서 바꾸게 하세요.',
+        'Shown once. Give it to the user; they change it under "My account" after signing in.',
+    ),
+    "dead-letters.intro": Said(
+        "측정값이 되지 못한 메시지입니다. 원본은 그대로 보관됩니다. 없는 기기·게이트웨이·주민 "
+        "때문이면 등록한 뒤 다시 처리하세요.",
+        "Messages that could not become readings, kept as received. When a device, gateway or "
+        "resident was unknown, register it, then replay.",
+    ),
+    "delivery.failing": Said(
+        "연속 {error_after}회 실패하면 오류로 표시됩니다. 실패한 수신처는 다른 수신처의 전송을 "
+        "막지 않고, 간격을 늘려 다시 시도합니다.",
+        "A receiver is marked as failing after {error_after} consecutive failures; it is "
+        "retried with growing intervals and never holds up other receivers.",
+    ),
+}
+
+
+def note(key: str, **values: object) -> Said:
+    found = NOTES[key]
+    return found.format(**values) if values else found
+
+
+#: What a page says after an action (``?m=<key>``), by page: api.ui's ``okbox``.
+MESSAGES: dict[str, Said] = {
+    "account.password": Said("비밀번호를 바꿨습니다", "Password changed."),
+    "dead-letters.discarded": Said("버렸습니다 (기록은 남음)", "Discarded (kept for the record)."),
+    "dead-letters.replayed": Said(
+        "다시 처리했습니다: 측정값 {stored}건, 미배정 {unbound}건",
+        "Replayed: {stored} observations, {unbound} unbound.",
+    ),
+    "tokens.revoked": Said(
+        "토큰을 폐기했습니다. 바로 막힙니다", "Token revoked; it stops working now."
+    ),
+    "liaison.task": Said("완료로 기록했습니다", "Marked done."),
+    "liaison.undone": Said("되돌렸습니다", "Undone."),
+    "stations.unlocked": Said("잠금을 풀었습니다", "Lock cleared."),
+    "registry.imported": Said("새로 {new}명, 고침 {updated}명", "{new} new, {updated} updated."),
+    "users.caseload": Said("담당 주민 {n}명을 배정했습니다", "{n} residents assigned."),
+    "registry.resident-created": Said("주민을 등록했습니다", "Resident registered."),
+    "registry.resident-updated": Said("주민 정보를 고쳤습니다", "Resident updated."),
+    "registry.device": Said("기기를 등록했습니다", "Device registered."),
+    "users.created": Said("사용자를 만들었습니다", "User created."),
+    "users.updated": Said("저장했습니다", "Saved."),
+    "users.activated": Said("다시 사용하게 했습니다", "Reactivated."),
+    "users.deactivated": Said(
+        "사용 중지했습니다. 로그인과 토큰이 바로 막힙니다",
+        "Deactivated: sign-in and tokens stop now.",
+    ),
+    "users.reset": Said("비밀번호를 초기화했습니다", "Password reset."),
+    "resident.acknowledged": Said("확인했습니다", "Acknowledged."),
+    "resident.snoozed": Said("미뤘습니다", "Snoozed."),
+    "resident.resolved": Said("해결로 기록했습니다", "Resolved."),
+    "resident.reviewed": Said("검토를 기록했습니다", "Review recorded."),
+    "resident.visit": Said("방문을 기록했습니다", "Visit recorded."),
+    "resident.visit-cancelled": Said("방문 기록을 취소했습니다", "Visit cancelled."),
+    "resident.consent": Said(
+        "{name} 님의 동의를 기록했습니다 (오늘 안에 되돌릴 수 있음)",
+        "Consent recorded (undo today).",
+    ),
+    "resident.withdrawn": Said(
+        "{name} 님의 동의 철회를 기록했습니다. 즉시 적용됩니다 (오늘 안에 되돌릴 수 있음)",
+        "Withdrawal recorded; effective now (undo today).",
+    ),
+    "resident.undone": Said("되돌렸습니다", "Undone."),
+    "resident.checked-in": Said("측정대에 체크인했습니다", "Checked in at the station."),
+    "resident.checkin-not-delivered": Said(
+        "체크인은 기록했지만 게이트웨이에 전달되지 않았습니다",
+        "Check-in recorded but not delivered to the gateway.",
+    ),
+    "resident.reading": Said("측정값을 저장했습니다", "Reading saved."),
+    "resident.function-tests": Said("기능 검사를 저장했습니다", "Function tests saved."),
+    "resident.reading-duplicate": Said("이미 저장된 측정값입니다", "Already stored (duplicate)."),
+    "resident.entry": Said("저장하고 바로 평가했습니다", "Saved and evaluated."),
+    "unbound.assigned": Said("배정했습니다", "Assigned."),
+    "unbound.discarded": Said("버렸습니다 (되돌릴 수 있음)", "Discarded (reversible)."),
+    "unbound.restored": Said("대기열로 되돌렸습니다", "Restored to the queue."),
+    "worklist.acknowledged": Said("확인했습니다", "Acknowledged."),
+    "worklist.snoozed": Said("미뤘습니다", "Snoozed."),
+    "worklist.resolved": Said("해결로 기록했습니다", "Resolved."),
+    "worklist.reviewed": Said("검토를 기록했습니다", "Review recorded."),
+}
+
+
+def message(page: str, key: str | None, **values: object) -> Said | None:
+    """The message ``key`` of ``page``, or None for none or an unknown one."""
+    found = MESSAGES.get(f"{page}.{key}") if key else None
+    return found.format(**values) if found and values else found

@@ -7,6 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from api import glossary
 from api.glossary import ago
@@ -123,6 +124,24 @@ def local_date(value: date | datetime | None) -> str:
     return value.isoformat()
 
 
+def say(key: str, br: bool = False, **values: object) -> Markup:
+    """A note of the glossary as HTML: the Korean, then the English smaller (on its own line
+    with ``br``)."""
+    said = glossary.note(key, **values)
+    english = Markup('<span class="en">{}</span>').format(said.en) if said.en else Markup("")
+    return Markup("{}{}{}").format(said.ko, Markup("<br>") if br else " ", english)
+
+
+def okbox(page: str, key: str | None, **values: object) -> Markup:
+    """The page's message after an action (``?m=key``), Korean first, or nothing."""
+    said = glossary.message(page, key, **values)
+    if said is None:
+        return Markup("")
+    return Markup('<p class="okbox" role="status">{} <span class="en">{}</span></p>').format(
+        said.ko, said.en
+    )
+
+
 def install(templates: Jinja2Templates) -> None:
     env: Any = templates.env
     env.globals.update(
@@ -144,6 +163,8 @@ def install(templates: Jinja2Templates) -> None:
         purpose_label=glossary.purpose,
         station_label=glossary.station,
         gateway_label=glossary.gateway,
+        say=say,
+        okbox=okbox,
         device_kind=glossary.device_kind,
     )
     env.filters.update(

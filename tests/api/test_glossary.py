@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from api import glossary
+from api import explain, glossary
+from api.explain import RaisedFlag
 from api.store.web_worklist import Category
 from clinical.ruleset import DEFAULT_RULESET
 from devices.model import COMPONENT_CODES
@@ -139,3 +140,69 @@ def test_worklist_and_unbound_pages_speak_korean_first(api: Api) -> None:
     assert "약수 1번 측정대" in nodes
     assert "yaksu-station-1" not in nodes
     assert any(n.startswith("체크인 없음") for n in nodes)
+
+
+# --- sentences live in the glossary (issue 15.2) ------------------------------------------------
+
+TEMPLATES = API / "templates"
+SENTENCE_TABLES = {
+    "EXPLAIN": glossary.EXPLAIN,
+    "NOTES": glossary.NOTES,
+    "MESSAGES": glossary.MESSAGES,
+}
+
+
+@pytest.mark.parametrize("table", sorted(SENTENCE_TABLES))
+def test_every_sentence_is_korean_first_with_matching_english(table: str) -> None:
+    """Each entry: Korean that starts with Korean (or a placeholder), English with no Korean,
+    and no value in the English that the Korean does not say."""
+    bad = []
+    for key, said in SENTENCE_TABLES[table].items():
+        first_letter = re.search(r"[A-Za-z\uac00-\ud7a3]", re.sub(r"\{\w+\}|BMI", "", said.ko))
+        if first_letter is None or not korean(first_letter.group()):
+            bad.append(f"{key}: not Korean first: {said.ko!r}")
+        if not said.en or korean(said.en):
+            bad.append(f"{key}: English part {said.en!r}")
+        if not set(re.findall(r"\{(\w+)\}", said.en)) <= set(re.findall(r"\{(\w+)\}", said.ko)):
+            bad.append(f"{key}: the English has a value the Korean lacks")
+    assert bad == []
+
+
+def test_no_template_writes_an_explanation_inline() -> None:
+    """Explanations, notes and messages are the glossary's (``say``, ``okbox``): a template
+    holds no English sentence of its own, neither as a smaller second part nor in a
+    "Korean / English." string."""
+    inline = []
+    for path in sorted(TEMPLATES.glob("*.html")):
+        text = path.read_text(encoding="utf-8")
+        for english in re.findall(r'<span class="en">([^<{]*)</span>', text):
+            if len(english.split()) >= 4 and english.rstrip().endswith("."):
+                inline.append(f"{path.name}: {english}")
+        for quoted in re.findall(r'"([^"]*[\uac00-\ud7a3][^"]*) / ([^"]+\.)"', text):
+            inline.append(f"{path.name}: {quoted}")
+    assert inline == []
+
+
+def test_the_station_explanations_come_from_the_glossary() -> None:
+    source = (API / "explain.py").read_text(encoding="utf-8")
+    strings = re.findall(r'"([^"\n]*)"', source)
+    assert [s for s in strings if korean(s) and s != "회/분"] == []
+
+
+def test_a_critical_instruction_keeps_korean_and_english_apart() -> None:
+    """The instruction and who was told are two sentences; on screen the Korean of both comes
+    first and the English of both after it (never an English sentence inside the Korean)."""
+    crisis = explain.blood_pressure(186, 121)
+    told_later = datetime(2026, 3, 16, 0, 0, tzinfo=UTC)
+    for flag in (
+        RaisedFlag("BP-CRISIS", "critical"),
+        RaisedFlag("GLU-HYPO-L2", "critical", told_later),
+    ):
+        shown = explain.with_flags(crisis, [flag], evaluated=True)
+        ko, _, en = shown.next_step.partition(" / ")
+        assert korean(ko)
+        assert not korean(en)
+        assert "119" in ko
+        assert "119" in en
+        assert "간호사" in ko
+        assert "nurse" in en
