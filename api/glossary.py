@@ -170,6 +170,7 @@ AUDIT_WORDS: dict[str, str] = {
     "page": "화면",
 }
 _AUDIT_WORD = re.compile(r"^(page:|[A-Z][A-Za-z]+)")
+_REQUEST = re.compile(r"^(GET|POST|PUT|DELETE|PATCH|HEAD) /")
 
 
 def audit_entity(entities: str) -> str:
@@ -177,6 +178,9 @@ def audit_entity(entities: str) -> str:
     recorded term kept after it for whoever compares with the FHIR AuditEvent."""
     shown = []
     for part in (p.strip() for p in entities.split(",") if p.strip()):
+        if _REQUEST.match(part):  # what a refused request asked for
+            shown.append(f"요청 ({part})")
+            continue
         head = _AUDIT_WORD.match(part)
         word = AUDIT_WORDS.get(head.group(1).rstrip(":")) if head else None
         shown.append(f"{word} ({part})" if word else part)
@@ -225,22 +229,51 @@ def summary(text: str | None) -> str:
     return _UNITS.sub(lambda m: UNITS[m.group(1)], named)
 
 
+#: The detail fragments clinical.evaluation writes after a flag's title (its _PAIRS and
+#: _DETAIL_FORMAT), in Korean: used on the Korean side of a stored summary only.
 _FRAGMENTS = (
     (re.compile(r"\b(\d+) present\b"), r"\1개 해당"),
     (re.compile(r"\b(\d+) absent\b"), r"\1개 해당 없음"),
     (re.compile(r"\b(\d+) unknown\b"), r"\1개 미확인"),
     (re.compile(r"\bclass (\d)\b"), r"\1단계"),
-    (re.compile(r"^auto: resident prompted$"), "자동 종료: 주민에게 안내함 / resident prompted"),
+    (re.compile(r"\boffice mean\b"), "진료실 평균"),
+    (re.compile(r"\bmean\b"), "평균"),
+    (re.compile(r"\bdrop\b"), "하강"),
+    (re.compile(r"\bn=(\d+)"), r"\1회"),
+    (re.compile(r"\b(\d+) days\b"), r"\1일"),
+    (re.compile(r"\btarget\b"), "목표"),
+    (re.compile(r"\bwaist\b"), "허리둘레"),
+    (re.compile(r"\bbody fat\b"), "체지방률"),
+    (re.compile(r"\bgrip\b"), "악력"),
+    (re.compile(r"\bscore\b"), "점수"),
+    (re.compile(r"\bitem 9 ="), "9번 문항 ="),
+    (re.compile(r"\bT (-?\d)"), r"T점수 \1"),
+    (re.compile(r"\b(\d+) h since the last reading\b"), r"마지막 측정 후 \1시간"),
+    (re.compile(r"\b(\d+) rejected\b"), r"\1건 제외"),
 )
+_AUTO = {"auto: resident prompted": "자동 종료: 주민에게 안내함 / resident prompted"}
+#: "(...)" right after Korean: the Korean title's details ("고혈압 의심 (mean 142/91 mmHg)").
+_KOREAN_DETAILS = re.compile(r"(?<=[\uac00-\ud7a3]) \(([^()]*)\)")
 
 
-def flag_text(text: str | None) -> str:
-    """A flag's stored summary or close reason with its English fragments in Korean."""
-    if not text:
-        return ""
+def _details_in_korean(text: str) -> str:
     for pattern, korean in _FRAGMENTS:
         text = pattern.sub(korean, text)
     return text
+
+
+def flag_text(text: str | None) -> str:
+    """A flag's stored summary, task or close reason with the English fragments of its Korean
+    side in Korean: "고혈압 의심 (mean 142.0/91.0 mmHg, n=14) / suspected hypertension (mean
+    ...)" reads "고혈압 의심 (평균 142.0/91.0 mmHg, 14회) / suspected hypertension (mean ...)";
+    a text with no English side ("1 present, 4 unknown") is translated whole."""
+    if not text:
+        return ""
+    if text in _AUTO:
+        return _AUTO[text]
+    if " / " not in text:
+        return _details_in_korean(text)
+    return _KOREAN_DETAILS.sub(lambda m: f" ({_details_in_korean(m.group(1))})", text)
 
 
 def ago(value: datetime | None, now: datetime | None = None) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from api import glossary
 from api.security import DEFAULT_PARAMS, ScryptParams, hash_password
 from api.store import access
 from api.store.access import Role
@@ -104,7 +105,7 @@ async def seed_demo_users(
             conn,
             user_id=user_id,
             username=user_id,
-            display_name=f"게이트웨이 {gateway_id}",
+            display_name=glossary.gateway(gateway_id),
             role=Role.GATEWAY,
             password_hash=None,
             gateway_id=gateway_id,

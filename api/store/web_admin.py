@@ -288,21 +288,21 @@ async def revoke_token(conn: Conn, actor: Actor, token_id: str) -> None:
     )
 
 
-async def token_accounts(conn: Conn) -> tuple[tuple[str, str], ...]:
-    """(id, label) of the active accounts a token can be issued for."""
+async def token_accounts(conn: Conn) -> tuple[tuple[str, str, str], ...]:
+    """(id, name, role) of the active accounts a token can be issued for."""
     found = await rows.fetch_all(
         conn,
         _Account,
-        "SELECT id, display_name || ' (' || role || ')' AS label FROM app_user"
-        " WHERE active ORDER BY role, id",
+        "SELECT id, display_name AS name, role FROM app_user WHERE active ORDER BY role, id",
     )
-    return tuple((a.id, a.label) for a in found)
+    return tuple((a.id, a.name, a.role) for a in found)
 
 
 @dataclass(frozen=True, slots=True)
 class _Account:
     id: str
-    label: str
+    name: str
+    role: str
 
 
 # --- residents and devices --------------------------------------------------------------------

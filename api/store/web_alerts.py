@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from api import glossary
 from api.store import access, rows
 from api.store.access import Actor, Capability, Conn, Role
 
@@ -127,7 +128,7 @@ def describe(alert: WaitingAlert, actor: Actor, phone: str | None) -> dict[str, 
         "phone": phone,
         "severity": "welfare" if liaison else alert.severity,
         "notice": NOTICE_TEXT.get(alert.notice, alert.notice),
-        "text": WELFARE_TEXT if liaison else alert.summary,
+        "text": WELFARE_TEXT if liaison else glossary.flag_text(alert.summary),
         "at": alert.at.isoformat(),
         "ack": actor.can(Capability.MANAGE_FLAGS) and alert.state == "open",
         "link": "/liaison" if liaison else f"/residents/{alert.resident_id}",

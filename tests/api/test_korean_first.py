@@ -13,7 +13,8 @@ On each page every text node (hidden ones too: a closed ``<details>``, the SVG c
 ``<option>``\\s) and every ``title``, ``aria-label``, ``placeholder`` and ``alt`` attribute is a
 chunk of user-facing text, judged by :func:`problem`:
 
-- a chunk with Hangul reads Korean first: no English word or rule id before the first Korean;
+- a chunk with Hangul reads Korean first: no English word or rule id before the first Korean,
+  and in "Korean / English" none in the Korean part either (a flag's "(mean 142/91 mmHg)");
 - a chunk without Hangul that holds an English word, a rule id (BP-CRISIS, Q-04) or a FHIR code
   (85354-9) is allowed only as the *second, smaller* part of a Korean text: in its text block
   (the nearest ancestor that is not inline) Korean comes before it, and the last Korean before
@@ -113,9 +114,9 @@ CHUNKS = r"""(() => {
 NEUTRAL_WORDS = frozenset(
     re.findall(
         r"\S+",
-        """mmHg mg dL mg/dL kg cm mmol mmol/L kg/m² kg/m2 bpm kJ kcal ml mL mm km
+        """mmHg mg dL mg/dL kg cm mmol mmol/L kg/m² kg/m2 bpm kJ kcal ml mL mm km m/s
         BMI HbA1c PHQ-9 PHQ CIST FHIR DXA ASMI BLE MQTT SMS CSV ID WHO KSH ADA KDA KSSO AWGS
-        TG HDL LDL SPPB T-score U-건강센터 SSE API URL JSON R4 UTF-8""",
+        TG HDL LDL SPPB T-score U-건강센터 SSE API URL JSON R4 UTF-8 EMR""",
     )
 )
 #: Ids of residents, staff, stations' accounts, cards, times: data, not language.
@@ -150,7 +151,10 @@ def problem(chunk: dict[str, Any]) -> str | None:
     korean = HANGUL.search(text)
     if korean is not None:
         ahead = foreign(text[: korean.start()])
-        return f"English before Korean ({' '.join(ahead)})" if ahead else None
+        if ahead:
+            return f"English before Korean ({' '.join(ahead)})"
+        inside = foreign(text.split(" / ")[0]) if " / " in text else []
+        return f"English in the Korean part ({' '.join(inside)})" if inside else None
     words = foreign(text)
     if not words:
         return None
@@ -356,6 +360,19 @@ def test_every_page_speaks_korean_first_for_every_role(
         ("My account", True, "title", True),
         ("내 계정 / My account", False, "title", False),
         ("0분 전", False, "", False),
+        (
+            "고혈압 의심 (mean 142/91 mmHg) / suspected hypertension (mean 142/91 mmHg)",
+            False,
+            "",
+            True,
+        ),
+        (
+            "고혈압 의심 (평균 142/91 mmHg) / suspected hypertension (mean 142/91 mmHg)",
+            False,
+            "",
+            False,
+        ),
+        ("병원 EMR 연동 / hospital EMR", False, "placeholder", False),
         ("n01", False, "", False),
     ],
 )
