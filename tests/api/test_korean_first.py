@@ -6,8 +6,8 @@ serves the pages; headless Chromium walks them as each kind of user: a nurse, a 
 therapist, a liaison officer, the administrator, the resident station (welcome, a wrong card,
 a visit with results) and nobody (the sign-in page). From each user's home page it follows every
 link of the app (one page per route and query shape; two resident pages), submits the search
-box, and opens an error page. Every GET page of the app must be reached by some user, so a new
-page is checked as soon as it exists.
+box, opens an error page and each page's message after an action. Every GET page of the app
+must be reached by some user, so a new page is checked as soon as it exists.
 
 On each page every text node (hidden ones too: a closed ``<details>``, the SVG charts' titles,
 ``<option>``\\s) and every ``title``, ``aria-label``, ``placeholder`` and ``alt`` attribute is a
@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 
+from api import glossary
 from api.main import create_app
 from daon.demo import PEOPLE_STATION, demo_roster
 from simulators.demo_data import demo_world
@@ -215,6 +216,8 @@ class Crawl:
         if route:
             self.routes.add(route)
         self.pages += 1
+        if "?m=" in url and not self.b.evaluate("!!document.querySelector('.okbox')"):
+            self.found.append(Found(who, url, "main", "", "the message after an action is missing"))
         seen: set[tuple[str, str]] = set()
         for chunk in self.b.evaluate(CHUNKS):
             why = problem(chunk)
@@ -272,7 +275,7 @@ def crawl_browser() -> Iterator[Browser]:
 
 def station_visit(crawl: Crawl, demo: DemoStack) -> None:
     """The resident station as a resident uses it: welcome, a wrong card, a visit with three
-    results (stored as ingest stores them, after the check-in)."""
+    results (stored as ingest stores them, after the check-in), two of them urgent."""
     b, who = crawl.b, "station"
     use_session(b, demo, f"kiosk-{PEOPLE_STATION}")
     b.goto(f"{demo.base}/station")
@@ -286,9 +289,9 @@ def station_visit(crawl: Crawl, demo: DemoStack) -> None:
     b.click_and_wait(".go")
     now = datetime.now(UTC)
 
-    async def measure(conn: Any) -> None:
-        await readings.blood_pressure(conn, resident.id, now, 138, 86)
-        await readings.simple(conn, resident.id, now, "glucose", 112)
+    async def measure(conn: Any) -> None:  # a crisis, a low sugar: the longest instructions
+        await readings.blood_pressure(conn, resident.id, now, 186, 121)
+        await readings.simple(conn, resident.id, now, "glucose", 52)
         await readings.simple(conn, resident.id, now, "weight", 61.5)
 
     run_db(demo.database_url, measure)
@@ -317,6 +320,23 @@ def test_every_page_speaks_korean_first_for_every_role(
     b.click_and_wait("form button[type=submit]")
     crawl.check("nobody")
 
+    # each page's message after an action (?m=key), once per page
+    said = {}
+    for key in glossary.MESSAGES:
+        page, _, what = key.partition(".")
+        said.setdefault(page, what)
+    paths = {
+        "worklist": "/worklist",
+        "unbound": "/unbound",
+        "registry": "/admin/registry",
+        "users": "/admin/users",
+        "account": "/account",
+        "dead-letters": "/admin/dead-letters",
+        "tokens": "/admin/tokens",
+        "stations": "/stations",
+    }
+    messages = tuple(f"{path}?m={said[page]}" for page, path in paths.items())
+
     name = world.residents[0].name
     for who, user in (
         ("nurse", nurse),
@@ -327,7 +347,12 @@ def test_every_page_speaks_korean_first_for_every_role(
     ):
         use_session(b, demo, user)
         searches = () if who == "liaison" else (f"/search?q={name[:2]}", "/search?q=없는사람")
-        crawl.walk(who, "/", extra=(*searches, "/residents/R9999999", "/no-such-page"))
+        extra = (*searches, "/residents/R9999999", "/no-such-page")
+        if who == "admin":
+            extra += messages
+        if who == "liaison":
+            extra += (f"/liaison?m={said['liaison']}",)
+        crawl.walk(who, "/", extra=extra)
     station_visit(crawl, demo)
 
     unreached = sorted({route for route, _ in patterns} - crawl.routes - {"/logout"})
