@@ -175,19 +175,37 @@ class _Link:
 
     Each connection gets a client id of its own: a clean session carries no state, and RabbitMQ
     refuses a client id whose previous (non-durable) queue lived on the node that died.
+
+    ``subscriptions`` are made on every connection, and the link counts as connected only once
+    the broker granted all of them. A refused subscription (SUBACK 0x80) ends the connection
+    and the link moves on, as ``devices.mqttlink.MqttLink.subscribe`` makes the gateway and
+    ingest do: NATS refuses a QoS 1 subscription when creating its JetStream consumer takes
+    longer than its 4 s request timeout, which happens while a killed node's streams and
+    consumers elect new leaders, and a listener that took the refusal for a subscription never
+    heard another acknowledgement (the intermittent stall of the NATS node-kill scenario).
     """
 
-    def __init__(self, urls: list[str], client_id: str, on_connect: Any = None) -> None:
+    def __init__(
+        self, urls: list[str], client_id: str, subscriptions: list[tuple[str, int]] | None = None
+    ) -> None:
         self.urls = urls
         self.index = 0
         self.base_id = client_id
         self.on_message: Any = None
         self.connected = threading.Event()
-        self._on_connect = on_connect
+        self.events: list[str] = []  # connections, refusals and losses, for failure messages
+        self._subscriptions = list(subscriptions or [])
+        self._started = time.monotonic()
         self._closing = False
         self.client = self._make(0)
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
         self._thread.start()
+
+    def _note(self, what: str) -> None:
+        node = self.urls[self.index % len(self.urls)]
+        self.events.append(f"{time.monotonic() - self._started:6.1f} s {node}: {what}")
 
     def _make(self, n: int) -> paho.Client:
         client = paho.Client(
@@ -199,6 +217,7 @@ class _Link:
         client.max_inflight_messages_set(200)
         client.max_queued_messages_set(0)
         client.on_connect = self._connected
+        client.on_subscribe = self._subscribed
         client.on_disconnect = self._disconnected
         if self.on_message is not None:
             client.on_message = self.on_message
@@ -207,13 +226,33 @@ class _Link:
     def _connected(
         self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
-        if not reason.is_failure:
+        if reason.is_failure:
+            self._note(f"refused: {reason}")
+            return
+        if not self._subscriptions:
+            self._note("connected")
             self.connected.set()
-            if self._on_connect is not None:
-                self._on_connect(client)
+            return
+        self._note("connected, subscribing")
+        client.subscribe(self._subscriptions)
 
-    def _disconnected(self, *args: Any) -> None:
+    def _subscribed(
+        self, client: paho.Client, userdata: Any, mid: int, reasons: list[Any], props: Any
+    ) -> None:
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            self._note(f"subscription refused ({', '.join(refused)}); next node")
+            client.disconnect()
+            return
+        self._note("subscribed")
+        self.connected.set()
+
+    def _disconnected(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
         self.connected.clear()
+        if not self._closing:
+            self._note(f"lost: {reason}")
 
     def _run(self) -> None:
         while not self._closing:
@@ -221,8 +260,8 @@ class _Link:
             try:
                 self.client.connect(host, port, keepalive=5)
                 self.client.loop_forever(retry_first_connection=False)
-            except OSError:
-                pass
+            except OSError as exc:
+                self._note(f"cannot connect: {exc}")
             self.connected.clear()
             if self._closing:
                 return
@@ -248,13 +287,12 @@ class Gateways:
         self.attempts: dict[int, int] = {}  # message index -> sends so far (backoff)
         self.first_sent: dict[str, float] = {}
         self.resends = 0
-        self.acks = _Link(urls, f"ha-acks-{os.getpid()}", self._subscribe)
+        self.acks = _Link(urls, f"ha-acks-{os.getpid()}", [(f"{root}/gw/+/ack", 1)])
         self.acks.on_message = self._on_ack
         self.acks.client.on_message = self._on_ack
+        self.acks.start()
         self.pub = _Link(list(reversed(urls)), f"ha-gw-{os.getpid()}")
-
-    def _subscribe(self, client: paho.Client) -> None:
-        client.subscribe(f"{self.root}/gw/+/ack", qos=1)
+        self.pub.start()
 
     def _on_ack(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         now = time.monotonic()

@@ -1,9 +1,11 @@
-"""High availability on existing engines: Patroni + etcd over three PostgreSQL nodes.
+"""High availability on existing engines: Patroni + etcd over three PostgreSQL nodes, and
+three NATS nodes (JetStream) serving MQTT.
 
-The scenarios are the ones an operator fears: the database leader dies while the centres keep
-sending. Gateways resend until acknowledged and ingest acknowledges only after the commit, and
-Patroni's synchronous mode keeps every acknowledged commit on a standby, so the promoted standby
-has every acknowledged reading: nothing lost, nothing twice.
+The scenarios are the ones an operator fears: the database leader, or the broker node ingest is
+connected to, dies while the centres keep sending. Gateways resend until acknowledged and ingest
+acknowledges only after the commit; Patroni's synchronous mode keeps every acknowledged commit
+on a standby, so the promoted standby has every acknowledged reading, and JetStream keeps every
+accepted MQTT message on the surviving nodes: nothing lost, nothing twice.
 
 Runs where etcd, nats-server, PostgreSQL and Patroni are installed (``make`` installs them when
 it may); elsewhere the module skips and says what to install.
@@ -162,14 +164,6 @@ def test_leader_killed_during_ingest_loses_and_duplicates_nothing(
         broker.stop()
 
 
-@pytest.mark.skipif(
-    os.environ.get("DAON_HA_BROKER_TESTS") != "1",
-    reason=(
-        "opt-in (DAON_HA_BROKER_TESTS=1): intermittent in the full suite — about one run in "
-        "three, some ingest acknowledgements never arrive after the NATS node is killed "
-        "(cause not found yet); bench/ha.py runs the same scenario"
-    ),
-)
 def test_broker_node_killed_mid_stream_loses_and_duplicates_nothing(
     db_url: str, workdir: Path
 ) -> None:
@@ -197,7 +191,13 @@ def test_broker_node_killed_mid_stream_loses_and_duplicates_nothing(
                 killed["at"] = time.monotonic()
                 nats.kill(nats.nodes[0])  # ingest's first node and the ack listener's
 
-        gateways.run(work, rate=2_000, timeout=240, during=kill_node_once)
+        try:
+            gateways.run(work, rate=2_000, timeout=240, during=kill_node_once)
+        except TimeoutError as exc:
+            raise AssertionError(
+                f"{exc}; ack listener: {gateways.acks.events}; publisher: {gateways.pub.events}"
+                f"\ningest:\n{worker.tail()}"
+            ) from None
         assert any(t > killed["at"] + 0.5 for t in gateways.acked.values())
         check = asyncio.run(load.table_check(db_url, expected))
         assert check == {
