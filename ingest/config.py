@@ -57,7 +57,10 @@ class IngestConfig:
     max_inflight: int = 100  # the shipped mosquitto.conf's max_inflight_messages
     connect_timeout_s: float = 10.0
     write_timeout_s: float = 60.0  # one batch transaction
-    retry_max_s: float = 30.0  # backoff ceiling for broker / database outages
+    retry_max_s: float = 30.0  # backoff ceiling for broker outages
+    # Backoff ceiling (jittered) while the database is unreachable: after a leader fails over,
+    # ingest writes to the promoted standby at most this long after its promotion.
+    db_retry_max_s: float = 1.0
     registry_refresh_s: float = 30.0
     maintenance_s: float = 600.0  # partitions ahead of time, daily summaries (stock PG)
     policy: Policy = DEFAULT_POLICY
@@ -104,7 +107,13 @@ class IngestConfig:
         for name in ("batch_max_readings", "batch_max_messages", "max_inflight"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"ingest.{name} must be at least 1")
-        for name in ("batch_max_wait_s", "connect_timeout_s", "write_timeout_s", "retry_max_s"):
+        for name in (
+            "batch_max_wait_s",
+            "connect_timeout_s",
+            "write_timeout_s",
+            "retry_max_s",
+            "db_retry_max_s",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"ingest.{name} must be positive")
 

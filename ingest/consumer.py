@@ -10,9 +10,12 @@ transformed while the previous one is being written:
   and only after the commit publishes each gateway's acknowledgement (``devices.wire.
   encode_ack``) and acknowledges the messages to the broker.
 
-A database outage makes *write* retry the same batch with bounded backoff until it commits;
-meanwhile the broker's in-flight window stops delivery and the shipped broker configuration
-queues the rest (nothing lost). A batch whose write fails for a reason other than an outage is
+A database outage makes *write* retry the same batch until it commits, waiting a bounded,
+jittered delay (``db_retry_max_s``) between attempts and, after a lost connection, moving its
+pool to whichever node takes writes now (:class:`ingest.store.db.LeaderPool`: a promoted
+standby is written to within about a second of its promotion); meanwhile the broker's
+in-flight window stops delivery and the shipped broker configuration queues the rest (nothing
+lost). A batch whose write fails for a reason other than an outage is
 retried message by message, and a message that still cannot be written is dead-lettered with
 its raw bytes: a poison message never blocks the queue and never crashes the loop.
 """
@@ -37,6 +40,7 @@ from devices.wire import encode_ack
 from ingest.config import IngestConfig
 from ingest.errors import ConsumerError, Reason
 from ingest.pipeline import DeadLetter, MessageOutcome, Registry, process_message
+from ingest.store.db import LeaderPool, connection_lost, retry_delays
 from ingest.store.deadletter import insert_dead_letters
 from ingest.store.observations import SeenThrottle, WriteResult, write_outcomes
 from ingest.store.registry import RegistrySnapshot, load_registry
@@ -46,6 +50,7 @@ logger = logging.getLogger(__name__)
 _MISSES = frozenset({Reason.UNKNOWN_DEVICE, Reason.UNKNOWN_GATEWAY, Reason.UNKNOWN_RESIDENT})
 _MISS_RELOAD_S = 2.0  # reload the registry on an unknown id at most this often
 _POLL_S = 0.002  # while the writer is busy, look for more messages this often
+_OUTAGE_LOG_S = 30.0  # while the database stays away, say so this often (not every retry)
 
 
 @dataclass(slots=True)
@@ -69,6 +74,7 @@ class Stats:
     batches: int = 0
     write_retries: int = 0
     acked: int = 0
+    reconnects: int = 0  # pools moved to a new writable node after a lost connection
 
 
 def _internal_dead_letter(
@@ -104,7 +110,7 @@ class Consumer:
     def __init__(
         self,
         config: IngestConfig,
-        pool: AsyncConnectionPool,
+        pool: LeaderPool,
         *,
         on_commit: Callable[[Batch, WriteResult], None] | None = None,
     ) -> None:
@@ -265,24 +271,47 @@ class Consumer:
                 self._on_commit(batch, result)
 
     async def _commit(self, batch: Batch) -> WriteResult:
-        """Write the batch; retry outages forever (bounded backoff), isolate poison messages."""
-        delay = 0.2
+        """Write the batch; retry outages forever (bounded, jittered), isolate poison messages."""
+        delays = retry_delays(self.config.db_retry_max_s)
+        since: float | None = None
+        logged = 0.0
         while True:
             try:
-                return await self._transaction(batch.outcomes)
+                result = await self._transaction(batch.outcomes)
             except (psycopg.OperationalError, PoolTimeout, TimeoutError) as exc:
                 self.stats.write_retries += 1
-                logger.warning(
-                    "database unavailable (%s); retrying batch of %d messages in %.1f s",
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                    len(batch.messages),
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.retry_max_s)
+                now = time.monotonic()
+                if since is None or now - logged >= _OUTAGE_LOG_S:
+                    logger.warning(
+                        "database unavailable for %.0f s (%s); retrying the batch of %d "
+                        "messages every %.1f s at most",
+                        0.0 if since is None else now - since,
+                        _first_line(exc),
+                        len(batch.messages),
+                        self.config.db_retry_max_s,
+                    )
+                    logged = now
+                since = now if since is None else since
+                await self._outage(exc, next(delays))
+                continue
             except psycopg.Error as exc:
                 logger.error("batch write failed (%s); writing message by message", exc)
                 return await self._commit_one_by_one(batch)
+            if since is not None:
+                logger.warning(
+                    "database back after %.1f s; batch of %d messages written",
+                    time.monotonic() - since,
+                    len(batch.messages),
+                )
+            return result
+
+    async def _outage(self, exc: BaseException, delay: float) -> None:
+        """Wait ``delay``; after a lost connection, move the pool to the node that takes writes
+        now (a promoted standby), or keep it when none does yet."""
+        await asyncio.sleep(delay)
+        if connection_lost(exc) and await self.pool.reconnect():
+            self.stats.reconnects += 1
+            logger.warning("database connection renewed (a new leader, or the same server back)")
 
     async def _transaction(self, outcomes: list[MessageOutcome]) -> WriteResult:
         async with asyncio.timeout(self.config.write_timeout_s):
@@ -296,12 +325,13 @@ class Consumer:
         for index, (message, outcome) in enumerate(
             zip(batch.messages, batch.outcomes, strict=True)
         ):
+            delays = retry_delays(self.config.db_retry_max_s)
             while True:
                 try:
                     result = await self._transaction([outcome])
                     break
-                except (psycopg.OperationalError, PoolTimeout, TimeoutError):
-                    await asyncio.sleep(1.0)
+                except (psycopg.OperationalError, PoolTimeout, TimeoutError) as exc:
+                    await self._outage(exc, next(delays))
                 except psycopg.Error as exc:
                     if outcome.dead and outcome.dead[0].reason is Reason.INTERNAL_ERROR:
                         # not even its dead letter can be written: keep it unacknowledged
@@ -352,6 +382,11 @@ class Consumer:
         s.duplicates += result.total("duplicate")
         s.dead_lettered += result.total("dead_lettered")
         s.unbound += result.total("unbound")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _missed(outcome: MessageOutcome) -> bool:

@@ -1,9 +1,11 @@
 """The ingest service: the reconnection loop around the consumer (``daon ingest``, ``daon demo``).
 
 Outages of the broker or the database pause the service and it resumes by itself, with
-bounded exponential backoff; at start and every time the database comes back it makes sure
-the observation partitions around today exist. ``stop`` ends it cleanly: the batch in hand
-is committed and acknowledged, the rest stays with the broker for the next start.
+bounded exponential backoff (the database's bounded by ``db_retry_max_s`` and jittered, so a
+promoted standby is found within about a second); at start and every time the database comes
+back it makes sure the observation partitions around today exist. ``stop`` ends it cleanly:
+the batch in hand is committed and acknowledged, the rest stays with the broker for the next
+start.
 """
 
 from __future__ import annotations
@@ -14,18 +16,20 @@ import gc
 import logging
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
 from devices.errors import MqttError
 from devices.mqttlink import MqttLink
 from ingest.config import IngestConfig
 from ingest.consumer import Consumer
 from ingest.errors import ConsumerError
-from ingest.store.db import open_pool, redact_url
+from ingest.store.db import LeaderPool, redact_url, retry_delays
 from ingest.store.errors import StoreUnavailable
 from ingest.store.observations import ensure_partitions, refresh_daily
 
 logger = logging.getLogger(__name__)
+
+_REPEAT_LOG_S = 30.0  # the same pause reason is logged again only after this long
 
 _OUTAGES = (
     ConsumerError,
@@ -44,7 +48,7 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
             await stop.wait()
 
 
-async def _prepare(pool: AsyncConnectionPool, config: IngestConfig) -> None:
+async def _prepare(pool: LeaderPool, config: IngestConfig) -> None:
     async with asyncio.timeout(config.write_timeout_s):
         async with pool.connection() as conn:
             created = await ensure_partitions(conn)
@@ -52,7 +56,7 @@ async def _prepare(pool: AsyncConnectionPool, config: IngestConfig) -> None:
         logger.info("created %d observation partitions", created)
 
 
-async def _maintain(pool: AsyncConnectionPool, config: IngestConfig, stop: asyncio.Event) -> None:
+async def _maintain(pool: LeaderPool, config: IngestConfig, stop: asyncio.Event) -> None:
     """Every ``maintenance_s``: partitions ahead of time and the daily summaries (stock PG)."""
     while not stop.is_set():
         await _sleep_or_stop(stop, config.maintenance_s)
@@ -78,21 +82,25 @@ async def run(
     """Run until ``stop`` is set. ``consumer_ready`` receives the Consumer (tests, demo)."""
     stop = stop or asyncio.Event()
     delay = 0.5
+    db_delays = retry_delays(config.db_retry_max_s)
+    said: dict[str, float] = {}  # pause reason -> when it was last logged
     broker_attempt = 0  # which node of a broker cluster to try next
-    pool: AsyncConnectionPool | None = None
+    pool: LeaderPool | None = None
     consumer: Consumer | None = None
     maintenance: asyncio.Task[None] | None = None
     try:
         while not stop.is_set():
             try:
                 if pool is None:
-                    pool = await open_pool(
+                    opening = LeaderPool(
                         config.database_url,
                         min_size=1,
                         max_size=3,
                         name="ingest",
                         wait_s=config.connect_timeout_s,
                     )
+                    await opening.open()
+                    pool = opening
                     await _prepare(pool, config)
                     consumer = Consumer(config, pool)
                     await consumer.refresh_registry()
@@ -112,17 +120,24 @@ async def run(
                 )
                 async with link:
                     delay = 0.5
+                    db_delays = retry_delays(config.db_retry_max_s)
+                    said.clear()
                     await consumer.serve(link, stop)
             except* _OUTAGES as group:
+                database = _database_failed(group)
+                wait = next(db_delays) if database else delay
+                now = asyncio.get_running_loop().time()
                 for exc in group.exceptions:
-                    logger.warning("ingest paused: %s; retrying in %.1f s", exc, delay)
-                if pool is not None and _database_failed(group):
-                    with contextlib.suppress(Exception):
-                        await pool.check()
+                    if now - said.get(str(exc), -_REPEAT_LOG_S) >= _REPEAT_LOG_S:
+                        said[str(exc)] = now
+                        logger.warning("ingest paused: %s; retrying in %.1f s", exc, wait)
+                await _sleep_or_stop(stop, wait)
+                if database:
+                    if pool is not None and await pool.reconnect():
+                        logger.warning("database connection renewed")
                 else:
                     broker_attempt += 1  # a broker node went away: try the next one
-                await _sleep_or_stop(stop, delay)
-                delay = min(delay * 2, config.retry_max_s)
+                    delay = min(delay * 2, config.retry_max_s)
             except* Exception:
                 # A bug, not an outage: log it with its traceback and start over (bounded).
                 logger.exception("ingest failed; restarting in %.1f s", delay)

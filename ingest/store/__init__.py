@@ -5,12 +5,21 @@ an ``AsyncConnection`` (or pool) and plain values, and return plain values.
 """
 
 from ingest.store import clinical as clinical
-from ingest.store.db import connect, connection, open_pool, redact_url
+from ingest.store.db import (
+    LeaderPool,
+    connect,
+    connection,
+    connection_lost,
+    open_pool,
+    redact_url,
+    retry_delays,
+)
 from ingest.store.errors import MigrationError, StoreError, StoreUnavailable
 from ingest.store.migrate import MigrationReport, current_version, discover, migrate
 from ingest.store.status import Replication, Standby, Status, read_replication, read_status
 
 __all__ = [
+    "LeaderPool",
     "MigrationError",
     "MigrationReport",
     "Replication",
@@ -20,6 +29,7 @@ __all__ = [
     "StoreUnavailable",
     "connect",
     "connection",
+    "connection_lost",
     "current_version",
     "discover",
     "migrate",
@@ -27,4 +37,5 @@ __all__ = [
     "read_replication",
     "read_status",
     "redact_url",
+    "retry_delays",
 ]
