@@ -33,7 +33,16 @@ from typing import Any
 
 from daon.embedded import find_pg_bindir, free_port, port_open
 
-PATRONI_TTL_S = 10  # leader key lifetime: an unreachable leader is replaced within ~ttl
+# Patroni's timing for a LAN. A crashed leader is replaced once its key expires, ``ttl`` after
+# its last renewal: 20 s is the least Patroni 4 accepts (it raises a lower ttl to 20 and says so
+# in its log: the 10 s written here before ran as 20). The leader renews its key every
+# ``loop_wait``; ``retry_timeout`` is how long a DCS or PostgreSQL call may be retried before the
+# leader steps down, at most (ttl - loop_wait) / 2 so that it has stepped down before its key
+# expires and a standby takes over. 9 s rides out a slow etcd on a busy machine without
+# starting a failover, and changes nothing in how soon a dead leader is replaced.
+PATRONI_TTL_S = 20
+PATRONI_LOOP_WAIT_S = 1
+PATRONI_RETRY_TIMEOUT_S = 9
 
 
 def _which(name: str) -> str | None:
@@ -214,8 +223,8 @@ class PatroniCluster:
                 "bootstrap": {
                     "dcs": {
                         "ttl": PATRONI_TTL_S,
-                        "loop_wait": 1,
-                        "retry_timeout": 4,
+                        "loop_wait": PATRONI_LOOP_WAIT_S,
+                        "retry_timeout": PATRONI_RETRY_TIMEOUT_S,
                         "maximum_lag_on_failover": 16 * 1024 * 1024,
                         "synchronous_mode": True,
                         "postgresql": {
