@@ -1,7 +1,10 @@
 """One home for the Korean words staff and residents read (issue 15.2): rule names, worklist
 headings, measurement parts and units, unbound and dead-letter reasons, audit terms, relative
-times. Templates and messages take their words from here; tests/api/test_glossary.py fails
-when a code the pages print has no Korean.
+times, roles, task and flag states, priorities, codes, alert notices; and the sentences: the
+station's explanations (EXPLAIN), the pages' notes (NOTES) and the messages after an action
+(MESSAGES). Templates and messages take their words from here; tests/api/test_glossary.py fails
+when a code the pages print has no Korean, and tests/api/test_korean_first.py when a page shows
+text that is not Korean first.
 
 Korean comes first; English, where it helps staff, is the smaller second part after " / ".
 """
@@ -292,6 +295,109 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
         return f"{hours}시간 전 / {hours} h ago"
     days = int(seconds // 86400)
     return f"{days}일 전 / {days} d ago"
+
+
+# --- labels the pages print: roles, task and flag states, priorities, codes -------------------
+
+ROLE_LABELS: dict[str, str] = {
+    "nurse": "방문간호사 / nurse",
+    "therapist": "재활운동사 / therapist",
+    "liaison": "현장소통담당관 / liaison officer",
+    "station": "측정대 / station",
+    "gateway": "게이트웨이 / gateway",
+    "admin": "관리자 / admin",
+}
+
+TASK_ROLE_LABELS: dict[str, str] = {
+    "nurse": "방문간호사 / nurse",
+    "nurse_lead": "간호팀장 / nurse lead",
+    "rehab": "재활운동사 / therapist",
+    "liaison": "현장소통담당관 / liaison",
+}
+
+PRIORITY_LABELS: dict[str, str] = {
+    "stat": "즉시 / stat",
+    "asap": "최대한 빨리 / asap",
+    "urgent": "긴급 / urgent",
+    "routine": "정기 / routine",
+}
+
+TASK_STATE_LABELS: dict[str, str] = {
+    "open": "열림 / open",
+    "requested": "요청됨 / requested",
+    "accepted": "수락 / accepted",
+    "in-progress": "진행 중 / in progress",
+    "on-hold": "보류 / on hold",
+    "completed": "완료 / completed",
+    "acknowledged": "확인됨 / acknowledged",
+    "snoozed": "미룸 / snoozed",
+    "escalated": "상향 / escalated",
+    "resolved": "해결 / resolved",
+    "superseded": "대체됨 / superseded",
+    "cancelled": "취소 / cancelled",
+}
+
+SEVERITY_LABELS: dict[str, str] = {
+    "critical": "위급 / critical",
+    "urgent": "긴급 / urgent",
+    "routine": "정기 / routine",
+    "info": "참고 / info",
+}
+
+#: Agents of the audit trail that are not roles of an account.
+AGENT_LABELS: dict[str, str] = {
+    "subscription": "외부 알림 수신처 / subscription",
+}
+
+#: Korean-first labels for the codes staff see most (fhir-mapping-and-anchors.md §1.1).
+CODE_LABELS: dict[str, str] = {
+    "85354-9": "혈압 / Blood pressure",
+    "8867-4": "맥박 / Pulse",
+    "41653-7": "혈당 / Glucose",
+    "14743-9": "혈당 / Glucose",
+    "2339-0": "혈당 / Glucose",
+    "41604-0": "공복혈당 / Fasting glucose",
+    "29463-7": "체중 / Weight",
+    "8302-2": "키 / Height",
+    "39156-5": "체질량지수 / BMI",
+    "41982-0": "체지방률 / Body fat",
+    "73708-0": "체지방량 / Fat mass",
+    "73964-9": "근육량 / Muscle mass",
+    "73965-6": "근육률 / Muscle %",
+    "101683-1": "체수분 / Body water",
+    "8280-0": "허리둘레 / Waist",
+    "56115-9": "허리둘레 / Waist",
+    "4548-4": "당화혈색소 / HbA1c",
+    "daon-grip": "악력 / Handgrip",
+    "daon-gait-speed": "보행 속도 / Gait speed",
+    "daon-chair-stand": "의자 일어서기 5회 / Chair stand",
+}
+
+
+#: What an alert card says happened (flag_event.notice; api.store.web_alerts).
+ALERT_NOTICES: dict[str, str] = {
+    "raised": "새 알림 / New alert",
+    "reminder": "다시 알림: 아직 확인 안 됨 / Reminder: not yet acknowledged",
+    "escalated_lead": "팀장 보고: 30분 미확인 / Escalated: 30 minutes unacknowledged",
+    "escalated_liaison": "안부 확인 요청 / Welfare check requested",
+    "severity_rose": "심각도 상승 / Severity rose",
+    "reraised": "다시 발생 / Raised again",
+    "worsened": "악화 / Worse than when acknowledged",
+    "symptom": "새 증상 / New symptom reported",
+    "resolved": "해결됨 / Resolved",
+    "superseded": "대체됨 / Superseded",
+    "reopened": "다시 열림 / Reopened",
+    "remeasure": "다시 측정 안내 / Asked to measure again",
+    "prompt": "주민 안내 / Resident prompted",
+}
+
+#: The liaison officer's welfare-check alert: plain language, no values (README, alert chain).
+WELFARE_CHECK = (
+    "간호사가 주민과 연락이 닿지 않습니다. 지금 전화나 방문으로 안부를 확인해 주세요. "
+    "응답이 없고 위급해 보이면 119에 신고하세요(119 안전신고 절차). / The nurse cannot reach "
+    "this resident. Please phone or visit now. If there is no answer and you fear for them, "
+    "call 119 (the 119 protocol)."
+)
 
 
 # --- sentences: explanations, page notes and messages -------------------------------------------

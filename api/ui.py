@@ -10,7 +10,16 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from api import glossary
-from api.glossary import ago
+from api.glossary import (
+    AGENT_LABELS,
+    CODE_LABELS,
+    PRIORITY_LABELS,
+    ROLE_LABELS,
+    SEVERITY_LABELS,
+    TASK_ROLE_LABELS,
+    TASK_STATE_LABELS,
+    ago,
+)
 from api.store.access import Actor, Capability, Role
 from api.store.web_search import may_search
 from ingest.fhir import vocab
@@ -18,61 +27,12 @@ from ingest.store.registry import RELATIONSHIPS
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
-ROLE_LABELS: dict[Role, str] = {
-    Role.NURSE: "방문간호사 / nurse",
-    Role.THERAPIST: "재활운동사 / therapist",
-    Role.LIAISON: "현장소통담당관 / liaison officer",
-    Role.STATION: "측정대 / station",
-    Role.GATEWAY: "게이트웨이 / gateway",
-    Role.ADMIN: "관리자 / admin",
-}
-
-TASK_ROLE_LABELS: dict[str, str] = {
-    "nurse": "방문간호사 / nurse",
-    "nurse_lead": "간호팀장 / nurse lead",
-    "rehab": "재활운동사 / therapist",
-    "liaison": "현장소통담당관 / liaison",
-}
-PRIORITY_LABELS: dict[str, str] = {
-    "stat": "즉시 / stat",
-    "asap": "최대한 빨리 / asap",
-    "urgent": "긴급 / urgent",
-    "routine": "정기 / routine",
-}
-TASK_STATE_LABELS: dict[str, str] = {
-    "open": "열림 / open",
-    "requested": "요청됨 / requested",
-    "accepted": "수락 / accepted",
-    "in-progress": "진행 중 / in progress",
-    "on-hold": "보류 / on hold",
-    "completed": "완료 / completed",
-    "acknowledged": "확인됨 / acknowledged",
-    "snoozed": "미룸 / snoozed",
-    "escalated": "상향 / escalated",
-    "resolved": "해결 / resolved",
-    "superseded": "대체됨 / superseded",
-    "cancelled": "취소 / cancelled",
-}
-
-SEVERITY_LABELS: dict[str, str] = {
-    "critical": "위급 / critical",
-    "urgent": "긴급 / urgent",
-    "routine": "정기 / routine",
-    "info": "참고 / info",
-}
-
-
-#: Agents of the audit trail that are not roles of an account.
-AGENT_LABELS: dict[str, str] = {
-    "subscription": "외부 알림 수신처 / subscription",
-}
-
 
 def role_label(role: Role | str) -> str:
     """A role's Korean-first label; the audit trail's other agents (a FHIR Subscription the
     deliverer sent to) by theirs."""
     try:
-        return ROLE_LABELS.get(Role(role), str(role))
+        return ROLE_LABELS.get(Role(role).value, str(role))
     except ValueError:
         return AGENT_LABELS.get(str(role), str(role))
 
@@ -174,31 +134,6 @@ def install(templates: Jinja2Templates) -> None:
         summary=glossary.summary,
         flag_text=glossary.flag_text,
     )
-
-
-#: Korean-first labels for the codes staff see most (fhir-mapping-and-anchors.md §1.1).
-CODE_LABELS: dict[str, str] = {
-    "85354-9": "혈압 / Blood pressure",
-    "8867-4": "맥박 / Pulse",
-    "41653-7": "혈당 / Glucose",
-    "14743-9": "혈당 / Glucose",
-    "2339-0": "혈당 / Glucose",
-    "41604-0": "공복혈당 / Fasting glucose",
-    "29463-7": "체중 / Weight",
-    "8302-2": "키 / Height",
-    "39156-5": "체질량지수 / BMI",
-    "41982-0": "체지방률 / Body fat",
-    "73708-0": "체지방량 / Fat mass",
-    "73964-9": "근육량 / Muscle mass",
-    "73965-6": "근육률 / Muscle %",
-    "101683-1": "체수분 / Body water",
-    "8280-0": "허리둘레 / Waist",
-    "56115-9": "허리둘레 / Waist",
-    "4548-4": "당화혈색소 / HbA1c",
-    "daon-grip": "악력 / Handgrip",
-    "daon-gait-speed": "보행 속도 / Gait speed",
-    "daon-chair-stand": "의자 일어서기 5회 / Chair stand",
-}
 
 
 def _vocabulary_labels() -> dict[str, str]:

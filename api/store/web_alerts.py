@@ -23,24 +23,6 @@ from api import glossary
 from api.store import access, rows
 from api.store.access import Actor, Capability, Conn, Role
 
-NOTICE_TEXT = {
-    "raised": "새 알림 / New alert",
-    "reminder": "다시 알림: 아직 확인 안 됨 / Reminder: not yet acknowledged",
-    "escalated_lead": "팀장 보고: 30분 미확인 / Escalated: 30 minutes unacknowledged",
-    "escalated_liaison": "안부 확인 요청 / Welfare check requested",
-    "severity_rose": "심각도 상승 / Severity rose",
-    "reraised": "다시 발생 / Raised again",
-    "worsened": "악화 / Worse than when acknowledged",
-    "symptom": "새 증상 / New symptom reported",
-}
-
-WELFARE_TEXT = (
-    "간호사가 주민과 연락이 닿지 않습니다. 지금 전화나 방문으로 안부를 확인해 주세요. "
-    "응답이 없고 위급해 보이면 119에 신고하세요(119 안전신고 절차). / The nurse cannot reach "
-    "this resident. Please phone or visit now. If there is no answer and you fear for them, "
-    "call 119 (the 119 protocol)."
-)
-
 _ORDER = "array_position(ARRAY['critical','urgent','routine','info'], f.severity)"
 
 
@@ -127,8 +109,8 @@ def describe(alert: WaitingAlert, actor: Actor, phone: str | None) -> dict[str, 
         "name": alert.display_name,
         "phone": phone,
         "severity": "welfare" if liaison else alert.severity,
-        "notice": NOTICE_TEXT.get(alert.notice, alert.notice),
-        "text": WELFARE_TEXT if liaison else glossary.flag_text(alert.summary),
+        "notice": glossary.ALERT_NOTICES.get(alert.notice, alert.notice),
+        "text": glossary.WELFARE_CHECK if liaison else glossary.flag_text(alert.summary),
         "at": alert.at.isoformat(),
         "ack": actor.can(Capability.MANAGE_FLAGS) and alert.state == "open",
         "link": "/liaison" if liaison else f"/residents/{alert.resident_id}",

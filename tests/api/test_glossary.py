@@ -206,3 +206,16 @@ def test_a_critical_instruction_keeps_korean_and_english_apart() -> None:
         assert "119" in en
         assert "간호사" in ko
         assert "nurse" in en
+
+
+def test_every_role_severity_and_alert_notice_has_korean() -> None:
+    from api.store.access import Role
+    from clinical.flags import Severity
+    from clinical.lifecycle import Notice
+
+    assert [r.value for r in Role if not korean(glossary.ROLE_LABELS.get(r.value, ""))] == []
+    assert [
+        s.value for s in Severity if not korean(glossary.SEVERITY_LABELS.get(s.value, ""))
+    ] == []
+    assert [n.value for n in Notice if not korean(glossary.ALERT_NOTICES.get(n.value, ""))] == []
+    assert korean(glossary.WELFARE_CHECK.split(" / ")[0])
