@@ -400,6 +400,38 @@ WELFARE_CHECK = (
 )
 
 
+#: Error pages and FHIR OperationOutcomes (api.main): titles by status, and the texts.
+ERRORS: dict[str, str] = {
+    "400": "잘못된 요청 / Bad request",
+    "401": "로그인 필요 / Login required",
+    "403": "권한 없음 / Forbidden",
+    "404": "없음 / Not found",
+    "500": "오류 / Error",
+    "503": "잠시 후 / Busy",
+    "hidden": "권한이 없거나 찾을 수 없습니다 / forbidden or not found",
+    "forbidden": "권한이 없습니다 / forbidden",
+    "not-found": "찾을 수 없습니다 / not found",
+    "no-page": "페이지가 없습니다 / no such page",
+    "invalid": "잘못된 요청 / invalid request",
+    "login": "로그인이 필요합니다 / authentication required (Bearer token or session)",
+    "csrf.title": "다시 시도해 주세요 / Please try again",
+    "csrf": "양식이 만료되었습니다. 페이지를 새로 고친 뒤 다시 보내 주세요. "
+    "/ The form expired; reload the page and submit again.",
+    "busy": "잠시 후 다시 시도해 주세요 / the service is busy, retry shortly",
+    "database.title": "일시적 오류 / Unavailable",
+    "database": "데이터베이스에 연결할 수 없습니다 / database unavailable",
+    "internal": "서버 오류 / internal error (logged)",
+}
+#: Korean for the framework's own HTTP errors (the English detail follows it); 0: any other.
+HTTP_KOREAN: dict[int, str] = {
+    0: "요청을 처리할 수 없습니다",
+    404: "찾을 수 없습니다",
+    405: "지원하지 않는 방법입니다",
+    406: "제공하지 않는 형식입니다",
+    415: "지원하지 않는 본문 형식입니다",
+}
+
+
 # --- sentences: explanations, page notes and messages -------------------------------------------
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from psycopg.conninfo import make_conninfo
@@ -27,7 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from api import fhirjson, ui
+from api import fhirjson, glossary, ui
 from api.alerts import AlertHub
 from api.checkin import CheckinPublisher
 from api.config import ApiConfig
@@ -227,7 +227,7 @@ async def _audit_denial(request: Request, exc: access.AccessDenied) -> None:
 
 #: The one answer a member of staff gets for "not yours" and for "does not exist", so that
 #: neither resident ids, cards, consent ids nor any other id can be probed (issue 13.6).
-HIDDEN = "권한이 없거나 찾을 수 없습니다 / forbidden or not found"
+HIDDEN = glossary.ERRORS["hidden"]
 
 
 def _sees_everything(request: Request) -> bool:
@@ -239,16 +239,11 @@ def _sees_everything(request: Request) -> bool:
 async def _hidden(request: Request) -> Response:
     if _is_fhir(request):
         return _outcome(403, "forbidden", HIDDEN)
-    return await _error_page(request, 403, "권한 없음 / Forbidden", HIDDEN)
+    return await _error_page(request, 403, glossary.ERRORS["403"], HIDDEN)
 
 
 #: Korean text of the framework's own HTTP errors on /fhir (the English detail follows it).
-_FHIR_KOREAN = {
-    404: "찾을 수 없습니다",
-    405: "지원하지 않는 방법입니다",
-    406: "제공하지 않는 형식입니다",
-    415: "지원하지 않는 본문 형식입니다",
-}
+_FHIR_KOREAN = glossary.HTTP_KOREAN
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -257,54 +252,53 @@ def _install_error_handlers(app: FastAPI) -> None:
         await _audit_denial(request, exc)
         if not _sees_everything(request):
             return await _hidden(request)
-        text = f"권한이 없습니다 / forbidden: {exc.actor.role} may not {exc.what}"
+        text = f"{glossary.ERRORS['forbidden']}: {exc.actor.role} may not {exc.what}"
         if _is_fhir(request):
             return _outcome(403, "forbidden", text)
-        return await _error_page(request, 403, "권한 없음 / Forbidden", text)
+        return await _error_page(request, 403, glossary.ERRORS["403"], text)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         if getattr(request.state, "actor", None) is not None and not _sees_everything(request):
             return await _hidden(request)
-        text = f"찾을 수 없습니다 / not found: {exc}"
+        text = f"{glossary.ERRORS['not-found']}: {exc}"
         if _is_fhir(request):
             return _outcome(404, "not-found", text)
-        return await _error_page(request, 404, "없음 / Not found", text)
+        return await _error_page(request, 404, glossary.ERRORS["404"], text)
 
     async def invalid(request: Request, exc: Exception) -> Response:
         text = str(exc)
         if _is_fhir(request):
             return _outcome(400, "invalid", text)
-        return await _error_page(request, 400, "잘못된 요청 / Bad request", text)
+        return await _error_page(request, 400, glossary.ERRORS["400"], text)
 
     async def unauthenticated(request: Request, exc: Exception) -> Response:
         if _is_fhir(request) or request.method != "GET":
-            text = "로그인이 필요합니다 / authentication required (Bearer token or session)"
+            text = glossary.ERRORS["login"]
             if _is_fhir(request):
                 return _outcome(401, "login", text, {"WWW-Authenticate": "Bearer"})
-            return await _error_page(request, 401, "로그인 필요 / Login required", text)
+            return await _error_page(request, 401, glossary.ERRORS["401"], text)
         return RedirectResponse("/login", status_code=303)
 
     async def csrf(request: Request, exc: Exception) -> Response:
         return await _error_page(
             request,
             403,
-            "다시 시도해 주세요 / Please try again",
-            "양식이 만료되었습니다. 페이지를 새로 고친 뒤 다시 보내 주세요. "
-            "/ The form expired; reload the page and submit again.",
+            glossary.ERRORS["csrf.title"],
+            glossary.ERRORS["csrf"],
         )
 
     async def busy(request: Request, exc: Exception) -> Response:
-        text = "잠시 후 다시 시도해 주세요 / the service is busy, retry shortly"
+        text = glossary.ERRORS["busy"]
         if _is_fhir(request):
             return _outcome(503, "transient", text, {"Retry-After": "5"})
-        return await _error_page(request, 503, "잠시 후 / Busy", text, menu=False)
+        return await _error_page(request, 503, glossary.ERRORS["503"], text, menu=False)
 
     async def database_down(request: Request, exc: Exception) -> Response:
         logger.error("database error: %s", type(exc).__name__)
-        text = "데이터베이스에 연결할 수 없습니다 / database unavailable"
+        text = glossary.ERRORS["database"]
         if _is_fhir(request):
             return _outcome(503, "transient", text, {"Retry-After": "10"})
-        return await _error_page(request, 503, "일시적 오류 / Unavailable", text, menu=False)
+        return await _error_page(request, 503, glossary.ERRORS["database.title"], text, menu=False)
 
     async def validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -312,10 +306,10 @@ def _install_error_handlers(app: FastAPI) -> None:
             f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', '')}"
             for err in exc.errors()
         ]
-        text = "잘못된 요청 / invalid request: " + "; ".join(parts)
+        text = glossary.ERRORS["invalid"] + ": " + "; ".join(parts)
         if _is_fhir(request):
             return _outcome(400, "invalid", text)
-        return await _error_page(request, 400, "잘못된 요청 / Bad request", text)
+        return await _error_page(request, 400, glossary.ERRORS["400"], text)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -325,21 +319,29 @@ def _install_error_handlers(app: FastAPI) -> None:
             )
             text = str(exc.detail)
             if not any("\uac00" <= ch <= "\ud7a3" for ch in text):  # Korean first, always
-                korean = _FHIR_KOREAN.get(exc.status_code, "요청을 처리할 수 없습니다")
+                korean = _FHIR_KOREAN.get(exc.status_code, glossary.HTTP_KOREAN[0])
                 text = f"{korean} / {text}"
             return _outcome(exc.status_code, code, text)
         if exc.status_code == 404:
             return await _error_page(
-                request, 404, "없음 / Not found", "페이지가 없습니다 / no such page"
+                request, 404, glossary.ERRORS["404"], glossary.ERRORS["no-page"]
             )
-        return HTMLResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+        # any other status of the framework's own (405 for a GET of a form's address ...):
+        # the error page in Korean first, never the framework's English word alone
+        korean = glossary.HTTP_KOREAN.get(exc.status_code, glossary.HTTP_KOREAN[0])
+        page = await _error_page(
+            request, exc.status_code, f"{korean} / {exc.detail}", f"{korean} / {exc.detail}"
+        )
+        for name, value in (exc.headers or {}).items():
+            page.headers[name] = value
+        return page
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         logger.exception("unhandled error on %s %s", request.method, request.scope.get("route"))
-        text = "서버 오류 / internal error (logged)"
+        text = glossary.ERRORS["internal"]
         if _is_fhir(request):
             return _outcome(500, "exception", text)
-        return await _error_page(request, 500, "오류 / Error", text)
+        return await _error_page(request, 500, glossary.ERRORS["500"], text)
 
     handlers: list[tuple[Any, Callable[[Request, Exception], Awaitable[Response]]]] = [
         (access.AccessDenied, denied),
