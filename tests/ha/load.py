@@ -171,10 +171,13 @@ def _hostport(url: str) -> tuple[str, int]:
 
 
 class _Link:
-    """A clean-session paho client that moves to the next broker node when its node goes away.
+    """A paho client that moves to the next broker node when its node goes away.
 
-    Each connection gets a client id of its own: a clean session carries no state, and RabbitMQ
-    refuses a client id whose previous (non-durable) queue lived on the node that died.
+    A clean session (the publisher) gets a client id of its own per connection: it carries no
+    state, and RabbitMQ refuses a client id whose previous (non-durable) queue lived on the node
+    that died. A ``persistent`` session (the ack listener, as a gateway's central link) keeps
+    one client id: the broker keeps its subscription and what arrives for it while it is away,
+    and a new connection finds its (replicated) JetStream consumer or quorum queue in place.
 
     ``subscriptions`` are made on every connection, and the link counts as connected only once
     the broker granted all of them. A refused subscription (SUBACK 0x80) ends the connection
@@ -186,9 +189,14 @@ class _Link:
     """
 
     def __init__(
-        self, urls: list[str], client_id: str, subscriptions: list[tuple[str, int]] | None = None
+        self,
+        urls: list[str],
+        client_id: str,
+        subscriptions: list[tuple[str, int]] | None = None,
+        persistent: bool = False,
     ) -> None:
         self.urls = urls
+        self.persistent = persistent
         self.index = 0
         self.base_id = client_id
         self.on_message: Any = None
@@ -210,8 +218,8 @@ class _Link:
     def _make(self, n: int) -> paho.Client:
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"{self.base_id}-{n}",
-            clean_session=True,
+            client_id=self.base_id if self.persistent else f"{self.base_id}-{n}",
+            clean_session=not self.persistent,
             reconnect_on_failure=False,  # loop_forever returns; _run moves to the next node
         )
         client.max_inflight_messages_set(200)
@@ -278,7 +286,9 @@ class _Link:
 class Gateways:
     """Publishes a workload at a steady rate and resends what is not acknowledged in time."""
 
-    def __init__(self, urls: list[str], root: str, resend_after: float = 5.0) -> None:
+    def __init__(
+        self, urls: list[str], root: str, resend_after: float = 5.0, persistent_acks: bool = True
+    ) -> None:
         self.root = root
         self.resend_after = resend_after
         self.lock = threading.Lock()
@@ -287,7 +297,9 @@ class Gateways:
         self.attempts: dict[int, int] = {}  # message index -> sends so far (backoff)
         self.first_sent: dict[str, float] = {}
         self.resends = 0
-        self.acks = _Link(urls, f"ha-acks-{os.getpid()}", [(f"{root}/gw/+/ack", 1)])
+        self.acks = _Link(
+            urls, f"ha-acks-{root}", [(f"{root}/gw/+/ack", 1)], persistent=persistent_acks
+        )
         self.acks.on_message = self._on_ack
         self.acks.client.on_message = self._on_ack
         self.acks.start()
