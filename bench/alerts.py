@@ -20,7 +20,12 @@ process subscribed to every Flag (payload ``application/fhir+json``).
    the next critical resident;
 3. a critical reading's commit time is its ingest acknowledgement (sent only after the commit);
    its arrival is when the receiver got the ``raised`` notification of that resident's flag;
-4. lost: critical readings with no notification within ``--wait`` seconds after the last;
+4. where the time goes, per critical reading: *commit → runner starts* (the outbox row's
+   ``created_at`` is the runner transaction's start), *commit → flag committed* (the bench
+   LISTENs on ``daon_flags``, which the runner NOTIFYs in its transaction, so the notification
+   arrives at its commit), then *flag committed → receiver* (the delivering service) and
+   *flag committed → card* (the page's event stream);
+5. lost: critical readings with no notification within ``--wait`` seconds after the last;
    duplicates: extra ``raised`` notifications of one flag under a *different* Idempotency-Key
    (repeats under the same key are what the key is for, and are counted apart). In the page:
    ``browser_lost`` critical readings whose card never appeared, ``browser_duplicates`` cards
@@ -277,6 +282,34 @@ class Service:
                 self.process.wait()
 
 
+class FlagCommits:
+    """When each resident first appears on ``NOTIFY daon_flags`` (the runner's commit)."""
+
+    def __init__(self, url: str) -> None:
+        self.first: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._conn = psycopg.connect(url, autocommit=True)
+        self._conn.execute("LISTEN daon_flags")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for note in self._conn.notifies(timeout=0.5):
+                at = time.time()
+                try:
+                    ids = json.loads(note.payload)
+                except ValueError:
+                    continue
+                for rid in ids:
+                    self.first.setdefault(str(rid), at)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._conn.close()
+
+
 def received(port: int) -> list[dict[str, Any]]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/_received", timeout=10) as response:
         found: list[dict[str, Any]] = json.loads(response.read())
@@ -309,6 +342,7 @@ def main() -> None:
     receiver: subprocess.Popen[str] | None = None
     gw: Any = None
     watch: BrowserWatch | None = None
+    commits: FlagCommits | None = None
     stop_background = threading.Event()
     try:
         asyncio.run(store.migrate(url))
@@ -343,10 +377,13 @@ def main() -> None:
         services = [Service(c, env, workdir) for c in ("ingest", "clinical", "deliver")]
         bench_ingest.wait_for(lambda: services[0].logged(b"consuming "), 120, "ingest")
         bench_ingest.wait_for(lambda: services[2].logged(b"delivery: active"), 60, "deliver")
+        commits = FlagCommits(url)
         watch = BrowserWatch(url)
         if watch.error:
             print(f"browser half: {watch.error}")
         gw = bench_ingest.Gateways(broker.port, root)
+        load_at_start = [round(x, 2) for x in os.getloadavg()]
+        print(f"machine: {os.cpu_count()} cores, load average {load_at_start} at the start")
         print(
             f"background: {len(background.messages)} messages of 20 "
             f"readings at {args.rate:,}/s; {args.criticals} critical readings every "
@@ -409,7 +446,9 @@ def main() -> None:
 
         # perf_counter (acks) → wall clock (receiver): one offset taken now
         offset = time.time() - time.perf_counter()
+        leg = asyncio.run(outbox_times(url))
         latencies, from_publish = [], []
+        runner_start, runner_commit, delivery_ms = [], [], []
         repeats_same_key = duplicates = 0
         for resident, reading_id in reading_of.items():
             got = sorted(arrivals.get(resident, []))
@@ -418,6 +457,11 @@ def main() -> None:
             committed = acked[reading_id] + offset
             latencies.append((got[0][0] - committed) * 1000)
             from_publish.append((got[0][0] - (published[reading_id] + offset)) * 1000)
+            if got[0][1] in leg:
+                runner_start.append((leg[got[0][1]] - committed) * 1000)
+            if resident in commits.first:
+                runner_commit.append((commits.first[resident] - committed) * 1000)
+                delivery_ms.append((got[0][0] - commits.first[resident]) * 1000)
             keys = [k for _, k in got]
             duplicates += len(set(keys)) - 1
             repeats_same_key += len(keys) - len(set(keys))
@@ -426,21 +470,18 @@ def main() -> None:
         cards = watch.cards()
         resident_of = asyncio.run(flag_residents(url))
         browser_ms: list[float] = []
+        push_ms: list[float] = []
         browser_duplicates = 0
         for flag_id, card in cards.items():
-            reading_id = reading_of.get(resident_of.get(flag_id, ""), "")
+            resident = resident_of.get(flag_id, "")
+            reading_id = reading_of.get(resident, "")
             if reading_id not in acked:
                 continue
             browser_ms.append(float(card["at"]) - (acked[reading_id] + offset) * 1000)
+            if resident in commits.first:
+                push_ms.append(float(card["at"]) - commits.first[resident] * 1000)
             browser_duplicates += int(card["count"]) - 1
         browser_lost = None if watch.error else len(criticals) - len(browser_ms)
-        # the delivery leg alone: the outbox row (made in the runner's transaction) → receiver
-        leg = asyncio.run(outbox_times(url))
-        first_at: dict[str, float] = {}
-        for record in received(port):
-            key = record["headers"].get("idempotency-key", "")
-            first_at[key] = min(first_at.get(key, record["at"]), record["at"])
-        delivery_ms = [(first_at[k] - made) * 1000 for k, made in leg.items() if k in first_at]
         p50, p99 = pct(latencies, 50), pct(latencies, 99)
         print(
             f"background ingest: {background_acked:,} of {background_sent:,} readings "
@@ -456,10 +497,22 @@ def main() -> None:
             f"p99 {pct(from_publish, 99):.0f} ms"
         )
         print(
-            f"outbox row → receiver (the delivering service alone, {len(delivery_ms)} "
-            f"notifications): p50 {pct(delivery_ms, 50):.0f} ms, "
-            f"p99 {pct(delivery_ms, 99):.0f} ms"
+            f"  commit → runner starts evaluating: p50 {pct(runner_start, 50):.0f} ms, "
+            f"p99 {pct(runner_start, 99):.0f} ms"
         )
+        print(
+            f"  commit → flag committed by the runner: p50 {pct(runner_commit, 50):.0f} ms, "
+            f"p99 {pct(runner_commit, 99):.0f} ms"
+        )
+        print(
+            f"  flag committed → receiver (the delivering service): "
+            f"p50 {pct(delivery_ms, 50):.0f} ms, p99 {pct(delivery_ms, 99):.0f} ms"
+        )
+        if not watch.error:
+            print(
+                f"  flag committed → card (the page's event stream): "
+                f"p50 {pct(push_ms, 50):.0f} ms, p99 {pct(push_ms, 99):.0f} ms"
+            )
         print(
             f"lost {lost}, duplicates beyond the key {duplicates}, "
             f"repeats under the same key {repeats_same_key}"
@@ -485,8 +538,14 @@ def main() -> None:
                     "p90_ms": round(pct(latencies, 90), 1),
                     "p99_ms": round(p99, 1),
                     "publish_p99_ms": round(pct(from_publish, 99), 1),
+                    "runner_start_p99_ms": round(pct(runner_start, 99), 1),
+                    "runner_commit_p50_ms": round(pct(runner_commit, 50), 1),
+                    "runner_commit_p99_ms": round(pct(runner_commit, 99), 1),
                     "delivery_leg_p50_ms": round(pct(delivery_ms, 50), 1),
                     "delivery_leg_p99_ms": round(pct(delivery_ms, 99), 1),
+                    "push_leg_p99_ms": None if watch.error else round(pct(push_ms, 99), 1),
+                    "load_average_start": load_at_start,
+                    "load_average_end": [round(x, 2) for x in os.getloadavg()],
                     "browser_p50_ms": None if watch.error else round(pct(browser_ms, 50), 1),
                     "browser_p99_ms": browser_p99,
                     "browser_lost": browser_lost,
@@ -523,6 +582,8 @@ def main() -> None:
             gw.close()
         if watch is not None:
             watch.close()
+        if commits is not None:
+            commits.close()
         broker.stop()
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
         admin.close()

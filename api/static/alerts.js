@@ -2,7 +2,11 @@
  * - "alerts": the alerts waiting for this user; one card each with the resident's name and phone,
  *   what to do, Acknowledge right there, and an optional sound for a new one.
  * - "count": open critical flags in scope, shown in the navigation.
- * - "changed": flags changed; parts of the page marked data-live reload themselves.
+ * - "changed": flags changed; parts of the page marked data-live reload themselves, at most
+ *   once every REFRESH_GAP_MS (the runner commits several batches a second under load: one
+ *   page fetch per batch made every open page a load of its own on the server).
+ * - "reconnect": the server ends this stream (its lifetime); the next opens at once, not after
+ *   EventSource's retry delay, so no alert waits in the gap.
  * The page works without this script (forms and reloads); it only adds the push. */
 (() => {
   "use strict";
@@ -17,6 +21,9 @@
   let source = null;
   let retry = 1000;
   let refreshTimer = null;
+  let refreshing = false;
+  let lastRefresh = 0;
+  const REFRESH_GAP_MS = 2000;
 
   if (soundBox) {
     soundBox.checked = localStorage.getItem("daon-alert-sound") === "on";
@@ -138,13 +145,22 @@
     return typing || root.querySelector("details[open]") !== null;
   }
 
+  function scheduleRefresh(delay) {
+    if (refreshTimer !== null) return; // one is due already: it fetches the newest state
+    const wait = Math.max(delay, lastRefresh + REFRESH_GAP_MS - Date.now());
+    refreshTimer = setTimeout(() => { refreshTimer = null; refreshLive(); }, wait);
+  }
+
   async function refreshLive() {
     const parts = document.querySelectorAll("[data-live][id]");
     if (!parts.length) return;
+    if (refreshing) { scheduleRefresh(150); return; }
     if (Array.from(parts).some(busy)) { // never pull a form from under someone typing
-      refreshTimer = setTimeout(refreshLive, 3000);
+      scheduleRefresh(3000);
       return;
     }
+    refreshing = true;
+    lastRefresh = Date.now();
     try {
       const r = await fetch(location.href, { credentials: "same-origin" });
       if (!r.ok) return;
@@ -154,17 +170,17 @@
         if (next) part.replaceWith(document.adoptNode(next));
       }
       document.dispatchEvent(new CustomEvent("daon:live-updated"));
-    } catch (e) { /* the next change tries again */ }
+    } catch (e) { /* the next change tries again */ } finally {
+      refreshing = false;
+    }
   }
 
   function connect() {
     source = new EventSource("/alerts/stream");
     source.addEventListener("alerts", (e) => { retry = 1000; showAlerts(JSON.parse(e.data)); });
     source.addEventListener("count", (e) => showCount(JSON.parse(e.data).critical));
-    source.addEventListener("changed", () => {
-      clearTimeout(refreshTimer);
-      refreshTimer = setTimeout(refreshLive, 150);
-    });
+    source.addEventListener("changed", () => scheduleRefresh(150));
+    source.addEventListener("reconnect", () => { source.close(); connect(); });
     source.addEventListener("error", () => {
       if (source.readyState === EventSource.CLOSED) { // refused (503, signed out): back off
         source.close();

@@ -280,16 +280,30 @@ def test_streams_are_bounded_and_cleaned_up(live: Live) -> None:
     while live.hub.active and time.monotonic() < deadline:
         time.sleep(0.05)
     assert live.hub.active == 0  # closed pages leave nothing behind
-    # a stream ends by itself after its lifetime (the page reconnects)
+    # a stream ends by itself after its lifetime, telling the page to reconnect at once
     started = time.monotonic()
     with (
         httpx.Client(base_url=live.base, cookies=cookies, timeout=5) as c,
         c.stream("GET", "/alerts/stream") as r,
     ):
-        for _ in r.iter_lines():
-            pass
+        seen = [line for line in r.iter_lines() if line]
     assert time.monotonic() - started < 4
+    assert seen[-2:] == ["event: reconnect", "data: {}"]
     assert live.hub.active == 0
+
+
+@pytest.mark.browser
+def test_the_page_opens_the_next_stream_at_once_when_one_ends(live: Live, browser: Browser) -> None:
+    """EventSource would wait ``retry_ms`` before reconnecting (30 s here): an alert raised
+    after two stream lifetimes still reaches the open page, because the page reconnects on the
+    server's ``reconnect`` at once."""
+    live.app.state.alert_hub.limits = HubLimits(lifetime_s=1.0, heartbeat_s=0.25, retry_ms=30_000)
+    sign_in(browser, live.base, "n01")
+    wait_for(browser, "document.getElementById('crit-count').textContent === '0'", 5)
+    time.sleep(2.5)  # two streams have ended by now
+    raise_crisis(live.url)
+    card = "document.querySelector('.alert-card')"
+    wait_for(browser, f"{card} !== null && {card}.innerText.includes('{PHONE}')", 10)
 
 
 def test_the_stream_needs_a_signed_in_staff_member(live: Live) -> None:

@@ -455,3 +455,90 @@ async def test_the_catch_up_watermark_moves_when_its_residents_are_all_evaluated
             assert await db.runner_watermark(conn) is not None
     finally:
         await pool.close()
+
+
+async def until(check: Any, within: float = 20.0) -> None:
+    """Poll an async or sync predicate until it holds (TimeoutError after ``within`` s)."""
+    async with asyncio.timeout(within):
+        while True:
+            result = check()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(0.02)
+
+
+async def test_a_critical_reading_does_not_wait_for_the_backlog_chunk_in_flight(db_url):
+    """The two lanes (issue 11's benchmark): a backlog chunk stuck in its transaction (here:
+    blocked on a row lock another session holds on one of its residents' cursors) does not
+    hold up a crisis reading: the urgent lane raises and commits its flag meanwhile, on its
+    own connection; the chunk then finishes."""
+    from ingest import store
+
+    now = datetime.now(UTC)
+    backlog = ["RB1", "RB2"]
+    async with await connect(db_url) as conn:
+        for rid in [*backlog, "RC"]:
+            await add_resident(conn, rid)
+        for rid in backlog:
+            await store_obs(conn, bp_obs(rid, now - timedelta(minutes=5), 128, 82), notify=False)
+        await conn.execute(
+            "INSERT INTO clinical_cursor (resident_id, watermark, evaluated_at) "
+            "VALUES ('RB2', '2000-01-01', '2000-01-01')"
+        )
+    r = runner.Runner(config(db_url, backlog_chunk=25))
+    r.queue(backlog)
+    stop = asyncio.Event()
+    pool = await store.open_pool(db_url, max_size=3, wait_s=10)
+    blocker = await psycopg.AsyncConnection.connect(db_url)
+    watcher = await connect(db_url)
+
+    async def waiting_for_a_lock() -> bool:
+        return bool(
+            await count(
+                watcher,
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()",
+            )
+        )
+
+    async def crisis_flagged() -> bool:
+        return "BP-CRISIS" in {f.rule for f in await db.open_flags(watcher, "RC")}
+
+    try:
+        await blocker.execute("SELECT 1 FROM clinical_cursor WHERE resident_id = 'RB2' FOR UPDATE")
+        work = asyncio.create_task(r.work(pool, stop))
+        await until(lambda: set(r.inflight) == set(backlog))
+        await until(waiting_for_a_lock)  # the chunk is stuck in its transaction
+        await store_obs(watcher, bp_obs("RC", now - timedelta(minutes=1), 186, 101), notify=False)
+        r._prioritise(["RC"])
+        await until(crisis_flagged)
+        notified = "SELECT count(*) FROM flag_event WHERE resident_id = 'RC' AND kind = 'notify'"
+        assert await count(watcher, notified) == 1
+        assert set(r.inflight) == set(backlog)  # still stuck
+        await blocker.rollback()
+        await until(lambda: not (r.inflight or r.pending))
+        assert await count(watcher, "SELECT count(*) FROM clinical_cursor") == 3
+    finally:
+        stop.set()
+        await blocker.close()
+        await watcher.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(work, 10)
+        await pool.close()
+
+
+async def test_a_priority_resident_in_the_chunk_in_flight_is_evaluated_after_it(db_url):
+    """Never one resident in both lanes at once: the urgent lane leaves a resident the backlog
+    chunk holds, and the backlog lane leaves residents waiting in the priority queue."""
+    r = runner.Runner(config(db_url, backlog_chunk=2))
+    r.queue(["R1", "R2", "R3", "R4"])
+    r.inflight.update(["R1", "R2"])
+    r.priority.update(["R2", "R3"])
+    assert r.urgent_waiting  # R3 can go now
+    assert r._take(r.pending) == ["R4"]  # R1, R2 in flight; R3 is the urgent lane's
+    r.priority.discard("R3")
+    assert not r.urgent_waiting  # R2 waits for the chunk in flight
+    r.inflight.clear()
+    assert r.urgent_waiting
