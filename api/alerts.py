@@ -177,6 +177,12 @@ async def stream(hub: AlertHub, actor: Actor, snapshot: Snapshot) -> AsyncIterat
         bumped = False
         last_write = loop.time()
         while not hub.stopping:
+            # Taken before looking: a change while the look runs sets this very event, so the
+            # stream looks again at once. (Taken after the look, a NOTIFY that arrived during
+            # it was missed until the next change: under load, with the runner committing a
+            # batch every few hundred ms and a look taking as long, a new alert waited about
+            # one more batch, the page-side p50 of bench/alerts.py was ~1 s.)
+            wake = hub.changed()
             try:
                 # shielded: a page closing mid-query must not cancel the query (that would
                 # discard the pooled connection); the look finishes and returns it
@@ -202,7 +208,6 @@ async def stream(hub: AlertHub, actor: Actor, snapshot: Snapshot) -> AsyncIterat
             if now - last_write >= hub.limits.heartbeat_s:
                 yield b": keep-alive\n\n"  # a closed page shows up as a failed write
                 last_write = now
-            wake = hub.changed()
             timeout = min(hub.limits.poll_s, end - now, hub.limits.heartbeat_s)
             try:
                 async with asyncio.timeout(max(timeout, 0.05)):

@@ -36,7 +36,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -114,6 +114,7 @@ class RunnerConfig:
     ruleset: RuleSet = DEFAULT_RULESET
     batch_size: int = 200  # residents per transaction (the priority queue's batch)
     backlog_chunk: int = 25  # backlog residents per transaction; the queues are re-read between
+    give_way_max_s: float = 2.0  # the backlog lane waits at most this long for the urgent lane
     history_days: int = 400  # metabolic components and A1C look back 365 days
     margin_s: float = 600.0  # re-read window behind each cursor (in-flight ingest transactions)
     single_max_age_h: float = 72.0
@@ -414,13 +415,26 @@ def to_row(state: FlagState, uuid_of: Mapping[int, str]) -> db.FlagRow:
 # --------------------------------------------------------------------------- one batch
 
 
+Pause = Callable[[], Awaitable[None]]
+
+
+async def _no_pause() -> None:
+    return None
+
+
 async def evaluate_residents(
     conn: psycopg.AsyncConnection[Any],
     resident_ids: Sequence[str],
     now: datetime,
     config: RunnerConfig,
+    *,
+    pause: Pause = _no_pause,
 ) -> BatchReport:
-    """Evaluate ``resident_ids`` at ``now`` and store the outcome, in one transaction."""
+    """Evaluate ``resident_ids`` at ``now`` and store the outcome, in one transaction.
+
+    ``pause`` is awaited before the engine runs and between residents: the backlog lane gives
+    way there to the urgent lane (:meth:`Runner.give_way`), since its CPU-bound stretches
+    would otherwise hold the event loop the urgent lane runs on."""
     report = BatchReport()
     ruleset = config.ruleset
     async with conn.transaction():
@@ -446,6 +460,7 @@ async def evaluate_residents(
             rid: (cursor_rows[rid] - margin) if rid in cursor_rows else epoch0 for rid in ids
         }
         series = await series_many(conn, ids, CODES, now - timedelta(days=config.history_days))
+        await pause()
         b = ReadingsBuilder()
         uuid_of = add_series(
             b, series, index_of, fresh_after, now - timedelta(hours=config.single_max_age_h)
@@ -474,6 +489,7 @@ async def evaluate_residents(
             if rid not in newest or series.stored_at[i] > newest[rid]:
                 newest[rid] = series.stored_at[i]
         for rid in ids:
+            await pause()
             r = index_of[rid]
             changed = await _advance(
                 conn,
@@ -849,6 +865,8 @@ class Runner:
         self.wake = asyncio.Event()  # backlog work arrived (or anything: the backlog lane)
         self.urgent = asyncio.Event()  # priority work arrived, or a lane finished a chunk
         self.inflight: set[str] = set()  # residents being evaluated now, in either lane
+        self.urgent_idle = asyncio.Event()  # the urgent lane has nothing it can do now
+        self.urgent_idle.set()
         self.batches = 0
         self.last_report: BatchReport | None = None
         self.caught_up = asyncio.Event()  # set when the catch-ups found so far are done
@@ -870,13 +888,13 @@ class Runner:
         """Priority work that the urgent lane can start now (not blocked by ``inflight``)."""
         return bool(self.if_symptoms or (self.priority - self.inflight))
 
-    async def process(self, pool: Any, ids: Sequence[str]) -> BatchReport:
+    async def process(self, pool: Any, ids: Sequence[str], pause: Pause = _no_pause) -> BatchReport:
         """Evaluate ``ids`` in batches (each its own transaction, bounded by a timeout)."""
         total = BatchReport()
         ordered = sorted(set(ids))
         for start in range(0, len(ordered), self.config.batch_size):
             chunk = ordered[start : start + self.config.batch_size]
-            for report in await self._batch_or_one_by_one(pool, chunk):
+            for report in await self._batch_or_one_by_one(pool, chunk, pause):
                 self.batches += 1
                 self.last_report = report
                 total.add(report)
@@ -890,20 +908,22 @@ class Runner:
             )
         return total
 
-    async def _batch(self, pool: Any, chunk: Sequence[str]) -> BatchReport:
+    async def _batch(self, pool: Any, chunk: Sequence[str], pause: Pause) -> BatchReport:
         async with asyncio.timeout(self.config.write_timeout_s):
             async with pool.connection() as conn:
                 now = await db.db_now(conn)
-                return await evaluate_residents(conn, chunk, now, self.config)
+                return await evaluate_residents(conn, chunk, now, self.config, pause=pause)
 
-    async def _batch_or_one_by_one(self, pool: Any, chunk: Sequence[str]) -> list[BatchReport]:
+    async def _batch_or_one_by_one(
+        self, pool: Any, chunk: Sequence[str], pause: Pause = _no_pause
+    ) -> list[BatchReport]:
         """One transaction for the batch; if it fails for a reason other than an outage, each
         resident alone, so that one resident whose data the engine cannot take (a bug, a value
         the database refuses) does not hold everyone else's flags back. That resident is
         logged with the traceback and skipped; its readings stay stored and it is evaluated
         again with its next reading or the nightly run."""
         try:
-            return [await self._batch(pool, chunk)]
+            return [await self._batch(pool, chunk, pause)]
         except (psycopg.OperationalError, store.StoreUnavailable, TimeoutError):
             raise  # an outage: the caller keeps the work and retries
         except Exception:
@@ -915,7 +935,7 @@ class Runner:
             )
         reports = []
         for rid in chunk:
-            reports.extend(await self._batch_or_one_by_one(pool, [rid]))
+            reports.extend(await self._batch_or_one_by_one(pool, [rid], pause))
         return reports
 
     async def catch_up(self, pool: Any) -> int:
@@ -979,10 +999,22 @@ class Runner:
     def _prioritise(self, ids: Sequence[str]) -> None:
         self.priority.update(ids)
         self.urgent.set()
+        self.urgent_idle.clear()  # the backlog lane gives way until the urgent lane looked
 
     def _prioritise_if_symptoms(self, ids: Sequence[str]) -> None:
         self.if_symptoms.update(ids)
         self.urgent.set()
+        self.urgent_idle.clear()
+
+    async def give_way(self) -> None:
+        """The backlog lane's pause between residents: let the event loop run the listener,
+        then wait while the urgent lane has work (it runs on the same loop; without this a
+        loaded machine stretched each CPU-bound step of a backlog chunk into the crisis
+        reading's latency)."""
+        await asyncio.sleep(0)
+        with contextlib.suppress(TimeoutError):  # bounded: a flood never starves the backlog
+            async with asyncio.timeout(self.config.give_way_max_s):
+                await self.urgent_idle.wait()
 
     async def _promote(self, pool: Any) -> None:
         """Glucose ≥ 200 residents with a DKA-type symptom stored near it go first; the others
@@ -1002,14 +1034,20 @@ class Runner:
         self.priority.update(found)
         self.queue([rid for rid in ids if rid not in found])
 
-    async def _run(self, pool: Any, ids: list[str], back: Callable[[list[str]], None]) -> None:
+    async def _run(
+        self,
+        pool: Any,
+        ids: list[str],
+        back: Callable[[list[str]], None],
+        pause: Pause = _no_pause,
+    ) -> None:
         """Evaluate ``ids``; on an outage they go back to their queue (``back``)."""
         for rid in ids:  # evaluated now: this evaluation sees every reading already notified
             self.pending.pop(rid, None)
             self.alerting.pop(rid, None)
         self.inflight.update(ids)
         try:
-            await self.process(pool, ids)
+            await self.process(pool, ids, pause)
         except BaseException:
             back(ids)  # not lost: retried after the outage
             raise
@@ -1058,27 +1096,34 @@ class Runner:
                     break
         return ids
 
-    async def backlog_step(self, pool: Any) -> bool:
+    async def backlog_step(self, pool: Any, pause: Pause = _no_pause) -> bool:
         """One chunk of the alerting queue, else of the backlog."""
         if ids := self._take(self.alerting):
             for rid in ids:
                 del self.alerting[rid]
-            await self._run(pool, ids, lambda back: self.alerting.update(dict.fromkeys(back)))
+            await self._run(
+                pool, ids, lambda back: self.alerting.update(dict.fromkeys(back)), pause
+            )
             return True
         if ids := self._take(self.pending):
-            await self._run(pool, ids, self.queue)
+            await self._run(pool, ids, self.queue, pause)
             return True
         return False
 
     async def urgent_lane(self, pool: Any, stop: asyncio.Event) -> None:
         """The fast path: wakes on ``daon_priority`` and evaluates at once."""
-        while not stop.is_set():
-            if not self.urgent_waiting:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1.0):
-                        await self.urgent.wait()
-            self.urgent.clear()
-            await self.urgent_step(pool)
+        try:
+            while not stop.is_set():
+                if not self.urgent_waiting:
+                    self.urgent_idle.set()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(1.0):
+                            await self.urgent.wait()
+                self.urgent.clear()
+                self.urgent_idle.clear()
+                await self.urgent_step(pool)
+        finally:
+            self.urgent_idle.set()  # never leave the backlog lane waiting for a dead lane
 
     async def work(self, pool: Any, stop: asyncio.Event) -> None:
         """Both lanes until ``stop`` (an outage in either ends both: :func:`run` restarts)."""
@@ -1096,7 +1141,7 @@ class Runner:
                     async with asyncio.timeout(1.0):
                         await self.wake.wait()
             self.wake.clear()
-            await self.backlog_step(pool)
+            await self.backlog_step(pool, self.give_way)
             mono = time.monotonic()
             if mono >= next_catch_up:
                 await self.catch_up(pool)

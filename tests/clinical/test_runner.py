@@ -269,10 +269,10 @@ async def test_one_resident_the_engine_cannot_take_does_not_hold_the_others_back
             await store_obs(conn, bp_obs(rid, now - timedelta(minutes=2), 190, 100))
     real = runner.evaluate_residents
 
-    async def cannot_take_r2(conn, ids, at, cfg):
+    async def cannot_take_r2(conn, ids, at, cfg, **kw):
         if "R2" in ids:
             raise ValueError("the engine cannot take R2's data")  # a stand-in for a bug
-        return await real(conn, ids, at, cfg)
+        return await real(conn, ids, at, cfg, **kw)
 
     monkeypatch.setattr(runner, "evaluate_residents", cannot_take_r2)
     pool = await store.open_pool(db_url, max_size=2, wait_s=10)
@@ -542,3 +542,41 @@ async def test_a_priority_resident_in_the_chunk_in_flight_is_evaluated_after_it(
     assert not r.urgent_waiting  # R2 waits for the chunk in flight
     r.inflight.clear()
     assert r.urgent_waiting
+
+
+async def test_the_backlog_lane_gives_way_while_the_urgent_lane_has_work(db_url):
+    """Both lanes share one event loop: the backlog chunk pauses before the engine and between
+    residents (``pause``) and waits there while priority work is waiting or running, at most
+    ``give_way_max_s``."""
+    from ingest import store
+
+    async with await connect(db_url) as conn:
+        for rid in ("R1", "R2", "R3"):
+            await add_resident(conn, rid)
+    r = runner.Runner(config(db_url, give_way_max_s=5.0))
+    await asyncio.wait_for(r.give_way(), 1)  # nothing urgent: no wait
+    r._prioritise(["RC"])  # a notification arrived: wait until the urgent lane has looked
+    waiting = asyncio.create_task(r.give_way())
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    r.urgent_idle.set()
+    await asyncio.wait_for(waiting, 1)
+
+    bounded = runner.Runner(config(db_url, give_way_max_s=0.2))
+    bounded._prioritise(["RC"])
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(bounded.give_way(), 2)
+    assert asyncio.get_running_loop().time() - started >= 0.2
+
+    pauses = 0
+
+    async def pause() -> None:
+        nonlocal pauses
+        pauses += 1
+
+    pool = await store.open_pool(db_url, max_size=2, wait_s=10)
+    try:
+        await r.process(pool, ["R1", "R2", "R3"], pause)
+    finally:
+        await pool.close()
+    assert pauses == 4  # before the engine, then before each resident
