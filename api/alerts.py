@@ -10,16 +10,20 @@ own scope, which alerts are waiting for that user, and sends them as Server-Sent
              toast too
 ``count``    the number of open critical flags in the user's scope (the navigation badge)
 ``changed``  flags changed somewhere: live sections of the page may reload themselves
+``renew``    the stream ends in ``renew_before_s``: open the next one now (overlapping)
 ``reconnect`` the stream ends now (its lifetime is over): open the next one at once
 
 Every stream is bounded: at most ``max_streams`` at once and ``per_user`` per user (503
 beyond), each ends after ``lifetime_s`` (so a server shutdown never waits long for a stream),
 and its registration is removed in ``finally`` whatever ends it (the page closed, the server
-stopping, an error). A stream that ends on time says ``reconnect`` first and the page opens the
-next one at once: left to EventSource's own reconnection (``retry_ms``, the delay after an error)
-an alert raised in that gap waited a second or more, once every ``lifetime_s`` (a cause of the
-benchmark's tail). Without the LISTEN connection (database restarting) streams fall back to
-polling every ``poll_s``.
+stopping, an error). Streams overlap, so a page is never without one: ``renew_before_s`` before
+its end a stream says ``renew`` and the page opens the next, closing this one once the next has
+sent its first look (the page drops repeats: a card is keyed by flag and event); at the end it says
+``reconnect`` in case the page has not renewed. Left to EventSource's own reconnection
+(``retry_ms``, the delay after an error), an alert raised in the gap waited a second or more
+once every ``lifetime_s``, and even an immediate reconnect left a gap of seconds on a loaded
+machine (bench/alerts.py's tail). Without the LISTEN connection (database restarting) streams
+fall back to polling every ``poll_s``.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class HubLimits:
     poll_s: float = 5.0  # also how soon an alert held for the morning (deliver_after) shows
     heartbeat_s: float = 10.0
     retry_ms: int = 1000  # EventSource's reconnection delay after an error (not after an end)
+    renew_before_s: float = 5.0  # the page opens the next stream this long before the end
 
 
 class AlertHub:
@@ -171,6 +176,7 @@ async def stream(hub: AlertHub, actor: Actor, snapshot: Snapshot) -> AsyncIterat
         return
     try:
         end = loop.time() + hub.limits.lifetime_s
+        renew_at: float | None = end - min(hub.limits.renew_before_s, hub.limits.lifetime_s / 2)
         yield f"retry: {hub.limits.retry_ms}\n\n".encode()
         sent_alerts: list[dict[str, Any]] | None = None
         sent_count: int | None = -1
@@ -205,10 +211,16 @@ async def stream(hub: AlertHub, actor: Actor, snapshot: Snapshot) -> AsyncIterat
             if now >= end:
                 yield sse("reconnect", {})
                 break
+            if renew_at is not None and now >= renew_at:
+                yield sse("renew", {})
+                renew_at = None
+                last_write = now
             if now - last_write >= hub.limits.heartbeat_s:
                 yield b": keep-alive\n\n"  # a closed page shows up as a failed write
                 last_write = now
             timeout = min(hub.limits.poll_s, end - now, hub.limits.heartbeat_s)
+            if renew_at is not None:
+                timeout = min(timeout, renew_at - now)
             try:
                 async with asyncio.timeout(max(timeout, 0.05)):
                     await wake.wait()

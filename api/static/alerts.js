@@ -2,11 +2,13 @@
  * - "alerts": the alerts waiting for this user; one card each with the resident's name and phone,
  *   what to do, Acknowledge right there, and an optional sound for a new one.
  * - "count": open critical flags in scope, shown in the navigation.
- * - "changed": flags changed; parts of the page marked data-live reload themselves, at most
- *   once every REFRESH_GAP_MS (the runner commits several batches a second under load: one
- *   page fetch per batch made every open page a load of its own on the server).
- * - "reconnect": the server ends this stream (its lifetime); the next opens at once, not after
- *   EventSource's retry delay, so no alert waits in the gap.
+ * - "changed": flags changed; parts of the page marked data-live reload themselves, one fetch
+ *   at a time and at most once every REFRESH_GAP_MS or four times as long as the last fetch
+ *   took (the runner commits several batches a second under load: one page fetch per batch
+ *   made every open page a load of its own on the server, slowing the pushes themselves).
+ * - "renew": this stream ends soon: the next one opens now and replaces it once its first
+ *   look is in (its first "alerts"), so the page always has a stream ("reconnect": it ends
+ *   now, if the next has not replaced it yet).
  * The page works without this script (forms and reloads); it only adds the push. */
 (() => {
   "use strict";
@@ -23,6 +25,7 @@
   let refreshTimer = null;
   let refreshing = false;
   let lastRefresh = 0;
+  let lastCost = 0;
   const REFRESH_GAP_MS = 2000;
 
   if (soundBox) {
@@ -147,7 +150,8 @@
 
   function scheduleRefresh(delay) {
     if (refreshTimer !== null) return; // one is due already: it fetches the newest state
-    const wait = Math.max(delay, lastRefresh + REFRESH_GAP_MS - Date.now());
+    const gap = Math.max(REFRESH_GAP_MS, 4 * lastCost);
+    const wait = Math.max(delay, lastRefresh + gap - Date.now());
     refreshTimer = setTimeout(() => { refreshTimer = null; refreshLive(); }, wait);
   }
 
@@ -172,18 +176,32 @@
       document.dispatchEvent(new CustomEvent("daon:live-updated"));
     } catch (e) { /* the next change tries again */ } finally {
       refreshing = false;
+      lastCost = Date.now() - lastRefresh;
     }
   }
 
   function connect() {
-    source = new EventSource("/alerts/stream");
-    source.addEventListener("alerts", (e) => { retry = 1000; showAlerts(JSON.parse(e.data)); });
-    source.addEventListener("count", (e) => showCount(JSON.parse(e.data).critical));
-    source.addEventListener("changed", () => scheduleRefresh(150));
-    source.addEventListener("reconnect", () => { source.close(); connect(); });
-    source.addEventListener("error", () => {
-      if (source.readyState === EventSource.CLOSED) { // refused (503, signed out): back off
-        source.close();
+    const es = new EventSource("/alerts/stream");
+    es.addEventListener("alerts", (e) => {
+      // its first look is in: this stream replaces the one before it
+      if (source !== es) {
+        if (source) source.close();
+        source = es;
+      }
+      retry = 1000;
+      showAlerts(JSON.parse(e.data));
+    });
+    es.addEventListener("count", (e) => showCount(JSON.parse(e.data).critical));
+    es.addEventListener("changed", () => scheduleRefresh(150));
+    es.addEventListener("renew", () => { if (source === es) connect(); });
+    es.addEventListener("reconnect", () => {
+      es.close();
+      if (source === es) { source = null; connect(); }
+    });
+    es.addEventListener("error", () => {
+      // refused (503, signed out): back off; a replacement that failed leaves the current one
+      if (es.readyState === EventSource.CLOSED && (source === es || source === null)) {
+        if (source === es) source = null;
         setTimeout(connect, retry);
         retry = Math.min(retry * 2, 30000);
       }

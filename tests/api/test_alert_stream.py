@@ -47,13 +47,25 @@ async def test_a_change_during_a_look_is_not_missed() -> None:
     assert hub.active == 0  # unregistered however it ends
 
 
-async def test_a_stream_that_ends_on_time_says_reconnect() -> None:
-    hub = AlertHub("postgresql://unused", HubLimits(lifetime_s=0.2, heartbeat_s=0.05))
+async def test_a_stream_asks_for_its_successor_before_it_ends() -> None:
+    """``renew`` ``renew_before_s`` before the end (the page opens the next stream while this
+    one still runs), ``reconnect`` at the end."""
+    hub = AlertHub(
+        "postgresql://unused",
+        HubLimits(lifetime_s=1.0, renew_before_s=0.4, heartbeat_s=10, poll_s=10),
+    )
 
     async def snapshot() -> tuple[list[dict[str, Any]], int | None]:
         return [], 0
 
-    chunks = [c async for c in stream(hub, NURSE, snapshot)]
-    assert chunks[0] == b"retry: 1000\n\n"
-    assert chunks[-1] == b"event: reconnect\ndata: {}\n\n"
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    at: dict[bytes, float] = {}
+    async for chunk in stream(hub, NURSE, snapshot):
+        at.setdefault(chunk, loop.time() - started)
+    assert next(iter(at)) == b"retry: 1000\n\n"
+    renew, reconnect = b"event: renew\ndata: {}\n\n", b"event: reconnect\ndata: {}\n\n"
+    assert list(at)[-2:] == [renew, reconnect]
+    assert 0.5 <= at[renew] < 0.9  # woken for it, not at the poll or heartbeat
+    assert at[reconnect] >= 1.0
     assert hub.active == 0
