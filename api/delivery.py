@@ -17,6 +17,9 @@ How it holds up (issue 11.1):
   of sends already made are kept in memory until recorded (or sent again after a crash).
 - One active deliverer per database (a session advisory lock); a second instance waits as a
   standby and takes over when the first goes away.
+- A subscription past its ``end`` goes ``off`` at the next round (R4), and what was still
+  pending for it is marked ``expired`` with the reason (a deleted one likewise, at once):
+  counted on the administrators' page, never sent, never left pending.
 """
 
 from __future__ import annotations
@@ -177,7 +180,14 @@ class Deliverer:
             self._wake.clear()
             now = self.clock()
             async with pool.connection(timeout=10.0) as conn:
-                await store.activate(conn, now)
+                for ended in await store.activate(conn, now):
+                    logger.info(
+                        "delivery: Subscription/%s ended at %s (off); %d pending "
+                        "deliveries expired, not sent",
+                        ended.subscription_id,
+                        ended.end.isoformat(),
+                        ended.deliveries,
+                    )
                 due = await store.claim_due(
                     conn,
                     now,

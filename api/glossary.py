@@ -715,6 +715,11 @@ NOTES: dict[str, Said] = {
         "A receiver is marked as failing after {error_after} consecutive failures; it is "
         "retried with growing intervals and never holds up other receivers.",
     ),
+    "delivery.ended": Said(
+        "종료 시각이 지난 구독은 꺼지고, 아직 보내지 못한 알림은 보내지 않고 만료로 기록합니다.",
+        "A subscription past its end is turned off; what was still pending for it is recorded "
+        "as expired, never sent.",
+    ),
 }
 
 

@@ -196,6 +196,7 @@ class StoredSubscription:
     last_success_at: datetime | None
     last_failure_at: datetime | None
     pending: int  # deliveries not yet acknowledged
+    expired: int = 0  # deliveries never sent: the subscription ended or was deleted first
 
 
 def _instant_text(value: datetime) -> str:

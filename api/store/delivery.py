@@ -32,7 +32,8 @@ from api.subscription import (
 _SUB_COLUMNS = """s.id, s.status, s.criteria, s.endpoint, s.headers, s.payload, s.reason,
     s.end_at, s.error, s.version, s.updated_at, s.failures, s.retry_at, s.last_success_at,
     s.last_failure_at,
-    (SELECT count(*) FROM delivery d WHERE d.subscription_id = s.id AND d.state = 'pending')"""
+    (SELECT count(*) FROM delivery d WHERE d.subscription_id = s.id AND d.state = 'pending'),
+    (SELECT count(*) FROM delivery d WHERE d.subscription_id = s.id AND d.state = 'expired')"""
 
 
 def _stored(row: Sequence[Any]) -> StoredSubscription:
@@ -53,6 +54,7 @@ def _stored(row: Sequence[Any]) -> StoredSubscription:
         last_success_at=row[13],
         last_failure_at=row[14],
         pending=int(row[15]),
+        expired=int(row[16]),
     )
 
 
@@ -108,7 +110,7 @@ async def _read(conn: Conn, sub_id: str) -> StoredSubscription:
     row = await cur.fetchone()
     if row is None:
         raise NotFound(f"Subscription/{sub_id}")
-    if row[16] is not None:
+    if row[17] is not None:
         raise Gone(f"Subscription/{sub_id}")
     return _stored(row)
 
@@ -139,13 +141,19 @@ async def search_subscriptions(
 
 
 async def delete_subscription(conn: Conn, actor: Actor, sub_id: str) -> None:
-    """Stop the subscription for good (status off); its delivery history stays for the audit."""
+    """Stop the subscription for good (status off); its delivery history stays for the audit,
+    and what was still pending for it is expired (never sent) in the same transaction."""
     actor.require(Capability.MANAGE_SUBSCRIPTIONS)
     await _read(conn, sub_id)
     await conn.execute(
         """UPDATE subscription SET status = 'off', deleted_at = now(), updated_at = now(),
                   version = version + 1 WHERE id = %s""",
         (sub_id,),
+    )
+    await conn.execute(
+        """UPDATE delivery SET state = 'expired', expired_at = now(), expired_reason = %s
+           WHERE subscription_id = %s AND state = 'pending'""",
+        (EXPIRED_DELETED, sub_id),
     )
     await access.record_audit(
         conn, actor, subtype="delete", action="D", entity=f"Subscription/{sub_id}"
@@ -202,18 +210,53 @@ class Attempt:
         return self.outcome == "delivered"
 
 
-async def activate(conn: Conn, now: datetime) -> None:
-    """The service takes up new subscriptions; ended ones go off."""
+EXPIRED_ENDED = "subscription ended"  # delivery.expired_reason (+ " at <end>")
+EXPIRED_DELETED = "subscription deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """Deliveries expired because their subscription ended (:func:`activate`)."""
+
+    subscription_id: str
+    end: datetime
+    deliveries: int
+
+
+async def activate(conn: Conn, now: datetime) -> list[Expired]:
+    """The service takes up new subscriptions; ended ones go off (R4: ``end`` is when the
+    server turns the subscription off), and their deliveries still pending are expired with
+    the reason, in the same transaction: never sent, never left pending."""
     await conn.execute(
         """UPDATE subscription SET status = 'active', updated_at = %s, version = version + 1
            WHERE status = 'requested' AND deleted_at IS NULL""",
         (now,),
     )
-    await conn.execute(
-        """UPDATE subscription SET status = 'off', updated_at = %s, version = version + 1
-           WHERE status <> 'off' AND end_at IS NOT NULL AND end_at <= %s""",
-        (now, now),
-    )
+    async with conn.transaction():
+        cur = await conn.execute(
+            """UPDATE subscription SET status = 'off', updated_at = %(now)s,
+                      version = version + 1
+               WHERE status <> 'off' AND end_at IS NOT NULL AND end_at <= %(now)s
+               RETURNING id, end_at""",
+            {"now": now},
+        )
+        ended = {str(r[0]): r[1] for r in await cur.fetchall()}
+        # also any an earlier version left pending (before migration 0402)
+        cur = await conn.execute(
+            """UPDATE delivery d SET state = 'expired', expired_at = %(now)s,
+                      expired_reason = CASE WHEN s.deleted_at IS NOT NULL THEN %(deleted)s
+                          ELSE %(ended)s || ' at ' || to_char(s.end_at AT TIME ZONE 'UTC',
+                                                              'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                      END
+               FROM subscription s
+               WHERE s.id = d.subscription_id AND d.state = 'pending' AND s.status = 'off'
+               RETURNING d.subscription_id""",
+            {"now": now, "deleted": EXPIRED_DELETED, "ended": EXPIRED_ENDED},
+        )
+        counts: dict[str, int] = {}
+        for (sub_id,) in await cur.fetchall():
+            counts[str(sub_id)] = counts.get(str(sub_id), 0) + 1
+    return [Expired(sub_id, end, counts.get(sub_id, 0)) for sub_id, end in sorted(ended.items())]
 
 
 async def claim_due(
@@ -293,7 +336,9 @@ async def record(conn: Conn, subscription_id: str, attempts: Sequence[Attempt]) 
                 """UPDATE delivery SET attempts = attempts + 1, last_status = %s,
                           last_error = %s,
                           state = CASE WHEN %s THEN 'delivered' ELSE state END,
-                          delivered_at = CASE WHEN %s THEN %s ELSE delivered_at END
+                          delivered_at = CASE WHEN %s THEN %s ELSE delivered_at END,
+                          expired_at = CASE WHEN %s THEN NULL ELSE expired_at END,
+                          expired_reason = CASE WHEN %s THEN NULL ELSE expired_reason END
                    WHERE id = %s""",
                 [
                     (
@@ -302,6 +347,8 @@ async def record(conn: Conn, subscription_id: str, attempts: Sequence[Attempt]) 
                         a.delivered,
                         a.delivered,
                         a.at,
+                        a.delivered,  # sent while its subscription ended: it was delivered
+                        a.delivered,
                         a.due.delivery_id,
                     )
                     for a in attempts

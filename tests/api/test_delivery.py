@@ -365,3 +365,101 @@ async def test_a_deleted_subscription_gets_nothing_more(
             await notify(conn, flag, IN_YAKSU)
             await asyncio.sleep(1.5)
         assert len(await asyncio.to_thread(rx.received)) == 1
+
+
+async def deliveries(conn: AsyncConnection[Any], sub: str) -> list[tuple[str, str | None]]:
+    cur = await conn.execute(
+        "SELECT state, expired_reason FROM delivery WHERE subscription_id = %s ORDER BY id",
+        (sub,),
+    )
+    return [(r[0], r[1]) for r in await cur.fetchall()]
+
+
+async def test_a_subscription_past_its_end_goes_off_and_its_pending_deliveries_expire(
+    conn: AsyncConnection[Any], world: World, db_url: str
+) -> None:
+    """R4: ``end`` is the time for the server to turn the subscription off. What a receiver
+    that was down had not received by then is resolved explicitly (``expired``, when and why,
+    counted on the administrators' page), never sent afterwards and never left pending."""
+    clock = Clock()
+    port = free_port()  # nobody listens: every attempt is refused, deliveries stay pending
+    end = clock.now + timedelta(minutes=30)
+    admin = world.actor("A01")
+    stored = await delivery.create_subscription(
+        conn,
+        admin,
+        subscription.parse(
+            {
+                "resourceType": "Subscription",
+                "status": "requested",
+                "reason": "district SMS relay, until the end of the pilot",
+                "criteria": "Flag",
+                "end": end.isoformat(),
+                "channel": {"type": "rest-hook", "endpoint": f"http://127.0.0.1:{port}/hook"},
+            }
+        ),
+    )
+    sub = stored.id
+    flag = await open_flag(conn, IN_YAKSU)
+    async with running(db_url, clock) as deliverer:
+        await notify(conn, flag, IN_YAKSU, count=3)
+        assert await eventually(lambda: _failures_at_least(conn, sub, 1))
+        assert [s for s, _ in await deliveries(conn, sub)] == ["pending"] * 3
+        clock.advance(timedelta(minutes=31))  # past the end
+        deliverer.wake()
+        assert await eventually(lambda: _status_is(conn, sub, "off"))
+        expired = await eventually(lambda: _all_expired(conn, sub, 3))
+        assert len(expired) == 3
+        when = end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert {why for _, why in expired} == {f"subscription ended at {when}"}
+        # the receiver comes back: nothing of an ended subscription is sent, and an event
+        # after the end makes no delivery for it at all
+        with receiver(port=port) as rx:
+            await notify(conn, flag, IN_YAKSU)
+            clock.advance(subscription.BACKOFF_CAP)
+            deliverer.wake()
+            await asyncio.sleep(1.5)
+            assert await asyncio.to_thread(rx.received) == []
+        assert len(await deliveries(conn, sub)) == 3
+    cur = await conn.execute(
+        "SELECT count(*) FROM delivery WHERE subscription_id = %s AND (state <> 'expired' "
+        "OR expired_at IS NULL OR delivered_at IS NOT NULL)",
+        (sub,),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    assert row[0] == 0
+    (listed,) = [s for s in await delivery.receivers(conn, admin) if s.id == sub]
+    assert (listed.status, listed.pending, listed.expired) == ("off", 0, 3)
+    read = subscription.resource(await delivery.read_subscription(conn, admin, sub))
+    assert read["status"] == "off"
+    assert read["end"] == end.astimezone(UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+async def _status_is(conn: AsyncConnection[Any], sub: str, status: str) -> bool:
+    return (await status_of(conn, sub))[0] == status
+
+
+async def _all_expired(
+    conn: AsyncConnection[Any], sub: str, n: int
+) -> list[tuple[str, str | None]]:
+    found = await deliveries(conn, sub)
+    return found if len(found) == n and all(s == "expired" for s, _ in found) else []
+
+
+async def test_deleting_a_subscription_expires_what_was_pending_for_it(
+    conn: AsyncConnection[Any], world: World, db_url: str
+) -> None:
+    port = free_port()
+    sub = await subscribe(conn, world, f"http://127.0.0.1:{port}/hook")
+    flag = await open_flag(conn, IN_YAKSU)
+    await notify(conn, flag, IN_YAKSU, count=2)
+    assert [s for s, _ in await deliveries(conn, sub)] == ["pending", "pending"]
+    await delivery.delete_subscription(conn, world.actor("A01"), sub)
+    assert await deliveries(conn, sub) == [("expired", "subscription deleted")] * 2
+    with receiver(port=port) as rx:
+        async with running(db_url):
+            await asyncio.sleep(1.5)
+        assert await asyncio.to_thread(rx.received) == []

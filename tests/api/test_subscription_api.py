@@ -148,3 +148,40 @@ def test_other_roles_may_not_use_subscriptions(api: Api) -> None:
         post = api.client.post("/fhir/Subscription", json=body(), headers=headers)
         assert post.status_code == 403, user
         assert api.client.get("/fhir/Subscription", headers=headers).status_code == 403, user
+
+
+def test_the_delivery_page_shows_an_ended_subscription_and_what_expired(api: Api) -> None:
+    """An ended subscription is listed as off with its end and the deliveries that expired
+    (api.store.delivery.activate; the delivering service's side: tests/api/test_delivery.py)."""
+    from datetime import UTC, datetime, timedelta
+
+    from api.store import delivery
+
+    headers = {**api.bearer("A01"), **JSON}
+    end = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    created = api.client.post("/fhir/Subscription", json=body(end=end.isoformat()), headers=headers)
+    assert created.status_code == 201, created.text
+    sub_id = created.json()["id"]
+
+    async def ended(conn: Any) -> list[delivery.Expired]:
+        # two notify events for the subscription's resident: the outbox trigger makes two
+        # deliveries, which nobody sends before the end
+        await conn.execute(
+            """INSERT INTO flag_event (resident_id, rule, at, kind, notice)
+               VALUES (%s, 'BP-CRISIS', now(), 'notify', 'raised'),
+                      (%s, 'BP-CRISIS', now(), 'notify', 'reminder')""",
+            (IN_YAKSU, IN_YAKSU),
+        )
+        found = await delivery.activate(conn, end + timedelta(seconds=1))
+        await conn.commit()
+        return found
+
+    assert api.db(ended) == [delivery.Expired(sub_id, end, 2)]
+    api.login_as("A01")
+    page = api.client.get("/admin/delivery")
+    assert page.status_code == 200
+    row = next(r for r in page.text.split("<tr")[1:] if sub_id in r)
+    assert "꺼짐 / off" in row
+    assert "종료 / end" in row
+    cells = [c.split("</td>")[0].strip() for c in row.split("<td>")[1:]]
+    assert cells[3:5] == ["0", "2"]  # pending, expired
