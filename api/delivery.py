@@ -255,8 +255,9 @@ class Deliverer:
             headers=item.headers,
             payload=item.payload,
             idempotency_key=item.idempotency_key,
-            flag_id=item.flag_id,
-            flag_json=item.flag_json,
+            resource_type=item.resource_type,
+            resource_id=item.resource_id,
+            resource_json=item.resource_json,
             notice=item.notice,
         )
         at = self.clock()

@@ -67,16 +67,20 @@ class SubscriptionRequest:
     reason: str
     status: str  # 'requested' or 'off'
     end: datetime | None
+    recipient_id: str | None = None  # Communication?recipient=: one staff member's digests
 
 
 def parse_criteria(criteria: Any) -> tuple[str, str | None]:
-    """``(normalised criteria, resident id or None)`` for a criteria string."""
+    """``(normalised criteria, resident id or None)`` for a criteria on Flag; a criteria on
+    Communication (the weekly digests, :func:`parse_digest_criteria`) gives no resident."""
     if not isinstance(criteria, str) or not criteria.strip():
         raise InvalidSubscription("criteria", "required: 'Flag' or 'Flag?patient=<id>'")
     resource, _, query = criteria.strip().partition("?")
+    if resource == "Communication":
+        return parse_digest_criteria(criteria)[0], None
     if resource != "Flag":
         raise InvalidSubscription(
-            "criteria", f"only Flag can be subscribed to here, not {resource!r}"
+            "criteria", f"only Flag and Communication can be subscribed to here, not {resource!r}"
         )
     if not query:
         return "Flag", None
@@ -96,6 +100,26 @@ def parse_criteria(criteria: Any) -> tuple[str, str | None]:
     if not _RESIDENT_ID.match(value):
         raise InvalidSubscription("criteria", f"patient {params[0][1]!r} is not a Patient id")
     return f"Flag?patient={value}", value
+
+
+def parse_digest_criteria(criteria: str) -> tuple[str, str | None]:
+    """``Communication`` (every weekly digest) or ``Communication?recipient=<staff id>`` (one
+    nurse's): ``(normalised criteria, recipient or None)``."""
+    _, _, query = criteria.strip().partition("?")
+    if not query:
+        return "Communication", None
+    try:
+        params = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+    except ValueError as exc:
+        raise InvalidSubscription("criteria", f"malformed search string {query!r}") from exc
+    if len(params) != 1 or params[0][0] != "recipient":
+        raise InvalidSubscription("criteria", "Communication takes one recipient")
+    value = params[0][1].removeprefix("Practitioner/")
+    if not _RESIDENT_ID.match(value):
+        raise InvalidSubscription(
+            "criteria", f"recipient {params[0][1]!r} is not a Practitioner id"
+        )
+    return f"Communication?recipient={value}", value
 
 
 def _endpoint(value: Any) -> str:
@@ -152,6 +176,7 @@ def parse(resource: Any) -> SubscriptionRequest:
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidSubscription("reason", "required (why the subscription is made)")
     criteria, resident = parse_criteria(resource.get("criteria"))
+    recipient = parse_digest_criteria(criteria)[1] if criteria.startswith("Communication") else None
     channel = resource.get("channel")
     if not isinstance(channel, Mapping):
         raise InvalidSubscription("channel", "required")
@@ -167,6 +192,7 @@ def parse(resource: Any) -> SubscriptionRequest:
     return SubscriptionRequest(
         criteria=criteria,
         resident_id=resident,
+        recipient_id=recipient,
         endpoint=_endpoint(channel.get("endpoint")),
         headers=_headers(channel.get("header")),
         payload=payload,
@@ -253,11 +279,13 @@ def notification(
     headers: Sequence[str],
     payload: str | None,
     idempotency_key: str,
-    flag_id: int | None,
-    flag_json: str | None,
+    resource_type: str,
+    resource_id: int | None,
+    resource_json: str | None,
     notice: str,
 ) -> Notification:
-    """The request that delivers one notify event to one rest-hook subscription."""
+    """The request that delivers one notify event (a Flag) or one weekly digest (a
+    Communication) to one rest-hook subscription."""
     sent: list[tuple[str, str]] = []
     for header in headers:
         match = _HEADER.match(header)
@@ -265,9 +293,12 @@ def notification(
             sent.append((match[1], match[2].strip()))
     sent.append(("Idempotency-Key", idempotency_key))
     sent.append(("X-Daon-Notice", notice))
-    if payload == PAYLOAD_JSON and flag_json is not None and flag_id is not None:
+    if payload == PAYLOAD_JSON and resource_json is not None and resource_id is not None:
         sent.append(("Content-Type", f"{PAYLOAD_JSON}; charset=utf-8"))
         return Notification(
-            "PUT", f"{endpoint.rstrip('/')}/Flag/{flag_id}", tuple(sent), flag_json.encode()
+            "PUT",
+            f"{endpoint.rstrip('/')}/{resource_type}/{resource_id}",
+            tuple(sent),
+            resource_json.encode(),
         )
     return Notification("POST", endpoint, tuple(sent), b"")

@@ -18,12 +18,13 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from clinical.digest import Digest, period
 from clinical.flags import FlagStatus, Recipient, Severity, liaison_label
 from clinical.lifecycle import KST, FlagState
 from clinical.ruleset import Hygiene, RuleSet
 from clinical.visiting import VISITS, Group
 from ingest.fhir import clinical as fhir_clinical
-from ingest.fhir.clinical import FlagFacts, TaskFacts, flag_identifier
+from ingest.fhir.clinical import CommunicationFacts, FlagFacts, TaskFacts, flag_identifier
 
 
 def flag_facts(flag: FlagState, ruleset: RuleSet, *, flag_id: str | None = None) -> FlagFacts:
@@ -211,5 +212,27 @@ def group_change_task(
             due=now + timedelta(days=30),
             role=Recipient.LIAISON.value,
             owner=owner,
+        )
+    )
+
+
+def digest_identifier(d: Digest) -> str:
+    year, week, _ = d.week.isocalendar()
+    return f"digest-{d.recipient}-{year}-W{week:02d}"
+
+
+def digest_resource(d: Digest, digest_id: int | None = None) -> dict[str, Any]:
+    """The FHIR ``Communication`` of a nurse's weekly digest (sent when it is delivered)."""
+    start, end = period(d.week)
+    return fhir_clinical.communication(
+        CommunicationFacts(
+            identifier=digest_identifier(d),
+            recipient=d.recipient,
+            sent=d.deliver_after,
+            period_start=start,
+            period_end=end - timedelta(days=1),
+            flags=[str(i.flag_id) for i in d.items],
+            text=d.text(),
+            id=None if digest_id is None else str(digest_id),
         )
     )

@@ -44,6 +44,7 @@ from typing import Any
 import holidays
 import psycopg
 
+from clinical import digest as weekly
 from clinical import engine
 from clinical.alerts import AlertPolicy, Cover, policy_from, route
 from clinical.assess import parse_profile
@@ -81,6 +82,7 @@ from clinical.model import (
 )
 from clinical.resources import (
     business_status,
+    digest_resource,
     flag_resource,
     group_change_task,
     risk_assessment,
@@ -820,6 +822,66 @@ async def _update_group(
     return True
 
 
+# --------------------------------------------------------------------------- weekly digest
+
+
+async def make_weekly_digests(
+    conn: psycopg.AsyncConnection[Any], now: datetime, config: RunnerConfig
+) -> int:
+    """The routine tier's weekly digest (§0, :mod:`clinical.digest`): once the last week's
+    digests are due at ``now`` (the first staffed opening after the week) and not made yet,
+    make one per nurse with routine items and store them in one transaction; the outbox
+    trigger queues their deliveries. Returns how many were made (0 when not due or done)."""
+    week = weekly.last_week_due(now, config.alerts.hours)
+    if week is None:
+        return 0
+    start, end = weekly.period(week)
+    rules = config.ruleset.rules
+    async with conn.transaction():
+        if await db.digest_week_done(conn, week):
+            return 0
+        rows = await db.routine_flags(conn, start, end)
+        items = [
+            (
+                r.nurse_id,
+                weekly.DigestItem(
+                    flag_id=r.flag_id,
+                    resident_id=r.resident_id,
+                    resident_name=r.resident_name,
+                    rule=r.rule,
+                    title_ko=rules[r.rule].title_ko if r.rule in rules else r.rule,
+                    summary=r.summary,
+                    opened_at=r.opened_at,
+                    state=r.state,
+                    closed_at=r.closed_at,
+                ),
+            )
+            for r in rows
+        ]
+        digests = weekly.build(items, week, now, config.alerts.hours)
+        made = await db.save_digests(
+            conn,
+            week,
+            [
+                db.DigestRow(
+                    recipient_id=d.recipient,
+                    week_start=week,
+                    period_start=start,
+                    period_end=end,
+                    made_at=now,
+                    deliver_after=d.deliver_after,
+                    items=[i.as_json(week) for i in d.items],
+                    communication=digest_resource(d),
+                )
+                for d in digests
+            ],
+            now,
+        )
+    if made:
+        logger.info("weekly digests of the week of %s: %d nurses", week.isoformat(), made)
+    return made
+
+
 # --------------------------------------------------------------------------- the service
 
 
@@ -955,11 +1017,13 @@ class Runner:
     async def duties(self, pool: Any) -> None:
         """Time-driven work: re-sends, escalation and reminders (residents with open alerts,
         ahead of the backlog), pending safety nets (residents with readings of the last hour,
-        in the backlog)."""
+        in the backlog), and the weekly digests once they are due."""
         async with asyncio.timeout(self.config.write_timeout_s), pool.connection() as conn:
             now = await db.db_now(conn)
             alerting = await db.residents_with_alerts(conn)
             recent = await db.residents_stored_since(conn, now - timedelta(hours=1))
+            await conn.commit()
+            await make_weekly_digests(conn, now, self.config)
         for rid in alerting:
             self.alerting.setdefault(rid, None)
         self.queue(recent)

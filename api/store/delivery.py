@@ -73,16 +73,21 @@ async def create_subscription(
         cur = await conn.execute("SELECT 1 FROM resident WHERE id = %s", (request.resident_id,))
         if await cur.fetchone() is None:
             raise InvalidSubscription("criteria", f"no Patient {request.resident_id}")
+    if request.recipient_id is not None:
+        cur = await conn.execute("SELECT 1 FROM app_user WHERE id = %s", (request.recipient_id,))
+        if await cur.fetchone() is None:
+            raise InvalidSubscription("criteria", f"no Practitioner {request.recipient_id}")
     sub_id = secrets.token_hex(8)
     await conn.execute(
-        """INSERT INTO subscription (id, status, criteria, resident_id, endpoint, headers,
-                                     payload, reason, end_at, created_by)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+        """INSERT INTO subscription (id, status, criteria, resident_id, recipient_id, endpoint,
+                                     headers, payload, reason, end_at, created_by)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
         (
             sub_id,
             request.status,
             request.criteria,
             request.resident_id,
+            request.recipient_id,
             request.endpoint,
             list(request.headers),
             request.payload,
@@ -182,16 +187,16 @@ class Due:
 
     delivery_id: int
     subscription_id: str
-    event_id: int
-    resident_id: str
     idempotency_key: str
     endpoint: str
     headers: tuple[str, ...]
     payload: str | None
-    flag_id: int | None
-    flag_json: str | None
+    resource_type: str  # 'Flag' (a notify event) or 'Communication' (a weekly digest)
+    resource_id: int | None
+    resource_json: str | None
     notice: str
     created_by: str
+    residents: tuple[str, ...]  # whose data the notification discloses (audited)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,9 +270,15 @@ async def claim_due(
     """Due deliveries of receivers not backed off and not busy in this process, oldest first,
     at most ``per_receiver`` each (so one backlog cannot fill the batch)."""
     cur = await conn.execute(
-        """SELECT d.id, d.subscription_id, d.event_id, d.resident_id, d.idempotency_key,
-                  d.endpoint, d.headers, d.payload, d.flag_id, f.fhir_flag::text, e.notice,
-                  d.created_by
+        """SELECT d.id, d.subscription_id, d.idempotency_key, d.endpoint, d.headers,
+                  d.payload,
+                  CASE WHEN d.digest_id IS NULL THEN 'Flag' ELSE 'Communication' END,
+                  coalesce(d.flag_id, d.digest_id),
+                  coalesce(f.fhir_flag::text, g.communication::text),
+                  coalesce(e.notice, 'weekly_digest'), d.created_by,
+                  CASE WHEN d.digest_id IS NULL THEN ARRAY[d.resident_id]
+                       ELSE ARRAY(SELECT DISTINCT i ->> 'resident_id'
+                                  FROM jsonb_array_elements(g.items) AS i) END
            FROM (SELECT d.*, s.endpoint, s.headers, s.payload, s.created_by,
                         row_number() OVER (PARTITION BY d.subscription_id ORDER BY d.id) AS rn
                  FROM delivery d JOIN subscription s ON s.id = d.subscription_id
@@ -275,8 +286,9 @@ async def claim_due(
                    AND s.status IN ('active', 'error') AND s.deleted_at IS NULL
                    AND (s.retry_at IS NULL OR s.retry_at <= %(now)s)
                    AND NOT (d.subscription_id = ANY(%(busy)s))) d
-           JOIN flag_event e ON e.id = d.event_id
+           LEFT JOIN flag_event e ON e.id = d.event_id
            LEFT JOIN risk_flag f ON f.id = d.flag_id
+           LEFT JOIN digest g ON g.id = d.digest_id
            WHERE d.rn <= %(per)s
            ORDER BY d.id LIMIT %(limit)s""",
         {"now": now, "busy": list(busy), "per": per_receiver, "limit": limit},
@@ -285,16 +297,16 @@ async def claim_due(
         Due(
             delivery_id=int(r[0]),
             subscription_id=r[1],
-            event_id=int(r[2]),
-            resident_id=r[3],
-            idempotency_key=r[4],
-            endpoint=r[5],
-            headers=tuple(r[6]),
-            payload=r[7],
-            flag_id=None if r[8] is None else int(r[8]),
-            flag_json=r[9],
-            notice=r[10],
-            created_by=r[11],
+            idempotency_key=r[2],
+            endpoint=r[3],
+            headers=tuple(r[4]),
+            payload=r[5],
+            resource_type=r[6],
+            resource_id=None if r[7] is None else int(r[7]),
+            resource_json=r[8],
+            notice=r[9],
+            created_by=r[10],
+            residents=tuple(x for x in r[11] if x),
         )
         for r in await cur.fetchall()
     ]
@@ -395,7 +407,9 @@ async def record(conn: Conn, subscription_id: str, attempts: Sequence[Attempt]) 
                     "id": subscription_id,
                 },
             )
-        # The disclosure of each resident's flag to the receiver, audited like a read.
+        # The disclosure of each resident's flag (or of each resident in a digest) to the
+        # receiver, audited like a read.
+        audited = [(a, rid) for a in attempts for rid in a.due.residents or (None,)]
         await conn.execute(
             """INSERT INTO audit_event (recorded, type_code, subtype, action, outcome,
                                         agent_user_id, agent_role, purpose_of_use, resident_id,
@@ -405,10 +419,10 @@ async def record(conn: Conn, subscription_id: str, attempts: Sequence[Attempt]) 
                FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[])
                     AS t(at, outcome, agent, rid, entity)""",
             (
-                [a.at for a in attempts],
-                ["0" if a.delivered else "4" for a in attempts],
-                [a.due.created_by for a in attempts],
-                [a.due.resident_id for a in attempts],
-                [f"Subscription/{a.due.subscription_id}" for a in attempts],
+                [a.at for a, _ in audited],
+                ["0" if a.delivered else "4" for a, _ in audited],
+                [a.due.created_by for a, _ in audited],
+                [rid for _, rid in audited],
+                [f"Subscription/{a.due.subscription_id}" for a, _ in audited],
             ),
         )

@@ -1,4 +1,5 @@
-"""Flag, RiskAssessment and Task: the FHIR face of the risk engine's flags and follow-up work.
+"""Flag, RiskAssessment, Task and the weekly digest's Communication: the FHIR face of the risk
+engine's flags and follow-up work.
 
 Pure builders over plain values. The clinical core (numpy, stdlib) decides *what* is true of a
 resident (severity, status, due time, wording); the runner (``clinical.resources``) turns its
@@ -20,6 +21,8 @@ from typing import Any
 from ingest.fhir.ids import patient_reference, practitioner_reference
 from ingest.fhir.vocab import (
     BUSINESS_STATUS_SYSTEM,
+    COMMUNICATION_CATEGORY_SYSTEM,
+    DIGEST_IDENTIFIER_SYSTEM,
     FLAG_CATEGORY_SYSTEM,
     FLAG_IDENTIFIER_SYSTEM,
     FLAG_PRIORITY,
@@ -204,4 +207,48 @@ def task(t: TaskFacts) -> dict[str, Any]:
     if t.owner:
         res["owner"] = {"reference": practitioner_reference(t.owner)}
     res["restriction"] = {"period": {"end": _when(t.due)}}
+    return res
+
+
+@dataclass(frozen=True, slots=True)
+class CommunicationFacts:
+    """A nurse's weekly digest (clinical.digest) as sent: to whom, about which flags, the text."""
+
+    identifier: str
+    recipient: str  # staff user id
+    sent: datetime
+    period_start: datetime
+    period_end: datetime
+    flags: Sequence[str]  # Flag ids the digest is about
+    text: str
+    id: str | None = None
+
+
+def communication(c: CommunicationFacts) -> dict[str, Any]:
+    """A FHIR R4 ``Communication``: the digest delivered to its nurse (``recipient``), ``about``
+    each Flag of the week, ``topic`` the week, the text as ``payload``."""
+    res: dict[str, Any] = {"resourceType": "Communication"}
+    if c.id is not None:
+        res["id"] = c.id
+    res["identifier"] = [{"system": DIGEST_IDENTIFIER_SYSTEM, "value": c.identifier}]
+    res["status"] = "completed"
+    res["category"] = [
+        {
+            "coding": [
+                {
+                    "system": COMMUNICATION_CATEGORY_SYSTEM,
+                    "code": "weekly-digest",
+                    "display": "주간 요약 / Weekly digest",
+                }
+            ]
+        }
+    ]
+    res["priority"] = "routine"
+    res["topic"] = {
+        "text": f"{kst(c.period_start):%Y-%m-%d} ~ {kst(c.period_end):%Y-%m-%d}",
+    }
+    res["about"] = [{"reference": f"Flag/{f}"} for f in c.flags]
+    res["sent"] = _when(c.sent)
+    res["recipient"] = [{"reference": practitioner_reference(c.recipient)}]
+    res["payload"] = [{"contentString": c.text}]
     return res

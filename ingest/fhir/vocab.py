@@ -434,6 +434,8 @@ TASK_IDENTIFIER_SYSTEM: Final = f"{DAON}/task"
 TASK_CODE_SYSTEM: Final = f"{DAON}/CodeSystem/follow-up-task"
 BUSINESS_STATUS_SYSTEM: Final = f"{DAON}/CodeSystem/flag-status"
 ROLE_SYSTEM: Final = f"{DAON}/CodeSystem/care-role"
+DIGEST_IDENTIFIER_SYSTEM: Final = f"{DAON}/digest"  # weekly digests (Communication.identifier)
+COMMUNICATION_CATEGORY_SYSTEM: Final = f"{DAON}/CodeSystem/communication-category"
 
 # --- HL7 systems for flags, tasks, risk, patients, audit ---------------------------------------
 

@@ -569,3 +569,100 @@ async def last_visits(conn: Conn, ids: Sequence[str]) -> dict[str, date]:
         (list(ids),),
     )
     return {str(r[0]): r[1] for r in await cur.fetchall()}
+
+
+# --------------------------------------------------------------------------- weekly digests
+
+
+@dataclass(frozen=True, slots=True)
+class RoutineFlagRow:
+    """A routine flag addressed to a nurse, with her and the resident's name (the digest)."""
+
+    nurse_id: str
+    flag_id: int
+    resident_id: str
+    resident_name: str
+    rule: str
+    summary: str
+    opened_at: datetime
+    state: str
+    closed_at: datetime | None
+
+
+async def routine_flags(conn: Conn, start: datetime, end: datetime) -> list[RoutineFlagRow]:
+    """Routine flags for the nurse that were open at some moment of ``[start, end)``, of
+    active residents with a nurse. A flag closed as superseded never met its criterion
+    (clinical-rules.md §0, clarification 2): it is left out."""
+    async with conn.cursor(row_factory=class_row(RoutineFlagRow)) as cur:
+        await cur.execute(
+            """SELECT r.nurse_id, f.id AS flag_id, f.resident_id,
+                      r.display_name AS resident_name, f.rule, f.summary, f.opened_at,
+                      f.state, f.closed_at
+               FROM risk_flag f JOIN resident r ON r.id = f.resident_id
+               WHERE f.severity = 'routine' AND 'nurse' = ANY(f.recipients)
+                 AND r.active AND r.nurse_id IS NOT NULL
+                 AND f.opened_at < %(end)s
+                 AND (f.closed_at IS NULL OR f.closed_at >= %(start)s)
+                 AND f.state <> 'superseded'
+               ORDER BY r.nurse_id, r.display_name, f.resident_id, f.opened_at""",
+            {"start": start, "end": end},
+        )
+        return await cur.fetchall()
+
+
+async def digest_week_done(conn: Conn, week: date) -> bool:
+    cur = await conn.execute("SELECT 1 FROM digest_run WHERE week_start = %s", (week,))
+    return await cur.fetchone() is not None
+
+
+@dataclass(frozen=True, slots=True)
+class DigestRow:
+    recipient_id: str
+    week_start: date
+    period_start: datetime
+    period_end: datetime
+    made_at: datetime
+    deliver_after: datetime
+    items: list[dict[str, Any]]
+    communication: dict[str, Any]  # without its id: set here from the row's id
+
+
+async def save_digests(conn: Conn, week: date, digests: Sequence[DigestRow], now: datetime) -> int:
+    """Store a week's digests and mark the week done, at most once (a second runner, or a
+    restart, stores nothing more); the outbox trigger of migration 0403 makes their deliveries.
+    Returns how many were stored."""
+    cur = await conn.execute(
+        "INSERT INTO digest_run (week_start, made_at, digests) VALUES (%s, %s, %s) "
+        "ON CONFLICT DO NOTHING RETURNING week_start",
+        (week, now, len(digests)),
+    )
+    if await cur.fetchone() is None:
+        return 0
+    stored = 0
+    for d in digests:
+        cur = await conn.execute(
+            """INSERT INTO digest (recipient_id, week_start, period_start, period_end, made_at,
+                                   deliver_after, items, communication)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (recipient_id, week_start) DO NOTHING RETURNING id""",
+            (
+                d.recipient_id,
+                d.week_start,
+                d.period_start,
+                d.period_end,
+                d.made_at,
+                d.deliver_after,
+                Jsonb(d.items),
+                Jsonb(d.communication),
+            ),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            continue
+        await conn.execute(
+            "UPDATE digest SET communication = jsonb_set(communication, '{id}', to_jsonb(id::text))"
+            " WHERE id = %s",
+            (row[0],),
+        )
+        stored += 1
+    return stored
