@@ -300,6 +300,47 @@ class FlagCommits:
         self._conn.close()
 
 
+class StreamWatch:
+    """A plain event-stream client of the nurse's alerts (no browser): when each flag first
+    arrives in an ``alerts`` event. Against the card times it splits the page's latency into
+    the server's push and the browser's own delay."""
+
+    def __init__(self, url: str, base: str) -> None:
+        self.first: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._token = asyncio.run(_session(url))
+        self._base = base
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import httpx
+
+        cookies = {"daon_session": self._token}
+        while not self._stop.is_set():
+            try:
+                with (
+                    httpx.Client(base_url=self._base, cookies=cookies, timeout=30) as client,
+                    client.stream("GET", "/alerts/stream") as response,
+                ):
+                    event = ""
+                    for line in response.iter_lines():
+                        if self._stop.is_set():
+                            return
+                        if line.startswith("event: "):
+                            event = line[7:]
+                        elif line.startswith("data: ") and event == "alerts":
+                            at = time.time()
+                            for alert in json.loads(line[6:]):
+                                self.first.setdefault(str(alert["flag"]), at)
+            except httpx.HTTPError:
+                time.sleep(0.2)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=35)
+
+
 def received(port: int) -> list[dict[str, Any]]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/_received", timeout=10) as response:
         found: list[dict[str, Any]] = json.loads(response.read())
@@ -334,6 +375,7 @@ def main() -> None:
     gw: Any = None
     watch: BrowserWatch | None = None
     commits: FlagCommits | None = None
+    streamed: StreamWatch | None = None
     stop_background = threading.Event()
     try:
         asyncio.run(store.migrate(url))
@@ -375,6 +417,7 @@ def main() -> None:
         bench_ingest.wait_for(lambda: services[2].logged(b"delivery: active"), 60, "deliver")
         bench_ingest.wait_for(lambda: answers(f"{base}/login"), 120, "api")
         commits = FlagCommits(url)
+        streamed = StreamWatch(url, base)
         watch = BrowserWatch(url, base)
         if watch.error:
             print(f"browser half: {watch.error}")
@@ -470,6 +513,11 @@ def main() -> None:
         resident_of = asyncio.run(flag_residents(url))
         browser_ms: list[float] = []
         push_ms: list[float] = []
+        raw_ms: list[float] = []
+        for flag_id, at in streamed.first.items():
+            resident = resident_of.get(flag_id, "")
+            if resident in commits.first and resident in reading_of:
+                raw_ms.append((at - commits.first[resident]) * 1000)
         browser_duplicates = 0
         for flag_id, card in cards.items():
             resident = resident_of.get(flag_id, "")
@@ -513,6 +561,10 @@ def main() -> None:
                 f"p50 {pct(push_ms, 50):.0f} ms, p99 {pct(push_ms, 99):.0f} ms"
             )
         print(
+            f"  flag committed → the same event at a plain stream client (the server's push "
+            f"alone, {len(raw_ms)}): p50 {pct(raw_ms, 50):.0f} ms, p99 {pct(raw_ms, 99):.0f} ms"
+        )
+        print(
             f"lost {lost}, duplicates beyond the key {duplicates}, "
             f"repeats under the same key {repeats_same_key}"
         )
@@ -543,6 +595,8 @@ def main() -> None:
                     "delivery_leg_p50_ms": round(pct(delivery_ms, 50), 1),
                     "delivery_leg_p99_ms": round(pct(delivery_ms, 99), 1),
                     "push_leg_p99_ms": None if watch.error else round(pct(push_ms, 99), 1),
+                    "stream_leg_p50_ms": round(pct(raw_ms, 50), 1),
+                    "stream_leg_p99_ms": round(pct(raw_ms, 99), 1),
                     "load_average_start": load_at_start,
                     "load_average_end": [round(x, 2) for x in os.getloadavg()],
                     "browser_p50_ms": None if watch.error else round(pct(browser_ms, 50), 1),
@@ -585,6 +639,8 @@ def main() -> None:
             watch.close()
         if commits is not None:
             commits.close()
+        if streamed is not None:
+            streamed.close()
         broker.stop()
         if args.keep_logs is not None:
             args.keep_logs.mkdir(parents=True, exist_ok=True)
