@@ -715,6 +715,16 @@ NOTES: dict[str, Said] = {
         "A receiver is marked as failing after {error_after} consecutive failures; it is "
         "retried with growing intervals and never holds up other receivers.",
     ),
+    "digest.intro": Said(
+        "매주 첫 근무 시간에, 지난 한 주 동안 열려 있던 내 주민의 일상 관리 항목을 모아 "
+        "보여 드립니다. 급하지 않은 항목이라 따로 알림을 보내지 않습니다.",
+        "At the first staffed hour of each week: the routine items of your residents that were "
+        "open during the week before. They are not urgent, so they never alert you on their own.",
+    ),
+    "digest.none": Said(
+        "아직 받은 주간 요약이 없습니다.",
+        "No weekly digest has reached you yet.",
+    ),
     "delivery.ended": Said(
         "종료 시각이 지난 구독은 꺼지고, 아직 보내지 못한 알림은 보내지 않고 만료로 기록합니다.",
         "A subscription past its end is turned off; what was still pending for it is recorded "

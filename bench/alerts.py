@@ -102,7 +102,7 @@ OBSERVER = """
 class BrowserWatch:
     """The nurse's /worklist open in headless Chromium against ``daon api`` at ``base``."""
 
-    def __init__(self, url: str, base: str) -> None:
+    def __init__(self, url: str, base: str, *, live_refresh: bool = True) -> None:
         from tests.api.cdp import Browser, find_chromium
 
         self.browser: Any = None
@@ -121,6 +121,11 @@ class BrowserWatch:
             self.error = "the nurse's worklist did not open"
             return
         self.browser.evaluate(OBSERVER)
+        if not live_refresh:  # a diagnosis: the page's sections no longer reload themselves
+            self.browser.evaluate(
+                "document.querySelectorAll('[data-live]').forEach("
+                "(e) => e.removeAttribute('data-live')); true"
+            )
 
     def cards(self) -> dict[str, Any]:
         if self.browser is None or self.error:
@@ -360,6 +365,11 @@ def main() -> None:
     parser.add_argument("--wait", type=float, default=180.0, help="drain after the last critical")
     parser.add_argument("--rate", type=int, default=BACKGROUND_RATE, help="background /s")
     parser.add_argument("--show-logs", action="store_true")
+    parser.add_argument(
+        "--no-live-refresh",
+        action="store_true",
+        help="diagnosis: the page's worklist sections do not reload on changes",
+    )
     parser.add_argument("--keep-logs", type=Path, help="copy the services' logs to this folder")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -418,7 +428,7 @@ def main() -> None:
         bench_ingest.wait_for(lambda: answers(f"{base}/login"), 120, "api")
         commits = FlagCommits(url)
         streamed = StreamWatch(url, base)
-        watch = BrowserWatch(url, base)
+        watch = BrowserWatch(url, base, live_refresh=not args.no_live_refresh)
         if watch.error:
             print(f"browser half: {watch.error}")
         gw = bench_ingest.Gateways(broker.port, root)

@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse
 
 from api.deps import Conn, WebSession
 from api.routes.web import render
-from api.store import access, contacts, web_admin, web_pages, web_search
+from api.store import access, contacts, web_admin, web_alerts, web_pages, web_search
 from api.store.access import Capability
 
 router = APIRouter(include_in_schema=False)
@@ -41,6 +41,20 @@ async def search(
             "q": q,
             "link": lambda rid: web_search.resident_link(actor, rid),
         },
+    )
+
+
+@router.get("/digest")
+async def digest(request: Request, conn: Conn, session: WebSession) -> Response:
+    """The user's weekly digests of routine items (clinical-rules.md §0; clinical.digest)."""
+    actor = session.actor
+    if actor.role not in (access.Role.NURSE, access.Role.ADMIN):
+        raise access.AccessDenied(actor, "read the weekly digest")
+    found = await web_alerts.digests(conn, actor)
+    return render(
+        request,
+        "digest.html",
+        {"actor": actor, "csrf_token": session.csrf_token, "digests": found},
     )
 
 

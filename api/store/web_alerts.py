@@ -17,7 +17,7 @@ every contact detail (api.store.contacts).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from api import glossary
 from api.store import access, rows
@@ -115,3 +115,61 @@ def describe(alert: WaitingAlert, actor: Actor, phone: str | None) -> dict[str, 
         "ack": actor.can(Capability.MANAGE_FLAGS) and alert.state == "open",
         "link": "/liaison" if liaison else f"/residents/{alert.resident_id}",
     }
+
+
+# --- the weekly digest (routine tier, §0) ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DigestView:
+    """One of the user's weekly digests as shown: its week and the items still in her scope."""
+
+    id: int
+    week_start: date
+    deliver_after: datetime
+    items: tuple[dict[str, object], ...]
+
+    @property
+    def week_end(self) -> date:
+        return self.week_start + timedelta(days=6)
+
+    @property
+    def new(self) -> int:
+        return sum(1 for i in self.items if i.get("new"))
+
+    @property
+    def still_open(self) -> int:
+        return sum(1 for i in self.items if i.get("closed_at") is None)
+
+
+async def digests(conn: Conn, actor: Actor, limit: int = 8) -> list[DigestView]:
+    """The user's weekly digests already delivered (``deliver_after`` passed), newest first,
+    each with only the residents still in her scope; the read is audited per resident."""
+    actor.require(Capability.READ_FLAGS)
+    cur = await conn.execute(
+        """SELECT id, week_start, deliver_after, items FROM digest
+           WHERE recipient_id = %s AND deliver_after <= now()
+           ORDER BY week_start DESC LIMIT %s""",
+        (actor.user_id, limit),
+    )
+    found = await cur.fetchall()
+    residents = sorted({str(i["resident_id"]) for r in found for i in r[3]})
+    where, params = access.scope_predicate(actor)
+    cur = await conn.execute(
+        f"SELECT r.id FROM resident r WHERE r.id = ANY(%(ids)s) AND {where}".encode(),
+        {**params, "ids": residents},
+    )
+    visible = {str(r[0]) for r in await cur.fetchall()}
+    await access.record_audit(
+        conn, actor, subtype="search-type", action="E", entity="page:digest",
+        residents=sorted(visible),
+    )  # fmt: skip
+    return [
+        DigestView(
+            id=int(r[0]),
+            week_start=r[1],
+            deliver_after=r[2],
+            items=tuple(i for i in r[3] if str(i["resident_id"]) in visible),
+        )
+        for r in found
+    ]

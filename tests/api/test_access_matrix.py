@@ -854,6 +854,7 @@ ROWS: dict[tuple[str, str], list[Probe]] = {
     ),
     # role pages
     ("GET", "/rehab"): probe(get("/rehab"), roles("therapist", "admin"), per_subject=False),
+    ("GET", "/digest"): probe(get("/digest"), roles(*NURSING), per_subject=False),
     ("GET", "/liaison"): probe(get("/liaison"), roles("liaison"), per_subject=False),
     ("GET", "/admin/audit"): probe(get("/admin/audit"), roles("admin"), per_subject=False),
     ("GET", "/admin/delivery"): probe(get("/admin/delivery"), roles("admin"), per_subject=False),

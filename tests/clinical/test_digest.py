@@ -272,3 +272,45 @@ async def test_the_runners_duty_tick_makes_the_digest_on_its_pooled_connection(
         due = digest.last_week_due(now, HOURS)  # None on a Monday morning before 09:00
         found = await digests(conn)
         assert [(d[0], d[1]) for d in found] == ([] if due is None else [("N01", due)])
+
+
+@pytest.mark.db
+def test_the_nurse_reads_her_digest_on_its_page(db_url: str) -> None:
+    """The web channel: /digest shows the nurse her delivered digests (residents still in her
+    scope), Korean first; another nurse's digest is not hers; the read is audited."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from api.security import SESSION_COOKIE
+    from api.store import access
+    from tests.api.conftest import make_config, run_db
+
+    url = db_url
+
+    async def prepare(conn: Any) -> str:
+        await build_world(conn)
+        start, _ = digest.period(WEEK)
+        await routine_flag(conn, IN_YAKSU, start + timedelta(days=1))
+        await runner.make_weekly_digests(conn, at(date(2026, 11, 30), 9, 5), config(url))
+        session = await access.create_session(conn, "N01", lifetime=timedelta(hours=1))
+        await conn.commit()
+        return session.token
+
+    token = run_db(url, prepare)
+    with TestClient(create_app(make_config(url))) as client:
+        client.cookies.set(SESSION_COOKIE, token)
+        page = client.get("/digest")
+        assert page.status_code == 200
+        assert "주간 요약" in page.text
+        assert "2026-11-23 ~ 11-29" in page.text
+        assert "가정혈압 평균 고혈압 범위" in page.text
+        assert f'href="/residents/{IN_YAKSU}"' in page.text
+        assert "새 항목 / new" in page.text
+        worklist = client.get("/worklist")
+        assert 'href="/digest"' in worklist.text
+
+    async def audited(conn: Any) -> list[Any]:
+        cur = await conn.execute("SELECT resident_id FROM audit_event WHERE entity = 'page:digest'")
+        return [r[0] for r in await cur.fetchall()]
+
+    assert run_db(url, audited) == [IN_YAKSU]
