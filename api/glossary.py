@@ -389,6 +389,7 @@ ALERT_NOTICES: dict[str, str] = {
     "reopened": "다시 열림 / Reopened",
     "remeasure": "다시 측정 안내 / Asked to measure again",
     "prompt": "주민 안내 / Resident prompted",
+    "weekly_digest": "주간 요약 / Weekly digest",
 }
 
 #: The liaison officer's welfare-check alert: plain language, no values (README, alert chain).

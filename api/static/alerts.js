@@ -3,12 +3,13 @@
  *   what to do, Acknowledge right there, and an optional sound for a new one.
  * - "count": open critical flags in scope, shown in the navigation.
  * - "changed": flags changed; parts of the page marked data-live reload themselves, one fetch
- *   at a time: soon (ALERT_GAP_MS) when a new alert for this user came, else at most once every
- *   CHANGED_GAP_MS, and never more often than four times as long as the last fetch took. The
- *   cards and the count are pushed at once; the sections are a convenience. Under load the
- *   runner commits several batches a second, and reloading the page for each (every 2 s at
- *   best) was a load of its own on the server and the browser: bench/alerts.py measured the
- *   card's p99 at 4.6 s with it and 0.7 s without it on the same loaded machine.
+ *   at a time, at most once every REFRESH_GAP_MS (the first change at once) and never more
+ *   often than four times as long as the last fetch took. The cards and the count are pushed
+ *   at once; the sections follow. Under load the runner commits several batches a second, and
+ *   reloading the page for each (every 2 s at best) was a load of its own on the server and
+ *   the browser, whose main thread then held the next card back while it parsed the page:
+ *   bench/alerts.py measured the card's p99 at 4.6 s with it and 0.7 s without it on the same
+ *   loaded machine; reloading again 2 s after each new alert still gave 2.5 s.
  * - "renew": this stream ends soon: the next one opens now and replaces it once its first
  *   look is in (its first "alerts"), so the page always has a stream ("reconnect": it ends
  *   now, if the next has not replaced it yet).
@@ -30,8 +31,7 @@
   let lastRefresh = 0;
   let lastCost = 0;
   let refreshDue = 0;
-  const ALERT_GAP_MS = 2000;
-  const CHANGED_GAP_MS = 15000;
+  const REFRESH_GAP_MS = 15000;
 
   if (soundBox) {
     soundBox.checked = localStorage.getItem("daon-alert-sound") === "on";
@@ -136,10 +136,7 @@
       const el = card(a);
       if (old) old.replaceWith(el); else box.prepend(el);
     }
-    if (fresh) {
-      beep();
-      scheduleRefresh(true); // the sections should show it too, soon
-    }
+    if (fresh) beep();
   }
 
   function showCount(n) {
@@ -156,8 +153,8 @@
     return typing || root.querySelector("details[open]") !== null;
   }
 
-  function scheduleRefresh(urgent) {
-    const gap = Math.max(urgent ? ALERT_GAP_MS : CHANGED_GAP_MS, 4 * lastCost);
+  function scheduleRefresh() {
+    const gap = Math.max(REFRESH_GAP_MS, 4 * lastCost);
     const due = Math.max(Date.now() + 150, lastRefresh + gap);
     if (refreshTimer !== null) {
       if (due >= refreshDue) return; // one is due as soon: it fetches the newest state
@@ -170,10 +167,10 @@
   async function refreshLive() {
     const parts = document.querySelectorAll("[data-live][id]");
     if (!parts.length) return;
-    if (refreshing) { scheduleRefresh(false); return; }
+    if (refreshing) { scheduleRefresh(); return; }
     if (Array.from(parts).some(busy)) { // never pull a form from under someone typing
-      lastRefresh = Math.max(lastRefresh, Date.now() + 3000 - CHANGED_GAP_MS);
-      scheduleRefresh(false);
+      lastRefresh = Math.max(lastRefresh, Date.now() + 3000 - REFRESH_GAP_MS); // again in 3 s
+      scheduleRefresh();
       return;
     }
     refreshing = true;
@@ -205,7 +202,7 @@
       showAlerts(JSON.parse(e.data));
     });
     es.addEventListener("count", (e) => showCount(JSON.parse(e.data).critical));
-    es.addEventListener("changed", () => scheduleRefresh(false));
+    es.addEventListener("changed", () => scheduleRefresh());
     es.addEventListener("renew", () => { if (source === es) connect(); });
     es.addEventListener("reconnect", () => {
       es.close();
