@@ -433,6 +433,35 @@ HTTP_KOREAN: dict[int, str] = {
 }
 
 
+#: The resident page's charts: titles, series, guideline bands and lines (api.routes.resident;
+#: the values are clinical-rules.md's, named in api.charts).
+CHART: dict[str, str] = {
+    "bp": "혈압 / Blood pressure (mmHg)",
+    "systolic": "수축기 / systolic",
+    "diastolic": "이완기 / diastolic",
+    "normal-systolic": "정상 수축기 90-120 / normal systolic (KSH)",
+    "office-htn": "고혈압 140 / office hypertension",
+    "home-htn": "가정 135 / home threshold",
+    "diastolic-90": "이완기 90 / diastolic",
+    "glucose": "혈당 / Glucose (mg/dL)",
+    "glucose.series": "혈당 / glucose",
+    "pre-meal": "식전 목표 80-130 / pre-meal target",
+    "low": "저혈당 70 / low",
+    "after-meals": "식후 180 / after meals",
+    "weight": "체중 / Weight (kg)",
+    "weight.series": "체중 / weight",
+    "body": "체성분 / Body composition",
+    "body-fat": "체지방률 % / body fat",
+    "muscle": "근육량 kg / muscle",
+    "fat-limit": "체지방 {limit}% (WHO 제안 / suggested)",
+}
+#: What a consent is for (access.Consent.purpose).
+CONSENT_PURPOSES: dict[str, str] = {
+    "liaison-sharing": "현장소통담당관 정보 제공 / share with the liaison officer",
+    "care-coordination": "돌봄 연계 / care coordination",
+}
+
+
 # --- sentences: explanations, page notes and messages -------------------------------------------
 
 
@@ -755,6 +784,13 @@ MESSAGES: dict[str, Said] = {
     "stations.unlocked": Said("잠금을 풀었습니다", "Lock cleared."),
     "registry.imported": Said("새로 {new}명, 고침 {updated}명", "{new} new, {updated} updated."),
     "users.caseload": Said("담당 주민 {n}명을 배정했습니다", "{n} residents assigned."),
+    "login.too-many": Said(
+        "로그인 시도가 너무 많습니다. {when} 뒤에 다시 시도해 주세요.",
+        "Too many attempts from here; try again in {seconds} s.",
+    ),
+    "login.expired": Said("양식이 만료되었습니다. 다시 입력해 주세요.", "Form expired."),
+    "login.wrong": Said("아이디 또는 비밀번호가 맞지 않습니다.", "Wrong user name or password."),
+    "login.service-account": Said("서비스 계정은 웹에 로그인할 수 없습니다.", "Service account."),
     "registry.resident-created": Said("주민을 등록했습니다", "Resident registered."),
     "registry.resident-updated": Said("주민 정보를 고쳤습니다", "Resident updated."),
     "registry.device": Said("기기를 등록했습니다", "Device registered."),

@@ -12,8 +12,9 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from markupsafe import Markup
 
-from api import charts, entries, manual
+from api import charts, entries, glossary, manual
 from api.deps import Conn, CsrfChecked, WebSession
+from api.glossary import CHART
 from api.routes.station import publish_checkin
 from api.routes.web import render
 from api.store import access, contacts, web_pages, web_readings, web_station, web_worklist
@@ -58,43 +59,41 @@ def build_charts(
     bp = ("85354-9",)
     built = [
         charts.Chart(
-            title="혈압 / Blood pressure (mmHg)",
+            title=CHART["bp"],
             unit="mmHg",
             series=[
-                series("수축기 / systolic", bp, "#0b4f8a", "8480-6"),
-                series("이완기 / diastolic", bp, "#7a3e9d", "8462-4", dashed=True),
+                series(CHART["systolic"], bp, "#0b4f8a", "8480-6"),
+                series(CHART["diastolic"], bp, "#7a3e9d", "8462-4", dashed=True),
             ],
             start=start,
             end=end,
-            bands=[
-                charts.Band(90, 120, "정상 수축기 90-120 / normal systolic (KSH)", full_width=False)
-            ],
+            bands=[charts.Band(90, 120, CHART["normal-systolic"], full_width=False)],
             lines=[
-                charts.RefLine(140, "고혈압 140 / office hypertension"),
-                charts.RefLine(135, "가정 135 / home threshold", "#8a4b00"),
-                charts.RefLine(90, "이완기 90 / diastolic", "#5b616b"),
+                charts.RefLine(140, CHART["office-htn"]),
+                charts.RefLine(135, CHART["home-htn"], "#8a4b00"),
+                charts.RefLine(90, CHART["diastolic-90"], "#5b616b"),
             ],
             y_floor=50,
             y_ceiling=160,
         ),
         charts.Chart(
-            title="혈당 / Glucose (mg/dL)",
+            title=CHART["glucose"],
             unit="mg/dL",
-            series=[series("혈당 / glucose", ("41653-7", "2339-0", "41604-0"), "#1d6b2f")],
+            series=[series(CHART["glucose.series"], ("41653-7", "2339-0", "41604-0"), "#1d6b2f")],
             start=start,
             end=end,
-            bands=[charts.Band(80, 130, "식전 목표 80-130 / pre-meal target")],
+            bands=[charts.Band(80, 130, CHART["pre-meal"])],
             lines=[
-                charts.RefLine(70, "저혈당 70 / low"),
-                charts.RefLine(180, "식후 180 / after meals", "#8a4b00"),
+                charts.RefLine(70, CHART["low"]),
+                charts.RefLine(180, CHART["after-meals"], "#8a4b00"),
             ],
             y_floor=50,
             y_ceiling=200,
         ),
         charts.Chart(
-            title="체중 / Weight (kg)",
+            title=CHART["weight"],
             unit="kg",
-            series=[series("체중 / weight", ("29463-7",), "#0b4f8a")],
+            series=[series(CHART["weight.series"], ("29463-7",), "#0b4f8a")],
             start=start,
             end=end,
         ),
@@ -102,17 +101,17 @@ def build_charts(
     fat_limit = 25.0 if sex == "M" else 35.0
     built.append(
         charts.Chart(
-            title="체성분 / Body composition",
+            title=CHART["body"],
             unit="% · kg",
             series=[
-                series("체지방률 % / body fat", ("41982-0",), "#a4000f"),
-                series("근육량 kg / muscle", ("73964-9",), "#0b4f8a", dashed=True),
+                series(CHART["body-fat"], ("41982-0",), "#a4000f"),
+                series(CHART["muscle"], ("73964-9",), "#0b4f8a", dashed=True),
             ],
             start=start,
             end=end,
             lines=[
                 charts.RefLine(
-                    fat_limit, f"체지방 {fat_limit:.0f}% (WHO 제안 / suggested)", "#8a4b00"
+                    fat_limit, CHART["fat-limit"].format(limit=f"{fat_limit:.0f}"), "#8a4b00"
                 )
             ],
         )
@@ -216,10 +215,7 @@ async def cancel_visit(
     return back(resident_id, "visit-cancelled")
 
 
-PURPOSE_LABELS = {
-    "liaison-sharing": "현장소통담당관 정보 제공 / share with the liaison officer",
-    "care-coordination": "돌봄 연계 / care coordination",
-}
+PURPOSE_LABELS = glossary.CONSENT_PURPOSES
 
 
 def _day(value: date | None) -> datetime | None:

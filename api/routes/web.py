@@ -14,6 +14,7 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from api import glossary
 from api.config import ApiConfig
 from api.deps import Config, Conn, CsrfChecked, WebSession, client_address, short_connection
 from api.security import (
@@ -83,10 +84,7 @@ def _too_many(request: Request, wait: timedelta) -> Response:
     seconds = max(1, round(wait.total_seconds()))
     when = f"{seconds}초" if seconds < 120 else f"{round(seconds / 60)}분"
     response = _login_page(
-        request,
-        f"로그인 시도가 너무 많습니다. {when} 뒤에 다시 시도해 주세요. "
-        f"/ Too many attempts from here; try again in {seconds} s.",
-        429,
+        request, str(glossary.message("login", "too-many", when=when, seconds=seconds)), 429
     )
     response.headers["Retry-After"] = str(seconds)
     return response
@@ -105,9 +103,7 @@ async def login(
     No database connection is held while the password hash is computed (api.security)."""
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
     if not cookie or not secrets.compare_digest(cookie, login_csrf):
-        return _login_page(
-            request, "양식이 만료되었습니다. 다시 입력해 주세요. / Form expired.", 400
-        )
+        return _login_page(request, str(glossary.message("login", "expired")), 400)
     client = client_address(request)
     async with short_connection(request) as conn:
         wait = await throttle.admit(conn, throttle.LOGIN, client, config.login_policy)
@@ -146,14 +142,12 @@ async def login(
         if actor is None:
             return _login_page(
                 request,
-                "아이디 또는 비밀번호가 맞지 않습니다. / Wrong user name or password.",
+                str(glossary.message("login", "wrong")),
                 401,
                 username=username,
             )
         if actor.role is Role.GATEWAY:
-            return _login_page(
-                request, "서비스 계정은 웹에 로그인할 수 없습니다. / Service account.", 403
-            )
+            return _login_page(request, str(glossary.message("login", "service-account")), 403)
         session = await access.create_session(conn, actor.user_id, lifetime=config.session_lifetime)
     response = RedirectResponse(HOME[actor.role], status_code=303)
     response.set_cookie(
