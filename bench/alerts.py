@@ -518,6 +518,18 @@ def main() -> None:
         committed_ids = {r for r, reading in reading_of.items() if reading in acked}
         not_committed = len(criticals) - len(committed_ids)
         lost = len(committed_ids) - len(latencies)
+        order = {r: i for i, r in enumerate(criticals)}
+        slowest = sorted(
+            (
+                (
+                    (sorted(arrivals[r])[0][0] - (acked[reading_of[r]] + offset)) * 1000,
+                    order[r],
+                )
+                for r in committed_ids
+                if arrivals.get(r)
+            ),
+            reverse=True,
+        )[:3]
         # the browser half: commit → card visible in the nurse's open page
         cards = watch.cards()
         resident_of = asyncio.run(flag_residents(url))
@@ -573,6 +585,10 @@ def main() -> None:
         print(
             f"  flag committed → the same event at a plain stream client (the server's push "
             f"alone, {len(raw_ms)}): p50 {pct(raw_ms, 50):.0f} ms, p99 {pct(raw_ms, 99):.0f} ms"
+        )
+        print(
+            "slowest at the receiver (ms, which critical reading, from 0): "
+            + ", ".join(f"{ms:.0f} (#{i})" for ms, i in slowest)
         )
         print(
             f"lost {lost}, duplicates beyond the key {duplicates}, "

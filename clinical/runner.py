@@ -1239,7 +1239,7 @@ async def run(
         try:
             pool = await store.open_pool(
                 config.database_url,
-                min_size=1,
+                min_size=3,  # each lane's connection ready, and one for the duties
                 max_size=3,
                 name="clinical",
                 wait_s=config.connect_timeout_s,
