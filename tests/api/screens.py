@@ -1,11 +1,13 @@
 """What a person sees, measured in the browser: text that falls off the side, whether the
 Korean text is drawn with a real Korean font, and whether a screenshot holds visible text.
 Shared by the browser tests of the demo's screens (tests/api/test_demo_screens.py) and the
-Korean-first crawl (tests/api/test_glossary.py)."""
+Korean-first crawl (tests/api/test_korean_first.py, whose docstring explains the judge: CHUNKS
+collects a page's text, ``problem`` says what is not Korean first)."""
 
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +92,115 @@ def korean_font(b: Browser, selector: str = "main h1") -> list[str]:
         return []
     fonts: list[dict[str, Any]] = b.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
     return [f["familyName"] for f in fonts if f.get("glyphCount")]
+
+
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
+
+#: Every text chunk of the page with what judging it needs: the text, where it is, whether it
+#: is an attribute, and whether its element is smaller than its text block with Korean before.
+CHUNKS = r"""(() => {
+  const HANGUL = /[\uac00-\ud7a3]/;
+  const size = (e) => parseFloat(getComputedStyle(e).fontSize) || 0;
+  const where = (e) => {
+    const parts = [];
+    for (let a = e; a && a !== document.body && parts.length < 4; a = a.parentElement) {
+      let s = a.tagName.toLowerCase();
+      if (a.id) s += "#" + a.id;
+      else if (a.classList.length) s += "." + [...a.classList].join(".");
+      parts.unshift(s);
+    }
+    return parts.join(" > ");
+  };
+  const exempt = (e) => !!e.closest("code, kbd, samp, [translate=no], script, style, noscript");
+  // the text block: the nearest ancestor that is not inline (phrasing elements count as inline
+  // even when a flex or grid parent draws them as blocks, like a heading's badge and English)
+  const INLINE = /^(SPAN|SMALL|B|STRONG|EM|I|A|ABBR|SUB|SUP|TIME|MARK|BDI|Q|S|U|BR)$/;
+  const block = (e) => {
+    let a = e;
+    while (a.parentElement && a !== document.body) {
+      const d = getComputedStyle(a).display;
+      if (d !== "inline" && d !== "contents" && !INLINE.test(a.tagName)) break;
+      a = a.parentElement;
+    }
+    return a;
+  };
+  const out = [];
+  const walker = document.createTreeWalker(document.documentElement, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const e = n.parentElement;
+    const text = n.data.replace(/\s+/g, " ").trim();
+    if (!e || !text || exempt(e)) continue;
+    // secondary: the last Korean text before it in its block is drawn larger
+    const b = block(e);
+    let korean = null;
+    const inBlock = document.createTreeWalker(b, NodeFilter.SHOW_TEXT);
+    for (let m = inBlock.nextNode(); m && m !== n; m = inBlock.nextNode()) {
+      if (HANGUL.test(m.data) && m.parentElement && !exempt(m.parentElement)) korean = m;
+    }
+    const secondary = korean !== null && size(e) < size(korean.parentElement) - 0.1;
+    out.push({text, where: where(e), attr: "", secondary});
+  }
+  const attrs = ["title", "aria-label", "placeholder", "alt"];
+  for (const e of document.querySelectorAll(attrs.map(a => "[" + a + "]").join(","))) {
+    if (exempt(e)) continue;
+    for (const a of attrs) {
+      const text = (e.getAttribute(a) || "").replace(/\s+/g, " ").trim();
+      if (text) out.push({text, where: where(e), attr: a, secondary: false});
+    }
+  }
+  return out;
+})()"""
+
+#: Tokens that are the same in Korean writing: units and the acronyms used as they are.
+NEUTRAL_WORDS = frozenset(
+    re.findall(
+        r"\S+",
+        """mmHg mg dL mg/dL kg cm mmol mmol/L kg/m² kg/m2 bpm kJ kcal ml mL mm km m/s
+        BMI HbA1c PHQ-9 PHQ CIST FHIR DXA ASMI BLE MQTT SMS CSV ID WHO KSH ADA KDA KSSO AWGS
+        TG HDL LDL SPPB T-score U-건강센터 SSE API URL JSON R4 UTF-8 EMR""",
+    )
+)
+#: Ids of residents, staff, stations' accounts, cards, times: data, not language.
+IDENTIFIER = re.compile(
+    r"^(?:[A-Z]\d+(?:-\d+)*|[a-z]\d+(?:-\d+)*|[0-9a-f]{8}-[0-9a-f-]{27,}|#?\d[\d.,:/\-~+]*"
+    r"|v?\d+(?:\.\d+)+|[A-Z]{1,2})$"
+)
+#: Rule ids (BP-CRISIS, Q-04, A1C-DM-RANGE) and FHIR codes (85354-9, daon-grip).
+CODE = re.compile(r"^(?:[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+|\d{3,6}-\d|daon-[a-z-]+)$")
+TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9²_.\-/:'’\[\]]*")
+
+
+def foreign(text: str) -> list[str]:
+    """The English words, rule ids and codes of ``text``, in order (neutral tokens left out)."""
+    found = []
+    for raw in TOKEN.findall(text):
+        token = raw.rstrip(".:/-'’")
+        if not token or token in NEUTRAL_WORDS:
+            continue
+        if CODE.match(token):
+            found.append(token)
+        elif IDENTIFIER.match(token):
+            continue
+        elif len(re.findall(r"[A-Za-z]", token)) >= 2:
+            found.append(token)
+    return found
+
+
+def problem(chunk: dict[str, Any]) -> str | None:
+    """Why this chunk of user-facing text is not Korean first, or None."""
+    text: str = chunk["text"]
+    korean = HANGUL.search(text)
+    if korean is not None:
+        ahead = foreign(text[: korean.start()])
+        if ahead:
+            return f"English before Korean ({' '.join(ahead)})"
+        inside = foreign(text.split(" / ")[0]) if " / " in text else []
+        return f"English in the Korean part ({' '.join(inside)})" if inside else None
+    words = foreign(text)
+    if not words:
+        return None
+    if chunk["secondary"]:
+        return None
+    if chunk["attr"]:
+        return f"attribute {chunk['attr']} without Korean"
+    return "no Korean before it, or not smaller than its Korean"

@@ -28,6 +28,7 @@ from daon.embedded import free_port
 from tests.api import readings
 from tests.api.cdp import Browser, find_chromium
 from tests.api.conftest import make_config, run_db
+from tests.api.screens import CHUNKS, problem
 from tests.api.test_browser import ARTIFACTS, TABLET, sign_in
 from tests.api.world import IN_HWANGHAK, IN_YAKSU, World
 
@@ -175,6 +176,10 @@ def test_a_crisis_shows_on_the_nurses_open_page_without_a_reload(
     assert "김하늘" in text
     assert PHONE in text
     assert "186" in text
+    # the card's words, drawn by the page's script, are Korean first (issue 15.2)
+    card_chunks = [c for c in browser.evaluate(CHUNKS) if ".alert-card" in c["where"]]
+    assert card_chunks
+    assert [c["text"] for c in card_chunks if problem(c)] == []
     assert browser.evaluate("window.__sameDocument === true")  # no reload happened
     # the navigation count and the worklist's critical section update without a reload
     wait_for(browser, "document.getElementById('crit-count').textContent === '1'", 10)
