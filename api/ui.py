@@ -76,6 +76,12 @@ def local(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return value.astimezone(SEOUL).strftime(fmt)
 
 
+def today() -> date:
+    """Today in Asia/Seoul, where the district is: the server's own zone (often UTC) is a day
+    behind from 00:00 to 09:00 Seoul time."""
+    return datetime.now(SEOUL).date()
+
+
 def local_date(value: date | datetime | None) -> str:
     if value is None:
         return "—"

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from markupsafe import Markup
 
-from api import charts, entries, glossary, manual
+from api import charts, entries, glossary, manual, ui
 from api.deps import Conn, CsrfChecked, WebSession
 from api.glossary import CHART
 from api.routes.station import publish_checkin
@@ -149,7 +149,7 @@ async def resident(
             "page": page,
             "contact": found.get(resident_id),
             "r": page.resident,
-            "age": page.resident.age_on(date.today()),
+            "age": page.resident.age_on(ui.today()),
             "charts": build_charts(page.readings, start, end, page.resident.sex, excluded),
             "excluded": excluded,
             "legend": charts.legend,
@@ -162,7 +162,7 @@ async def resident(
             .astimezone(charts.SEOUL)
             .strftime("%Y-%m-%dT%H:%M"),
             "stations": stations,
-            "today": date.today().isoformat(),
+            "today": ui.today().isoformat(),
             "now": end,
             "now_local": end.astimezone(charts.SEOUL).strftime("%Y-%m-%dT%H:%M"),
             "message": request.query_params.get("m"),
@@ -259,7 +259,7 @@ async def add_consent(
                 "period_end": period_end,
                 "source": source,
                 "reason": reason,
-                "today": date.today().isoformat(),
+                "today": ui.today().isoformat(),
             },
         )
     roles = (
@@ -302,7 +302,7 @@ async def confirm_withdrawal(
             "consent": consent,
             "name": name,
             "purpose_label": PURPOSE_LABELS.get(consent.purpose, consent.purpose),
-            "today": date.today().isoformat(),
+            "today": ui.today().isoformat(),
         },
     )
 
@@ -335,9 +335,9 @@ async def withdraw(
         return RedirectResponse(f"/consents/{consent_id}/withdraw", status_code=303)
     if not reason.strip():
         raise access.InvalidRequest("철회 이유를 적어 주세요 / give the reason for the withdrawal")
-    if effective_on is not None and effective_on > date.today():
+    if effective_on is not None and effective_on > ui.today():
         raise access.InvalidRequest("철회일이 미래입니다 / the withdrawal date is in the future")
-    effective = _day(effective_on) if effective_on and effective_on < date.today() else None
+    effective = _day(effective_on) if effective_on and effective_on < ui.today() else None
     await access.withdraw_consent(
         conn, actor, consent_id, reason=reason.strip(), effective=effective
     )

@@ -11,9 +11,10 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -30,6 +31,12 @@ from tests.api.world import FAST, USERS, World, build_world
 from tests.fix_db import _drop, _fresh_database
 
 T = TypeVar("T")
+
+
+def seoul_today() -> date:
+    """Today where the district is: pages and forms count days in Asia/Seoul, a day ahead of
+    the server's UTC from 00:00 to 09:00 there."""
+    return datetime.now(ZoneInfo("Asia/Seoul")).date()
 
 
 def run_db(url: str, work: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:

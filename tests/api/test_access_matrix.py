@@ -22,7 +22,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,7 +38,7 @@ from ingest.pipeline import process_message
 from ingest.store import clinical, registry
 from ingest.store.observations import write_outcomes
 from tests.api import readings
-from tests.api.conftest import Api
+from tests.api.conftest import Api, seoul_today
 from tests.api.world import CARD, IN_HWANGHAK, IN_YAKSU, PASSWORD, WITHDRAWN, username
 
 pytestmark = pytest.mark.db
@@ -711,7 +711,7 @@ ROWS: dict[tuple[str, str], list[Probe]] = {
         post("/residents/{rid}/review", {"note": "n"}), about(*CLINICAL)
     ),
     ("POST", "/residents/{resident_id}/visits"): probe(
-        post("/residents/{rid}/visits", {"visited_on": str(date.today()), "kind": "phone"}),
+        post("/residents/{rid}/visits", {"visited_on": str(seoul_today()), "kind": "phone"}),
         about(*NURSING),
     ),
     ("POST", "/visits/{visit_id}/cancel"): probe(
@@ -722,7 +722,7 @@ ROWS: dict[tuple[str, str], list[Probe]] = {
     ("POST", "/residents/{resident_id}/consents"): probe(
         post(
             "/residents/{rid}/consents",
-            {"purpose": "care-coordination", "period_start": str(date.today())},
+            {"purpose": "care-coordination", "period_start": str(seoul_today())},
         ),
         about(*NURSING),
     ),

@@ -15,7 +15,7 @@ from ingest import store
 from ingest.pipeline import process_message
 from ingest.store import clinical, registry
 from ingest.store.observations import write_outcomes
-from tests.api.conftest import Api
+from tests.api.conftest import Api, seoul_today
 from tests.api.test_find import flag_row
 from tests.api.world import IN_YAKSU, PASSWORD
 
@@ -140,8 +140,9 @@ def test_tokens_are_issued_with_an_expiry_listed_and_revoked(api: Api) -> None:
     token_id = token.split("_")[1]
     assert token_id in listed
     assert token not in listed  # shown once only
-    expires = (date.today() + timedelta(days=30)).isoformat()
-    assert expires in listed or (date.today() + timedelta(days=29)).isoformat() in listed
+    today = seoul_today()
+    expires = (today + timedelta(days=30)).isoformat()
+    assert expires in listed or (today + timedelta(days=29)).isoformat() in listed
     api.client.post(f"/admin/tokens/{token_id}/revoke", data={"csrf_token": csrf})
     api.client.cookies.clear()
     assert api.client.get(f"/fhir/Patient/{IN_YAKSU}", headers=headers).status_code == 401
@@ -149,7 +150,7 @@ def test_tokens_are_issued_with_an_expiry_listed_and_revoked(api: Api) -> None:
 
 def test_registering_new_residents_creates_their_contact_task(api: Api) -> None:
     csrf = api.login_as("A01")
-    moved = (date.today() - timedelta(days=2)).isoformat()
+    moved = (seoul_today() - timedelta(days=2)).isoformat()
     welfare = api.client.post(
         "/admin/residents",
         data={

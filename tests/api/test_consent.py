@@ -5,12 +5,12 @@ the date recorded as a FHIR Consent, undo within the day, audited; the same for 
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api
+from tests.api.conftest import Api, seoul_today
 from tests.api.world import IN_YAKSU
 
 pytestmark = pytest.mark.db
@@ -63,7 +63,7 @@ def test_liaison_withdrawal_is_confirmed_named_reasoned_and_undone_the_same_day(
             "csrf_token": csrf,
             "confirm": "yes",
             "reason": "본인 전화 요청",
-            "effective_on": date.today().isoformat(),
+            "effective_on": seoul_today().isoformat(),
         },
     )
     assert done.status_code == 303
@@ -90,7 +90,7 @@ def test_grant_is_confirmed_and_can_be_undone_today_but_not_later(api: Api) -> N
     form = {
         "csrf_token": csrf,
         "purpose": "care-coordination",
-        "period_start": date.today().isoformat(),
+        "period_start": seoul_today().isoformat(),
     }
     confirm = api.client.post(f"/residents/{IN_YAKSU}/consents", data=form)
     assert confirm.status_code == 200
@@ -123,7 +123,7 @@ def test_grant_is_confirmed_and_can_be_undone_today_but_not_later(api: Api) -> N
     late = api.client.post(f"/consents/{older}/undo", data={"csrf_token": csrf})
     assert late.status_code == 400
     # a withdrawal dated the day the resident said so
-    when = (date.today() - timedelta(days=3)).isoformat()
+    when = (seoul_today() - timedelta(days=3)).isoformat()
     api.client.post(
         f"/consents/{older}/withdraw",
         data={"csrf_token": csrf, "confirm": "yes", "reason": "방문 시 철회", "effective_on": when},

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from api.charts import Band, Chart, RefLine, Series, render
 from tests.api import readings
-from tests.api.conftest import Api
+from tests.api.conftest import Api, seoul_today
 from tests.api.world import IN_HWANGHAK, IN_YAKSU, PASSWORD
 
 pytestmark = pytest.mark.db
@@ -117,7 +117,7 @@ def test_review_and_visit_are_recorded_and_shown(api: Api) -> None:
     api.client.post(
         f"/residents/{IN_YAKSU}/review", data={"csrf_token": csrf, "note": "전화 상담함"}
     )
-    today = date.today().isoformat()
+    today = seoul_today().isoformat()
     api.client.post(
         f"/residents/{IN_YAKSU}/visits",
         data={"csrf_token": csrf, "visited_on": today, "kind": "home", "note": "혈압 교육"},
@@ -126,7 +126,7 @@ def test_review_and_visit_are_recorded_and_shown(api: Api) -> None:
     assert "전화 상담함" in page
     assert "혈압 교육" in page
     assert "테스트 N01" in page  # last reviewed by whom
-    future = (date.today() + timedelta(days=10)).isoformat()
+    future = (seoul_today() + timedelta(days=10)).isoformat()
     bad = api.client.post(
         f"/residents/{IN_YAKSU}/visits", data={"csrf_token": csrf, "visited_on": future}
     )
@@ -138,7 +138,7 @@ def test_consent_recorded_and_withdrawn_from_the_resident_page(api: Api) -> None
     form = {
         "csrf_token": csrf,
         "purpose": "care-coordination",
-        "period_start": date.today().isoformat(),
+        "period_start": seoul_today().isoformat(),
         "source": "동의서 2026-077",
     }
     confirm = api.client.post(f"/residents/{IN_HWANGHAK}/consents", data=form)

@@ -3,12 +3,12 @@ is a list, and a liaison officer has her own monthly plan without clinical value
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api
+from tests.api.conftest import Api, seoul_today
 from tests.api.world import IN_YAKSU, NO_LIAISON, WITHDRAWN
 
 pytestmark = pytest.mark.db
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.db
 async def groups(conn: Any) -> None:
     """Three regular-group residents enrolled today (next visit due in three months by the
     group's schedule); one of them was visited last week."""
-    later = date.today() + timedelta(days=90)
+    later = seoul_today() + timedelta(days=90)
     for rid in (IN_YAKSU, WITHDRAWN, NO_LIAISON):
         await conn.execute(
             "INSERT INTO visiting_group (resident_id, grp, since, visits, reason, next_visit_due,"

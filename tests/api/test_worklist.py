@@ -4,7 +4,7 @@ runner's own store functions (ingest.store.clinical)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +15,7 @@ from fhir.resources.R4B.task import Task
 from api.store.web_worklist import Category, DeviceIssue, OpenFlag, triage
 from ingest.store import clinical
 from tests.api import readings
-from tests.api.conftest import Api
+from tests.api.conftest import Api, seoul_today
 from tests.api.world import IN_HWANGHAK, IN_YAKSU, NO_LIAISON, WITHDRAWN
 
 pytestmark = pytest.mark.db
@@ -297,7 +297,7 @@ def test_fhir_flag_risk_assessment_and_task(api: Api) -> None:
 
 def test_visit_plan_and_case_meeting_report(api: Api) -> None:
     ids = api.db(seed_flags)
-    today = date.today()
+    today = seoul_today()
 
     async def groups(conn: Any) -> None:
         await clinical.save_visiting_groups(
