@@ -6,7 +6,9 @@ unbound, reports, admin) and are included from here, so ``api.main`` includes on
 
 from __future__ import annotations
 
+import logging
 import secrets
+import time
 from datetime import timedelta
 from typing import Annotated
 
@@ -40,15 +42,26 @@ HOME: dict[Role, str] = {
 }
 
 
+logger = logging.getLogger(__name__)
+
+
 def templates(request: Request) -> Jinja2Templates:
     found: Jinja2Templates = request.app.state.templates
     return found
 
 
+SLOW_RENDER_S = 0.2  # a page render longer than this holds the event loop: logged
+
+
 def render(
     request: Request, name: str, context: dict[str, object], status_code: int = 200
 ) -> Response:
-    return templates(request).TemplateResponse(request, name, context, status_code=status_code)
+    started = time.perf_counter()
+    response = templates(request).TemplateResponse(request, name, context, status_code=status_code)
+    took = time.perf_counter() - started
+    if took > SLOW_RENDER_S:  # rendering runs in the event loop: nothing else runs meanwhile
+        logger.info("rendering %s took %.0f ms", name, took * 1000)
+    return response
 
 
 def _secure(request: Request) -> bool:
