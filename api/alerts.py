@@ -73,6 +73,7 @@ class AlertHub:
         self._stopping = asyncio.Event()
         self.listening = False
         self.notifications = 0
+        self.opened = 0  # streams registered since start
 
     # -- registry ------------------------------------------------------------------------
 
@@ -89,6 +90,7 @@ class AlertHub:
         if self.active_for(user_id) >= self.limits.per_user:
             raise TooManyStreams(f"{self.active_for(user_id)} alert streams open for this user")
         self._streams[user_id] = self.active_for(user_id) + 1
+        self.opened += 1
 
     def unregister(self, user_id: str) -> None:
         left = self.active_for(user_id) - 1
