@@ -374,7 +374,7 @@ def observations(
                 centre_id=None,
                 status="final",
                 identifier=identifier,
-                resource=dumps(resource),
+                body=dumps(resource),
                 received_at=received_at,
                 context=dumps({**context, **(extra or {})}),
             )

@@ -676,8 +676,10 @@ def _create_of(
         # stays a coding beside it
         client_code = next((c for c in codes if c in manual.DEVICE_SHAPED), rows[0].code)
         primary = rows[0]._replace(
-            resource=entered.merge_client_text(rows[0].resource, resource),
+            body=entered.merge_client_text(rows[0].resource, resource),
             code=client_code,
+            template=None,  # the client's identifiers and codings: stored whole
+            remainder=None,
         )
         return fhir_writes.Create(reading.resident_id, (primary, *rows[1:]), tokens)
     known = [code for code in codes if code in entered.ENTERED]

@@ -2,8 +2,10 @@
 
 Every function takes the acting user and enforces their scope in SQL (see
 :mod:`api.store.access`), and records the read in the audit trail in the same transaction.
-Stored FHIR resources are returned as the JSON text PostgreSQL holds (``resource::text``), so
-the API serves them as stored, without parsing and re-serialising.
+Observations are rendered from their typed columns, compiled template and remainder by ingest's
+own renderer (:mod:`ingest.store.templates`), byte for byte the text served when the resource
+was stored as jsonb; other stored FHIR resources are returned as the JSON text PostgreSQL holds
+(``resource::text``), so the API serves them as stored, without parsing and re-serialising.
 
 Search parameters arrive already parsed (:class:`ObservationQuery`): the HTTP layer turns FHIR
 syntax (prefixes, precisions, references) into these plain values.
@@ -24,6 +26,7 @@ from psycopg.rows import class_row
 
 from api.store import access, fhir_resources, rows
 from api.store.access import Actor, Capability, NotFound, Role
+from ingest.store.templates import RENDER_COLUMNS, ObservationRow, render_rows
 
 Conn = AsyncConnection[Any]
 
@@ -37,6 +40,9 @@ _NUMERIC_ID = re.compile(r"[0-9]{1,18}")  # bigint ids as FHIR ids (ASCII digits
 #: ``ingest.fhir.ids.phd_device_id``, the function ingest writes ``Observation.device`` with).
 FHIR_DEVICE_ID_SQL = "(d.resource->>'id')"
 _SQL_OP: dict[str, str] = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+#: The static parts of an Observation (its template's skeleton, or its whole stored text):
+#: codings, categories and identifier systems are matched here (migration 0104).
+_DOC = "daon_observation_doc(o.template_id, o.remainder)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +132,7 @@ def _observation_filters(query: ObservationQuery, params: dict[str, Any]) -> lis
             primary = f"(o.code = %(code{i})s AND (%(code_sys{i})s::text IS NULL"
             primary += f" OR o.code_system = %(code_sys{i})s))"
             alternatives.append(primary)
-            alternatives.append(f"o.resource->'code'->'coding' @> %(coding{i})s::jsonb")
+            alternatives.append(f"{_DOC}->'code'->'coding' @> %(coding{i})s::jsonb")
         if len(column) == 1:  # a scalar lets the planner walk the (resident, code, time) index
             params["code"] = column[0]
             alternatives.insert(0, "o.code = %(code)s")
@@ -138,7 +144,7 @@ def _observation_filters(query: ObservationQuery, params: dict[str, Any]) -> lis
         alternatives = []
         for i, token in enumerate(query.categories):
             params[f"cat{i}"] = json.dumps([{"coding": json.loads(_coding_json(token))}])
-            alternatives.append(f"o.resource->'category' @> %(cat{i})s::jsonb")
+            alternatives.append(f"{_DOC}->'category' @> %(cat{i})s::jsonb")
         where.append("(" + " OR ".join(alternatives) + ")")
     for i, (op, when) in enumerate(query.dates):
         params[f"date{i}"] = when
@@ -158,16 +164,30 @@ def _observation_filters(query: ObservationQuery, params: dict[str, Any]) -> lis
             params[f"ident{i}"] = token.code
             params[f"ident_sys{i}"] = token.system or None
             params[f"ident_json{i}"] = json.dumps([{"system": token.system, "value": token.code}])
+            # (a template's first identifier is this one, its system is in the skeleton)
             alternatives.append(
                 f"((o.id, o.effective_at) IN (SELECT observation_id, effective_at"
                 f" FROM observation_identity WHERE identifier = %(ident{i})s)"
                 f" AND (%(ident_sys{i})s::text IS NULL"
-                f" OR o.resource->'identifier' @> %(ident_json{i})s::jsonb))"
+                f" OR CASE WHEN o.template_id IS NULL"
+                f" THEN o.remainder::jsonb->'identifier' @> %(ident_json{i})s::jsonb"
+                f" ELSE {_DOC}->'identifier'->0->>'system' = %(ident_sys{i})s END))"
             )
-            # a client's own identifier (kept beside ours on create), matched in the resource
+            # a client's own identifier (kept beside ours on create: such a resource is stored
+            # whole), or the second identifier of a template (the glucose record number)
             client = {"value": token.code} | ({"system": token.system} if token.system else {})
             params[f"ident_client{i}"] = json.dumps([client])
-            alternatives.append(f"o.resource->'identifier' @> %(ident_client{i})s::jsonb")
+            alternatives.append(
+                f"CASE WHEN o.template_id IS NULL"
+                f" THEN o.remainder::jsonb->'identifier' @> %(ident_client{i})s::jsonb"
+                f" ELSE EXISTS (SELECT 1 FROM observation_template t WHERE t.id = o.template_id"
+                f" AND array_position(string_to_array(t.rest, ','), 'identifier2') IS NOT NULL"
+                f" AND (%(ident_sys{i})s::text IS NULL"
+                f" OR t.skeleton->'identifier'->1->>'system' = %(ident_sys{i})s)"
+                f" AND split_part(o.remainder, chr(31),"
+                f" array_position(string_to_array(t.rest, ','), 'identifier2'))"
+                f" = %(ident{i})s) END"
+            )
         where.append("(" + " OR ".join(alternatives) + ")")
     if query.statuses:
         params["statuses"] = list(query.statuses)
@@ -214,7 +234,7 @@ async def search_observations(conn: Conn, actor: Actor, query: ObservationQuery)
         cmp = "<" if query.newest_first else ">"
         where.append(f"(o.effective_at, o.id::text) {cmp} (%(after_at)s, %(after_id)s)")
     sql = (
-        f"SELECT o.id::text AS id, o.effective_at, o.resource::text AS json, o.resident_id"
+        f"SELECT {RENDER_COLUMNS}"
         f" FROM observation o {join}"
         f" WHERE {' AND '.join(where) or 'TRUE'}"
         f" ORDER BY o.effective_at {direction}, o.id::text {direction}"
@@ -224,7 +244,7 @@ async def search_observations(conn: Conn, actor: Actor, query: ObservationQuery)
     if query.residents:
         # the residents are known (and checked): the audit row travels with the query
         async with conn.pipeline():
-            cur = conn.cursor(row_factory=class_row(StoredResource))
+            cur = conn.cursor(row_factory=class_row(ObservationRow))
             await cur.execute(sql.encode(), params)
             await access.record_audit(
                 conn,
@@ -237,9 +257,9 @@ async def search_observations(conn: Conn, actor: Actor, query: ObservationQuery)
             found = await cur.fetchall()
             await cur.close()
     else:
-        found = await rows.fetch_all(conn, StoredResource, sql.encode(), params)
+        found = await rows.fetch_all(conn, ObservationRow, sql.encode(), params)
     more = len(found) > query.count
-    resources = tuple(found[: query.count])
+    resources = await _rendered(conn, found[: query.count])
     if not query.residents:
         await access.record_audit(
             conn,
@@ -252,6 +272,14 @@ async def search_observations(conn: Conn, actor: Actor, query: ObservationQuery)
     last = resources[-1] if more and resources else None
     next_after = (last.effective_at, last.id) if last and last.effective_at else None
     return ResourcePage(resources, next_after)
+
+
+async def _rendered(conn: Conn, found: Sequence[ObservationRow]) -> tuple[StoredResource, ...]:
+    texts = await render_rows(conn, found)
+    return tuple(
+        StoredResource(r.id, text, r.effective_at, r.resident_id)
+        for r, text in zip(found, texts, strict=True)
+    )
 
 
 async def count_observations(conn: Conn, actor: Actor, query: ObservationQuery) -> int:
@@ -291,15 +319,15 @@ async def read_observation(conn: Conn, actor: Actor, observation_id: str) -> Sto
         key = uuid.UUID(observation_id)
     except ValueError:
         raise NotFound(f"Observation/{observation_id}") from None
-    row = await rows.fetch_one(
+    found = await rows.fetch_one(
         conn,
-        StoredResource,
-        "SELECT id::text AS id, effective_at, resource::text AS json, resident_id"
-        " FROM observation WHERE id = %s",
+        ObservationRow,
+        f"SELECT {RENDER_COLUMNS} FROM observation o WHERE o.id = %s".encode(),
         (key,),
     )
-    if row is None:
+    if found is None:
         raise NotFound(f"Observation/{observation_id}")
+    (row,) = await _rendered(conn, [found])
     resident_id = row.resident_id
     if resident_id is not None:
         await access.require_resident(conn, actor, resident_id, Capability.READ_HEALTH)
@@ -350,10 +378,11 @@ async def last_n(
                     ORDER BY o.code LIMIT 1)
             FROM codes c WHERE c.code IS NOT NULL
         )
-        SELECT last.id, last.effective_at, last.resource AS json, last.resident_id
+        SELECT last.id, last.effective_at, last.resident_id, last.identifier, last.status,
+               last.received_at, last.device_id, last.gateway_id, last.template_id,
+               last.remainder
         FROM codes c CROSS JOIN LATERAL (
-            SELECT o.id::text AS id, o.effective_at, o.resource::text AS resource, o.code,
-                   o.resident_id
+            SELECT {RENDER_COLUMNS}, o.code
             FROM observation o
             WHERE o.resident_id = %(rid)s AND o.code = c.code
               AND o.effective_at < now() + interval '1 day'
@@ -363,7 +392,7 @@ async def last_n(
         WHERE c.code IS NOT NULL
         ORDER BY last.code, last.effective_at DESC"""
     async with conn.pipeline():  # the query and its audit row in one round trip
-        cur = conn.cursor(row_factory=class_row(StoredResource))
+        cur = conn.cursor(row_factory=class_row(ObservationRow))
         await cur.execute(sql.encode(), params)
         await access.record_audit(
             conn,
@@ -375,7 +404,7 @@ async def last_n(
         )
         found = await cur.fetchall()
         await cur.close()
-    return tuple(found)
+    return await _rendered(conn, found)
 
 
 # --- Patient and Device -----------------------------------------------------------------------

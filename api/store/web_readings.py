@@ -197,7 +197,7 @@ async def enter_function_tests(
                 centre_id=None,
                 status="final",
                 identifier=identifier,
-                resource=dumps(resource),
+                body=dumps(resource),
                 received_at=datetime.now(UTC),
                 context=dumps({"setting": "centre"}),
             )

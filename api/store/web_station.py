@@ -240,7 +240,7 @@ async def end_checkin(conn: Conn, actor: Actor) -> None:
 #: The columns of a :class:`Reading` (read with :func:`reading`) over ``observation o``.
 READING_COLUMNS = """o.id::text AS id, o.effective_at, o.code, o.value, o.unit,
     coalesce(o.component_values, '{}'::jsonb)::text AS components, o.status,
-    o.resource->'code'->'coding'->0->>'display' AS display"""
+    daon_observation_doc(o.template_id, o.remainder)->'code'->'coding'->0->>'display' AS display"""
 
 
 def reading(*, components: str, **fields: Any) -> Reading:

@@ -185,7 +185,7 @@ def entered_observation(
         centre_id=None,
         status="final",
         identifier=identifier,
-        resource=dumps(canonical(resource)),
+        body=dumps(canonical(resource)),
         received_at=received_at,
         context='{"setting":"visit","binding":"staff"}',
     )

@@ -53,6 +53,14 @@ from ingest.fhir.ids import (
     resource_id,
     time_token,
 )
+from ingest.fhir.stored import (
+    Columns,
+    ObservationTemplate,
+    derive,
+    number_slot,
+    remember,
+    string_slot,
+)
 from ingest.fhir.vocab import (
     ABSENT,
     ASN1_TO_HL7,
@@ -157,11 +165,13 @@ DEFAULT_POLICY: Final = Policy()
 
 
 class StoredObservation(NamedTuple):
-    """One Observation as stored: typed columns for queries and the resource as JSON text.
+    """One Observation as stored: typed columns for queries, and either its compiled template
+    and compact remainder (``template``, ``remainder``: every mapped reading) or its whole
+    resource as JSON text (``body``: what no template describes; see :mod:`ingest.fhir.stored`).
 
     A NamedTuple rather than a dataclass on purpose: it is built tens of thousands of times a
-    second and its field order is the ``observation`` table's column order, so the store hands
-    it to binary COPY as is.
+    second. :attr:`resource` renders the canonical JSON text on demand (the write path's
+    responses); the API serves reads with the same template (:mod:`ingest.fhir.stored`).
     """
 
     id: str
@@ -177,10 +187,34 @@ class StoredObservation(NamedTuple):
     centre_id: str | None
     status: str
     identifier: str
-    resource: str  # canonical JSON text (ingest.fhir.encoding)
+    body: str | None  # canonical JSON text when no template describes the resource
     received_at: datetime | None
     quality: tuple[str, ...] | None = None  # device status names, "questionable"
     context: str | None = None  # JSON object text: meal, sample, setting, user_index, sequence
+    template: ObservationTemplate | None = None
+    remainder: str | None = None
+
+    def columns(self) -> Columns:
+        """The typed columns a template's derived slots read."""
+        return Columns(
+            self.id,
+            self.identifier,
+            self.status,
+            self.effective_at,
+            self.received_at,
+            self.resident_id,
+            self.device_id,
+            self.gateway_id,
+        )
+
+    @property
+    def resource(self) -> str:
+        """The resource as canonical compact JSON text."""
+        if self.template is not None:
+            return self.template.compact(self.columns(), self.remainder)
+        if self.body is None:
+            raise ValueError(f"Observation {self.id} has neither a template nor a body")
+        return self.body
 
     def resource_dict(self) -> dict[str, Any]:
         """The resource as a dict (numbers as Decimal/int)."""
@@ -401,6 +435,34 @@ def build_observation(shape: ObservationShape, s: Mapping[str, Any]) -> dict[str
 
 
 _TEMPLATES: dict[ObservationShape, Template] = {}
+_STORED: dict[ObservationShape, ObservationTemplate] = {}
+
+
+class _Placeholders(dict[str, str]):
+    """Placeholders of a shape's slots: number slots where the shape puts a quantity value."""
+
+    def __init__(self, numbers: frozenset[str]) -> None:
+        super().__init__()
+        self.numbers = numbers
+
+    def __missing__(self, key: str) -> str:
+        return number_slot(key) if key in self.numbers else string_slot(key)
+
+
+def stored_template(shape: ObservationShape) -> ObservationTemplate:
+    """The compiled stored template of ``shape`` (:mod:`ingest.fhir.stored`; built on first
+    use): ``status`` comes from the column, so a retracted reading renders its status."""
+    cached = _STORED.get(shape)
+    if cached is None:
+        numbers = {"value"} if isinstance(shape.value, QuantityValue) else set()
+        numbers.update(
+            f"c{i}" for i, c in enumerate(shape.components) if isinstance(c.value, QuantityValue)
+        )
+        skeleton = build_observation(shape, _Placeholders(frozenset(numbers)))
+        skeleton["status"] = string_slot("status")
+        cached = remember(ObservationTemplate.from_skeleton(skeleton))
+        _STORED[shape] = cached
+    return cached
 
 
 def template(shape: ObservationShape) -> Template:
@@ -537,6 +599,7 @@ class ObsRecipe:
 
     shape: ObservationShape
     template: Template
+    stored: ObservationTemplate
     mdc: str
     code: str
     code_system: str
@@ -810,6 +873,7 @@ class _Compiler:
             ObsRecipe(
                 shape=shape,
                 template=template(shape),
+                stored=stored_template(shape),
                 mdc=shape.concept.mdc,
                 code=primary.code,
                 code_system=primary.system,
@@ -1211,6 +1275,7 @@ _COINCIDENT_SHAPE: Final = ObservationShape(
 _COINCIDENT_RECIPE: Final = ObsRecipe(
     shape=_COINCIDENT_SHAPE,
     template=template(_COINCIDENT_SHAPE),
+    stored=stored_template(_COINCIDENT_SHAPE),
     mdc=COINCIDENT.mdc,
     code=COINCIDENT.primary.code,
     code_system=MDC,
@@ -1234,11 +1299,14 @@ def to_observations(
     gateway_id = None if manual else ctx.gateway_id
     device_id = None if manual else ctx.device_id
     centre_id = ctx.centre_id
-    received_at = ctx.received_at
+    received_at = kst(ctx.received_at)  # aware, so the column holds the instant the slots show
     status = measurement.status
     quality = status or None
     questionable = (*status, "questionable")
     context = reading_context(measurement, ctx)
+    # the columns give every derived slot of this reading's templates (checked once per reading:
+    # a reading they would not reproduce is stored whole, never served differently)
+    templated = _derivable(filled, effective_at, received_at, device_id, gateway_id, coincident)
     out = [
         StoredObservation(
             obs_id,
@@ -1254,14 +1322,17 @@ def to_observations(
             centre_id,
             rec.shape.status,
             ident,
-            rec.template.fill(slots),
+            None if templated else rec.template.fill(slots),
             received_at,
             questionable if rec.shape.interpretation == "questionable" else quality,
             context,
+            rec.stored if templated else None,
+            rec.stored.remainder(slots) if templated else None,
         )
         for rec, slots, ident, obs_id, resident, column in filled
     ]
     if coincident is not None:
+        stored = coincident.recipe.stored
         out.append(
             StoredObservation(
                 coincident.id,
@@ -1277,11 +1348,48 @@ def to_observations(
                 centre_id,
                 "final",
                 coincident.identifier,
-                coincident.resource_text(),
+                None if templated else coincident.resource_text(),
                 received_at,
+                None,
+                None,
+                stored if templated else None,
+                stored.remainder(coincident.slots) if templated else None,
             )
         )
     return out
+
+
+_COMMON_DERIVED: Final = ("effective", "updated", "issued", "device", "gateway")
+
+
+def _derivable(
+    filled: Sequence[_Filled],
+    effective_at: datetime,
+    received_at: datetime,
+    device_id: str | None,
+    gateway_id: str | None,
+    coincident: Plan | None,
+) -> bool:
+    """Whether the typed columns reproduce every derived slot value of a reading's rows."""
+    rows: list[tuple[dict[str, str | Decimal], str, str, datetime, str | None]] = [
+        (slots, obs_id, ident, effective_at, resident)
+        for _rec, slots, ident, obs_id, resident, _column in filled
+    ]
+    if coincident is not None:
+        rows.append(
+            (coincident.slots, coincident.id, coincident.identifier, coincident.effective_at, None)
+        )
+    for i, (slots, obs_id, ident, at, resident) in enumerate(rows):
+        c = Columns(obs_id, ident, "final", at, received_at, resident, device_id, gateway_id)
+        names = ("subject",) if i and at == effective_at else ("subject", *_COMMON_DERIVED)
+        for name in names:
+            if name in slots:
+                try:
+                    if derive(name, c) != slots[name]:
+                        return False
+                except ValueError:
+                    return False
+    return True
 
 
 def reading_context(measurement: Measurement, ctx: ReadingContext) -> str | None:

@@ -8,6 +8,7 @@ database never mixes the two layouts.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import re
 from collections.abc import Sequence
@@ -23,15 +24,21 @@ from ingest.store.errors import MigrationError, StoreError
 logger = logging.getLogger(__name__)
 
 Backend = Literal["timescaledb", "postgresql"]
-_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+?)(?:\.(timescale|postgres))?\.sql$")
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+?)(?:\.(timescale|postgres))?\.(sql|py)$")
 _LOCK_KEY = 0x6461_6F6E  # "daon": serialises concurrent migrators
 
 
 @dataclass(frozen=True, slots=True)
 class Migration:
+    """One migration: SQL run in one transaction with its version row, or (``python`` set) the
+    module ``ingest.migrations.<python>`` whose ``async run(conn)`` moves data in batches of
+    its own transactions on the autocommit connection (resumable: it must skip what is done);
+    its version row is written when it returns. ``sql`` is the text its checksum covers."""
+
     version: int
     name: str
     sql: str
+    python: str | None = None
 
     @property
     def checksum(self) -> str:
@@ -53,12 +60,13 @@ def discover(backend: Backend) -> list[Migration]:
         match = _NAME.match(entry.name)
         if not match:
             continue
-        version, name, which = int(match[1]), match[2], match[3]
+        version, name, which, suffix = int(match[1]), match[2], match[3], match[4]
         if which is not None and which != variant:
             continue
         if version in by_version and which is None:
             continue  # a backend-specific file wins over a shared one of the same number
-        by_version[version] = Migration(version, name, entry.read_text(encoding="utf-8"))
+        module = entry.name[: -len(".py")] if suffix == "py" else None
+        by_version[version] = Migration(version, name, entry.read_text(encoding="utf-8"), module)
     return [by_version[v] for v in sorted(by_version)]
 
 
@@ -185,8 +193,12 @@ async def migrate(
                         )
                     continue
                 try:
+                    if migration.python is not None:
+                        module = importlib.import_module(f"ingest.migrations.{migration.python}")
+                        await module.run(conn)
                     async with conn.transaction():
-                        await conn.execute(migration.sql.encode())
+                        if migration.python is None:
+                            await conn.execute(migration.sql.encode())
                         await conn.execute(
                             "INSERT INTO schema_migration (version, name, checksum) "
                             "VALUES (%s, %s, %s)",

@@ -45,8 +45,10 @@ from devices.wire import encode_reading
 from ingest.errors import Reason
 from ingest.fhir import StoredObservation, resource_id
 from ingest.fhir.encoding import dumps, loads
+from ingest.fhir.stored import ObservationTemplate
 from ingest.pipeline import Bound, DeadLetter, MessageOutcome, ReadingOutcome
 from ingest.store.deadletter import insert_dead_letters
+from ingest.store.templates import ensure_templates, stored_columns
 
 Conn = AsyncConnection[Any]
 
@@ -61,8 +63,8 @@ NOTIFY_LIMIT: Final = 7900  # bytes; PostgreSQL refuses payloads of 8000 bytes o
 
 _COLUMNS: Final = (
     "id, effective_at, resident_id, code, code_system, value, unit, component_values, "
-    "device_id, gateway_id, centre_id, status, identifier, resource, received_at, quality, "
-    "context"
+    "device_id, gateway_id, centre_id, status, identifier, template_id, remainder, received_at, "
+    "quality, context"
 )
 _COPY: Final = f"COPY observation ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 _IDENTITY: Final = (
@@ -99,8 +101,13 @@ def _jsonb(text: str | None) -> bytes | None:
     return None if text is None else b"\x01" + text.encode()
 
 
-def copy_row(o: StoredObservation) -> tuple[Any, ...]:
-    """The binary COPY row of an Observation (uuid and jsonb as their wire bytes)."""
+def copy_row(
+    o: StoredObservation, stored: tuple[ObservationTemplate | None, str | None] | None = None
+) -> tuple[Any, ...]:
+    """The binary COPY row of an Observation (uuid and jsonb as their wire bytes): typed
+    columns, template id and remainder (``stored``: from :func:`stored_columns`, computed
+    here when not given). The caller stores the template (:func:`ensure_templates`)."""
+    template, remainder = stored if stored is not None else stored_columns(o)
     return (
         bytes.fromhex(o.id.replace("-", "")),
         o.effective_at,
@@ -115,11 +122,22 @@ def copy_row(o: StoredObservation) -> tuple[Any, ...]:
         o.centre_id,
         o.status,
         o.identifier,
-        b"\x01" + o.resource.encode(),
+        None if template is None else template.id,
+        remainder,
         o.received_at,
         list(o.quality) if o.quality else None,
         _jsonb(o.context),
     )
+
+
+async def copy_observations(conn: Conn, observations: Sequence[StoredObservation]) -> None:
+    """Binary-COPY ``observations`` (new ones: the caller de-duplicated them) with their
+    templates stored first. Call inside a transaction."""
+    stored = [stored_columns(o) for o in observations]
+    await ensure_templates(conn, {t.id: t for t, _ in stored if t is not None}.values())
+    async with conn.cursor().copy(_COPY) as copy:
+        for o, form in zip(observations, stored, strict=True):
+            await copy.write_row(copy_row(o, form))
 
 
 def value_key(o: StoredObservation) -> str:
@@ -189,9 +207,7 @@ async def store_observations(conn: Conn, observations: Sequence[StoredObservatio
     new = [o for o in rows if o.identifier in fresh]
     old = [o for o in rows if o.identifier not in fresh]
     if new:
-        async with conn.cursor().copy(_COPY) as copy:
-            for o in new:
-                await copy.write_row(copy_row(o))
+        await copy_observations(conn, new)
     same: list[StoredObservation] = []
     conflicts: list[Conflict] = []
     # what each identifier is compared with: the stored value, or the batch's first occurrence

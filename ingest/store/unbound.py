@@ -256,7 +256,9 @@ async def assign_unbound(
             # that chunk is touched (a compressed chunk is not decompressed whole)
             await conn.execute(
                 "UPDATE observation o SET status = 'final', "
-                "resource = jsonb_set(o.resource, '{status}', '\"final\"') "
+                "remainder = CASE WHEN o.template_id IS NULL "
+                "THEN jsonb_set(o.remainder::jsonb, '{status}', '\"final\"')::text "
+                "ELSE o.remainder END "
                 "FROM observation_identity i WHERE i.identifier = ANY(%s::text[]) "
                 "AND o.id = i.observation_id AND o.effective_at = i.effective_at "
                 "AND o.status = 'entered-in-error'",
@@ -311,7 +313,9 @@ async def restore_unbound(
             # observation_times of earlier assignments)
             cur = await conn.execute(
                 "UPDATE observation o SET status = 'entered-in-error', "
-                "resource = jsonb_set(o.resource, '{status}', '\"entered-in-error\"') "
+                "remainder = CASE WHEN o.template_id IS NULL "
+                "THEN jsonb_set(o.remainder::jsonb, '{status}', '\"entered-in-error\"')::text "
+                "ELSE o.remainder END "
                 "FROM unbound_reading u, unnest(u.observation_ids, u.observation_times) "
                 "AS k(id, effective_at) WHERE u.id = %s "
                 "AND o.id = k.id AND o.effective_at = k.effective_at "

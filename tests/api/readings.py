@@ -94,9 +94,10 @@ async def _insert(
     resource["status"] = status
     await conn.execute(
         """INSERT INTO observation (id, effective_at, resident_id, code, code_system, value, unit,
-               component_values, device_id, gateway_id, centre_id, status, identifier, resource,
+               component_values, device_id, gateway_id, centre_id, status, identifier, remainder,
                received_at)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'yaksu-gw-1', 'yaksu', %s, %s, %s, %s)""",
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'yaksu-gw-1', 'yaksu', %s, %s,
+                   %s::jsonb::text, %s)""",
         (
             obs_id,
             when,

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ingest.store.templates import served_observations
 from tests.api.conftest import Api
 from tests.api.world import IN_HWANGHAK, IN_YAKSU, NO_LIAISON
 
@@ -32,11 +33,13 @@ def post(api: Api, csrf: str, rid: str, kind: str, **fields: Any) -> Any:
 def stored(api: Api, rid: str) -> list[tuple[Any, ...]]:
     async def work(conn: Any) -> list[tuple[Any, ...]]:
         cur = await conn.execute(
-            "SELECT code, code_system, value, unit, context::text, resource::text"
+            "SELECT code, code_system, value, unit, context::text"
             " FROM observation WHERE resident_id = %s ORDER BY code",
             (rid,),
         )
-        return await cur.fetchall()
+        found = await cur.fetchall()
+        served = await served_observations(conn, "o.resident_id = %s", (rid,), order="o.code")
+        return [(*row, text) for row, (_, text) in zip(found, served, strict=True)]
 
     return api.db(work)
 

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from api.charts import Band, Chart, RefLine, Series, render
+from ingest.fhir.encoding import loads
+from ingest.store.templates import served_observations
 from tests.api import readings
 from tests.api.conftest import Api, seoul_today
 from tests.api.world import IN_HWANGHAK, IN_YAKSU, PASSWORD
@@ -272,11 +274,13 @@ def test_therapist_enters_function_tests_seen_on_the_rehab_view(api: Api) -> Non
     assert bad.status_code == 400
 
     async def stored(conn: Any) -> list[tuple[Any, ...]]:
-        cur = await conn.execute(
-            "SELECT code, value, unit, resource->'performer'->0->>'reference' FROM observation"
-            " ORDER BY code"
-        )
-        return await cur.fetchall()
+        cur = await conn.execute("SELECT code, value, unit FROM observation ORDER BY code")
+        found = await cur.fetchall()
+        served = await served_observations(conn, order="o.code")
+        return [
+            (*row, loads(text)["performer"][0]["reference"])
+            for row, (_, text) in zip(found, served, strict=True)
+        ]
 
     assert api.db(stored) == [
         ("daon-gait-speed", 0.85, "m/s", "Practitioner/T01"),

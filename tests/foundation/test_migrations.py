@@ -60,9 +60,9 @@ async def test_status_counts_stored_observations(db_url: str, db_backend: str) -
     async with store.connection(db_url) as conn:
         await conn.execute(
             """INSERT INTO observation (id, effective_at, resident_id, code, code_system, value,
-                   unit, status, identifier, resource)
+                   unit, status, identifier, remainder)
                VALUES (gen_random_uuid(), now(), 'R0000001', '8867-4', 'http://loinc.org', 72,
-                   '/min', 'final', 'x-1', '{}'::jsonb)"""
+                   '/min', 'final', 'x-1', '{}')"""
         )
         await conn.commit()
         status = await store.read_status(conn)

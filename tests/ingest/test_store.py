@@ -15,6 +15,7 @@ from ingest import store
 from ingest.errors import Reason
 from ingest.fhir import render
 from ingest.fhir.encoding import loads, validate
+from ingest.fhir.stored import jsonb_text
 from ingest.pipeline import MessageOutcome, process_message
 from ingest.store import deadletter, registry
 from ingest.store.observations import (
@@ -28,6 +29,7 @@ from ingest.store.observations import (
     series_many,
     write_outcomes,
 )
+from ingest.store.templates import served_observations
 from tests.ingest import payloads as p
 from tests.ingest import world
 
@@ -63,12 +65,16 @@ async def test_a_batch_is_stored_with_typed_columns_and_the_resource(db_url: str
         rows = await (
             await conn.execute(
                 "SELECT resident_id, code, unit, component_values, device_id, gateway_id, "
-                "centre_id, status, quality, context, resource::text FROM observation "
+                "centre_id, status, quality, context, template_id FROM observation "
                 "WHERE code = '85354-9' "
                 "ORDER BY effective_at LIMIT 1"
             )
         ).fetchall()
-    resident, code, unit, components, device, gateway, centre, status, quality, ctx, text = rows[0]
+        [(_, text)] = await served_observations(
+            conn, "o.code = '85354-9'", order="o.effective_at LIMIT 1"
+        )
+    resident, code, unit, components, device, gateway, centre, status, quality, ctx, tpl = rows[0]
+    assert tpl is not None  # typed columns, a compiled template and a compact remainder
     assert (resident, code, unit, device, gateway, centre, status) == (
         "R0001234",
         "85354-9",
@@ -87,9 +93,10 @@ async def test_a_batch_is_stored_with_typed_columns_and_the_resource(db_url: str
         "station": "yaksu-station-1",
         "reading": "s2",  # the oldest of the three
     }
-    # what the API renders from jsonb is what ingest computed, byte for byte
+    # what the API serves is what ingest computed, byte for byte (as PostgreSQL's jsonb text)
     resource = loads(text)
     assert render(text) == render(resource)
+    assert text == jsonb_text(resource)
 
 
 async def test_replaying_a_batch_stores_nothing_twice(db_url: str) -> None:

@@ -85,14 +85,14 @@ async def test_on_without_the_extension_is_one_clear_error(empty_db_url: str) ->
 
 _INSERT = """
 INSERT INTO observation (id, effective_at, resident_id, code, code_system, value, unit,
-    component_values, status, identifier, resource)
+    component_values, status, identifier, remainder)
 SELECT gen_random_uuid(), t, r, c, 'http://loinc.org',
     CASE WHEN c = '41653-7' THEN 80 + (extract(epoch FROM t)::bigint %% 97) END,
     CASE WHEN c = '41653-7' THEN 'mg/dL' ELSE 'mm[Hg]' END,
     CASE WHEN c = '85354-9' THEN jsonb_build_object(
         '8480-6', 110 + (extract(epoch FROM t)::bigint %% 41),
         '8462-4', 70 + (extract(epoch FROM t)::bigint %% 23)) END,
-    'final', 'x-' || gen_random_uuid(), '{}'::jsonb
+    'final', 'x-' || gen_random_uuid(), '{}'
 FROM generate_series(now() - %s::interval, now() - %s::interval, %s::interval) AS t,
      unnest(ARRAY['R0000001', 'R0000002']) AS r,
      unnest(ARRAY['41653-7', '85354-9']) AS c

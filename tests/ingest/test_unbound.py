@@ -9,9 +9,11 @@ import pytest
 
 from ingest import store
 from ingest.errors import Reason
+from ingest.fhir.encoding import loads
 from ingest.pipeline import process_message
 from ingest.store import registry
 from ingest.store.observations import write_outcomes
+from ingest.store.templates import served_observations
 from ingest.store.unbound import (
     AssignRejected,
     UnboundConflict,
@@ -59,9 +61,11 @@ async def test_assigning_stores_the_observations_with_staff_provenance(db_url: s
     assert len(ids) == 3  # panel, pulse, status bits
     assert assigned.state == "assigned"
     assert assigned.resident_id == "R0001235"
-    stored = await rows(db_url, "SELECT resident_id, resource->'performer' FROM observation")
-    assert {r[0] for r in stored} == {"R0001235"}
-    assert all(r[1] is None for r in stored)  # staff assignment: the resident is not claimed
+    async with store.connection(db_url) as conn:
+        stored = await served_observations(conn)
+    assert {r.resident_id for r, _ in stored} == {"R0001235"}
+    # staff assignment: the resident is not claimed as performer
+    assert all("performer" not in loads(text) for _, text in stored)
     provenance = await rows(
         db_url, "SELECT method, by_user, cardinality(observation_ids) FROM binding_provenance"
     )
@@ -75,10 +79,8 @@ async def test_restore_retracts_in_the_open_and_reassign_revives(db_url: str) ->
         ids = await assign_unbound(conn, item, "R0001235", "nurse-07")
         retracted = await restore_unbound(conn, item, "nurse-07", note="다른 주민이었음")
         assert sorted(retracted) == sorted(ids)
-        states = await (
-            await conn.execute("SELECT status, resource->>'status' FROM observation")
-        ).fetchall()
-        assert set(states) == {("entered-in-error", "entered-in-error")}
+        states = {(r.status, loads(text)["status"]) for r, text in await served_observations(conn)}
+        assert states == {("entered-in-error", "entered-in-error")}
         assert (await get_unbound(conn, item)).state == "pending"
         # assigned to the right resident now: new Observations, the wrong ones stay retracted
         right = await assign_unbound(conn, item, "R0001234", "nurse-07")
