@@ -70,7 +70,7 @@ from ingest.store.observations import _COPY, copy_row
 
 SEOUL = ZoneInfo("Asia/Seoul")
 SERVER = os.environ.get("DAON_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-DB_NAME = "daon_bench_api"
+DB_NAME = os.environ.get("DAON_BENCH_API_DB", "daon_bench_api")  # a name per session
 READ_CLIENTS = 16  # issue 17: $lastn and Patient read compared with a peer at 16 clients
 LIMITS_MS = {"search": 30.0, "worklist": 100.0, "lastn": 20.0}
 SECONDARY_INDEXES = {
@@ -154,6 +154,7 @@ def _load_range(args: tuple[str, str, int, int]) -> int:
     url, table, start, end = args
     rows = 0
     seen: set[str] = set()  # the identity table's job in ingest: a re-sent reading stores once
+    templates: dict[int, Any] = {}
     with psycopg.connect(url) as conn:
         conn.execute("SET synchronous_commit = off")
         with conn.cursor() as cur, cur.copy(_COPY) as copy:
@@ -173,8 +174,23 @@ def _load_range(args: tuple[str, str, int, int]) -> int:
                     if o.id in seen:
                         continue
                     seen.add(o.id)
+                    if o.template is not None:
+                        templates[o.template.id] = o.template
                     copy.write_row(copy_row(o))
                     rows += 1
+        # the templates the rows name (issue 17), in the same transaction
+        ids = sorted(templates)
+        conn.execute(
+            "INSERT INTO observation_template (id, body, skeleton, rest) "
+            "SELECT * FROM unnest(%s::integer[], %s::text[], %s::jsonb[], %s::text[]) "
+            "ON CONFLICT (id) DO NOTHING",
+            (
+                ids,
+                [templates[i].body for i in ids],
+                [templates[i].body for i in ids],
+                [",".join(templates[i].rest) for i in ids],
+            ),
+        )
     return rows
 
 

@@ -436,8 +436,11 @@ async def bytes_per_observation(url: str) -> dict[str, Any]:
                 "FROM pg_partition_tree('observation')"
             )
         observation = int((await (await conn.execute(sql)).fetchone() or (0,))[0])
-        cur = await conn.execute("SELECT pg_total_relation_size('observation_identity')")
-        identity = int((await cur.fetchone() or (0,))[0])
+        cur = await conn.execute(
+            "SELECT pg_total_relation_size('observation_identity') "
+            "+ coalesce(pg_total_relation_size(to_regclass('observation_template')), 0)"
+        )
+        identity = int((await cur.fetchone() or (0,))[0])  # and the templates (issue 17)
         cur = await conn.execute("SELECT count(*) FROM observation")
         count = int((await cur.fetchone() or (0,))[0])
     return {

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from json.encoder import encode_basestring
@@ -132,37 +132,63 @@ def effective_text(moment: datetime) -> str:
     return local.isoformat(timespec="milliseconds" if local.microsecond else "seconds")
 
 
+_DEVICE_REFS: dict[str, str] = {}
+_GATEWAY_REFS: dict[str, str] = {}
+
+
+def _device_ref(device_id: str | None) -> str:
+    if device_id is None:
+        raise ValueError("slot device needs device_id")
+    found = _DEVICE_REFS.get(device_id)
+    if found is None:
+        found = device_reference(device_id)
+        if len(_DEVICE_REFS) < 100_000:
+            _DEVICE_REFS[device_id] = found
+    return found
+
+
+def _gateway_ref(c: Columns) -> str:
+    if c.gateway_id is None:
+        raise ValueError("slot gateway needs gateway_id")
+    found = _GATEWAY_REFS.get(c.gateway_id)
+    if found is None:
+        found = gateway_reference(c.gateway_id)
+        if len(_GATEWAY_REFS) < 100_000:
+            _GATEWAY_REFS[c.gateway_id] = found
+    return found
+
+
+def _received(c: Columns) -> datetime:
+    if c.received_at is None:
+        raise ValueError("slots updated and issued need received_at")
+    return c.received_at
+
+
+def _subject(c: Columns) -> str:
+    if c.resident_id is not None:
+        return "Patient/" + c.resident_id
+    return _device_ref(c.device_id)
+
+
+_DERIVE: Final[dict[str, Callable[[Columns], str]]] = {
+    "id": lambda c: c.id,
+    "identifier": lambda c: c.identifier,
+    "status": lambda c: c.status,
+    "effective": lambda c: effective_text(c.effective_at),
+    "updated": lambda c: kst(_received(c)).isoformat(timespec="milliseconds"),
+    "issued": lambda c: iso(_received(c)),
+    "subject": _subject,
+    "device": lambda c: _device_ref(c.device_id),
+    "gateway": _gateway_ref,
+}
+
+
 def derive(name: str, c: Columns) -> str:
     """The value of derived slot ``name`` from the columns (ValueError when it has none)."""
-    if name == "id":
-        return c.id
-    if name == "identifier":
-        return c.identifier
-    if name == "status":
-        return c.status
-    if name == "effective":
-        return effective_text(c.effective_at)
-    if name in ("updated", "issued"):
-        if c.received_at is None:
-            raise ValueError(f"slot {name} needs received_at")
-        if name == "updated":
-            return kst(c.received_at).isoformat(timespec="milliseconds")
-        return iso(c.received_at)
-    if name == "subject":
-        if c.resident_id is not None:
-            return f"Patient/{c.resident_id}"
-        if c.device_id is None:
-            raise ValueError("slot subject needs a resident or a device")
-        return device_reference(c.device_id)
-    if name == "device":
-        if c.device_id is None:
-            raise ValueError("slot device needs device_id")
-        return device_reference(c.device_id)
-    if name == "gateway":
-        if c.gateway_id is None:
-            raise ValueError("slot gateway needs gateway_id")
-        return gateway_reference(c.gateway_id)
-    raise ValueError(f"{name} is not a derived slot")
+    found = _DERIVE.get(name)
+    if found is None:
+        raise ValueError(f"{name} is not a derived slot")
+    return found(c)
 
 
 # --- templates --------------------------------------------------------------------------------
@@ -184,7 +210,8 @@ def template_id(body: str) -> int:
     return int.from_bytes(hashlib.sha256(body.encode()).digest()[:4], "big") & 0x7FFF_FFFF
 
 
-_Piece = tuple[bool, str, int, str]  # (number?, slot name, remainder index or -1, literal after)
+# (number?, derived slot's function or None, remainder index or -1, literal after)
+_Piece = tuple[bool, Callable[[Columns], str] | None, int, str]
 
 
 def _compile(text: str, rest: Sequence[str]) -> tuple[str, tuple[_Piece, ...]]:
@@ -193,7 +220,10 @@ def _compile(text: str, rest: Sequence[str]) -> tuple[str, tuple[_Piece, ...]]:
     pieces: list[_Piece] = []
     for i in range(1, len(parts), 3):
         kind, name, literal = parts[i], parts[i + 1], parts[i + 2]
-        pieces.append((kind == "%", name, -1 if name in DERIVED else index[name], literal))
+        if name in DERIVED:
+            pieces.append((kind == "%", _DERIVE[name], -1, literal))
+        else:
+            pieces.append((kind == "%", None, index[name], literal))
     return parts[0], tuple(pieces)
 
 
@@ -246,8 +276,8 @@ class ObservationTemplate:
         values = remainder.split(SEP) if remainder is not None else []
         out = [first]
         append = out.append
-        for number, name, index, literal in pieces:
-            value = derive(name, c) if index < 0 else values[index]
+        for number, derived, index, literal in pieces:
+            value = values[index] if derived is None else derived(c)
             append(value if number else encode_basestring(value))
             append(literal)
         return "".join(out)
