@@ -361,14 +361,19 @@ _TOP: Final = frozenset(
 
 
 def templatize(
-    resource: Mapping[str, Any], c: Columns, constant_notes: Iterable[str] = ()
+    resource: Mapping[str, Any],
+    c: Columns,
+    constant_notes: Iterable[str] = (),
+    *,
+    copy: bool = True,
 ) -> tuple[ObservationTemplate, str | None] | None:
     """The template and remainder that render ``resource`` for the row ``c``, or None when the
     resource is not of a shape a template describes (it is then stored whole).
 
     Slot values are taken from the places the mapping fills (ids, times, references, numbers);
     a value the columns give is a derived slot, any other goes to the remainder. The caller
-    checks that the result renders back byte for byte before using it.
+    checks that the result renders back byte for byte before using it. ``copy=False`` lets it
+    change ``resource`` in place (a value parsed for this call only).
     """
     if resource.get("resourceType") != "Observation" or not set(resource) <= _TOP:
         return None
@@ -379,7 +384,8 @@ def templatize(
         and all(isinstance(n, dict) and set(n) == {"text"} and n["text"] in allowed for n in notes)
     ):
         return None
-    s: dict[str, Any] = loads(dumps(resource))  # a deep copy, numbers as Decimal
+    # a deep copy (numbers as Decimal), unless the caller's value may be changed
+    s: dict[str, Any] = loads(dumps(resource)) if copy else resource  # type: ignore[assignment]
     slots: dict[str, str | Decimal] = {}
 
     def place(name: str, value: Any, derived: str | None = None) -> str | None:
@@ -488,7 +494,7 @@ def templatize(
             if placed is None:
                 return None
             quantity["value"] = placed
-    template = ObservationTemplate.from_skeleton(s)
+    template = from_body(dumps(canonical(s)))  # compiled once per distinct template
     try:
         return template, template.remainder(slots)
     except (KeyError, ValueError):
@@ -496,14 +502,20 @@ def templatize(
 
 
 def stored_form(
-    resource_text: str, c: Columns, constant_notes: Iterable[str] = ()
+    resource_text: str,
+    c: Columns,
+    constant_notes: Iterable[str] = (),
+    *,
+    served: str | None = None,
 ) -> tuple[ObservationTemplate | None, str | None]:
     """How to store a resource given as JSON text (any key order): its template and remainder
-    when they render it back exactly as PostgreSQL would have served it, else (None, the served
-    text) to be stored whole. The remainder of a template may be empty text."""
+    when they render it back exactly as served, else (None, the served text) to be stored
+    whole. ``served`` is the text the API served for it (``resource::text`` of a row stored as
+    jsonb: the migration); by default what PostgreSQL would print for it as jsonb."""
     value = loads(resource_text)
-    served = jsonb_text(value)
-    found = templatize(value, c, constant_notes)
+    if served is None:
+        served = jsonb_text(value)
+    found = templatize(value, c, constant_notes, copy=False)
     if found is not None:
         template, remainder = found
         if template.served(c, remainder) == served:

@@ -98,7 +98,8 @@ async def run(conn: AsyncConnection[Any]) -> None:
                     columns = Columns(
                         obs_id, ident, status, at, received, resident, device, gateway
                     )
-                    template, remainder = stored_form(text, columns, CONSTANT_NOTES)
+                    # the reference is the text served until now, byte for byte
+                    template, remainder = stored_form(text, columns, CONSTANT_NOTES, served=text)
                     if template is None:
                         whole += 1
                         if len(listed) < _LISTED:
