@@ -7,7 +7,9 @@ Write path (:func:`insert_observations`, one transaction with everything else of
    identity table is an ordinary table (a partitioned or hyper table can only be unique on keys
    that include the time column, and corrected times differ between gateways); identifiers are
    sorted so concurrent workers lock them in the same order and cannot deadlock.
-2. Binary ``COPY observation FROM STDIN`` of only those rows.
+2. Binary ``COPY observation FROM STDIN`` of only those rows: typed columns, template id and
+   compact remainder (``ingest.fhir.stored``; new templates are stored first in the same
+   transaction, :func:`ingest.store.templates.ensure_templates`).
 
 Replays, redeliveries and whole-memory resends therefore store nothing twice, and the same
 reading arriving through two gateways at once is serialised by the identity key.
