@@ -31,6 +31,7 @@ import importlib.util
 import logging
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -59,12 +60,42 @@ class EmbeddedError(Exception):
     """An embedded server could not be found or started; the message says what to do."""
 
 
+_PORTS = random.Random()  # private: never moves the global random state
+os.register_at_fork(after_in_child=_PORTS.seed)
+_LOWEST_FREE_PORT = 20000
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux default 32768)."""
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="ascii")
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
+    """An unused TCP port on 127.0.0.1, below the kernel's ephemeral range.
+
+    Port 0 would hand out an ephemeral port: the range every outgoing connection of the
+    machine takes its local port from, so between this pick and the server's own bind any
+    client socket may take it (seen in a full test run: a demo's web port held by another
+    connection for over a minute). Below that range only listeners compete, and the bind
+    here checks for them."""
+    low = _ephemeral_low()
+    if low - _LOWEST_FREE_PORT >= 1000:
+        for _ in range(200):
+            port = _PORTS.randrange(_LOWEST_FREE_PORT, low)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

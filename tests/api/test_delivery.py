@@ -20,7 +20,8 @@ from psycopg import AsyncConnection
 from api import subscription
 from api.delivery import Deliverer, DeliveryConfig
 from api.store import delivery
-from tests.api.resthook import Receiver, free_port, notify, open_flag, receiver
+from daon.embedded import free_port
+from tests.api.resthook import Receiver, notify, open_flag, receiver
 from tests.api.world import IN_HWANGHAK, IN_YAKSU, World, build_world
 
 pytestmark = pytest.mark.db
