@@ -15,7 +15,9 @@ What it does:
    window's readings by source (BLE devices have an address in the registry, kiosk devices
    none; observations plus unbound readings, counted by when they were stored) and the
    latest sample per process;
-4. stops the demo (SIGINT, as Ctrl-C), drops the database unless ``--keep``.
+4. stops the demo (SIGINT, as Ctrl-C), drops the database and the state directory (the
+   gateway's outbox, the broker's files) unless ``--keep``; without ``--log`` the state
+   directory holds the demo's log and stays.
 
 Growth is measured per process from the second window (start-up, migrations and caches warm
 up in the first) to the last, each window taken as the median of its samples; the JSON
@@ -30,6 +32,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -218,6 +221,8 @@ def main() -> int:
                     psycopg.connect(admin_url, autocommit=True) as conn,
                 ):
                     conn.execute(f'DROP DATABASE IF EXISTS "daon_{tag}" WITH (FORCE)')
+                if args.log is not None:  # the demo's log lives elsewhere: nothing to keep here
+                    shutil.rmtree(state, ignore_errors=True)
     return report(run, status)
 
 
