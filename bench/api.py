@@ -67,6 +67,7 @@ from devices.model import Component, Kind, Measurement
 from ingest import store
 from ingest.fhir import ReadingContext, to_observations
 from ingest.store.observations import _COPY, copy_row
+from ingest.store.templates import INSERT_TEMPLATES, template_params
 
 SEOUL = ZoneInfo("Asia/Seoul")
 SERVER = os.environ.get("DAON_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -179,18 +180,7 @@ def _load_range(args: tuple[str, str, int, int]) -> int:
                     copy.write_row(copy_row(o))
                     rows += 1
         # the templates the rows name (issue 17), in the same transaction
-        ids = sorted(templates)
-        conn.execute(
-            "INSERT INTO observation_template (id, body, skeleton, rest) "
-            "SELECT * FROM unnest(%s::integer[], %s::text[], %s::jsonb[], %s::text[]) "
-            "ON CONFLICT (id) DO NOTHING",
-            (
-                ids,
-                [templates[i].body for i in ids],
-                [templates[i].body for i in ids],
-                [",".join(templates[i].rest) for i in ids],
-            ),
-        )
+        conn.execute(INSERT_TEMPLATES, template_params(templates))
     return rows
 
 

@@ -11,7 +11,7 @@ the JSON text the FHIR API serves.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -89,6 +89,24 @@ def _digest(body: str) -> str:
     return hashlib.md5(body.encode(), usedforsecurity=False).hexdigest()
 
 
+#: Stores templates once; the parameters come from :func:`template_params`.
+INSERT_TEMPLATES = (
+    "INSERT INTO observation_template (id, body, skeleton, rest) "
+    "SELECT * FROM unnest(%s::integer[], %s::text[], %s::jsonb[], %s::text[]) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+
+
+def template_params(
+    templates: Mapping[int, ObservationTemplate],
+) -> tuple[list[int], list[str], list[str], list[str]]:
+    """The arrays :data:`INSERT_TEMPLATES` takes, in id order (the skeleton is the body read
+    as jsonb)."""
+    ids = sorted(templates)
+    bodies = [templates[i].body for i in ids]
+    return ids, bodies, bodies, [",".join(templates[i].rest) for i in ids]
+
+
 async def ensure_templates(conn: Conn, templates: Iterable[ObservationTemplate]) -> None:
     """Make sure every template is stored (inside the caller's transaction).
 
@@ -102,17 +120,7 @@ async def ensure_templates(conn: Conn, templates: Iterable[ObservationTemplate])
     if not wanted:
         return
     ids = sorted(wanted)
-    cur = await conn.execute(
-        "INSERT INTO observation_template (id, body, skeleton, rest) "
-        "SELECT * FROM unnest(%s::integer[], %s::text[], %s::jsonb[], %s::text[]) "
-        "ON CONFLICT (id) DO NOTHING RETURNING id",
-        (
-            ids,
-            [wanted[i].body for i in ids],
-            [wanted[i].body for i in ids],
-            [",".join(wanted[i].rest) for i in ids],
-        ),
-    )
+    cur = await conn.execute(INSERT_TEMPLATES + " RETURNING id", template_params(wanted))
     inserted = {int(r[0]) for r in await cur.fetchall()}
     existing = [i for i in ids if i not in inserted]
     if existing:
