@@ -1,7 +1,7 @@
 """The virtual BlueZ for tests: a private dbus-daemon, and a fresh org.bluez per test.
 
-``ble_bus`` (session scope, so one daemon per pytest-xdist worker) starts ``dbus-daemon`` on a
-socket in a short /tmp directory, in about 10 ms, and skips with the reason when the program
+``ble_bus`` (function scope, one daemon per test) starts ``dbus-daemon`` on a socket in a
+short /tmp directory, in about 10 ms, and skips with the reason when the program
 is not installed. ``bluez`` (function scope) points ``DBUS_SYSTEM_BUS_ADDRESS`` and ``PATH``
 (for the fake ``bluetoothctl``) at it, starts a :class:`~simulators.bluez.VirtualBlueZ` in the
 test's own event loop, and stops it afterwards: every object is removed and every link
@@ -23,9 +23,11 @@ from simulators.bluez import PrivateBus, VirtualBlueZ, find_dbus_daemon
 from simulators.bluez.bleak_cleanup import close_bleak_manager
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def ble_bus() -> Iterator[PrivateBus]:
-    """A private dbus-daemon for this session (this xdist worker)."""
+    """A private dbus-daemon for this test alone: a D-Bus client an earlier test left behind
+    (seen: Connect and Disconnect calls at the same default address from another sender)
+    cannot reach the next test's virtual BlueZ. The daemon starts in about 10 ms."""
     if find_dbus_daemon() is None:
         pytest.skip(
             "dbus-daemon is not installed: the virtual BlueZ needs it "
