@@ -1,10 +1,10 @@
 # ruff: noqa: E402  (imports follow the sys.path fix below: this file is named like the package)
 """Benchmark: gateways → real broker → ingest → PostgreSQL, until every reading is committed.
 
-Issue 8's targets: at least 50,000 readings per second sustained on this 2-core machine, at
-least half the rate of a raw binary COPY of the same rows into the same table, and a p99
-latency (gateway publish → committed row, observed as the ingest acknowledgement that is sent
-only after the commit) under 500 ms at 2,000 readings per second.
+Targets: at least 50,000 readings per second sustained on this 2-core machine, at least 0.7 of
+the rate of a raw binary COPY of the same rows into the same table (issue 17; issue 8 asked for
+half), and a p99 latency (gateway publish → committed row, observed as the ingest
+acknowledgement that is sent only after the commit) under 500 ms at 2,000 readings per second.
 
 What it does, all against real servers (a private Mosquitto with the shipped
 ``daon/resources/mosquitto.conf``, a fresh database on the local PostgreSQL):
@@ -66,7 +66,7 @@ from ingest.store.observations import _COPY, copy_row
 
 KST = timezone(timedelta(hours=9))
 TARGET_READINGS_PER_S = 50_000
-TARGET_RATIO = 0.5
+TARGET_RATIO = 0.7  # issue 17: 0.7 of a raw binary COPY of the same rows
 TARGET_P99_MS = 500.0
 TARGET_BYTES_PER_OBSERVATION = 400  # stock PostgreSQL (issue 17)
 TARGET_BYTES_TIMESCALE = 150  # TimescaleDB after compression
