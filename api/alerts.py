@@ -9,7 +9,9 @@ own scope, which alerts are waiting for that user, and sends them as Server-Sent
              whole list each time it changes, so a page that acknowledged elsewhere drops its
              toast too
 ``count``    the number of open critical flags in the user's scope (the navigation badge)
-``changed``  flags changed somewhere: live sections of the page may reload themselves
+``changed``  flags changed for a resident this user may see: live sections of the page may
+             reload themselves (a change elsewhere in the district wakes the stream, which
+             looks, but the page is not told: it reloads nothing for residents it cannot show)
 ``renew``    the stream ends in ``renew_before_s``: open the next one now (overlapping)
 ``reconnect`` the stream ends now (its lifetime is over): open the next one at once
 
@@ -32,6 +34,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +47,22 @@ from ingest import store
 logger = logging.getLogger(__name__)
 
 CHANNEL = "daon_flags"  # clinical.runner.FLAGS_CHANNEL and clinical.staff NOTIFY it
+RECENT_CHANGES = 512  # changes a stream can catch up on; one further behind is told "anyone"
+
+#: Residents whose flags changed; None when unknown (a missed or unreadable notification).
+Changed = frozenset[str] | None
+
+
+def residents_of(payload: str) -> Changed:
+    """The residents a ``daon_flags`` payload names (a JSON array of ids); None when it cannot
+    be read, so a listener assumes anyone may be affected rather than missing a change."""
+    try:
+        ids = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        return None
+    return frozenset(ids)
 
 
 class TooManyStreams(Exception):
@@ -68,6 +87,8 @@ class AlertHub:
         self.database_url = database_url
         self.limits = limits or HubLimits()
         self._wake = asyncio.Event()
+        self._seq = 0  # changes so far
+        self._recent: deque[tuple[int, Changed]] = deque(maxlen=RECENT_CHANGES)
         self._streams: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -105,7 +126,31 @@ class AlertHub:
         """The event the current waiters wait on; set (and replaced) on the next change."""
         return self._wake
 
-    def bump(self) -> None:
+    @property
+    def seq(self) -> int:
+        """How many changes the hub has seen: a stream's starting point for ``changes_since``."""
+        return self._seq
+
+    def changes_since(self, seq: int) -> tuple[int, Changed]:
+        """The residents of every change after ``seq`` (None when one was unknown or the
+        stream fell further behind than the hub remembers), and the sequence number now."""
+        if seq >= self._seq:
+            return self._seq, frozenset()
+        if seq < self._seq - len(self._recent):
+            return self._seq, None
+        names: set[str] = set()
+        for at, residents in self._recent:
+            if at <= seq:
+                continue
+            if residents is None:
+                return self._seq, None
+            names |= residents
+        return self._seq, frozenset(names)
+
+    def bump(self, residents: Changed = None) -> None:
+        """A change for ``residents`` (None: anyone, e.g. after a gap in listening)."""
+        self._seq += 1
+        self._recent.append((self._seq, residents))
         woken, self._wake = self._wake, asyncio.Event()
         woken.set()
 
@@ -137,9 +182,9 @@ class AlertHub:
                 delay = 0.5
                 self.bump()  # anything missed while not listening
                 while not self._stopping.is_set():
-                    async for _ in conn.notifies(timeout=1.0):
+                    async for note in conn.notifies(timeout=1.0):
                         self.notifications += 1
-                        self.bump()
+                        self.bump(residents_of(note.payload))
                     async with asyncio.timeout(10.0):
                         await conn.execute("SELECT 1")  # a dead connection shows here
             except (psycopg.Error, store.StoreUnavailable, TimeoutError, OSError) as exc:
@@ -155,6 +200,13 @@ class AlertHub:
 
 
 Snapshot = Callable[[], Awaitable[tuple[list[dict[str, Any]], int | None]]]
+#: Whether any of these residents (None: unknown) is one the stream's user may see.
+Relevant = Callable[[Changed], Awaitable[bool]]
+
+
+async def anyone(changed: Changed) -> bool:
+    """A ``Relevant`` for callers without a scope: every change is theirs."""
+    return changed is None or bool(changed)
 
 
 def sse(event: str, data: Any) -> bytes:
@@ -167,9 +219,12 @@ def admit(hub: AlertHub, user_id: str) -> None:
         raise TooManyStreams(f"{hub.active} alert streams open")
 
 
-async def stream(hub: AlertHub, actor: Actor, snapshot: Snapshot) -> AsyncIterator[bytes]:
+async def stream(
+    hub: AlertHub, actor: Actor, snapshot: Snapshot, relevant: Relevant = anyone
+) -> AsyncIterator[bytes]:
     """The event stream of one open page: registered with the hub when it starts, and
-    unregistered however it ends (so a stream that never started holds nothing)."""
+    unregistered however it ends (so a stream that never started holds nothing). ``changed``
+    is sent only when ``relevant`` says a change concerns a resident the user may see."""
     loop = asyncio.get_running_loop()
     try:
         hub.register(actor.user_id)
@@ -182,7 +237,7 @@ async def stream(hub: AlertHub, actor: Actor, snapshot: Snapshot) -> AsyncIterat
         yield f"retry: {hub.limits.retry_ms}\n\n".encode()
         sent_alerts: list[dict[str, Any]] | None = None
         sent_count: int | None = -1
-        bumped = False
+        seen = hub.seq
         last_write = loop.time()
         while not hub.stopping:
             # Taken before looking: a change while the look runs sets this very event, so the
@@ -191,10 +246,12 @@ async def stream(hub: AlertHub, actor: Actor, snapshot: Snapshot) -> AsyncIterat
             # batch every few hundred ms and a look taking as long, a new alert waited about
             # one more batch, the page-side p50 of bench/alerts.py was ~1 s.)
             wake = hub.changed()
+            seen, changed = hub.changes_since(seen)
             try:
                 # shielded: a page closing mid-query must not cancel the query (that would
                 # discard the pooled connection); the look finishes and returns it
                 alerts, count = await asyncio.shield(snapshot())
+                mine = changed != frozenset() and await asyncio.shield(relevant(changed))
             except (psycopg.Error, TimeoutError) as exc:
                 logger.warning("alert stream for %s ended: %s", actor.user_id, exc)
                 break  # the page's EventSource reconnects
@@ -206,7 +263,7 @@ async def stream(hub: AlertHub, actor: Actor, snapshot: Snapshot) -> AsyncIterat
                 yield sse("count", {"critical": count})
                 sent_count = count
                 last_write = loop.time()
-            if bumped:
+            if mine:
                 yield sse("changed", {})
                 last_write = loop.time()
             now = loop.time()
@@ -223,11 +280,8 @@ async def stream(hub: AlertHub, actor: Actor, snapshot: Snapshot) -> AsyncIterat
             timeout = min(hub.limits.poll_s, end - now, hub.limits.heartbeat_s)
             if renew_at is not None:
                 timeout = min(timeout, renew_at - now)
-            try:
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(timeout, 0.05)):
                     await wake.wait()
-                bumped = True
-            except TimeoutError:
-                bumped = False
     finally:
         hub.unregister(actor.user_id)

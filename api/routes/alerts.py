@@ -54,6 +54,16 @@ def _snapshot(pool: AsyncConnectionPool, actor: Actor, timeout_s: float) -> aler
     return look
 
 
+def _relevant(pool: AsyncConnectionPool, actor: Actor, timeout_s: float) -> alerts.Relevant:
+    async def relevant(changed: alerts.Changed) -> bool:
+        if changed is not None and not changed:
+            return False
+        async with pool.connection(timeout=timeout_s) as conn:
+            return await web_alerts.concerns(conn, actor, changed)
+
+    return relevant
+
+
 @router.get("/alerts/stream")
 async def alert_stream(request: Request, session: WebSession) -> Response:
     hub: alerts.AlertHub = request.app.state.alert_hub
@@ -70,9 +80,10 @@ async def alert_stream(request: Request, session: WebSession) -> Response:
             media_type="text/plain; charset=utf-8",
         )
     pool: AsyncConnectionPool = request.app.state.pool
-    look = _snapshot(pool, actor, request.app.state.config.pool_timeout_s)
+    timeout_s = request.app.state.config.pool_timeout_s
+    look = _snapshot(pool, actor, timeout_s)
     return StreamingResponse(
-        alerts.stream(hub, actor, look),
+        alerts.stream(hub, actor, look, _relevant(pool, actor, timeout_s)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -84,6 +84,28 @@ async def waiting(conn: Conn, actor: Actor, limit: int = 20) -> list[WaitingAler
     )
 
 
+async def concerns(conn: Conn, actor: Actor, residents: frozenset[str] | None) -> bool:
+    """Whether a flag change for ``residents`` (None: unknown) may show on this actor's pages:
+    one of them is in her scope (for a liaison officer, one of her own residents, whose welfare
+    tasks she sees with or without consent). Tells the live page whether to reload."""
+    if residents is None:
+        return True
+    if not residents:
+        return False
+    if actor.role is Role.LIAISON:
+        where = "r.active AND r.liaison_id = %(scope_actor)s"
+        params: dict[str, object] = {"scope_actor": actor.user_id}
+    else:
+        where, params = access.scope_predicate(actor)
+    found = await rows.scalar(
+        conn,
+        f"""SELECT EXISTS (SELECT 1 FROM resident r
+                           WHERE r.id = ANY(%(changed)s::text[]) AND {where})""".encode(),
+        {**params, "changed": sorted(residents)},
+    )
+    return bool(found)
+
+
 async def open_critical(conn: Conn, actor: Actor) -> int | None:
     """Open critical flags in the actor's scope (None for roles that do not see flags)."""
     if not actor.can(Capability.READ_FLAGS):

@@ -258,6 +258,35 @@ def test_a_resident_outside_the_nurses_scope_is_never_pushed_even_if_routed(live
     assert all("R0000003" not in d for _, d in events)
 
 
+def test_a_page_reloads_only_for_changes_it_may_show(live: Live) -> None:
+    """A flag change in another neighbourhood wakes the nurse's stream (it looks) but does not
+    tell her page to reload its live sections; a change for one of her residents does."""
+    token = session_cookie(live.url, "N01")
+
+    def events_while(change: Any) -> list[str]:
+        found: list[str] = []
+        reader = threading.Thread(
+            target=lambda: found.extend(e for e, _ in read_events(live.base, token, 2.0))
+        )
+        before = live.hub.notifications
+        reader.start()
+        deadline = time.monotonic() + 5
+        while live.hub.active_for("N01") < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        change()
+        while live.hub.notifications == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        reader.join(timeout=10)
+        assert live.hub.notifications > before  # the runner's NOTIFY reached the hub
+        return found
+
+    elsewhere = events_while(lambda: raise_crisis(live.url, resident=IN_HWANGHAK))
+    assert "changed" not in elsewhere
+    assert "count" in elsewhere  # the stream did start and look
+    mine = events_while(lambda: raise_crisis(live.url, resident=IN_YAKSU))
+    assert "changed" in mine
+
+
 def test_streams_are_bounded_and_cleaned_up(live: Live) -> None:
     live.app.state.alert_hub.limits = HubLimits(per_user=3, lifetime_s=2.0, heartbeat_s=0.5)
     token = session_cookie(live.url, "N01")
