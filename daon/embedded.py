@@ -255,27 +255,12 @@ def reachable_bindir(bindir: Path, user: pwd.struct_passwd | None) -> Path:
     target = PROGRAM_CACHE / f"postgresql-{key[:16]}"
     copied_bindir = target / bindir.relative_to(top)
     if not (copied_bindir / "postgres").exists():
-        logger.info("copying PostgreSQL from %s to %s for user %s", install, target, user.pw_name)
         try:
             PROGRAM_CACHE.mkdir(parents=True, exist_ok=True)
             PROGRAM_CACHE.chmod(0o755)
-            partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-            shutil.rmtree(partial, ignore_errors=True)
-            for folder in folders:  # the same layout, so relative paths still hold
-                shutil.copytree(
-                    folder, partial / folder.relative_to(top), symlinks=True, dirs_exist_ok=True
-                )
-            for root, dirs, files in os.walk(partial):
-                for name in (*dirs, *files):
-                    item = Path(root, name)
-                    if item.is_symlink():
-                        continue
-                    mode = item.stat().st_mode
-                    readable = 0o555 if item.is_dir() or mode & stat.S_IXUSR else 0o444
-                    item.chmod(mode | readable)
-            partial.chmod(0o755)
-            shutil.rmtree(target, ignore_errors=True)  # an incomplete earlier copy
-            partial.rename(target)
+            with _locked(PROGRAM_CACHE / f"{target.name}.lock"):
+                if not (copied_bindir / "postgres").exists():  # another process copied it
+                    _copy_programs(install, folders, top, target, user)
         except OSError as exc:
             raise EmbeddedError(
                 f"PostgreSQL runs as user {user.pw_name!r}, which cannot reach {bindir} "
@@ -284,6 +269,43 @@ def reachable_bindir(bindir: Path, user: pwd.struct_passwd | None) -> Path:
                 "(apt-get install postgresql) or set DAON_DATABASE_URL"
             ) from exc
     return copied_bindir
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` across processes (the test workers start their private
+    servers at the same moment and would otherwise copy, and replace, the same folder while
+    another worker's initdb runs from it: seen on a fresh machine as a missing libpq)."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _copy_programs(
+    install: Path, folders: list[Path], top: Path, target: Path, user: pwd.struct_passwd
+) -> None:
+    """Copy the installation (and its library folders, in the same layout so relative paths
+    still hold) to ``target``, readable and runnable by everyone, and rename it into place."""
+    logger.info("copying PostgreSQL from %s to %s for user %s", install, target, user.pw_name)
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    for folder in folders:
+        copy = partial / folder.relative_to(top)
+        shutil.copytree(folder, copy, symlinks=True, dirs_exist_ok=True)
+    for root, dirs, files in os.walk(partial):
+        for name in (*dirs, *files):
+            item = Path(root, name)
+            if item.is_symlink():
+                continue
+            mode = item.stat().st_mode
+            readable = 0o555 if item.is_dir() or mode & stat.S_IXUSR else 0o444
+            item.chmod(mode | readable)
+    partial.chmod(0o755)
+    shutil.rmtree(target, ignore_errors=True)  # an incomplete earlier copy (under the lock)
+    partial.rename(target)
 
 
 @dataclass

