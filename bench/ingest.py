@@ -17,6 +17,8 @@ What it does, all against real servers (a private Mosquitto with the shipped
 3. check the table: every expected Observation exactly once (``lost``, ``duplicates``), and
    the bytes it takes: table, indexes and TOAST of every partition or chunk of
    ``observation`` plus ``observation_identity``, per Observation (``bytes_per_observation``);
+   and where the CPU went during the full-speed run, per reading (:class:`CpuMeter`: the
+   workers, their database backends, the broker, this process, the rest of the machine);
 4. latency: after a pause for the database to settle, publish at 2,000 readings per second for
    a while and take percentiles of publish → acknowledgement;
 5. the limit: TRUNCATE and binary-COPY the same rows (the consumer's own rows) into the same
@@ -325,10 +327,149 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
+# --- where the CPU goes -----------------------------------------------------------------------
+
+_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+_AUX = (b"checkpointer", b"background writer", b"walwriter")
+
+
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (None once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) * _TICK_S  # utime, stime
+
+
+def _machine_s() -> float:
+    """CPU seconds every core spent busy so far (all processes of the machine)."""
+    parts = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(p) for p in parts]
+    return (sum(ticks) - ticks[3] - ticks[4]) * _TICK_S  # minus idle and iowait
+
+
+class CpuMeter:
+    """CPU seconds per part of the pipeline over a phase, sampled every ``interval`` seconds
+    from /proc: the ingest workers, their PostgreSQL backends (every backend of the benchmark's
+    database: the workers' pools, autovacuum), the server's shared WAL writer, checkpointer and
+    background writer, the broker, this process (the gateways' publisher and ack listener), and
+    the whole machine (other users included). A process that ends between two samples loses at
+    most one interval (the killed worker is sampled just before the kill)."""
+
+    def __init__(self, db_url: str, dbname: str, broker_pid: int | None, interval: float = 0.2):
+        self._conn = psycopg.connect(db_url, autocommit=True)
+        self._dbname = dbname
+        self._broker = broker_pid
+        self._interval = interval
+        self.workers: dict[int, float] = {}  # pid -> CPU seconds at the start of the phase
+        self._start: dict[tuple[str, int], float] = {}
+        self._last: dict[tuple[str, int], float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._machine = 0.0
+        self._own = 0.0
+        self._aux: list[int] = []
+        self.startup_s = 0.0  # start-up CPU of restarted workers (not in the parts)
+        self._started = False
+
+    def _pids(self) -> list[tuple[str, int]]:
+        cur = self._conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (self._dbname,),
+        )
+        found = [("postgres backends", int(r[0])) for r in cur.fetchall()]
+        found += [("postgres shared (WAL writer, checkpointer, bgwriter)", p) for p in self._aux]
+        found += [("ingest workers", p) for p in self.workers]
+        if self._broker is not None:
+            found.append(("broker", self._broker))
+        return found
+
+    def sample(self) -> None:
+        with self._lock:
+            for key in self._pids():
+                value = _cpu_s(key[1])
+                if value is None:
+                    continue
+                # processes there at the start count from then; later ones (the restarted
+                # worker's backends) from their beginning
+                self._start.setdefault(key, 0.0 if self._started else value)
+                self._last[key] = value
+
+    def start(self, worker_pids: list[int]) -> None:
+        for pid in worker_pids:
+            self.workers[pid] = _cpu_s(pid) or 0.0
+        backend = self._conn.execute("SELECT pg_backend_pid()").fetchone()
+        postmaster = None
+        if backend is not None:
+            stat = Path(f"/proc/{backend[0]}/stat").read_bytes().rsplit(b")", 1)[1].split()
+            postmaster = int(stat[1])
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat[1]) == postmaster and any(a in cmdline for a in _AUX):
+                self._aux.append(int(entry.name))
+        self._machine = _machine_s()
+        self._own = sum(os.times()[:2])
+        self.sample()
+        self._started = True
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def add_worker(self, pid: int, startup_s: float) -> None:
+        """A restarted worker, counted from the end of its start-up (imports, registry,
+        subscription: ``startup_s``, reported on its own)."""
+        with self._lock:
+            self.workers[pid] = startup_s
+            self._start[("ingest workers", pid)] = startup_s
+            self.startup_s += startup_s
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._conn.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.sample()
+
+    def stop(self, readings: int, seconds: float) -> dict[str, Any]:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self.sample()
+        machine = _machine_s() - self._machine
+        own = sum(os.times()[:2]) - self._own
+        self.close()
+        parts: dict[str, float] = {}
+        for key, last in self._last.items():
+            parts[key[0]] = parts.get(key[0], 0.0) + last - self._start.get(key, last)
+        parts["bench process (publisher, ack listener)"] = own
+        counted = sum(parts.values())
+        parts["rest of the machine (other users, kernel)"] = max(machine - counted, 0.0)
+        return {
+            "seconds": seconds,
+            "cores_busy": machine / seconds if seconds else 0.0,
+            "restart_startup_cpu_s": round(self.startup_s, 2),
+            "cpu_s": {k: round(v, 2) for k, v in parts.items()},
+            "us_per_reading": {k: round(v / readings * 1e6, 1) for k, v in parts.items()},
+        }
+
+
 # --- phases ----------------------------------------------------------------------------------
 
 
-def throughput(gw: Gateways, worker: Worker, work: Workload, timeout: float) -> dict[str, Any]:
+def throughput(
+    gw: Gateways, worker: Worker, work: Workload, timeout: float, meter: CpuMeter | None = None
+) -> dict[str, Any]:
     """Full-speed run; ``worker`` (one of the workers) is killed and restarted half-way."""
     ids = [i for _, _, batch in work.messages for i in batch]
     gw.expect(ids)
@@ -337,8 +478,13 @@ def throughput(gw: Gateways, worker: Worker, work: Workload, timeout: float) -> 
     infos = [gw.publish(topic, body, batch) for topic, body, batch in work.messages]
     wait_for(lambda: gw.acked_count() >= half, timeout, "half of the readings acknowledged")
     killed_at = time.perf_counter()
+    if meter is not None:
+        meter.sample()  # the worker's CPU up to the kill
     worker.kill()  # a crash mid-batch: whatever was in hand is neither committed nor acked
     worker.start()
+    if meter is not None and worker.process is not None:
+        wait_for(worker.subscribed, 120, "the restarted worker to subscribe")
+        meter.add_worker(worker.process.pid, _cpu_s(worker.process.pid) or 0.0)
     if not gw.all_acked.wait(timeout):
         raise TimeoutError(f"only {gw.acked_count()} of {len(ids)} readings acknowledged")
     finished = max(gw.acked[i] for i in ids)
@@ -349,6 +495,7 @@ def throughput(gw: Gateways, worker: Worker, work: Workload, timeout: float) -> 
         "seconds": finished - started,
         "readings_per_s": len(ids) / (finished - started),
         "killed_after_s": killed_at - started,
+        "cpu": None if meter is None else meter.stop(len(ids), finished - started),
     }
 
 
@@ -529,6 +676,7 @@ def main() -> None:
     broker = EmbeddedBroker(workdir / "broker", free_port())
     workers: list[Worker] = []
     gw: Gateways | None = None
+    meter: CpuMeter | None = None
     try:
         asyncio.run(store.migrate(url))
         broker.start()
@@ -560,7 +708,9 @@ def main() -> None:
             worker.start()
         gw = Gateways(broker.port, root)
         wait_for(lambda: all(w.subscribed() for w in workers), 120, "the workers to subscribe")
-        result = throughput(gw, workers[0], work, args.timeout)
+        meter = CpuMeter(url, name, _broker_pid(broker))
+        meter.start([w.process.pid for w in workers if w.process is not None])
+        result = throughput(gw, workers[0], work, args.timeout, meter)
         check = asyncio.run(table_check(url, expected))
         obs_per_s = check["rows"] / result["seconds"]
         print(
@@ -570,6 +720,14 @@ def main() -> None:
             f"{result['killed_after_s']:.1f} s"
         )
         print(f"table: {check}")
+        cpu = result["cpu"]
+        print(
+            f"CPU during the throughput phase ({cpu['cores_busy']:.2f} of "
+            f"{os.cpu_count()} cores busy; the restarted worker's start-up, "
+            f"{cpu['restart_startup_cpu_s']:.1f} s, not counted), µs per reading:"
+        )
+        for part, us in sorted(cpu["us_per_reading"].items(), key=lambda kv: -kv[1]):
+            print(f"  {us:8.1f}  {part}")
         size = asyncio.run(bytes_per_observation(url))
         print(
             f"stored: {size['bytes_per_observation']:,.0f} bytes per Observation "
@@ -636,6 +794,8 @@ def main() -> None:
                     "lost": check["lost"],
                     "duplicates": check["duplicates"],
                     "restarted_at_s": round(result["killed_after_s"], 2),
+                    "cpu_us_per_reading": cpu["us_per_reading"],
+                    "cores_busy": round(cpu["cores_busy"], 2),
                     "validate_us": round(cost["validate_us"]),
                     "dump_us": round(cost["dump_us"]),
                     "target_readings_per_s": TARGET_READINGS_PER_S,
@@ -654,6 +814,8 @@ def main() -> None:
         _show_logs(workdir)  # what the workers said, before the evidence is deleted
         raise
     finally:
+        if meter is not None:
+            meter.close()
         for worker in workers:
             worker.stop()
         if gw is not None:
@@ -662,6 +824,13 @@ def main() -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
         admin.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _broker_pid(broker: EmbeddedBroker) -> int | None:
+    try:
+        return int(broker.pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _show_logs(workdir: Path) -> None:
