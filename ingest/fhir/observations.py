@@ -54,9 +54,9 @@ from ingest.fhir.ids import (
     time_token,
 )
 from ingest.fhir.stored import (
+    SEP,
     Columns,
     ObservationTemplate,
-    derive,
     number_slot,
     remember,
     string_slot,
@@ -609,6 +609,35 @@ class ObsRecipe:
     columns: tuple[tuple[str, str], ...]  # component_values: (LOINC or MDC code, values key)
     derived: tuple[int, ...] = ()  # indexes of earlier Observations of the same record
     device_obs: bool = False  # subject is the device: no patient in identifier or column
+    rest: tuple[tuple[int, str | int], ...] = ()  # where each remainder slot's value comes from
+
+
+# Where a remainder slot's value comes from (ObsRecipe.rest): a number of the record (values
+# key), a sibling Observation (index), the record number, the coincident-timestamp
+# Observation, the performer.
+_NUMBER, _SIBLING, _RECORD, _COINCIDENT_REF, _PERFORMER = range(5)
+
+
+def _rest_plan(
+    stored: ObservationTemplate, slots: tuple[tuple[str, str], ...], derived: tuple[int, ...]
+) -> tuple[tuple[int, str | int], ...]:
+    """How to fill ``stored``'s remainder slots without building a slot dict per reading."""
+    numbers = dict(slots)
+    plan: list[tuple[int, str | int]] = []
+    for name in stored.rest:
+        if name in numbers:
+            plan.append((_NUMBER, numbers[name]))
+        elif name.startswith("derived"):
+            plan.append((_SIBLING, derived[int(name[len("derived") :])]))
+        elif name == "identifier2":
+            plan.append((_RECORD, ""))
+        elif name == "coincident":
+            plan.append((_COINCIDENT_REF, ""))
+        elif name == "performer":
+            plan.append((_PERFORMER, ""))
+        else:  # pragma: no cover - a new slot must be given a source here
+            raise ValueError(f"no source for remainder slot {name!r}")
+    return tuple(plan)
 
 
 @dataclass(frozen=True, slots=True)
@@ -869,11 +898,12 @@ class _Compiler:
         device_obs: bool = False,
     ) -> int:
         primary = shape.concept.primary
+        stored = stored_template(shape)
         self.recipes.append(
             ObsRecipe(
                 shape=shape,
                 template=template(shape),
-                stored=stored_template(shape),
+                stored=stored,
                 mdc=shape.concept.mdc,
                 code=primary.code,
                 code_system=primary.system,
@@ -883,6 +913,7 @@ class _Compiler:
                 columns=columns,
                 derived=derived,
                 device_obs=device_obs,
+                rest=_rest_plan(stored, slots, derived),
             )
         )
         return len(self.recipes) - 1
@@ -1290,47 +1321,108 @@ _COINCIDENT_RECIPE: Final = ObsRecipe(
 def to_observations(
     measurement: Measurement, ctx: ReadingContext, policy: Policy = DEFAULT_POLICY
 ) -> list[StoredObservation]:
-    """The stored rows of one record: typed columns and the resource text (the hot path).
+    """The stored rows of one record: typed columns, template and remainder (the hot path).
+
+    Per reading only what a row stores is computed: ids, identifiers, the typed columns and
+    the values of the remainder's slots, placed by the recipe's :attr:`ObsRecipe.rest`. The
+    slots the columns give (times, references, ids) are not built at all: the template renders
+    them from the columns (:mod:`ingest.fhir.stored`). :func:`plan` builds the same
+    Observations slot by slot as whole resources; the tests hold both to the same text.
 
     Raises :class:`RejectedReading` (dead letter) or :class:`HeldForReview` (staff queue).
     """
-    filled, effective_at, coincident = _fill(measurement, ctx, policy)
-    manual = ctx.performer is not None
+    structure, variant, values, timing = prepare(measurement, ctx, policy)
+    recipes = recipe(structure, variant)
+    manual = variant.manual
+    key = _cached_key(ctx.device_id)
+    devkey = "manual" if manual else key
+    token = timing.token
+    sequence = measurement.sequence_number
+    if structure.kind is Kind.GLUCOSE and sequence is not None and not manual:
+        token = f"{token}-{sequence}"  # see _fill: the record number joins the time part
+    patient = ctx.patient
+    if patient is not None:
+        patient_reference(patient)  # a resident id that is not a FHIR id is rejected
     gateway_id = None if manual else ctx.gateway_id
     device_id = None if manual else ctx.device_id
     centre_id = ctx.centre_id
     received_at = kst(ctx.received_at)  # aware, so the column holds the instant the slots show
+    effective_at = timing.effective_at
+    coincident: Plan | None = None
+    coincident_ref = ""
+    if variant.corrected:
+        assert timing.clock is not None
+        gateway_ref = _GATEWAY_REFS.get(ctx.gateway_id) or gateway_reference(ctx.gateway_id)
+        coincident = _coincident(
+            ctx.device_id,
+            timing.clock,
+            f"Device/phd-{key}",
+            gateway_ref,
+            received_at.isoformat(timespec="milliseconds"),
+        )
+        coincident_ref = f"Observation/{coincident.id}"
+    record = f"{devkey}-{sequence}" if sequence is not None else ""
+    performer = ctx.performer or ""
     status = measurement.status
     quality = status or None
     questionable = (*status, "questionable")
     context = reading_context(measurement, ctx)
-    # the columns give every derived slot of this reading's templates (checked once per reading:
-    # a reading they would not reproduce is stored whole, never served differently)
-    templated = _derivable(filled, effective_at, received_at, device_id, gateway_id, coincident)
-    out = [
-        StoredObservation(
-            obs_id,
-            effective_at,
-            resident,
-            rec.code,
-            rec.code_system,
-            float(slots["value"]) if rec.value_key is not None else None,
-            rec.unit,
-            column,
-            device_id,
-            gateway_id,
-            centre_id,
-            rec.shape.status,
-            ident,
-            None if templated else rec.template.fill(slots),
-            received_at,
-            questionable if rec.shape.interpretation == "questionable" else quality,
-            context,
-            rec.stored if templated else None,
-            rec.stored.remainder(slots) if templated else None,
+    ids: list[str] = []
+    out: list[StoredObservation] = []
+    for rec in recipes:
+        if rec.device_obs:
+            ident = f"{devkey}-{rec.mdc}-{token}"
+        else:
+            ident = f"{devkey}-{patient}-{rec.mdc}-{token}"
+        obs_id = resource_id(ident)
+        ids.append(obs_id)
+        remainder = None
+        if rec.rest:
+            parts: list[str] = []
+            for source, arg in rec.rest:
+                if source == _NUMBER:
+                    parts.append(decimal_text(values[arg]))  # type: ignore[index]
+                elif source == _SIBLING:
+                    parts.append("Observation/" + ids[arg])  # type: ignore[index]
+                elif source == _RECORD:
+                    parts.append(record)
+                elif source == _COINCIDENT_REF:
+                    parts.append(coincident_ref)
+                else:
+                    parts.append(performer)
+            remainder = SEP.join(parts)
+            if remainder.count(SEP) != len(parts) - 1:
+                raise ValueError("a slot value contains the remainder separator")
+        column = None
+        if rec.columns:
+            column = (
+                "{"
+                + ",".join([f'"{code}":{decimal_text(values[k])}' for code, k in rec.columns])
+                + "}"
+            )
+        out.append(
+            StoredObservation(
+                obs_id,
+                effective_at,
+                None if rec.device_obs else patient,
+                rec.code,
+                rec.code_system,
+                float(values[rec.value_key]) if rec.value_key is not None else None,
+                rec.unit,
+                column,
+                device_id,
+                gateway_id,
+                centre_id,
+                rec.shape.status,
+                ident,
+                None,
+                received_at,
+                questionable if rec.shape.interpretation == "questionable" else quality,
+                context,
+                rec.stored,
+                remainder,
+            )
         )
-        for rec, slots, ident, obs_id, resident, column in filled
-    ]
     if coincident is not None:
         stored = coincident.recipe.stored
         out.append(
@@ -1348,48 +1440,15 @@ def to_observations(
                 centre_id,
                 "final",
                 coincident.identifier,
-                None if templated else coincident.resource_text(),
+                None,
                 received_at,
                 None,
                 None,
-                stored if templated else None,
-                stored.remainder(coincident.slots) if templated else None,
+                stored,
+                stored.remainder(coincident.slots),
             )
         )
     return out
-
-
-_COMMON_DERIVED: Final = ("effective", "updated", "issued", "device", "gateway")
-
-
-def _derivable(
-    filled: Sequence[_Filled],
-    effective_at: datetime,
-    received_at: datetime,
-    device_id: str | None,
-    gateway_id: str | None,
-    coincident: Plan | None,
-) -> bool:
-    """Whether the typed columns reproduce every derived slot value of a reading's rows."""
-    rows: list[tuple[dict[str, str | Decimal], str, str, datetime, str | None]] = [
-        (slots, obs_id, ident, effective_at, resident)
-        for _rec, slots, ident, obs_id, resident, _column in filled
-    ]
-    if coincident is not None:
-        rows.append(
-            (coincident.slots, coincident.id, coincident.identifier, coincident.effective_at, None)
-        )
-    for i, (slots, obs_id, ident, at, resident) in enumerate(rows):
-        c = Columns(obs_id, ident, "final", at, received_at, resident, device_id, gateway_id)
-        names = ("subject",) if i and at == effective_at else ("subject", *_COMMON_DERIVED)
-        for name in names:
-            if name in slots:
-                try:
-                    if derive(name, c) != slots[name]:
-                        return False
-                except ValueError:
-                    return False
-    return True
 
 
 def reading_context(measurement: Measurement, ctx: ReadingContext) -> str | None:

@@ -19,6 +19,7 @@ from ingest.errors import HeldForReview, RejectedReading
 from ingest.fhir import observations as fhir
 from ingest.fhir.encoding import dumps, is_canonical, loads, validate
 from ingest.fhir.ids import ID_NAMESPACE
+from ingest.fhir.stored import DERIVED, derive
 
 RECEIVED = datetime(2025, 3, 4, 10, 2, 11, tzinfo=fhir.KST)
 NAMESPACE = uuid.UUID(bytes=ID_NAMESPACE)
@@ -201,6 +202,30 @@ def test_any_valid_reading_maps_to_valid_r4_resources(
             assert resource["subject"] == {"reference": f"Patient/{row.resident_id}"}
         if row.value is not None:
             assert "valueQuantity" in resource
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(readings, contexts())
+def test_the_hot_path_stores_what_the_slot_by_slot_plan_fills(
+    m: Measurement, ctx: fhir.ReadingContext
+) -> None:
+    """``to_observations`` builds no slot values for what the columns give; the columns must
+    give exactly what the per-reading plan (:func:`fhir.plan`, every slot filled) puts there,
+    and its remainder must be the plan's remainder slots."""
+    try:
+        rows = fhir.to_observations(m, ctx)
+    except (RejectedReading, HeldForReview):
+        return
+    plans = fhir.plan(m, ctx)
+    assert len(rows) == len(plans)
+    for row, plan in zip(rows, plans, strict=True):
+        assert row.body is None
+        assert row.template is plan.recipe.stored
+        assert row.remainder == plan.recipe.stored.remainder(plan.slots)
+        columns = row.columns()
+        for name, value in plan.slots.items():
+            if name in DERIVED:
+                assert derive(name, columns) == value, name
 
 
 @settings(max_examples=100, deadline=None)
