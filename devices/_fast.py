@@ -1,4 +1,5 @@
-"""Fast positional constructors for frozen slotted dataclasses on hot decoding paths (private).
+"""Fast constructors for frozen slotted dataclasses on hot decoding paths (private to the
+decoders, and ingest's pipeline, which builds a context per reading with it).
 
 The ``__init__`` that ``dataclass(frozen=True)`` generates assigns each field through
 ``object.__setattr__``, which is a third of the cost of decoding a blood-pressure payload or a
@@ -17,7 +18,9 @@ _T = TypeVar("_T")
 
 
 def frozen_maker(cls: type[_T]) -> Callable[..., _T]:
-    """A function ``make(*field_values)`` building ``cls`` instances without ``__setattr__``."""
+    """A function ``make(*field_values)`` building ``cls`` instances without ``__setattr__``
+    (its parameters are the field names, so it may also be called with every field by
+    keyword; there are no defaults)."""
     names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
     if "__slots__" not in cls.__dict__:
         raise TypeError(f"{cls.__name__} is not a slotted dataclass")

@@ -36,8 +36,10 @@ there is never a partial record.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 
+from devices._fast import frozen_maker
 from devices.errors import DecodeError, InvalidUuid, UnknownCharacteristic
 from devices.gatt import blood_pressure as bp
 from devices.gatt import body_composition as bcs
@@ -82,11 +84,57 @@ PULSE_UCUM = "/min"
 BMI_UCUM = "kg/m2"
 
 
+# Every reading passes here: skip the frozen __setattr__ cost (devices._fast). A component
+# made by component() has exactly one of value and special by construction, which is what
+# Component.__post_init__ checks; Measurement has no __post_init__.
+_make_component = frozen_maker(Component)
+_make_measurement = frozen_maker(Measurement)
+
+
 def component(code: str, value: Decimal | Special, unit: str) -> Component:
     """A component from a decoded value that may be an IEEE-11073 special."""
     if isinstance(value, Special):
-        return Component(code, None, unit, value)
-    return Component(code, value, unit)
+        return _make_component(code, None, unit, value)
+    return _make_component(code, value, unit, None)
+
+
+def _measurement(
+    kind: Kind,
+    components: tuple[Component, ...],
+    device_time: datetime | None,
+    *,
+    user_index: int | None = None,
+    sequence_number: int | None = None,
+    status: tuple[str, ...] = (),
+    context: tuple[tuple[str, str], ...] = (),
+    characteristic: str = "",
+    raw: bytes = b"",
+) -> Measurement:
+    """``Measurement(...)`` with the same keywords, built without the frozen __setattr__."""
+    return _make_measurement(
+        kind,
+        components,
+        device_time,
+        user_index,
+        sequence_number,
+        status,
+        context,
+        characteristic,
+        raw,
+    )
+
+
+_NORMALIZED: dict[str, str] = {}
+
+
+def _normalized_uuid(uuid: str) -> str:
+    """:func:`normalize_uuid`, remembered (a feed uses a handful of spellings)."""
+    found = _NORMALIZED.get(uuid)
+    if found is None:
+        found = normalize_uuid(uuid)
+        if len(_NORMALIZED) < 4096:
+            _NORMALIZED[uuid] = found
+    return found
 
 
 def _prepare(uuid: str, data: bytes, quirks: Sequence[Quirk]) -> bytes:
@@ -108,7 +156,7 @@ def _blood_pressure(uuid: str, data: bytes, quirks: Sequence[Quirk]) -> Measurem
         components.append(component("mean", value.mean_arterial_pressure, unit))
     if value.pulse_rate is not None:
         components.append(component("pulse", value.pulse_rate, PULSE_UCUM))
-    return Measurement(
+    return _measurement(
         kind=Kind.BLOOD_PRESSURE,
         components=tuple(components),
         device_time=None if value.timestamp is None else value.timestamp.to_datetime(),
@@ -134,7 +182,7 @@ def _enhanced_bp(
     if value.pulse_rate is not None:
         components.append(component("pulse", value.pulse_rate, PULSE_UCUM))
     utc = value.utc_time
-    return Measurement(
+    return _measurement(
         kind=Kind.BLOOD_PRESSURE,
         components=tuple(components),
         device_time=value.user_facing_time,
@@ -156,7 +204,7 @@ def _enhanced_cuff(uuid: str, data: bytes, quirks: Sequence[Quirk]) -> Measureme
     components = [component("cuff", value.systolic, PRESSURE_UCUM[value.unit])]
     if value.pulse_rate is not None:
         components.append(component("pulse", value.pulse_rate, PULSE_UCUM))
-    return Measurement(
+    return _measurement(
         kind=Kind.CUFF_PRESSURE,
         components=tuple(components),
         device_time=value.user_facing_time,
@@ -200,7 +248,7 @@ def _bp_record(pairs: Sequence[tuple[str, bytes]]) -> Measurement:
         return _enhanced_bp(BLOOD_PRESSURE_RECORD, raw, value, record.sequence_number)
     assert isinstance(value, bp.BloodPressureMeasurement)
     inner = _blood_pressure(BLOOD_PRESSURE_MEASUREMENT, record.recorded, ())
-    return Measurement(
+    return _measurement(
         kind=inner.kind,
         components=inner.components,
         device_time=inner.device_time,
@@ -217,7 +265,7 @@ def _cuff_pressure(uuid: str, data: bytes, quirks: Sequence[Quirk]) -> Measureme
     components = [component("cuff", value.cuff_pressure, PRESSURE_UCUM[value.unit])]
     if value.pulse_rate is not None:
         components.append(component("pulse", value.pulse_rate, PULSE_UCUM))
-    return Measurement(
+    return _measurement(
         kind=Kind.CUFF_PRESSURE,
         components=tuple(components),
         device_time=None if value.timestamp is None else value.timestamp.to_datetime(),
@@ -292,7 +340,7 @@ def _glucose(
     status = value.sensor_status or ()
     if value.is_control_solution:
         status = (*status, CONTROL_SOLUTION)
-    return Measurement(
+    return _measurement(
         kind=Kind.GLUCOSE,
         components=(reading,),
         device_time=value.timestamp,
@@ -313,12 +361,12 @@ def _weight(uuid: str, data: bytes, quirks: Sequence[Quirk]) -> Measurement:
         components.append(Component("weight", None, mass, Special.NAN))
         status = (MEASUREMENT_UNSUCCESSFUL,)
     else:
-        components.append(Component("weight", value.weight, mass))
+        components.append(component("weight", value.weight, mass))
     if value.height is not None:
-        components.append(Component("height", value.height, LENGTH_UCUM[value.unit]))
+        components.append(component("height", value.height, LENGTH_UCUM[value.unit]))
     if value.bmi is not None:
-        components.append(Component("bmi", value.bmi, BMI_UCUM))
-    return Measurement(
+        components.append(component("bmi", value.bmi, BMI_UCUM))
+    return _measurement(
         kind=Kind.BODY_WEIGHT,
         components=tuple(components),
         device_time=None if value.timestamp is None else value.timestamp.to_datetime(),
@@ -381,7 +429,7 @@ def _body_composition(values: Sequence[tuple[str, bytes]], quirks: Sequence[Quir
         elif unit == "length":
             unit = LENGTH_UCUM[value.unit]
         components.append(Component(code, amount, unit))
-    return Measurement(
+    return _measurement(
         kind=Kind.BODY_COMPOSITION,
         components=tuple(components),
         device_time=None if value.timestamp is None else value.timestamp.to_datetime(),
@@ -407,7 +455,7 @@ def _cgm(uuid: str, data: bytes, quirks: Sequence[Quirk]) -> tuple[Measurement, 
             if extra is not None:
                 context.append((key, str(extra)))
         out.append(
-            Measurement(
+            _measurement(
                 kind=Kind.CGM,
                 components=(component("glucose", record.glucose_mg_dl, "mg/dL"),),
                 device_time=None,
@@ -425,7 +473,7 @@ def _temperature(uuid: str, data: bytes, quirks: Sequence[Quirk]) -> Measurement
     context: tuple[tuple[str, str], ...] = ()
     if value.temperature_type is not None:
         context = (("temperature_type", str(value.temperature_type)),)
-    return Measurement(
+    return _measurement(
         kind=Kind.BODY_TEMPERATURE,
         components=(component("temperature", value.temperature, TEMPERATURE_UCUM[value.unit]),),
         device_time=None if value.timestamp is None else value.timestamp.to_datetime(),
@@ -449,7 +497,7 @@ def _normalized(values: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     out = []
     for uuid, data in values:
         try:
-            out.append((normalize_uuid(uuid), bytes(data)))
+            out.append((_normalized_uuid(uuid), bytes(data)))
         except InvalidUuid as exc:
             raise UnknownCharacteristic(uuid, bytes(data).hex(), str(exc)) from None
     return out

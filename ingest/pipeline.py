@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
+from devices._fast import frozen_maker
 from devices.catalogue import quirks_for
 from devices.errors import DeviceError, WireError
 from devices.model import Measurement
@@ -163,6 +164,12 @@ class MessageOutcome:
     ack_ids: list[str] = field(default_factory=list)
     received: int = 0  # readings in the message (0 when it was not a batch)
     dead_readings: int = 0  # readings (or 1 for an unreadable message) dead-lettered above
+
+
+# Built for every reading: without the frozen __setattr__ cost (devices._fast; every field
+# by keyword, so a new or reordered field cannot be filled wrongly).
+_make_context = frozen_maker(ReadingContext)
+_make_bound = frozen_maker(Bound)
 
 
 def gateway_of_topic(topic: str) -> str | None:
@@ -452,7 +459,13 @@ def process_reading(
                 Reason.UNKNOWN_RESIDENT,
                 f"등록되지 않은 주민 {binding.resident!r} (unknown resident in the binding)",
             )
-        bound = Bound(binding.resident, binding.method, binding.session, reading.station)
+        bound = _make_bound(
+            resident=binding.resident,
+            method=binding.method,
+            session=binding.session,
+            station=reading.station,
+            by_user=None,
+        )
     clock = _clock(reading)
     received = reading.received_at
     hold: tuple[Reason, str] | None = None
@@ -467,7 +480,7 @@ def process_reading(
                 method = "registry"
                 bound = Bound(patient, "registry", None, reading.station)
         setting = "visit" if mode == "visit" else "home" if method == "registry" else "centre"
-        ctx = ReadingContext(
+        ctx = _make_context(
             device_id=device_id,
             gateway_id=gateway_id,
             received_at=received,
@@ -477,6 +490,7 @@ def process_reading(
             clock=clock,
             station_id=reading.station,
             reading_id=reading.id,
+            performer=None,
             setting=setting,
             session=bound.session if bound is not None else None,
         )

@@ -477,8 +477,7 @@ def template(shape: ObservationShape) -> Template:
 # --- timing ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Timing:
+class Timing(NamedTuple):  # built for every reading: a tuple constructs in C
     effective_at: datetime  # aware, Korea time, whole seconds
     token: str  # identifier time part (raw device time)
     corrected_by: timedelta | None  # gateway − device, when a correction applied
