@@ -26,6 +26,7 @@ from psycopg.rows import class_row
 
 from api.store import access, fhir_resources, rows
 from api.store.access import Actor, Capability, NotFound, Role
+from ingest.fhir.ids import identity_time, resource_id
 from ingest.store.templates import RENDER_COLUMNS, ObservationRow, render_rows
 
 Conn = AsyncConnection[Any]
@@ -157,17 +158,22 @@ def _observation_filters(query: ObservationQuery, params: dict[str, Any]) -> lis
             f" WHERE {FHIR_DEVICE_ID_SQL} = ANY(%(devices)s)))"
         )
     if query.identifiers:
-        # The conditional-create identifier (the dedup key) is indexed in observation_identity;
-        # a system, when given, must also match the resource's identifier.
+        # The conditional-create identifier (the dedup key) is indexed in observation_identity
+        # as its Observation id (the UUIDv5 of the identifier); a system, when given, must also
+        # match the resource's identifier.
         alternatives = []
         for i, token in enumerate(query.identifiers):
             params[f"ident{i}"] = token.code
+            params[f"ident_id{i}"] = resource_id(token.code)
+            params[f"ident_time{i}"] = identity_time(token.code)
             params[f"ident_sys{i}"] = token.system or None
             params[f"ident_json{i}"] = json.dumps([{"system": token.system, "value": token.code}])
             # (a template's first identifier is this one, its system is in the skeleton)
             alternatives.append(
                 f"((o.id, o.effective_at) IN (SELECT observation_id, effective_at"
-                f" FROM observation_identity WHERE identifier = %(ident{i})s)"
+                f" FROM observation_identity WHERE observation_id = %(ident_id{i})s::uuid"
+                f" AND key_time = %(ident_time{i})s)"
+                f" AND o.identifier = %(ident{i})s"
                 f" AND (%(ident_sys{i})s::text IS NULL"
                 f" OR CASE WHEN o.template_id IS NULL"
                 f" THEN o.remainder::jsonb->'identifier' @> %(ident_json{i})s::jsonb"

@@ -7,7 +7,8 @@
   written by every gatewayDevice extension and the coincident-timestamp ``device``.
 - Patient: the resident id (``R0001234``). Practitioner: the staff account id (``N05``),
   written by ``Task.owner``, the manual-entry ``performer`` and note authors.
-- Observation: UUIDv5 of the PHD conditional-create identifier (:func:`resource_id`).
+- Observation: UUIDv5 of the PHD conditional-create identifier (:func:`resource_id`); the
+  identity row of its de-duplication is that id and :func:`identity_time`.
 - Flag, RiskAssessment, Task: the database's numeric id.
 
 The API resolves a ``Device/phd-…`` id through the stored PhdDevice's id (the registry writes
@@ -128,3 +129,41 @@ def observation_identifier(device_id: str, patient: str | None, mdc: str, token:
     if patient is None:
         return f"{device_key(device_id)}-{mdc}-{token}"
     return f"{device_key(device_id)}-{patient}-{mdc}-{token}"
+
+
+_STAFF_PART: Final = re.compile(r"^\d{8}T\d{6}$")
+#: Unix time of 2000-01-01T00:00:00+09:00, the origin of the PHD time tokens (Korea time).
+_EPOCH_2000_UNIX: Final = 946_684_800 - 9 * 3600
+
+
+def identity_seconds(identifier: str) -> int:
+    """The time an identity row is filed under (the de-duplication of ``identifier``), as Unix
+    seconds: the time part of the identifier, so every gateway and every replay files the same
+    identifier under the same time whatever their clock corrections (on TimescaleDB the
+    identity table is a hypertable on it: recent identifiers in recent chunks, older ones
+    compressed). Only where identity rows are kept depends on it: the identity itself is the
+    Observation id (:func:`resource_id`).
+
+    The rightmost dash-separated part that is a time token: seconds since 2000 in Korea time
+    (the device's wall clock, :func:`time_token`; a glucose record number after it is
+    skipped, and of a coincident timestamp's two tokens the gateway's is taken), a reception
+    token (:func:`reception_token`) or a hand entry's ``YYYYmmddTHHMMSS``. An identifier with
+    none is filed under 2000-01-01.
+    """
+    for part in reversed(identifier.split("-")):
+        if part.isascii() and part.isdigit():
+            if 8 <= len(part) <= 10:
+                return _EPOCH_2000_UNIX + int(part)
+        elif part[:1] == "r" and "." in part:
+            seconds = part[1:].partition(".")[0]
+            if seconds.isascii() and seconds.isdigit() and len(seconds) <= 10:
+                return _EPOCH_2000_UNIX + int(seconds)
+        elif _STAFF_PART.match(part):
+            local = datetime.strptime(part, "%Y%m%dT%H%M%S").replace(tzinfo=KST)
+            return int(local.timestamp())
+    return _EPOCH_2000_UNIX
+
+
+def identity_time(identifier: str) -> datetime:
+    """:func:`identity_seconds` as a time (Korea time)."""
+    return datetime.fromtimestamp(identity_seconds(identifier), KST)

@@ -3,10 +3,15 @@
 Write path (:func:`insert_observations`, one transaction with everything else of a batch):
 
 1. ``INSERT INTO observation_identity … SELECT FROM unnest(…) ON CONFLICT DO NOTHING
-   RETURNING identifier``: the PHD conditional-create identifiers not seen before. The
-   identity table is an ordinary table (a partitioned or hyper table can only be unique on keys
-   that include the time column, and corrected times differ between gateways); identifiers are
-   sorted so concurrent workers lock them in the same order and cannot deadlock.
+   RETURNING observation_id``: the PHD conditional-create identifiers not seen before, each
+   kept as its Observation id (the UUIDv5 of the identifier, :func:`ingest.fhir.resource_id`:
+   122 bits of SHA-1, 16 bytes instead of the ~45-byte text) and the identifier's own time
+   (:func:`ingest.fhir.ids.identity_time`). It is not unique on ``observation``'s time: a
+   partitioned or hyper table can only be unique on keys that include its time column, and
+   corrected times differ between gateways. On stock PostgreSQL it is an ordinary table; on
+   TimescaleDB a hypertable on the identifier's time, compressed like ``observation``
+   (migration 0107). Ids are sorted so concurrent workers lock them in the same order and
+   cannot deadlock.
 2. Binary ``COPY observation FROM STDIN`` of only those rows: typed columns, template id and
    compact remainder (``ingest.fhir.stored``; new templates are stored first in the same
    transaction, :func:`ingest.store.templates.ensure_templates`).
@@ -37,7 +42,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 from psycopg import AsyncConnection
@@ -47,6 +52,7 @@ from devices.wire import encode_reading
 from ingest.errors import Reason
 from ingest.fhir import StoredObservation, resource_id
 from ingest.fhir.encoding import dumps, loads
+from ingest.fhir.ids import identity_seconds
 from ingest.fhir.stored import ObservationTemplate
 from ingest.pipeline import Bound, DeadLetter, MessageOutcome, ReadingOutcome
 from ingest.store.deadletter import insert_dead_letters
@@ -70,13 +76,16 @@ _COLUMNS: Final = (
 )
 _COPY: Final = f"COPY observation ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 _IDENTITY: Final = (
-    "INSERT INTO observation_identity (identifier, observation_id, effective_at, value_key) "
-    "SELECT * FROM unnest(%s::text[], %s::uuid[], %s::timestamptz[], %s::text[]) "
-    "ON CONFLICT (identifier) DO NOTHING RETURNING identifier"
+    "INSERT INTO observation_identity (observation_id, key_time, effective_at, value_key) "
+    "SELECT k.id, to_timestamp(k.filed), k.effective_at, k.value_key "
+    "FROM unnest(%s::uuid[], %s::bigint[], %s::timestamptz[], %s::bigint[]) "
+    "AS k(id, filed, effective_at, value_key) "
+    "ON CONFLICT DO NOTHING RETURNING observation_id::text"
 )
+# key_time too: on TimescaleDB it names the chunks (and compressed batches) to look in
 _KNOWN: Final = (
-    "SELECT identifier, value_key, effective_at FROM observation_identity "
-    "WHERE identifier = ANY(%s::text[])"
+    "SELECT observation_id::text, value_key, effective_at FROM observation_identity "
+    "WHERE observation_id = ANY(%s::uuid[]) AND key_time = ANY(%s::timestamptz[])"
 )
 _FIRST_VALUES: Final = (
     "SELECT o.id::text, o.value, o.unit, o.component_values::text FROM observation o "
@@ -142,10 +151,12 @@ async def copy_observations(conn: Conn, observations: Sequence[StoredObservation
             await copy.write_row(copy_row(o, form))
 
 
-def value_key(o: StoredObservation) -> str:
-    """A short digest of what a replay repeats exactly: value, unit and panel components."""
+def value_key(o: StoredObservation) -> int:
+    """A 64-bit digest of what a replay repeats exactly: value, unit and panel components (the
+    BLAKE2b digest of migration 0102's hex text, as a signed bigint since migration 0107)."""
     text = f"{o.value!r}|{o.unit}|{o.component_values}"
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def value_text(value: float | None, unit: str | None, components: str | None) -> str:
@@ -178,52 +189,61 @@ async def store_observations(conn: Conn, observations: Sequence[StoredObservatio
     """Store what is new; sort the rest into replays and conflicts. Call inside a transaction.
 
     Duplicates within ``observations`` are replays (same value) or conflicts of the first.
+    An Observation's id is the UUIDv5 of its identifier, so the same identifier is the same id.
     """
     unique: dict[str, StoredObservation] = {}
-    keys: dict[str, str] = {}
+    keys: dict[str, int] = {}
     repeats: list[StoredObservation] = []
     for o in observations:
-        if o.identifier in unique:
+        if o.id in unique:
             repeats.append(o)
         else:
-            unique[o.identifier] = o
-            keys[o.identifier] = value_key(o)
+            unique[o.id] = o
+            keys[o.id] = value_key(o)
     if not unique:
         return Inserted([], [], [])
     ordered = sorted(unique)
     rows = [unique[i] for i in ordered]
-    identifiers, ids = _array_literal(ordered), _array_literal([o.id for o in rows])
+    key_times = {i: identity_seconds(unique[i].identifier) for i in ordered}
+    ids = _array_literal(ordered)
+    filed = _array_literal([str(key_times[i]) for i in ordered])
     times = _array_literal([o.effective_at.isoformat() for o in rows])
-    digests = _array_literal([keys[i] for i in ordered])
-    if identifiers is not None and ids is not None and times is not None and digests is not None:
-        params: tuple[Any, ...] = (identifiers, ids, times, digests)
+    digests = _array_literal([str(keys[i]) for i in ordered])
+    if ids is not None and filed is not None and times is not None and digests is not None:
+        params: tuple[Any, ...] = (ids, filed, times, digests)
     else:  # not plain words: let psycopg quote them (slower, never expected)
         params = (
             ordered,
-            [o.id for o in rows],
+            [key_times[i] for i in ordered],
             [o.effective_at for o in rows],
             [keys[i] for i in ordered],
         )
     cur = await conn.execute(_IDENTITY, params)
     fresh = {r[0] for r in await cur.fetchall()}
-    new = [o for o in rows if o.identifier in fresh]
-    old = [o for o in rows if o.identifier not in fresh]
+    new = [o for o in rows if o.id in fresh]
+    old = [o for o in rows if o.id not in fresh]
     if new:
         await copy_observations(conn, new)
     same: list[StoredObservation] = []
     conflicts: list[Conflict] = []
-    # what each identifier is compared with: the stored value, or the batch's first occurrence
-    reference = {i: (keys[i], "") for i in fresh}
+    # what each id is compared with: the stored value, or the batch's first occurrence
+    reference: dict[str, tuple[int | None, str]] = {i: (keys[i], "") for i in fresh}
     if old:
-        cur = await conn.execute(_KNOWN, ([o.identifier for o in old],))
+        cur = await conn.execute(
+            _KNOWN,
+            (
+                [o.id for o in old],
+                [datetime.fromtimestamp(t, UTC) for t in sorted({key_times[o.id] for o in old})],
+            ),
+        )
         known = {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
         against: list[tuple[StoredObservation, datetime]] = []  # (this one, first's time)
         for o in old:
-            stored_key, first_at = known.get(o.identifier, (None, None))
+            stored_key, first_at = known.get(o.id, (None, None))
             # NULL: stored before digests were kept; nothing to compare, so a replay
-            if stored_key is None or stored_key == keys[o.identifier] or first_at is None:
+            if stored_key is None or stored_key == keys[o.id] or first_at is None:
                 same.append(o)
-                reference[o.identifier] = (keys[o.identifier], "")
+                reference[o.id] = (keys[o.id], "")
             else:
                 against.append((o, first_at))
         if against:  # rare: read the first values for the dead letter (id, time: one index)
@@ -233,13 +253,13 @@ async def store_observations(conn: Conn, observations: Sequence[StoredObservatio
             stored = {r[0]: value_text(r[1], r[2], r[3]) for r in await cur.fetchall()}
             for o, _ in against:
                 conflicts.append(Conflict(o, stored.get(o.id, "?")))
-                reference[o.identifier] = (known[o.identifier][0], stored.get(o.id, "?"))
-    for o in repeats:  # within the batch: compare with what the identifier is stored with
-        ref_key, ref_text = reference[o.identifier]
+                reference[o.id] = (known[o.id][0], stored.get(o.id, "?"))
+    for o in repeats:  # within the batch: compare with what the id is stored with
+        ref_key, ref_text = reference[o.id]
         if value_key(o) == ref_key:
             same.append(o)
         else:
-            first = unique[o.identifier]
+            first = unique[o.id]
             text = ref_text or value_text(first.value, first.unit, first.component_values)
             conflicts.append(Conflict(o, text))
     return Inserted(new, same, conflicts)

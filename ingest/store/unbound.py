@@ -37,6 +37,7 @@ from devices.errors import WireError
 from devices.wire import reading_from_json
 from ingest.errors import Reason
 from ingest.fhir.encoding import dumps
+from ingest.fhir.ids import identity_time
 from ingest.pipeline import Bound, process_reading
 from ingest.store.errors import StoreError
 from ingest.store.observations import (
@@ -259,10 +260,14 @@ async def assign_unbound(
                 "remainder = CASE WHEN o.template_id IS NULL "
                 "THEN jsonb_set(o.remainder::jsonb, '{status}', '\"final\"')::text "
                 "ELSE o.remainder END "
-                "FROM observation_identity i WHERE i.identifier = ANY(%s::text[]) "
+                "FROM observation_identity i WHERE i.observation_id = ANY(%s::uuid[]) "
+                "AND i.key_time = ANY(%s::timestamptz[]) "
                 "AND o.id = i.observation_id AND o.effective_at = i.effective_at "
                 "AND o.status = 'entered-in-error'",
-                ([o.identifier for o in done.same],),
+                (
+                    [o.id for o in done.same],
+                    sorted({identity_time(o.identifier) for o in done.same}),
+                ),
             )
         ids = tuple(o.id for o in outcome.observations)
         times = [o.effective_at for o in outcome.observations]

@@ -17,7 +17,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from ingest.fhir.ids import device_reference
+from ingest.fhir.ids import device_reference, identity_time
 
 LOINC = "http://loinc.org"
 MDC = "urn:iso:std:iso:11073:10101"
@@ -115,9 +115,9 @@ async def _insert(
         ),
     )
     await conn.execute(
-        "INSERT INTO observation_identity (identifier, observation_id, effective_at)"
+        "INSERT INTO observation_identity (observation_id, key_time, effective_at)"
         " VALUES (%s, %s, %s)",
-        (identifier, obs_id, when),
+        (obs_id, identity_time(identifier), when),
     )
     return Stored(obs_id, identifier, resource)
 

@@ -2,7 +2,7 @@
 stored whole as jsonb) to typed columns + template + remainder, and the API serves every
 resource, search page and ``$lastn`` byte for byte as before.
 
-The previous schema is built by the previous migrations (all but 0104-0106); observations are
+The previous schema is built by the previous migrations (all but 0104-0107); observations are
 written with the previous code's SQL (the ``resource`` column, rows from the mapping's dict
 build and the hand-entry builders), some retracted the way the unbound queue did it
 (``jsonb_set`` of the status); "before" is read with the previous API's SQL
@@ -25,7 +25,7 @@ from tests.ingest import corpus, world
 
 pytestmark = pytest.mark.db
 
-NEW = (104, 105, 106)
+NEW = (104, 105, 106, 107)  # 0107: the identity rows of the previous schema move too
 ADMIN = Actor("admin-1", Role.ADMIN, "관리자")
 
 _OLD_COLUMNS = (

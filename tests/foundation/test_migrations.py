@@ -82,13 +82,15 @@ async def test_unreachable_database_is_one_clear_error() -> None:
 
 
 def test_an_observation_identifier_is_unique(db_url: str) -> None:
+    # the identity is the Observation id (the UUIDv5 of the identifier), whatever the time
     with psycopg.connect(db_url) as conn:
         conn.execute(
-            "INSERT INTO observation_identity (identifier, observation_id, effective_at) "
-            "VALUES ('k', gen_random_uuid(), now())"
+            "INSERT INTO observation_identity (observation_id, key_time, effective_at) "
+            "VALUES ('6f3b0c1e-0d2a-5a2f-9a64-f3b7a9a2c1d0', '2025-03-04', now())"
         )
         with pytest.raises(psycopg.errors.UniqueViolation):
             conn.execute(
-                "INSERT INTO observation_identity (identifier, observation_id, effective_at) "
-                "VALUES ('k', gen_random_uuid(), now())"
+                "INSERT INTO observation_identity (observation_id, key_time, effective_at) "
+                "VALUES ('6f3b0c1e-0d2a-5a2f-9a64-f3b7a9a2c1d0', '2025-03-04', "
+                "now() - interval '1 hour')"
             )
