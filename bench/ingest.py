@@ -575,23 +575,39 @@ async def bytes_per_observation(url: str) -> dict[str, Any]:
             "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
         )
         timescale = bool((await cur.fetchone() or (False,))[0])
+        hypertables: set[str] = set()
         if timescale:  # the target is after compression: the columnstore policy's end state
-            await conn.execute(
-                "SELECT compress_chunk(c, if_not_compressed => true) "
-                "FROM show_chunks('observation') c"
+            cur = await conn.execute(
+                "SELECT hypertable_name::text FROM timescaledb_information.hypertables"
             )
+            hypertables = {str(r[0]) for r in await cur.fetchall()}
+            # observation, and the identity rows where they are a hypertable (migration 0107)
+            for table in ("observation", "observation_identity"):
+                if table in hypertables:
+                    await conn.execute(
+                        "SELECT compress_chunk(c, if_not_compressed => true) "
+                        "FROM show_chunks(%s::regclass) c",
+                        (table,),
+                    )
             await conn.commit()
-            # hypertable_size counts every chunk, compressed or not, with indexes
-            sql = "SELECT hypertable_size('observation')"
-        else:
-            sql = (
-                "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) "
-                "FROM pg_partition_tree('observation')"
+
+        def size(table: str) -> str:
+            # hypertable_size counts every chunk, compressed or not, with indexes (the
+            # parent table's own size is nothing)
+            if table in hypertables:
+                return f"hypertable_size('{table}')"
+            return (  # a partitioned table: every partition; an ordinary one: itself
+                f"(SELECT CASE WHEN c.relkind = 'p' THEN (SELECT coalesce(sum("
+                f"pg_total_relation_size(relid)), 0) FROM pg_partition_tree(c.oid)) "
+                f"ELSE pg_total_relation_size(c.oid) END FROM pg_class c "
+                f"WHERE c.oid = '{table}'::regclass)"
             )
-        observation = int((await (await conn.execute(sql)).fetchone() or (0,))[0])
+
+        cur = await conn.execute(f"SELECT {size('observation')}".encode())
+        observation = int((await cur.fetchone() or (0,))[0])
         cur = await conn.execute(
-            "SELECT pg_total_relation_size('observation_identity') "
-            "+ coalesce(pg_total_relation_size(to_regclass('observation_template')), 0)"
+            f"SELECT {size('observation_identity')} "
+            "+ coalesce(pg_total_relation_size(to_regclass('observation_template')), 0)".encode()
         )
         identity = int((await cur.fetchone() or (0,))[0])  # and the templates (issue 17)
         cur = await conn.execute("SELECT count(*) FROM observation")
