@@ -6,6 +6,7 @@ no-op. Real PostgreSQL.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,10 +15,15 @@ from ingest import store
 from ingest.errors import Reason
 from ingest.pipeline import process_message
 from ingest.store import registry
-from ingest.store.observations import read_counters, write_outcomes
+from ingest.store.observations import (
+    read_counters,
+    store_observations,
+    value_text,
+    write_outcomes,
+)
 from ingest.store.status import read_status
+from tests.ingest import corpus, world
 from tests.ingest import payloads as p
-from tests.ingest import world
 
 pytestmark = pytest.mark.db
 TOPIC = f"daon/gw/{world.GATEWAY}/readings"
@@ -112,3 +118,29 @@ async def test_a_conflict_sent_again_is_one_dead_letter_seen_twice(db_url: str) 
     await write(db_url, conflicting)
     await write(db_url, conflicting)  # a redelivery of the same message
     assert await rows(db_url, "SELECT count(*), sum(occurrences) FROM dead_letter") == [(1, 2)]
+
+
+async def test_corrected_times_that_differ_between_gateways_are_the_same_reading(
+    db_url: str,
+) -> None:
+    # Issue 17: the identity is the Observation id and the identifier's own time, never the
+    # corrected time, which two gateways may set apart (here 3 weeks: another partition or
+    # chunk). The same value through the second gateway is a replay; another value is the
+    # conflict, named against the first.
+    first = next(r for r, _, _ in corpus.mapped() if r.value is not None and r.resident_id)
+    other = first._replace(
+        effective_at=first.effective_at - timedelta(days=21), gateway_id="pil-gw-2"
+    )
+    async with store.connection(db_url) as conn, conn.transaction():
+        stored = await store_observations(conn, [first])
+    async with store.connection(db_url) as conn, conn.transaction():
+        again = await store_observations(conn, [other])
+        changed = await store_observations(conn, [other._replace(value=first.value + 1)])
+    assert [o.id for o in stored.new] == [first.id]
+    assert (again.new, again.same, again.conflicts) == ([], [other], [])
+    assert changed.new == []
+    assert [c.first for c in changed.conflicts] == [
+        value_text(first.value, first.unit, first.component_values)
+    ]
+    found = await rows(db_url, "SELECT id::text, effective_at FROM observation")
+    assert found == [(first.id, first.effective_at)]
