@@ -76,7 +76,6 @@ READ_CLIENTS = 16  # issue 17: $lastn and Patient read compared with a peer at 1
 LIMITS_MS = {"search": 30.0, "worklist": 100.0, "lastn": 20.0}
 SECONDARY_INDEXES = {
     "observation_resident_code_time": "(resident_id, code, effective_at DESC)",
-    "observation_device_time": "(device_id, effective_at DESC)",
     "observation_resident_time": "(resident_id, effective_at DESC)",
     "observation_stored_at": "(stored_at)",
 }
