@@ -36,6 +36,7 @@ from clinical.limits import GLUCOSE_HI, GLUCOSE_LO
 from clinical.ruleset import DEFAULT_RULESET, DKA_SYMPTOMS, RuleSet
 
 __all__ = [
+    "CONTEXT_CODES",
     "DKA_SYMPTOMS",
     "SCREENED_CODES",
     "Screen",
@@ -48,6 +49,9 @@ __all__ = [
 
 #: The codes :func:`screen_stored` can put first (others never raise a critical flag alone).
 SCREENED_CODES = frozenset({BP_PANEL, *GLUCOSE, LOCAL_CODES["symptom"]})
+#: The codes whose screen reads the reading's context (glucose: the sample type; symptom
+#: events: the symptoms); for the others a caller need not parse it.
+CONTEXT_CODES = frozenset({*GLUCOSE, LOCAL_CODES["symptom"]})
 
 
 class Screen(IntEnum):

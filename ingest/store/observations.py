@@ -47,7 +47,7 @@ from typing import Any, Final
 
 from psycopg import AsyncConnection
 
-from clinical.prescreen import SCREENED_CODES, Screen, screen_stored
+from clinical.prescreen import CONTEXT_CODES, SCREENED_CODES, Screen, screen_stored
 from devices.wire import encode_reading
 from ingest.errors import Reason
 from ingest.fhir import StoredObservation, resource_id
@@ -95,6 +95,7 @@ _FIRST_VALUES: Final = (
 
 
 _PLAIN_WORD: Final = re.compile(r"^[A-Za-z0-9.:+\-T]+$")
+_NULL_WORD: Final = re.compile(r"(?:^|,)null(?:,|$)", re.IGNORECASE)
 
 
 def _array_literal(words: Sequence[str]) -> str | None:
@@ -102,7 +103,7 @@ def _array_literal(words: Sequence[str]) -> str | None:
     ISO times are such words); None when one does. Building it with one join is far cheaper
     than psycopg's per-element list dumping."""
     text = ",".join(words)
-    if not _PLAIN_WORD.match(text.replace(",", "")) or any(w.upper() == "NULL" for w in words):
+    if not _PLAIN_WORD.match(text.replace(",", "")) or _NULL_WORD.search(text):
         return None
     return "{" + text + "}"
 
@@ -344,7 +345,7 @@ def screen(observations: Iterable[StoredObservation]) -> tuple[set[str], set[str
             o.unit,
             json.loads(o.component_values) if o.component_values else None,
             o.quality,
-            json.loads(o.context) if o.context else None,
+            json.loads(o.context) if o.context and o.code in CONTEXT_CODES else None,
         )
         if found is Screen.CRITICAL:
             critical.add(o.resident_id)

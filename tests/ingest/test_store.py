@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -242,6 +243,79 @@ def test_notify_payloads_stay_under_postgres_limit(residents: list[str]) -> None
     assert all(len(payload.encode()) < 8000 for payload in payloads)
     found = [r for payload in payloads for r in parse_notify_payload(payload)]
     assert sorted(found) == sorted(set(residents))
+
+
+def test_array_literals_leave_null_and_words_needing_quotes_to_psycopg() -> None:
+    """PostgreSQL reads an unquoted NULL (any case) in an array literal as a null element and
+    splits on spaces and braces; such words must go through psycopg's quoting instead."""
+    from ingest.store.observations import _array_literal
+
+    assert _array_literal(["A-1", "b.2", "2025-03-04T09:15:00+09:00"]) == (
+        "{A-1,b.2,2025-03-04T09:15:00+09:00}"
+    )
+    assert _array_literal(["A", "null"]) is None
+    assert _array_literal(["NuLL", "B"]) is None
+    assert _array_literal(["nullable", "x-null", "nul"]) == "{nullable,x-null,nul}"
+    assert _array_literal(["a b"]) is None
+    assert _array_literal(["{a}"]) is None
+
+
+def test_the_prescreen_reads_the_context_where_the_rules_do() -> None:
+    """BP-CRISIS from the components alone (SBP > 180); glucose ≥ 200 mg/dL plasma-equivalent
+    (GLU-HYPER-SYMPTOMATIC's glucose half) needs the context's sample type: 185 mg/dL from a
+    whole-blood sample is 205 (× 1.11, clinical-rules.md §1), from capillary plasma it is 185."""
+    from devices.model import Component, Kind, Measurement
+    from ingest.fhir import ReadingContext, to_observations
+    from ingest.store.observations import screen
+
+    at = datetime(2025, 3, 4, 9, 15)
+
+    def rows(resident: str, m: Measurement) -> list[Any]:
+        ctx = ReadingContext(
+            device_id="C4:7C:8D:6A:1B:22",
+            gateway_id="yaksu-gw-1",
+            received_at=datetime(2025, 3, 4, 9, 20, tzinfo=p.KST),
+            patient=resident,
+            binding="check-in",
+            setting="centre",
+            session="s-1",
+            reading_id=f"r-{resident}",
+        )
+        return to_observations(m, ctx)
+
+    def glucose(sample: str) -> Measurement:
+        return Measurement(
+            Kind.GLUCOSE,
+            (Component("glucose", Decimal("185"), "mg/dL"),),
+            at,
+            sequence_number=7,
+            context=(("sample_type", sample),),
+        )
+
+    crisis = Measurement(
+        Kind.BLOOD_PRESSURE,
+        (
+            Component("systolic", Decimal("190"), "mm[Hg]"),
+            Component("diastolic", Decimal("95"), "mm[Hg]"),
+            Component("pulse", Decimal("70"), "/min"),
+        ),
+        at,
+    )
+    calm = Measurement(
+        Kind.BLOOD_PRESSURE,
+        (
+            Component("systolic", Decimal("120"), "mm[Hg]"),
+            Component("diastolic", Decimal("80"), "mm[Hg]"),
+        ),
+        at,
+    )
+    found = screen(
+        rows("RB1", crisis)
+        + rows("RB2", calm)
+        + rows("RG1", glucose("capillary_whole_blood"))
+        + rows("RG2", glucose("capillary_plasma"))
+    )
+    assert found == ({"RB1"}, {"RG1"})
 
 
 async def test_series_returns_columns_for_the_clinical_runner(db_url: str) -> None:
