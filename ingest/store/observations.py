@@ -95,7 +95,6 @@ _FIRST_VALUES: Final = (
 
 
 _PLAIN_WORD: Final = re.compile(r"^[A-Za-z0-9.:+\-T]+$")
-_NULL_WORD: Final = re.compile(r"(?:^|,)null(?:,|$)", re.IGNORECASE)
 
 
 def _array_literal(words: Sequence[str]) -> str | None:
@@ -103,7 +102,9 @@ def _array_literal(words: Sequence[str]) -> str | None:
     ISO times are such words); None when one does. Building it with one join is far cheaper
     than psycopg's per-element list dumping."""
     text = ",".join(words)
-    if not _PLAIN_WORD.match(text.replace(",", "")) or _NULL_WORD.search(text):
+    if not _PLAIN_WORD.match(text.replace(",", "")) or (
+        "null" in text.lower() and any(w.upper() == "NULL" for w in words)
+    ):
         return None
     return "{" + text + "}"
 
@@ -369,8 +370,8 @@ async def notify_residents(
     payloads = [p for _, found in batches for p in found]
     if payloads:
         await conn.execute(
-            "SELECT pg_notify(channel, payload) "
-            "FROM unnest(%s::text[], %s::text[]) AS t(channel, payload)",
+            "SELECT pg_notify(channel, payload) "  # binary arrays: no quoting of the JSON
+            "FROM unnest(%b::text[], %b::text[]) AS t(channel, payload)",
             (channels, payloads),
         )
     return len(payloads)
