@@ -21,7 +21,8 @@ What it does, all against real servers (a private Mosquitto with the shipped
    workers, their database backends, the broker, this process, the rest of the machine);
 4. latency: after a pause for the database to settle, publish at 2,000 readings per second for
    a while and take percentiles of publish → acknowledgement;
-5. the limit: TRUNCATE and binary-COPY the same rows (the consumer's own rows) into the same
+5. the stages of a worker timed in this process (:func:`stage_costs`, CPU µs per reading);
+   the limit: TRUNCATE and binary-COPY the same rows (the consumer's own rows) into the same
    table in one transaction, from a Python client, and report rows per second;
    then the floor for storing readings at all: a binary COPY of as many minimal typed rows
    (time, resident, code, value) into a scratch table (``ratio_to_minimal_copy``);
@@ -60,11 +61,12 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from daon.embedded import EmbeddedBroker, free_port
+from devices.wire import decode_batch_partial
 from ingest import store
 from ingest.fhir import validate
-from ingest.pipeline import process_message
+from ingest.pipeline import decode_measurements, process_message
 from ingest.store import registry as reg
-from ingest.store.observations import _COPY, copy_row
+from ingest.store.observations import _COPY, SeenThrottle, copy_row, write_outcomes
 
 KST = timezone(timedelta(hours=9))
 TARGET_READINGS_PER_S = 50_000
@@ -554,6 +556,56 @@ async def expected_rows(url: str, work: Workload) -> list[Any]:
     return rows
 
 
+async def stage_costs(url: str, work: Workload, readings: int = 20_000) -> dict[str, float]:
+    """CPU µs per reading of each stage of a worker, in this process (``time.process_time``,
+    best of 3; the first ``readings`` of the workload): the wire batch decoded, the readings'
+    records decoded, the whole of ``process_message`` (decode, bind, map), and the Python side
+    of writing the outcomes (``write_outcomes``: identity insert, COPY, counters, NOTIFY), whose
+    server time is not counted. The table is emptied afterwards."""
+    messages: list[tuple[str, bytes, list[str]]] = []
+    for message in work.messages:
+        if sum(len(ids) for _, _, ids in messages) >= readings:
+            break
+        messages.append(message)
+    n = sum(len(ids) for _, _, ids in messages)
+    async with store.connection(url) as conn:
+        registry = await reg.load_registry(conn)
+
+    def best(run: Any) -> float:
+        spent = []
+        for _ in range(3):
+            started = time.process_time()
+            run()
+            spent.append(time.process_time() - started)
+        return min(spent) / n * 1e6
+
+    batches = [decode_batch_partial(body)[0] for _, body, _ in messages]
+    wire = [r for batch in batches for r in batch.readings]
+    out = {
+        "wire_decode": best(lambda: [decode_batch_partial(body) for _, body, _ in messages]),
+        "record_decode": best(lambda: [decode_measurements(r, None) for r in wire]),
+        "process_message": best(
+            lambda: [process_message(topic, body, registry) for topic, body, _ in messages]
+        ),
+    }
+    outcomes = [process_message(topic, body, registry) for topic, body, _ in messages]
+    spent = []
+    async with store.connection(url) as conn:
+        for _ in range(3):
+            await conn.execute("TRUNCATE observation, observation_identity")
+            await conn.commit()
+            seen = SeenThrottle()
+            started = time.process_time()
+            for i in range(0, len(outcomes), 4):  # 4 messages of 500: the workers' batches
+                async with conn.transaction():
+                    await write_outcomes(conn, outcomes[i : i + 4], worker="stages", seen=seen)
+            spent.append(time.process_time() - started)
+        await conn.execute("TRUNCATE observation, observation_identity")
+        await conn.commit()
+    out["write_python"] = min(spent) / n * 1e6
+    return out
+
+
 async def copy_rate(url: str, rows: list[Any]) -> dict[str, Any]:
     async with store.connection(url) as conn:
         await conn.execute("TRUNCATE observation, observation_identity")
@@ -764,6 +816,13 @@ def main() -> None:
             worker.stop()
         workers = []
 
+        stages = asyncio.run(stage_costs(url, work))
+        print(
+            "in-process CPU per reading (one worker's stages, best of 3): wire batch "
+            f"{stages['wire_decode']:.1f} µs, records {stages['record_decode']:.1f} µs, "
+            f"process_message (decode + bind + map) {stages['process_message']:.1f} µs, "
+            f"write_outcomes' Python {stages['write_python']:.1f} µs"
+        )
         copy = asyncio.run(copy_rate(url, rows))
         ratio = obs_per_s / copy["rows_per_s"]
         print(
@@ -811,6 +870,7 @@ def main() -> None:
                     "duplicates": check["duplicates"],
                     "restarted_at_s": round(result["killed_after_s"], 2),
                     "cpu_us_per_reading": cpu["us_per_reading"],
+                    "stage_us_per_reading": {k: round(v, 1) for k, v in stages.items()},
                     "cores_busy": round(cpu["cores_busy"], 2),
                     "validate_us": round(cost["validate_us"]),
                     "dump_us": round(cost["dump_us"]),
