@@ -37,8 +37,14 @@ import sys
 from pathlib import Path
 
 # This file is bench/ingest.py: run as a script, its own directory comes first on sys.path
-# and would shadow the ``ingest`` package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+# and would shadow the ``ingest`` package. The checkout it belongs to comes first instead, so
+# this process (migrations, expected rows) and its workers run the same code, also from a
+# git worktree whose venv was installed from another checkout.
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [
+    str(ROOT),
+    *(p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()),
+]
 
 import argparse
 import asyncio
@@ -295,7 +301,11 @@ class Worker:
         self._offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "daon", "ingest"], env=self.env, stdout=log, stderr=log
+                [sys.executable, "-m", "daon", "ingest"],
+                env=self.env,
+                cwd=ROOT,  # -m daon imports this checkout's packages, as this process does
+                stdout=log,
+                stderr=log,
             )
 
     def subscribed(self) -> bool:
