@@ -44,9 +44,14 @@ class ServiceBusy(Exception):
     """No database connection became free in time."""
 
 
-def get_config(request: Request) -> ApiConfig:
+def app_config(request: Request) -> ApiConfig:
     config: ApiConfig = request.app.state.config
     return config
+
+
+async def get_config(request: Request) -> ApiConfig:
+    # async though it never waits: FastAPI runs a plain ``def`` dependency in a worker thread
+    return app_config(request)
 
 
 Config = Annotated[ApiConfig, Depends(get_config)]
@@ -94,7 +99,7 @@ async def _session(request: Request, conn: AsyncConnection[Any]) -> Session | No
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    config = get_config(request)
+    config = app_config(request)
     info = await access.session_actor(conn, token, idle=config.session_idle)
     if info is None or info.actor.role is Role.GATEWAY:  # service accounts have no web pages
         return None

@@ -370,6 +370,7 @@ def serve(port: int, url: str, workers: int) -> None:
         port=port,
         access_log=False,
         log_level="warning",
+        proxy_headers=False,  # as `daon api` runs it (forwarded headers are the app's business)
     )
 
 

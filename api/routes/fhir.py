@@ -33,8 +33,10 @@ _JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fh
 _XML_TYPES = ("application/fhir+xml", "application/xml", "text/xml", "xml", "application/xml+fhir")
 
 
-def negotiate(request: Request) -> None:
-    """``_format`` and ``Accept``: JSON is served, XML (or anything else) is 406."""
+async def negotiate(request: Request) -> None:
+    """``_format`` and ``Accept``: JSON is served, XML (or anything else) is 406. (``async``
+    though it never waits: FastAPI runs a plain ``def`` dependency in a worker thread, a thread
+    hop per request.)"""
     fmt = request.query_params.get("_format")
     if fmt is not None and fmt.split(";")[0].strip().lower() not in _JSON_TYPES:
         raise HTTPException(
