@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 from api import fhirjson, fhirsearch, manual
 from api.deps import Config, Conn, CurrentActor
 from api.fhirsearch import SearchParams
-from api.store import access, contacts, fhir_resources, fhir_writes, queries, web_readings
+from api.store import access, fhir_resources, fhir_writes, queries, web_readings
 from ingest.errors import HeldForReview, RejectedReading
 from ingest.fhir import ReadingContext, entered, people, to_observations
 from ingest.fhir import devices as fhir_devices
@@ -206,9 +206,9 @@ async def search_patients(
 
 @router.get("/Patient/{resident_id}", responses=_FHIR_RESPONSES, summary="Patient read")
 async def read_patient(resident_id: str, conn: Conn, actor: CurrentActor) -> Response:
-    record = await queries.read_resident(conn, actor, resident_id)
-    found = await contacts.contacts(conn, actor, [resident_id])
-    resource = fhirjson.patient(record, found.get(resident_id))
+    # the audit rows are committed with the read, in its round trip
+    found = await queries.read_patient(conn, actor, resident_id, commit=True)
+    resource = fhirjson.patient(found.record, found.contacts)
     return fhir(fhirjson.with_meta(resource, "1", None), etag=True)
 
 
@@ -357,6 +357,7 @@ async def observation_lastn(request: Request, conn: Conn, actor: CurrentActor) -
         max_per_code=max_per_code,
         codes=fhirsearch.tokens("code", params.values("code")),
         categories=fhirsearch.tokens("category", params.values("category")),
+        commit=True,  # the audit row is committed with the read, in its round trip
     )
     base = base_url(request)
     entries = [(f"{base}/Observation/{r.id}", r.json) for r in found]

@@ -864,6 +864,53 @@ TYPE_PATIENT_RECORD = "110110"
 TYPE_USER_AUTHENTICATION = "110114"
 
 
+_AUDIT_INSERT = """INSERT INTO audit_event (type_code, subtype, action, outcome, agent_user_id,
+    agent_role, purpose_of_use, resident_id, entity, client_digest)"""
+
+
+def audit_params(
+    actor: Actor | None,
+    *,
+    subtype: str,
+    action: str,
+    entity: str,
+    outcome: Outcome = Outcome.SUCCESS,
+    type_code: str = TYPE_PATIENT_RECORD,
+    client_digest: bytes | None = None,
+    key: str = "audit",
+) -> dict[str, Any]:
+    """The values of an audit row but its resident, as the parameters of :func:`audit_select`
+    (named ``{key}_…``, so that one statement can write rows of two entities)."""
+    values = {
+        "type": type_code,
+        "subtype": subtype,
+        "action": action,
+        "outcome": str(outcome),
+        "agent": actor.user_id if actor else None,
+        "role": str(actor.role) if actor else None,
+        "purpose": actor.purpose_of_use if actor else None,
+        "entity": entity,
+        "client": client_digest if client_digest is not None else _client_of(actor),
+    }
+    return {f"{key}_{name}": value for name, value in values.items()}
+
+
+def audit_select(source: str, resident: str, *, key: str = "audit") -> str:
+    """SQL: the audit rows of :func:`audit_params` (``key``), one per row of ``source`` (a FROM
+    item and any WHERE) for the resident ``resident`` (an expression over it)."""
+    return (
+        f"SELECT %({key}_type)s, %({key}_subtype)s, %({key}_action)s, %({key}_outcome)s,"
+        f" %({key}_agent)s, %({key}_role)s, %({key}_purpose)s, {resident}, %({key}_entity)s,"
+        f" %({key}_client)s::bytea FROM {source}"
+    )
+
+
+def audit_insert(*selects: str) -> str:
+    """SQL: one INSERT of the rows of the :func:`audit_select` statements, in their order. As a
+    data-modifying CTE it travels with the read it records, in the same statement."""
+    return f"{_AUDIT_INSERT} " + " UNION ALL ".join(selects)
+
+
 async def record_audit(
     conn: Conn,
     actor: Actor | None,
@@ -882,24 +929,18 @@ async def record_audit(
     parameter names, or a page name.
     """
     ids: list[str | None] = [*sorted(set(residents))]
-    params = {
-        "type": type_code,
-        "subtype": subtype,
-        "action": action,
-        "outcome": str(outcome),
-        "agent": actor.user_id if actor else None,
-        "role": str(actor.role) if actor else None,
-        "purpose": actor.purpose_of_use if actor else None,
-        "entity": entity,
-        "client": client_digest if client_digest is not None else _client_of(actor),
-        "residents": ids if ids else [None],
-    }
+    params = audit_params(
+        actor,
+        subtype=subtype,
+        action=action,
+        entity=entity,
+        outcome=outcome,
+        type_code=type_code,
+        client_digest=client_digest,
+    )
+    params["residents"] = ids if ids else [None]
     await conn.execute(
-        """INSERT INTO audit_event (type_code, subtype, action, outcome, agent_user_id,
-                                    agent_role, purpose_of_use, resident_id, entity, client_digest)
-           SELECT %(type)s, %(subtype)s, %(action)s, %(outcome)s, %(agent)s, %(role)s,
-                  %(purpose)s, rid, %(entity)s, %(client)s
-           FROM unnest(%(residents)s::text[]) AS rid""",
+        audit_insert(audit_select("unnest(%(residents)s::text[]) AS rid", "rid")).encode(),
         params,
     )
 

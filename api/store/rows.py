@@ -56,6 +56,23 @@ async def build_one(
         return await cur.fetchone()
 
 
+async def fetch_committed(
+    conn: Conn, cls: type[T], query: Query, params: Params | None = None, *, commit: bool
+) -> list[T]:
+    """All rows of ``query`` as ``cls`` instances; with ``commit`` the transaction is committed
+    in the same round trip (pipeline mode: the statement, COMMIT, one sync), so whatever the
+    transaction wrote (a read's audit rows) is durable before the rows are returned. If the
+    statement or the commit fails, this raises and returns nothing."""
+    async with conn.pipeline():
+        cur = conn.cursor(row_factory=class_row(cls))
+        await cur.execute(query, params)
+        if commit:
+            await conn.commit()
+        found = await cur.fetchall()
+        await cur.close()
+    return found
+
+
 async def scalar(conn: Conn, query: Query, params: Params | None = None) -> Any:
     """The first column of the first row (None when there is no row)."""
     async with conn.cursor(row_factory=scalar_row) as cur:
