@@ -451,6 +451,14 @@ async def create_session(conn: Conn, user_id: str, *, lifetime: timedelta) -> Ne
     return NewSession(token=token, csrf_token=csrf, expires_at=expires_at)
 
 
+async def _lookup(conn: Conn, query: bytes, params: tuple[Any, ...]) -> _ActorUse | None:
+    """The actor row of a session or token lookup, in one round trip: the lookup is usually a
+    request's first statement, and in pipeline mode the transaction's BEGIN travels with it
+    instead of taking a round trip of its own."""
+    async with conn.pipeline():
+        return await rows.build_one(conn, _actor_use, query, params)
+
+
 async def session_actor(conn: Conn, token: str, *, idle: timedelta) -> SessionInfo | None:
     """The actor of a live session (not expired, used within ``idle``), in one round trip.
 
@@ -458,9 +466,8 @@ async def session_actor(conn: Conn, token: str, *, idle: timedelta) -> SessionIn
     do not queue on its row lock.
     """
     hashed = digest(token)
-    found = await rows.build_one(
+    found = await _lookup(
         conn,
-        _actor_use,
         f"""SELECT {_ACTOR_COLUMNS}, s.csrf_token,
                    s.last_seen_at < now() - interval '1 minute' AS stale
             FROM {_ACTOR_FROM} JOIN user_session s ON s.user_id = u.id
@@ -526,9 +533,8 @@ async def token_actor(conn: Conn, token: str) -> Actor | None:
     at once; a write per request would serialise them on the token's row).
     """
     hashed = digest(token)
-    found = await rows.build_one(
+    found = await _lookup(
         conn,
-        _actor_use,
         f"""SELECT {_ACTOR_COLUMNS}, NULL::text AS csrf_token,
                    t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' AS stale,
                    t.scopes
