@@ -40,6 +40,7 @@ from enum import StrEnum
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
 
 from api.store import rows
 from ingest.store.errors import StoreError
@@ -453,10 +454,15 @@ async def create_session(conn: Conn, user_id: str, *, lifetime: timedelta) -> Ne
 
 async def _lookup(conn: Conn, query: bytes, params: tuple[Any, ...]) -> _ActorUse | None:
     """The actor row of a session or token lookup, in one round trip: the lookup is usually a
-    request's first statement, and in pipeline mode the transaction's BEGIN travels with it
-    instead of taking a round trip of its own."""
-    async with conn.pipeline():
+    request's first statement, and run as a transaction of its own (it only reads) it needs no
+    BEGIN, which would otherwise take a round trip of its own."""
+    if conn.autocommit or conn.info.transaction_status is not TransactionStatus.IDLE:
         return await rows.build_one(conn, _actor_use, query, params)
+    await conn.set_autocommit(True)
+    try:
+        return await rows.build_one(conn, _actor_use, query, params)
+    finally:
+        await conn.set_autocommit(False)
 
 
 async def session_actor(conn: Conn, token: str, *, idle: timedelta) -> SessionInfo | None:

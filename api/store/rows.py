@@ -13,9 +13,11 @@ from typing import Any, LiteralString, TypeVar
 
 from psycopg import AsyncConnection
 from psycopg.abc import Params
+from psycopg.pq import TransactionStatus
 from psycopg.rows import class_row, kwargs_row, scalar_row
 
 Conn = AsyncConnection[Any]
+IDLE = TransactionStatus.IDLE
 T = TypeVar("T")
 #: A query: a literal string, or bytes (an f-string with only trusted SQL, encoded).
 Query = LiteralString | bytes
@@ -60,16 +62,22 @@ async def fetch_committed(
     conn: Conn, cls: type[T], query: Query, params: Params | None = None, *, commit: bool
 ) -> list[T]:
     """All rows of ``query`` as ``cls`` instances; with ``commit`` the transaction is committed
-    in the same round trip (pipeline mode: the statement, COMMIT, one sync), so whatever the
-    transaction wrote (a read's audit rows) is durable before the rows are returned. If the
-    statement or the commit fails, this raises and returns nothing."""
-    async with conn.pipeline():
-        cur = conn.cursor(row_factory=class_row(cls))
-        await cur.execute(query, params)
-        if commit:
-            await conn.commit()
-        found = await cur.fetchall()
-        await cur.close()
+    before they are returned, so whatever it wrote (a read's audit rows) is durable by then. If
+    the statement or the commit fails, this raises and returns nothing.
+
+    When no transaction is open the statement runs as a transaction of its own (autocommit for
+    this statement): one round trip, the server commits before it reports the statement done
+    (and reports a failed commit as the statement's error), instead of BEGIN, the statement and
+    COMMIT as three."""
+    if commit and not conn.autocommit and conn.info.transaction_status is IDLE:
+        await conn.set_autocommit(True)
+        try:
+            return await fetch_all(conn, cls, query, params)
+        finally:
+            await conn.set_autocommit(False)
+    found = await fetch_all(conn, cls, query, params)
+    if commit:
+        await conn.commit()
     return found
 
 
