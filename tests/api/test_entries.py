@@ -33,7 +33,8 @@ def post(api: Api, csrf: str, rid: str, kind: str, **fields: Any) -> Any:
 def stored(api: Api, rid: str) -> list[tuple[Any, ...]]:
     async def work(conn: Any) -> list[tuple[Any, ...]]:
         cur = await conn.execute(
-            "SELECT code, code_system, value, unit, context::text"
+            "SELECT code, code_system, value, unit, daon_observation_context(context, setting,"
+            " binding, session_id, station_id, reading_id)::text"  # migration 0109
             " FROM observation WHERE resident_id = %s ORDER BY code",
             (rid,),
         )

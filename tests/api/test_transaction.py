@@ -206,9 +206,7 @@ def test_resident_page_form_enters_a_reading(api: Api) -> None:
     assert bad.status_code == 400
 
     async def stored(conn: Any) -> list[tuple[Any, ...]]:
-        cur = await conn.execute(
-            "SELECT code, value, context->>'meal', context->>'setting' FROM observation"
-        )
+        cur = await conn.execute("SELECT code, value, context->>'meal', setting FROM observation")
         return await cur.fetchall()
 
     assert api.db(stored) == [("41653-7", 131.0, "fasting", "visit")]

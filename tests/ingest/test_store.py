@@ -66,7 +66,8 @@ async def test_a_batch_is_stored_with_typed_columns_and_the_resource(db_url: str
         rows = await (
             await conn.execute(
                 "SELECT resident_id, code, unit, component_values, device_id, gateway_id, "
-                "centre_id, status, quality, context, template_id FROM observation "
+                "centre_id, status, quality, daon_observation_context(context, setting, binding, "
+                "session_id, station_id, reading_id), template_id FROM observation "
                 "WHERE code = '85354-9' "
                 "ORDER BY effective_at LIMIT 1"
             )
@@ -202,7 +203,7 @@ async def test_a_check_in_binding_has_a_provenance(db_url: str) -> None:
             r[0]
             for r in await (
                 await conn.execute(
-                    "SELECT id::text FROM observation WHERE context->>'reading' = 'm1' ORDER BY id"
+                    "SELECT id::text FROM observation WHERE reading_id = 'm1' ORDER BY id"
                 )
             ).fetchall()
         ]
