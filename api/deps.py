@@ -62,7 +62,7 @@ async def get_conn(request: Request) -> AsyncIterator[AsyncConnection[Any]]:
     config: ApiConfig = request.app.state.config
     try:
         async with pool.connection(timeout=config.pool_timeout_s) as conn:
-            conn.prepare_threshold = PREPARE_THRESHOLD
+            await _transactional(conn)
             yield conn
     except PoolTimeout as exc:
         raise ServiceBusy() from exc
@@ -79,10 +79,20 @@ async def short_connection(request: Request) -> AsyncIterator[AsyncConnection[An
     config: ApiConfig = request.app.state.config
     try:
         async with pool.connection(timeout=config.pool_timeout_s) as conn:
-            conn.prepare_threshold = PREPARE_THRESHOLD
+            await _transactional(conn)
             yield conn
     except PoolTimeout as exc:
         raise ServiceBusy() from exc
+
+
+async def _transactional(conn: AsyncConnection[Any]) -> None:
+    """A request's connection: prepared statements, and one transaction per request. A lookup
+    or read that runs as a transaction of its own switches autocommit on and back off
+    (``access._lookup``, ``rows.fetch_committed``); should a cancelled one have left it on, the
+    next request must still get its transaction (no round trip: a client-side setting)."""
+    conn.prepare_threshold = PREPARE_THRESHOLD
+    if conn.autocommit:
+        await conn.set_autocommit(False)
 
 
 def client_address(request: Request) -> str:
