@@ -260,7 +260,8 @@ async def require_resident(
     where, params = scope_predicate(actor)
     allowed = await rows.scalar(
         conn,
-        f"SELECT {where} FROM resident r WHERE r.id = %(rid)s".encode(),
+        # a predicate over a NULL column (no nurse assigned) is NULL: a denial, not "not found"
+        f"SELECT COALESCE(({where}), false) FROM resident r WHERE r.id = %(rid)s".encode(),
         {**params, "rid": resident_id},
     )
     if allowed is None:

@@ -353,8 +353,8 @@ async def read_observation(conn: Conn, actor: Actor, observation_id: str) -> Sto
 
 @dataclass(frozen=True, slots=True)
 class _GatedRow:
-    """A row of a read whose statement also checks the scope: ``allowed`` (NULL: the resident
-    does not exist as far as the predicate can tell), then the Observation's
+    """A row of a read whose statement also checks the scope: ``allowed`` (false also when the
+    predicate meets a NULL column, e.g. no nurse assigned: a denial), then the Observation's
     :data:`RENDER_COLUMNS` (NULL when the resident has none)."""
 
     allowed: bool | None
@@ -420,7 +420,7 @@ async def last_n(
     extra = "".join(f" AND {f}" for f in filters)
     sql = f"""
         WITH target AS (
-            SELECT ({where}) AS allowed FROM resident r WHERE r.id = %(rid)s
+            SELECT COALESCE(({where}), false) AS allowed FROM resident r WHERE r.id = %(rid)s
         ), audit AS ({access.audit_insert(access.audit_select("target WHERE allowed", "%(rid)s"))}
         ), codes AS (
             SELECT DISTINCT code FROM observation
@@ -471,7 +471,7 @@ class PatientRead:
 
 @dataclass(frozen=True, slots=True)
 class _PatientRow:
-    allowed: bool | None  # NULL (the predicate could not tell) counts as not found, as before
+    allowed: bool | None  # never NULL: a predicate that cannot tell (a NULL column) denies
     id: str
     display_name: str
     neighbourhood: str
@@ -516,7 +516,7 @@ async def read_patient(
     sql = f"""
         WITH target AS (
             SELECT r.id, r.display_name, r.neighbourhood, r.birth_date, r.sex, r.active,
-                   ({where}) AS allowed
+                   COALESCE(({where}), false) AS allowed
             FROM resident r WHERE r.id = %(rid)s
         ), contact(contact_id, contact_neighbourhood, mobile_phone, home_phone, address_road,
                    address_detail, postal_code, lives_alone, contacts) AS (

@@ -125,6 +125,25 @@ def test_reads_out_of_scope_send_nothing_and_leave_no_read_audit(
     assert [row[3] for row in found] == (["4"] if denial_row else [])
 
 
+@pytest.mark.parametrize("path", [PATIENT, LASTN])
+def test_a_resident_with_no_nurse_outside_her_neighbourhood_is_a_recorded_denial(
+    api: Api, bp_151: None, path: str
+) -> None:
+    """The nurse scope is "her own residents or her neighbourhoods": for a resident of another
+    neighbourhood with no nurse assigned it is NULL in SQL, which must deny (and record the
+    denial) like any other resident outside her scope, not pass for "no such resident"."""
+
+    async def no_nurse(conn: AsyncConnection[Any]) -> None:
+        await conn.execute("UPDATE resident SET nurse_id = NULL WHERE id = %s", (IN_HWANGHAK,))
+
+    api.db(no_nurse)
+    response = api.client.get(path.format(rid=IN_HWANGHAK), headers=api.bearer("N01"))
+    assert response.status_code == 403, response.text
+    assert "151" not in response.text
+    found = audit_rows(api, "agent_user_id = %s", ("N01",))
+    assert [(row[3], row[7]) for row in found] == [("4", IN_HWANGHAK)]
+
+
 def test_a_therapist_reads_her_rehabilitation_residents(api: Api, bp_151: None) -> None:
     for rid in (IN_YAKSU, NO_LIAISON):  # the rehabilitation-room residents
         response = api.client.get(PATIENT.format(rid=rid), headers=api.bearer("T01"))
