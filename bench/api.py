@@ -359,12 +359,12 @@ def serve(port: int, url: str, workers: int) -> None:
 
     os.environ["DAON_DATABASE_URL"] = url
     os.environ.pop("DAON_MQTT_URL", None)
-    from daon.commands.api import NoDelayH11Protocol
+    from daon.commands.api import server_options
 
     uvicorn.run(
         "daon.commands.api:asgi_app",
         factory=True,
-        http=NoDelayH11Protocol,
+        **server_options(),  # the event loop and HTTP parser as `daon api` runs them
         workers=workers,
         host="127.0.0.1",
         port=port,

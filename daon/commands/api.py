@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
+import logging
 import os
 import socket
 import sys
@@ -58,8 +60,34 @@ def api_config(settings: Settings, database_url: str, mqtt_url: str | None) -> A
     return config.with_overrides(settings.api)
 
 
+_log = logging.getLogger(__name__)
+
+
+def server_options() -> dict[str, Any]:
+    """The event loop and HTTP parser of the production server (``daon api``, bench/api.py).
+
+    uvloop and httptools (dependencies, wheels for the usual platforms) when both import:
+    the loop and the parser in C, about half of a Patient read's CPU in the server
+    (docs/reads.md). uvloop switches Nagle off on every TCP connection it accepts itself.
+    Otherwise asyncio and h11 with :data:`NoDelayH11Protocol`, and one log line saying so.
+    """
+    missing = []
+    for name in ("uvloop", "httptools"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if not missing:
+        return {"loop": "uvloop", "http": "httptools"}
+    _log.warning(
+        "%s not importable: serving on asyncio + h11 (slower reads)", " and ".join(missing)
+    )
+    return {"loop": "asyncio", "http": _nodelay_protocol_class()}
+
+
 def _nodelay_protocol() -> type:
-    """uvicorn's HTTP/1.1 protocol with TCP_NODELAY on every connection.
+    """uvicorn's HTTP/1.1 protocol with TCP_NODELAY on every connection (the fallback of
+    :func:`server_options`).
 
     With ``--workers`` uvicorn binds the listening socket itself without ``IPPROTO_TCP``, so
     asyncio does not switch Nagle off on accepted connections, and a small response written
@@ -133,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
                 # forwarded headers are believed only from [api] trusted_proxies, by the app
                 # itself (api.main), never from whoever connects over loopback
                 "proxy_headers": False,
-                "http": _nodelay_protocol_class(),
+                **server_options(),
             }
             if args.workers > 1:
                 os.environ["DAON_DATABASE_URL"] = ep.database_url
