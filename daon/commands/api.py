@@ -79,8 +79,12 @@ def server_options() -> dict[str, Any]:
             missing.append(name)
     if not missing:
         return {"loop": "uvloop", "http": "httptools"}
+    names = " and ".join(missing)
     _log.warning(
-        "%s not importable: serving on asyncio + h11 (slower reads)", " and ".join(missing)
+        "%s을(를) 불러올 수 없어 asyncio + h11로 서비스합니다 (읽기가 느립니다) / "
+        "%s not importable: serving on asyncio + h11 (slower reads)",
+        names,
+        names,
     )
     return {"loop": "asyncio", "http": _nodelay_protocol_class()}
 

@@ -20,9 +20,11 @@ import uvicorn
 
 from daon.commands import api as api_command
 
+
 async def _hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
     assert scope["type"] == "http"
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    headers = [(b"content-length", b"2")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b"ok"})
 
 
@@ -37,7 +39,7 @@ def _serve_once(options: dict[str, Any]) -> tuple[bytes, list[int], type, type]:
     base: type = config.http_protocol_class
     seen: list[int] = []
 
-    class Observed(base):  # type: ignore[valid-type,misc]
+    class Observed(base):  # type: ignore[misc]
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             sock = transport.get_extra_info("socket")
@@ -54,7 +56,8 @@ def _serve_once(options: dict[str, Any]) -> tuple[bytes, list[int], type, type]:
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         try:
             async with asyncio.timeout(10):
-                while not server.started:
+                # uvicorn.Server has only a flag for "listening", no event to wait on.
+                while not server.started:  # noqa: ASYNC110
                     await asyncio.sleep(0.01)
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 try:
@@ -88,7 +91,8 @@ def test_production_server_is_uvloop_and_httptools_and_sets_nodelay() -> None:
     assert response.endswith(b"\r\n\r\nok")
     assert protocol is HttpToolsProtocol
     assert issubclass(loop_class, uvloop.Loop)
-    assert len(nodelay) == 1 and nodelay[0] != 0
+    assert len(nodelay) == 1
+    assert nodelay[0] != 0
 
 
 def test_without_uvloop_the_server_falls_back_to_asyncio_h11_with_nodelay(
@@ -101,14 +105,18 @@ def test_without_uvloop_the_server_falls_back_to_asyncio_h11_with_nodelay(
     assert options["loop"] == "asyncio"
     assert options["http"] is api_command.NoDelayH11Protocol
     lines = [r.getMessage() for r in caplog.records if r.name == api_command.__name__]
-    assert lines == ["uvloop not importable: serving on asyncio + h11 (slower reads)"]
+    assert lines == [
+        "uvloop을(를) 불러올 수 없어 asyncio + h11로 서비스합니다 (읽기가 느립니다) / "
+        "uvloop not importable: serving on asyncio + h11 (slower reads)"
+    ]
 
     response, nodelay, protocol, loop_class = _serve_once(options)
     assert response.startswith(b"HTTP/1.1 200 ")
     assert response.endswith(b"\r\n\r\nok")
     assert protocol is api_command.NoDelayH11Protocol
     assert loop_class.__module__.startswith("asyncio")
-    assert len(nodelay) == 1 and nodelay[0] != 0
+    assert len(nodelay) == 1
+    assert nodelay[0] != 0
 
 
 def test_plain_h11_on_a_bound_socket_leaves_nagle_on() -> None:
