@@ -93,9 +93,10 @@ def _nodelay_protocol() -> type:
     """uvicorn's HTTP/1.1 protocol with TCP_NODELAY on every connection (the fallback of
     :func:`server_options`).
 
-    With ``--workers`` uvicorn binds the listening socket itself without ``IPPROTO_TCP``, so
-    asyncio does not switch Nagle off on accepted connections, and a small response written
-    as headers then body waits for the client's delayed ACK: 40 ms per request (bench/api.py).
+    With ``--workers`` uvicorn before 0.55 binds the listening socket itself without
+    ``IPPROTO_TCP``, so asyncio does not switch Nagle off on accepted connections, and a small
+    response written as headers then body waits for the client's delayed ACK: 40 ms per
+    request (bench/api.py; tests/api/test_server.py).
     Built on first use so that ``daon --help`` does not import uvicorn.
     """
     from uvicorn.protocols.http.h11_impl import H11Protocol
