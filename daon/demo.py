@@ -301,7 +301,9 @@ async def virtual_ble(stop: asyncio.Event) -> AsyncIterator[tuple[Any, str]]:
             f"꺼짐 / off, the kiosks and everything else run. {exc}",
         )
         return
+    saved = {name: os.environ.get(name) for name in ("DBUS_SYSTEM_BUS_ADDRESS", "PATH")}
     try:
+        # bleak finds BlueZ through this variable, read at every connection: process-wide
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
         # bleak asks `bluetoothctl --version` for BlueZ's version: the bus brings an answer.
         os.environ["PATH"] = f"{bus.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -325,6 +327,11 @@ async def virtual_ble(stop: asyncio.Event) -> AsyncIterator[tuple[Any, str]]:
                 logger.debug("virtual BlueZ stopped uncleanly: %s", exc)
     finally:
         bus.stop()
+        for name, value in saved.items():  # no later bleak user of this process finds a dead bus
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class _QuietServer(uvicorn.Server):

@@ -130,14 +130,20 @@ class DemoStack:
         return run_db(self.database_url, make)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo_stack(
     pg_server_url: str, mqtt_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DemoStack]:
     """``run_demo`` as ``make demo`` runs it (every service, the seed and the 90-day history
     written on the first start) on an empty database and state folder of its own, in a thread
-    with its own event loop; stopped at the end of the worker's session. Tests that use it
-    carry ``pytest.mark.xdist_group("demo")`` so that one worker starts it once."""
+    with its own event loop; stopped at the end of the module. Tests that use it carry
+    ``pytest.mark.xdist_group("demo")`` so that one worker runs them.
+
+    Module scope, not session: the demo's gateways reach its virtual BlueZ through the
+    process's ``DBUS_SYSTEM_BUS_ADDRESS``, which bleak reads at every connection. A BLE test
+    later in the same worker points that variable at its own bus, and a demo still running
+    then connected and disconnected there (seen in CI: ``Device1.Disconnect`` from another
+    client, "gone from BlueZ" warnings of demo devices during a glucose-meter test)."""
     name, url = _fresh_database(pg_server_url, None)
     state: Path = tmp_path_factory.mktemp("demo-state")
     settings = Settings(
