@@ -117,7 +117,17 @@ def service_user() -> pwd.struct_passwd | None:
     name = os.environ.get("DAON_SERVICE_USER", SERVICE_USER)
     with contextlib.suppress(KeyError):
         return pwd.getpwnam(name)
-    _create_system_user(name)
+    # One creator at a time: the test workers of a fresh machine all arrive here at once, and
+    # concurrent useradds left one worker with a uid that no longer existed ("initdb: could
+    # not look up effective user ID 999", every database test of that worker errored).
+    try:
+        PROGRAM_CACHE.mkdir(parents=True, exist_ok=True)
+        with _locked(PROGRAM_CACHE / f"user-{name}.lock"):
+            with contextlib.suppress(KeyError):
+                return pwd.getpwnam(name)  # another process created it meanwhile
+            _create_system_user(name)
+    except OSError as exc:
+        raise EmbeddedError(f"could not create the system user {name!r}: {exc}") from exc
     try:
         return pwd.getpwnam(name)
     except KeyError as exc:

@@ -225,6 +225,40 @@ def test_processes_copying_the_programs_at_once_never_break_each_other(open_tmp:
     assert len(copies) == 1, copies  # one copy, no partial copy left behind
 
 
+_FIND_USER = """
+import sys
+from pathlib import Path
+import daon.embedded as e
+e.PROGRAM_CACHE = Path(sys.argv[1])
+print(e.service_user().pw_uid)
+"""
+
+
+@needs_root
+@pytest.mark.slow
+def test_processes_creating_the_service_user_at_once_agree_on_one(open_tmp: Path) -> None:
+    """A fresh machine's test workers all create the service user at the same moment: each
+    must get the one user that exists afterwards (concurrent useradds left a worker with a
+    uid that no longer existed)."""
+    if shutil.which("useradd") is None and shutil.which("adduser") is None:
+        pytest.skip("neither useradd nor adduser is installed")
+    name = f"daon-t{os.getpid() % 100000}"
+    env = {**os.environ, "DAON_SERVICE_USER": name}
+    argv = [sys.executable, "-c", _FIND_USER, str(open_tmp / "cache")]
+    try:
+        runs = [
+            subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(4)
+        ]
+        outputs = [r.communicate(timeout=120) for r in runs]
+        assert [r.returncode for r in runs] == [0, 0, 0, 0], [o[1].decode() for o in outputs]
+        uids = {int(out.decode()) for out, _ in outputs}
+        assert uids == {pwd.getpwnam(name).pw_uid}
+    finally:
+        subprocess.run(["userdel", name], capture_output=True, check=False)
+        subprocess.run(["groupdel", name], capture_output=True, check=False)
+
+
 @needs_root
 def test_as_root_unreachable_data_is_a_clear_error_with_the_fix(open_tmp: Path) -> None:
     private = open_tmp / "root-home"
